@@ -1,0 +1,141 @@
+"""ImmunoSep dashboard: the Dash app and its Flask server (``gunicorn app:server``).
+
+This module wires things together and holds no business logic: settings are read once
+(``settings.Settings.from_env``), the cache backend is bound, pages are registered, and the
+demo database is created from the seeded synthetic cohort on first start when there is no data.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import dash
+from dash import Dash
+from flask import Response, jsonify, request
+
+from components import services, shell
+from components.auth import DEMO_PRINCIPAL
+from components.pages import cohort, data, not_found, patient, ward
+from settings import APP_VERSION, PROJECT_ROOT, Settings
+
+log = logging.getLogger("immunosep")
+
+PAGES = (ward, patient, cohort, data, not_found)
+_DASH_INTERNAL = re.compile(r"^/(_dash-|_reload-hash|_favicon|assets/|healthz|api/)")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+    )
+
+
+def bootstrap_data(settings: Settings) -> None:
+    """Create the schema, and the demo cohort if the database holds no patients (idempotent)."""
+    from core.db import ensure_schema, make_engine
+    from core.io import build_demo_database
+
+    engine = make_engine(settings.database_url)
+    try:
+        ensure_schema(engine)
+        if settings.mode == "demo":
+            started = time.perf_counter()
+            result = build_demo_database(
+                engine, seed=settings.demo_seed, n_randomised=settings.demo_patients
+            )
+            log.info("demo data: %s (%.1f s)", result, time.perf_counter() - started)
+    finally:
+        engine.dispose()
+
+
+def _known_page(path: str) -> bool:
+    path = path.strip("/")
+    for page in dash.page_registry.values():
+        if page["module"] == "not_found_404":
+            continue
+        if path == page["path"].strip("/"):
+            return True
+        template = (page.get("path_template") or "").strip("/").split("/")
+        parts = path.split("/")
+        if len(template) > 1 and len(parts) == len(template):
+            if all(t == p or (t.startswith("<") and t.endswith(">") and p) for t, p in zip(template, parts, strict=True)):
+                return True
+    return False
+
+
+def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> Dash:
+    """Build the Dash app for ``settings`` (default: read from the environment once)."""
+    settings = settings or Settings.from_env()
+    _configure_logging(settings.log_level)
+    if bootstrap:
+        bootstrap_data(settings)
+
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(PROJECT_ROOT / "assets"),
+        title="ImmunoSep",
+        update_title=None,
+        serve_locally=True,
+    )
+    server = app.server
+    server.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=20 * 1024 * 1024)
+    server.extensions[services.EXTENSION] = {"settings": settings}
+    services.cache.init_app(server, config=settings.cache_config())
+
+    for page in PAGES:
+        page.register()
+
+    def serve_layout():
+        info = services.dataset_info()
+        return shell.build_shell(
+            principal=DEMO_PRINCIPAL,
+            synthetic=info.synthetic,
+            n_patients=info.n_patients,
+            version=info.version,
+        )
+
+    app.layout = serve_layout
+
+    @server.route("/healthz")
+    def healthz() -> Response:
+        info = services.dataset_info()
+        return jsonify(
+            status="ok",
+            version=APP_VERSION,
+            data_source={
+                "kind": settings.database_kind,
+                "url": settings.public_database(),
+                "dataset_version": info.version,
+                "patients": info.n_patients,
+                "synthetic": info.synthetic,
+            },
+            cache=services.cache_backend_status(),
+            mode=settings.mode,
+        )
+
+    @server.after_request
+    def not_found_status(response: Response) -> Response:
+        """Unknown page paths get a real HTTP 404 (the body is still the app, showing the 404 page)."""
+        if (
+            request.method == "GET"
+            and response.status_code == 200
+            and response.mimetype == "text/html"
+            and not _DASH_INTERNAL.match(request.path)
+            and not _known_page(request.path)
+        ):
+            response.status_code = 404
+        return response
+
+    return app
+
+
+app = create_app()
+server = app.server
+
+if __name__ == "__main__":
+    _settings = server.extensions[services.EXTENSION]["settings"]
+    app.run(host=_settings.host, port=_settings.port, debug=False)

@@ -1,0 +1,64 @@
+"""Who is asking: the principal of the current request and what their role may see.
+
+The role decides, on the server, whether the randomised arm may be used at all
+(features.md section 6). Blinded roles never get arm data from the service layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    CLINICIAN = "clinician"
+    MONITOR = "monitor"
+    DSMB = "dsmb"
+    STATISTICIAN = "statistician"
+    DEMO = "demo"
+
+
+class ArmVisibility(StrEnum):
+    """What a role may see of the allocation."""
+
+    NONE = "blinded"  # never the arm, no per-arm splits
+    CODED = "coded"  # Group A / Group B (DSMB closed session)
+    FULL = "unblinded"  # real labels
+
+
+ROLE_LABELS = {
+    Role.CLINICIAN: "ICU clinician",
+    Role.MONITOR: "Blinded monitor",
+    Role.DSMB: "DSMB (closed session)",
+    Role.STATISTICIAN: "Unblinded statistician",
+    Role.DEMO: "Demo",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    role: Role
+    sites: tuple[str, ...] | None = None  # None = all sites
+    unmasked: bool = False  # DSMB after a recorded unmask step
+
+    @property
+    def arm_visibility(self) -> ArmVisibility:
+        if self.role in (Role.STATISTICIAN, Role.DEMO):
+            return ArmVisibility.FULL
+        if self.role is Role.DSMB:
+            return ArmVisibility.FULL if self.unmasked else ArmVisibility.CODED
+        return ArmVisibility.NONE
+
+    @property
+    def scope(self) -> str:
+        """Cache-key scope: results differ by what the arm visibility and sites allow."""
+        sites = "all" if self.sites is None else ",".join(sorted(self.sites))
+        return f"{self.arm_visibility.value}|{sites}"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self.role]
+
+
+DEMO_PRINCIPAL = Principal(user="demo", role=Role.DEMO)

@@ -1,0 +1,70 @@
+"""The app shell: navbar, data/blinding banner and the page container."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from components import ids
+from components.auth import ArmVisibility, Principal
+
+NAV_ITEMS = (
+    ("Ward board", "/"),
+    ("Patient", "/patient"),
+    ("Cohort", "/cohort"),
+    ("Data", "/data"),
+)
+
+
+def build_banner(*, principal: Principal, synthetic: bool, n_patients: int, version: str) -> html.Div:
+    """The always-visible strip that says what data these are and what the viewer may see."""
+    visibility = principal.arm_visibility
+    blinding = {
+        ArmVisibility.NONE: "Blinded: treatment allocation hidden",
+        ArmVisibility.CODED: "Closed session: allocation shown as coded groups (Group A / Group B)",
+        ArmVisibility.FULL: "Unblinded: treatment allocation visible",
+    }[visibility]
+    parts = []
+    if synthetic:
+        parts.append(html.Strong("DEMO: synthetic data, no real patients", className="me-3"))
+    parts.append(html.Span(blinding, className="me-3"))
+    parts.append(html.Span(f"Role: {principal.label}", className="me-3"))
+    parts.append(html.Span(f"{n_patients} patients, data version {version}", className="text-muted"))
+    colour = "warning" if synthetic else ("danger" if visibility is ArmVisibility.FULL else "info")
+    return html.Div(parts, id=ids.BANNER, className=f"shell-banner alert alert-{colour} py-1 px-3 mb-0 rounded-0")
+
+
+def build_navbar(principal: Principal) -> dbc.Navbar:
+    links = [
+        dbc.NavItem(dbc.NavLink(label, href=href, active="exact")) for label, href in NAV_ITEMS
+    ]
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand("ImmunoSep", href="/", className="fw-bold"),
+                dbc.Nav(links, navbar=True, className="me-auto"),
+                html.Span(principal.user, id=ids.PRINCIPAL, className="navbar-text small"),
+            ],
+            fluid=True,
+        ),
+        id=ids.NAVBAR,
+        color="dark",
+        dark=True,
+        className="py-1",
+    )
+
+
+def build_shell(*, principal: Principal, synthetic: bool, n_patients: int, version: str) -> html.Div:
+    watermark = html.Div("DEMO", className="demo-watermark") if synthetic else None
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            build_navbar(principal),
+            build_banner(
+                principal=principal, synthetic=synthetic, n_patients=n_patients, version=version
+            ),
+            dbc.Container(dash.page_container, fluid=True, className="pt-3 pb-5"),
+            watermark,
+        ]
+    )

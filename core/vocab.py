@@ -1,0 +1,70 @@
+"""Shared vocabulary of core and UI: organs, phenotypes, arms, column names.
+
+One place for names, so ``core`` and ``components`` never spell a column twice
+(teal's shared argument convention; see ../shared/spec/style.md section 5).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+
+class Organ(StrEnum):
+    """The six SOFA organ systems (SRC-VINCENT)."""
+
+    RESPIRATION = "respiration"
+    COAGULATION = "coagulation"
+    LIVER = "liver"
+    CARDIOVASCULAR = "cardiovascular"
+    CNS = "cns"
+    RENAL = "renal"
+
+
+ORGANS: Final = tuple(Organ)
+#: component score column per organ, e.g. ``sofa_renal``
+SOFA_COLUMNS: Final = MappingProxyType({o: f"sofa_{o.value}" for o in Organ})
+SOFA_TOTAL: Final = "sofa_total"
+
+#: score_sofa input columns (one row = one patient-day, worst value of the day)
+SOFA_INPUT_COLUMNS: Final = (
+    "pao2_fio2_mmhg",
+    "respiratory_support",
+    "platelets_10e3_per_ul",
+    "bilirubin_mg_dl",
+    "map_mmhg",
+    "dopamine_mcg_kg_min",
+    "dobutamine_mcg_kg_min",
+    "epinephrine_mcg_kg_min",
+    "norepinephrine_mcg_kg_min",
+    "gcs_total",
+    "creatinine_mg_dl",
+    "urine_output_ml_24h",
+)
+
+
+class Phenotype(StrEnum):
+    """Immune classification (SRC-JAMA-ABS, SRC-CTGOV; clinical.md section 1.3)."""
+
+    MALS = "MALS"
+    SIP = "SIP"
+    NOT_ELIGIBLE = "not_eligible"
+    PENDING = "pending_hla_dr"
+    UNKNOWN = "unknown"
+
+
+class Arm(StrEnum):
+    """Randomised arm. Server-side only for blinded roles (features.md section 6)."""
+
+    PRECISION = "precision"
+    PLACEBO = "placebo"
+
+
+ARM_LABELS: Final = MappingProxyType(
+    {Arm.PRECISION: "Precision immunotherapy", Arm.PLACEBO: "Placebo"}
+)
+#: the active product a precision-arm patient receives, by phenotype (clinical.md 1.4)
+ACTIVE_PRODUCT: Final = MappingProxyType(
+    {Phenotype.MALS: "anakinra", Phenotype.SIP: "interferon-gamma"}
+)

@@ -1,0 +1,26 @@
+"""gunicorn configuration (loaded automatically from the project folder).
+
+Settings come from ``settings.Settings`` (the only environment reader). Workers x threads:
+the app is CPU-bound in pandas for cold computations and I/O-bound (cache, database) when warm,
+so a few processes (one per core) with 4 threads each keep both cores busy while one thread waits
+on Redis or SQLite. ``preload_app`` imports the app (and creates the demo database once) in the
+master before forking, which also shares the imported libraries' memory between workers.
+"""
+
+from settings import Settings
+
+_settings = Settings.from_env()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+threads = _settings.threads
+worker_class = "gthread"
+preload_app = True
+timeout = 60  # a cold cohort recomputation at 10,000 patients takes a few seconds, never 60
+graceful_timeout = 20
+keepalive = 5
+max_requests = 5000  # recycle workers slowly so a leak can never grow without bound
+max_requests_jitter = 500
+control_socket_disable = True  # gunicorn 27 creates ~/.gunicorn/gunicorn.ctl otherwise
+accesslog = "-"
+loglevel = _settings.log_level.lower()

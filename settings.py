@@ -1,0 +1,185 @@
+"""Application settings: the ONLY module that reads the environment.
+
+Precedence: explicit keyword argument > environment variable > default. ``Settings.from_env()``
+is called once at start (in ``app.py`` / the gunicorn config) and the frozen result is passed
+down; nothing else reads ``os.environ``. Every variable is listed in ``ENVIRONMENT`` so the README
+table and the code cannot drift apart (a test checks this).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from core.rules import EndpointRules, PhenotypeThresholds, SofaRules
+
+PROJECT_ROOT: Final = Path(__file__).resolve().parent
+APP_VERSION: Final = "0.1.0"
+
+#: name -> (default shown in the README, meaning)
+ENVIRONMENT: Final = MappingProxyType(
+    {
+        "DATABASE_URL": (
+            "sqlite:///data/immunosep.sqlite",
+            "SQLAlchemy URL of the trial database. Relative SQLite paths are resolved against "
+            "the project folder. PostgreSQL: postgresql+psycopg://user@host:5432/db",
+        ),
+        "REDIS_URL": (
+            "(unset)",
+            "Redis for the shared cache, e.g. redis://127.0.0.1:6379/0. Unset: a filesystem "
+            "cache in CACHE_DIR, shared by all gunicorn workers on the machine",
+        ),
+        "CACHE_DIR": ("data/cache", "Folder of the filesystem cache (used when REDIS_URL is unset)"),
+        "CACHE_TIMEOUT": ("86400", "Seconds a cached computation lives (keys carry the data version)"),
+        "HOST": ("127.0.0.1", "Interface the server binds to"),
+        "PORT": ("8050", "Port the server listens on"),
+        "WEB_CONCURRENCY": ("2", "gunicorn worker processes"),
+        "GUNICORN_THREADS": ("4", "threads per gunicorn worker"),
+        "IMMUNOSEP_MODE": (
+            "demo",
+            "Role/blinding mode: demo (synthetic data, unblinded, DEMO watermark; only allowed "
+            "on synthetic data) or login (users sign in; blinding follows their role)",
+        ),
+        "IMMUNOSEP_USERS_FILE": (
+            "(unset)",
+            "JSON file of users for login mode: [{user, password_hash, role, sites}]",
+        ),
+        "IMMUNOSEP_DEMO_PATIENTS": (
+            "281",
+            "Randomised patients in the generated demo cohort (first start with no data)",
+        ),
+        "IMMUNOSEP_DEMO_SEED": ("20251208", "Seed of the synthetic demo cohort"),
+        "SECRET_KEY": (
+            "(generated)",
+            "Flask session key. Unset: generated once and kept in data/.secret_key",
+        ),
+        "SESSION_MINUTES": ("480", "Login session lifetime in minutes"),
+        "LOG_LEVEL": ("INFO", "Python logging level"),
+    }
+)
+
+
+def _resolve_sqlite(url: str) -> str:
+    """Make a relative SQLite path absolute against the project folder (gunicorn-safe)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(PROJECT_ROOT / url[len(prefix) :])
+    return url
+
+
+def _secret_key(path: Path) -> str:
+    """Read or create the per-install secret key file (stable across workers and restarts)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_hex(32)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(key)
+        tmp.chmod(0o600)
+        os.replace(tmp, path)  # atomic: concurrent workers end up with one key
+        return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Frozen application configuration."""
+
+    database_url: str = "sqlite:///" + str(PROJECT_ROOT / "data" / "immunosep.sqlite")
+    redis_url: str | None = None
+    cache_dir: str = str(PROJECT_ROOT / "data" / "cache")
+    cache_timeout: int = 86400
+    host: str = "127.0.0.1"
+    port: int = 8050
+    workers: int = 2
+    threads: int = 4
+    mode: str = "demo"
+    users_file: str | None = None
+    demo_patients: int = 281
+    demo_seed: int = 20251208
+    secret_key: str = ""
+    session_minutes: int = 480
+    log_level: str = "INFO"
+    sofa_rules: SofaRules = field(default_factory=SofaRules)
+    phenotype_thresholds: PhenotypeThresholds = field(default_factory=PhenotypeThresholds)
+    endpoint_rules: EndpointRules = field(default_factory=EndpointRules)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``); keyword overrides win."""
+        env = os.environ if env is None else env
+        unknown = set(overrides) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def get_int(name: str, default: int) -> int:
+            raw = get(name, str(default))
+            try:
+                return int(raw)
+            except ValueError:
+                raise ValueError(f"environment variable {name}={raw!r}: expected an integer") from None
+
+        mode = get("IMMUNOSEP_MODE", "demo").lower()
+        if mode not in {"demo", "login"}:
+            raise ValueError(f"IMMUNOSEP_MODE={mode!r}: expected 'demo' or 'login'")
+        secret = env.get("SECRET_KEY", "").strip() or _secret_key(PROJECT_ROOT / "data" / ".secret_key")
+        cache_dir = get("CACHE_DIR", "data/cache")
+        settings = cls(
+            database_url=_resolve_sqlite(get("DATABASE_URL", "sqlite:///data/immunosep.sqlite")),
+            redis_url=get("REDIS_URL", "") or None,
+            cache_dir=str(PROJECT_ROOT / cache_dir) if not Path(cache_dir).is_absolute() else cache_dir,
+            cache_timeout=get_int("CACHE_TIMEOUT", 86400),
+            host=get("HOST", "127.0.0.1"),
+            port=get_int("PORT", 8050),
+            workers=get_int("WEB_CONCURRENCY", 2),
+            threads=get_int("GUNICORN_THREADS", 4),
+            mode=mode,
+            users_file=get("IMMUNOSEP_USERS_FILE", "") or None,
+            demo_patients=get_int("IMMUNOSEP_DEMO_PATIENTS", 281),
+            demo_seed=get_int("IMMUNOSEP_DEMO_SEED", 20251208),
+            secret_key=secret,
+            session_minutes=get_int("SESSION_MINUTES", 480),
+            log_level=get("LOG_LEVEL", "INFO").upper(),
+        )
+        return replace(settings, **overrides)
+
+    @property
+    def database_kind(self) -> str:
+        return self.database_url.split(":", 1)[0].split("+", 1)[0]
+
+    @property
+    def cache_backend(self) -> str:
+        return "redis" if self.redis_url else "filesystem"
+
+    def public_database(self) -> str:
+        """The database URL without credentials (for /healthz and logs)."""
+        url = self.database_url
+        if "@" in url:
+            scheme, rest = url.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url
+
+    def cache_config(self) -> dict[str, Any]:
+        """flask-caching configuration for the chosen backend."""
+        if self.redis_url:
+            return {
+                "CACHE_TYPE": "RedisCache",
+                "CACHE_REDIS_URL": self.redis_url,
+                "CACHE_DEFAULT_TIMEOUT": self.cache_timeout,
+                "CACHE_KEY_PREFIX": "immunosep:",
+            }
+        return {
+            "CACHE_TYPE": "FileSystemCache",
+            "CACHE_DIR": self.cache_dir,
+            "CACHE_DEFAULT_TIMEOUT": self.cache_timeout,
+            "CACHE_THRESHOLD": 100_000,
+        }

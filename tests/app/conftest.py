@@ -1,0 +1,158 @@
+"""Fixtures for app-level tests: a demo database, a live gunicorn server, a headless browser.
+
+The demo database is built once per test session and shared between xdist workers (a file lock
+in the shared base temp folder), because generating and scoring the cohort takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def demo_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file with the default synthetic cohort (built once, shared by xdist workers)."""
+    shared = tmp_path_factory.getbasetemp().parent
+    db = shared / "demo.sqlite"
+    url = f"sqlite:///{db}"
+    with open(shared / "demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "demo.ready").exists():
+            from core.db import ensure_schema, make_engine
+            from core.io import build_demo_database
+
+            engine = make_engine(url)
+            ensure_schema(engine)
+            build_demo_database(engine, seed=20251208, n_randomised=281)
+            engine.dispose()
+            (shared / "demo.ready").touch()
+    return url
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def run_gunicorn(env_extra: dict[str, str], tmp: Path, *, workers: int = 2) -> Iterator[LiveServer]:
+    port = free_port()
+    log = tmp / f"gunicorn-{port}.log"
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "CACHE_DIR": str(tmp / "cache"),
+        "SECRET_KEY": "test-secret-key",
+        **env_extra,
+    }
+    if "REDIS_URL" not in env_extra:
+        env.pop("REDIS_URL", None)
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "app:server", "--config", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield LiveServer(url=f"http://127.0.0.1:{port}", process=proc, log=log)
+    except TimeoutError:
+        proc.kill()
+        raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-4000:]}") from None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The demo dashboard under gunicorn (2 workers) on a free loopback port."""
+    tmp = tmp_path_factory.mktemp("live")
+    with run_gunicorn({"DATABASE_URL": demo_db_url, "IMMUNOSEP_MODE": "demo"}, tmp) as server:
+        yield server
+
+
+def chromium_available() -> bool:
+    return bool(shutil.which("chromium") and shutil.which("chromedriver"))
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    """Headless Chromium driven by selenium, with the browser console captured."""
+    if not chromium_available():
+        pytest.fail("chromium and chromedriver are required: run scripts/test, which installs them")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1366,768",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+    ):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def save_screenshot(driver, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path

@@ -1,0 +1,52 @@
+"""The app under gunicorn (as deployed): routes answer, unknown pages are real 404s."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+
+def get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, r.headers.get_content_type(), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get_content_type(), e.read().decode()
+
+
+def test_srv001_gunicorn_serves_dash_routes(live_server):
+    status, ctype, body = get(live_server.url + "/")
+    assert (status, ctype) == (200, "text/html")
+    assert "_dash-renderer" in body or "dash_renderer" in body
+    status, ctype, body = get(live_server.url + "/_dash-layout")
+    assert (status, ctype) == (200, "application/json")
+    assert "shell-navbar" in body
+    status, ctype, body = get(live_server.url + "/_dash-dependencies")
+    assert (status, ctype) == (200, "application/json")
+    assert isinstance(json.loads(body), list)
+
+
+def test_srv002_healthz_reports_version_data_and_cache(live_server):
+    status, ctype, body = get(live_server.url + "/healthz")
+    assert (status, ctype) == (200, "application/json")
+    health = json.loads(body)
+    assert health["status"] == "ok"
+    assert health["version"] == "0.1.0"
+    assert health["data_source"]["kind"] == "sqlite"
+    assert health["data_source"]["patients"] == 276
+    assert health["data_source"]["synthetic"] is True
+    assert health["cache"] == {"backend": "filesystem", "ok": True, "dir": health["cache"]["dir"]}
+
+
+@pytest.mark.parametrize("path", ["/", "/patient", "/cohort", "/data", "/patient/SYN-01-0001"])
+def test_srv003_known_pages_are_200(live_server, path):
+    assert get(live_server.url + path)[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/nope", "/cohort/extra/parts", "/patients"])
+def test_srv004_unknown_pages_are_404(live_server, path):
+    status, ctype, _ = get(live_server.url + path)
+    assert (status, ctype) == (404, "text/html")
