@@ -59,9 +59,15 @@ def _known_page(path: str) -> bool:
             return True
         template = (page.get("path_template") or "").strip("/").split("/")
         parts = path.split("/")
-        if len(template) > 1 and len(parts) == len(template):
-            if all(t == p or (t.startswith("<") and t.endswith(">") and p) for t, p in zip(template, parts, strict=True)):
-                return True
+        if (
+            len(template) > 1
+            and len(parts) == len(template)
+            and all(
+                t == p or (t.startswith("<") and t.endswith(">") and p)
+                for t, p in zip(template, parts, strict=True)
+            )
+        ):
+            return True
     return False
 
 

@@ -62,3 +62,29 @@ class Principal:
 
 
 DEMO_PRINCIPAL = Principal(user="demo", role=Role.DEMO)
+
+
+class NotAuthenticated(PermissionError):
+    """No valid session: the request is refused (HTTP 401), never answered with data."""
+
+
+def current_principal() -> Principal:
+    """The principal of the current request.
+
+    Demo mode: the demo principal (unblinded, synthetic data only). Login mode: the user of the
+    signed session cookie; no session -> :class:`NotAuthenticated`.
+    """
+    from flask import current_app, session
+
+    settings = current_app.extensions["immunosep"]["settings"]
+    if settings.mode == "demo":
+        return DEMO_PRINCIPAL
+    data = session.get("principal")
+    if not data:
+        raise NotAuthenticated("login required")
+    return Principal(
+        user=data["user"],
+        role=Role(data["role"]),
+        sites=None if data.get("sites") is None else tuple(data["sites"]),
+        unmasked=bool(data.get("unmasked", False)),
+    )

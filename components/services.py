@@ -14,11 +14,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from flask import current_app, has_app_context
 from flask_caching import Cache
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
+from components.auth import ArmVisibility, Principal
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,10 @@ def dataset_info() -> DatasetInfo:
             text("SELECT count(*) FROM patients WHERE patient_id NOT LIKE 'SYN-%'")
         ).scalar_one()
     return DatasetInfo(
-        version=dataset_version(eng), n_patients=int(n), synthetic=n > 0 and n_real == 0, ready=n > 0
+        version=dataset_version(eng),
+        n_patients=int(n),
+        synthetic=n > 0 and n_real == 0,
+        ready=n > 0,
     )
 
 
@@ -89,3 +95,181 @@ def cache_backend_status() -> dict[str, Any]:
 
 def in_app() -> bool:
     return has_app_context() and EXTENSION in current_app.extensions
+
+
+# --------------------------------------------------------------------------------------------
+# Cached computations. Arguments are plain hashable values: flask-caching builds the key from
+# them, so the dataset version, the rules key and the role scope are always part of the key.
+# --------------------------------------------------------------------------------------------
+
+
+@cache.memoize()
+def _cohort_patients(version: str, thresholds_key: str) -> pd.DataFrame:
+    from core.phenotype import classify_frame
+    from core.repository import load_patients
+
+    patients = load_patients(engine())
+    classes = classify_frame(patients, thresholds=settings().phenotype_thresholds)
+    return pd.concat([patients, classes], axis=1)
+
+
+@cache.memoize()
+def _cohort_daily(version: str, rules_key: str) -> pd.DataFrame:
+    from core.repository import load_daily_sofa
+
+    return load_daily_sofa(engine(), rules_key=rules_key)
+
+
+def cohort_patients() -> pd.DataFrame:
+    """All patients with baseline phenotype (no arm). A copy: callers may not mutate the cache."""
+    s = settings()
+    return _cohort_patients(dataset_info().version, s.phenotype_thresholds.key()).copy()
+
+
+def cohort_daily() -> pd.DataFrame:
+    s = settings()
+    return _cohort_daily(dataset_info().version, s.sofa_rules.key()).copy()
+
+
+def visible_patients(principal: Principal) -> pd.DataFrame:
+    """Patients the principal may see (site restriction applies to data, not only to menus)."""
+    p = cohort_patients()
+    if principal.sites is not None:
+        p = p[p["site_id"].isin(principal.sites)]
+    return p.reset_index(drop=True)
+
+
+def site_options(principal: Principal) -> list[dict[str, str]]:
+    p = visible_patients(principal)
+    counts = p.groupby("site_id").size()
+    return [{"label": f"{site} ({n} patients)", "value": site} for site, n in counts.items()]
+
+
+@cache.memoize()
+def _ward(
+    version: str, rules_key: str, scope: str, site_id: str, as_of_day: int | None
+) -> pd.DataFrame:
+    from core.ward import ward_snapshot
+
+    patients = cohort_patients()
+    patients = patients[patients["site_id"] == site_id]
+    daily = cohort_daily()
+    daily = daily[daily["patient_id"].isin(patients["patient_id"])]
+    carry = patients[
+        [
+            "patient_id",
+            "site_id",
+            "death_study_day",
+            "phenotype",
+            "phenotype_reason",
+            "near_threshold",
+        ]
+    ]
+    return ward_snapshot(daily, carry, as_of_day=as_of_day, rules=settings().endpoint_rules)
+
+
+def ward_board(principal: Principal, site_id: str, as_of_day: int | None) -> pd.DataFrame:
+    """Ward rows for one site as of a study day; empty when the site is not the principal's."""
+    if principal.sites is not None and site_id not in principal.sites:
+        return pd.DataFrame()
+    s = settings()
+    return _ward(
+        dataset_info().version, s.sofa_rules.key(), principal.scope, site_id, as_of_day
+    ).copy()
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """Everything the patient page shows, computed for one principal (never the arm)."""
+
+    patient: dict[str, Any]
+    daily: pd.DataFrame
+    provenance: pd.DataFrame
+    lanes: pd.DataFrame
+    biomarkers: pd.DataFrame
+    biomarkers_hidden_after_baseline: bool
+    endpoint: dict[str, Any]
+
+
+@cache.memoize()
+def _patient_view(
+    version: str, rules_key: str, scope: str, patient_id: str, post_baseline_biomarkers: bool
+) -> PatientView:
+    from components.figures import support_segments
+    from core.endpoints import sofa_response
+    from core.exceptions import UnknownPatientError
+    from core.phenotype import classify_frame
+    from core.repository import load_daily_sofa, load_patient_raw, load_provenance
+
+    s = settings()
+    patients = cohort_patients()
+    match = patients[patients["patient_id"] == patient_id]
+    if match.empty:
+        raise UnknownPatientError(patient_id)
+    patient = match.iloc[0].to_dict()
+    raw = load_patient_raw(engine(), patient_id)
+    daily = load_daily_sofa(engine(), rules_key=rules_key, patient_ids=[patient_id])
+    prov = load_provenance(engine(), patient_id, rules_key=rules_key)
+    anchor = pd.Timestamp(patient["anchor_time"])
+    lanes = support_segments(
+        raw.infusions,
+        raw.episodes,
+        raw.doses,
+        anchor_time=anchor,
+        max_day=s.sofa_rules.max_study_day,
+    )
+    bio = raw.biomarkers.copy()
+    bio["study_day"] = np.floor((bio["time"] - anchor) / pd.Timedelta(hours=24)) + 1
+    bio = pd.concat([bio, classify_frame(bio, thresholds=s.phenotype_thresholds)], axis=1)
+    hidden = False
+    if not post_baseline_biomarkers and len(bio) > 1:
+        bio = bio.iloc[:1]
+        hidden = True
+    endpoint: dict[str, Any] = {"evaluable": False}
+    if len(daily):
+        death = patient.get("death_study_day")
+        resp = sofa_response(
+            daily,
+            pd.DataFrame(
+                {
+                    "patient_id": [patient_id],
+                    "death_study_day": [np.nan if pd.isna(death) else float(death)],
+                }
+            ),
+            last_day=s.endpoint_rules.last_day,
+            threshold=s.endpoint_rules.threshold,
+            death_score=s.endpoint_rules.death_score,
+        )
+        endpoint = resp.iloc[0].to_dict()
+        endpoint["evaluable"] = True
+    return PatientView(
+        patient=patient,
+        daily=daily,
+        provenance=prov,
+        lanes=lanes,
+        biomarkers=bio,
+        biomarkers_hidden_after_baseline=hidden,
+        endpoint=endpoint,
+    )
+
+
+def patient_view(principal: Principal, patient_id: str) -> PatientView:
+    """The patient page's data for this principal.
+
+    Raises UnknownPatientError for an unknown id AND for a patient outside the principal's
+    sites (the same message: a restricted user cannot probe which ids exist elsewhere).
+    """
+    from core.exceptions import UnknownPatientError
+
+    if principal.sites is not None:
+        allowed = visible_patients(principal)
+        if patient_id not in set(allowed["patient_id"]):
+            raise UnknownPatientError(patient_id)
+    s = settings()
+    return _patient_view(
+        dataset_info().version,
+        s.sofa_rules.key(),
+        principal.scope,
+        patient_id,
+        principal.arm_visibility is not ArmVisibility.NONE,
+    )

@@ -17,7 +17,9 @@ NAV_ITEMS = (
 )
 
 
-def build_banner(*, principal: Principal, synthetic: bool, n_patients: int, version: str) -> html.Div:
+def build_banner(
+    *, principal: Principal, synthetic: bool, n_patients: int, version: str
+) -> html.Div:
     """The always-visible strip that says what data these are and what the viewer may see."""
     visibility = principal.arm_visibility
     blinding = {
@@ -30,9 +32,15 @@ def build_banner(*, principal: Principal, synthetic: bool, n_patients: int, vers
         parts.append(html.Strong("DEMO: synthetic data, no real patients", className="me-3"))
     parts.append(html.Span(blinding, className="me-3"))
     parts.append(html.Span(f"Role: {principal.label}", className="me-3"))
-    parts.append(html.Span(f"{n_patients} patients, data version {version}", className="text-muted"))
+    parts.append(
+        html.Span(f"{n_patients} patients, data version {version}", className="text-muted")
+    )
     colour = "warning" if synthetic else ("danger" if visibility is ArmVisibility.FULL else "info")
-    return html.Div(parts, id=ids.BANNER, className=f"shell-banner alert alert-{colour} py-1 px-3 mb-0 rounded-0")
+    return html.Div(
+        parts,
+        id=ids.BANNER,
+        className=f"shell-banner alert alert-{colour} py-1 px-3 mb-0 rounded-0",
+    )
 
 
 def build_navbar(principal: Principal) -> dbc.Navbar:
@@ -55,7 +63,9 @@ def build_navbar(principal: Principal) -> dbc.Navbar:
     )
 
 
-def build_shell(*, principal: Principal, synthetic: bool, n_patients: int, version: str) -> html.Div:
+def build_shell(
+    *, principal: Principal, synthetic: bool, n_patients: int, version: str
+) -> html.Div:
     watermark = html.Div("DEMO", className="demo-watermark") if synthetic else None
     return html.Div(
         [

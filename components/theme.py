@@ -48,4 +48,6 @@ PHENOTYPE_LABELS: Final = MappingProxyType(
 GROUP_COLOURS: Final = ("#E69F00", "#0072B2")
 POOLED_COLOUR: Final = "#555555"
 TOTAL_LINE_COLOUR: Final = "#222222"
-FONT_FAMILY: Final = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+FONT_FAMILY: Final = (
+    "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+)

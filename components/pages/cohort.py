@@ -9,4 +9,6 @@ def layout(**_query: str) -> html.Div:
 
 
 def register() -> None:
-    dash.register_page(__name__, path="/cohort", name="Cohort", title="ImmunoSep: cohort", layout=layout)
+    dash.register_page(
+        __name__, path="/cohort", name="Cohort", title="ImmunoSep: cohort", layout=layout
+    )

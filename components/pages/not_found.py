@@ -8,7 +8,9 @@ def layout(**_query: str) -> html.Div:
     return html.Div(
         [
             html.H1("404: page not found", className="h3"),
-            html.P("There is no page at this address. Use the menu above, or go to the ward board."),
+            html.P(
+                "There is no page at this address. Use the menu above, or go to the ward board."
+            ),
             html.A("Ward board", href="/", className="btn btn-primary"),
         ],
         className="not-found",
@@ -16,4 +18,6 @@ def layout(**_query: str) -> html.Div:
 
 
 def register() -> None:
-    dash.register_page("not_found_404", path="/404", name="Not found", title="Not found", layout=layout)
+    dash.register_page(
+        "not_found_404", path="/404", name="Not found", title="Not found", layout=layout
+    )

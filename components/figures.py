@@ -1,0 +1,499 @@
+"""Pure figure builders: tidy DataFrames in, ``plotly.graph_objects.Figure`` out.
+
+No data access, no cache, no callbacks, so every builder is tested without a browser. Colours
+come from :mod:`components.theme` (the same organ colour on every page); every axis carries
+its unit; hover text is in plain words.
+
+Time axes: daily values are drawn at the integer study day ``n`` (bar centre); time-stamped
+events are drawn at ``x = days_since_anchor + 0.5`` so that the 24 h of study day ``n``
+([anchor + (n-1)·24 h, anchor + n·24 h), clinical.md 1.5) cover exactly the bar of day ``n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from components.theme import (
+    FONT_FAMILY,
+    ORGAN_COLOURS,
+    ORGAN_LABELS,
+    PHENOTYPE_COLOURS,
+    PHENOTYPE_LABELS,
+    TOTAL_LINE_COLOUR,
+)
+from core.rules import PhenotypeThresholds
+from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Phenotype
+
+IMPUTATION_WORDS = {
+    "day1_zero": "not measured on day 1: scored 0 (assumed normal)",
+    "locf": "not measured: last observation carried forward",
+    "death24": "after death: scored 24 for the endpoint",
+}
+LANE_ORDER = (
+    "Norepinephrine",
+    "Epinephrine",
+    "Dopamine",
+    "Dobutamine",
+    "Ventilation",
+    "Sedation",
+    "RRT",
+    "Study drug",
+)
+VENT_COLOURS = {
+    "invasive_ventilation": "#4477AA",
+    "noninvasive_ventilation": "#77AADD",
+    "cpap": "#99DDFF",
+    "oxygen": "#DDDDDD",
+}
+VENT_LABELS = {
+    "invasive_ventilation": "invasive ventilation",
+    "noninvasive_ventilation": "non-invasive ventilation",
+    "cpap": "CPAP",
+    "oxygen": "oxygen only",
+}
+
+
+def base_layout(fig: go.Figure, *, height: int, title: str | None = None) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin={"l": 70, "r": 20, "t": 60 if title else 30, "b": 50},
+        font={"family": FONT_FAMILY, "size": 13},
+        template="plotly_white",
+        title={"text": title, "x": 0.01, "font": {"size": 15}} if title else None,
+        hoverlabel={"font_size": 13},
+    )
+    return fig
+
+
+def _imputation_text(row: pd.Series, organ: str) -> str:
+    kind = row.get(f"{organ}_imputation")
+    if isinstance(kind, str) and kind:
+        return IMPUTATION_WORDS.get(kind, kind)
+    return "measured"
+
+
+def sofa_timeline(
+    daily: pd.DataFrame,
+    *,
+    death_study_day: float | None = None,
+    selected_day: int | None = None,
+    show_sofa2: bool = False,
+    endpoint_last_day: int = 9,
+    max_day: int = 28,
+    lanes: pd.DataFrame | None = None,
+    death_score: int = 24,
+) -> go.Figure:
+    """Stacked daily organ components, the total as a line, endpoint window and death marked.
+
+    Parameters
+    ----------
+    daily
+        One patient's rows: ``study_day``, ``sofa_<organ>``, ``sofa_total``,
+        ``<organ>_imputed`` / ``<organ>_imputation``; optional ``sofa2_total``.
+    lanes
+        Optional organ-support segments (see :func:`support_segments`), drawn in a second row
+        on the same time axis.
+    """
+    with_lanes = lanes is not None
+    fig = (
+        make_subplots(
+            rows=2,
+            cols=1,
+            shared_xaxes=True,
+            row_heights=[0.66, 0.34],
+            vertical_spacing=0.06,
+        )
+        if with_lanes
+        else go.Figure()
+    )
+    row_kw = {"row": 1, "col": 1} if with_lanes else {}
+    d = daily.sort_values("study_day")
+    days = d["study_day"].to_numpy()
+    for organ in ORGANS:
+        col = SOFA_COLUMNS[organ]
+        values = pd.to_numeric(d[col], errors="coerce").fillna(0).to_numpy()
+        imputed = (
+            d[f"{organ.value}_imputed"].fillna(False).astype(bool).to_numpy()
+            if f"{organ.value}_imputed" in d
+            else np.zeros(len(d), bool)
+        )
+        words = [_imputation_text(r, organ.value) for _, r in d.iterrows()]
+        fig.add_trace(
+            go.Bar(
+                x=days,
+                y=values,
+                name=ORGAN_LABELS[organ],
+                marker={
+                    "color": ORGAN_COLOURS[organ],
+                    "opacity": [0.45 if i else 1.0 for i in imputed],
+                    "pattern": {
+                        "shape": ["/" if i else "" for i in imputed],
+                        "fgcolor": "#ffffff",
+                        "size": 6,
+                    },
+                    "line": {"width": 0},
+                },
+                customdata=np.column_stack([words]),
+                hovertemplate=(
+                    f"Day %{{x}}<br>{ORGAN_LABELS[organ]}: %{{y}} points"
+                    "<br>%{customdata[0]}<extra></extra>"
+                ),
+                legendgroup="organs",
+            ),
+            **row_kw,
+        )
+    totals = pd.to_numeric(d[SOFA_TOTAL], errors="coerce")
+    fig.add_trace(
+        go.Scatter(
+            x=days,
+            y=totals,
+            mode="lines+markers",
+            name="Total SOFA",
+            line={"color": TOTAL_LINE_COLOUR, "width": 2.5},
+            marker={"size": 7},
+            hovertemplate="Day %{x}<br>Total SOFA: %{y} points<extra></extra>",
+        ),
+        **row_kw,
+    )
+    if show_sofa2 and "sofa2_total" in d:
+        fig.add_trace(
+            go.Scatter(
+                x=days,
+                y=pd.to_numeric(d["sofa2_total"], errors="coerce"),
+                mode="lines+markers",
+                name="SOFA-2 total (display only)",
+                line={"color": "#777777", "width": 2, "dash": "dash"},
+                marker={"size": 6, "symbol": "diamond"},
+                hovertemplate="Day %{x}<br>SOFA-2 total: %{y} points<extra></extra>",
+            ),
+            **row_kw,
+        )
+    if death_study_day is not None and not pd.isna(death_study_day):
+        death_day = int(death_study_day)
+        ghost = list(range(death_day, endpoint_last_day + 1))
+        if ghost:
+            fig.add_trace(
+                go.Scatter(
+                    x=ghost,
+                    y=[death_score] * len(ghost),
+                    mode="markers",
+                    name=f"Scored {death_score} for the endpoint (after death)",
+                    marker={
+                        "symbol": "x-thin-open",
+                        "size": 11,
+                        "color": "#000000",
+                        "line": {"width": 2},
+                    },
+                    hovertemplate=f"Day %{{x}}<br>Died on day {death_day}: "
+                    f"scored {death_score} for the endpoint<extra></extra>",
+                ),
+                **row_kw,
+            )
+        fig.add_vline(x=death_day, line={"color": "#000000", "width": 2, "dash": "dot"}, **row_kw)
+        fig.add_annotation(
+            x=death_day,
+            y=1.0,
+            yref="y domain",
+            text=f"Died (day {death_day})",
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+            font={"size": 12},
+            bgcolor="rgba(255,255,255,0.8)",
+        )
+    fig.add_vrect(
+        x0=1.5,
+        x1=endpoint_last_day + 0.5,
+        fillcolor="#8888aa",
+        opacity=0.08,
+        line_width=0,
+        layer="below",
+        **row_kw,
+    )
+    fig.add_annotation(
+        x=(1.5 + endpoint_last_day + 0.5) / 2,
+        y=1.0,
+        yref="y domain",
+        showarrow=False,
+        yanchor="bottom",
+        text=f"Endpoint window: days 2–{endpoint_last_day}",
+        font={"size": 12, "color": "#444466"},
+    )
+    if len(d) and d["study_day"].iloc[0] == 1 and not pd.isna(totals.iloc[0]):
+        fig.add_annotation(
+            x=1,
+            y=float(totals.iloc[0]),
+            text="Baseline",
+            showarrow=True,
+            arrowhead=0,
+            ay=-28,
+            font={"size": 12},
+        )
+    if selected_day is not None:
+        fig.add_vrect(
+            x0=selected_day - 0.5,
+            x1=selected_day + 0.5,
+            line={"color": "#000000", "width": 1.5},
+            fillcolor="rgba(0,0,0,0)",
+            layer="above",
+            **row_kw,
+        )
+    fig.update_layout(barmode="stack", bargap=0.15, clickmode="event")
+    fig.update_yaxes(title_text="SOFA points", range=[0, 24.5], dtick=4, **row_kw)
+    xaxis = {"range": [0.5, max_day + 0.5], "dtick": 1, "tick0": 1}
+    if with_lanes:
+        _add_lanes(fig, lanes, row=2)
+        fig.update_xaxes(**xaxis)
+        fig.update_xaxes(
+            title_text="Study day (day 1 = first 24 h after the first study-drug dose)",
+            row=2,
+            col=1,
+        )
+    else:
+        fig.update_xaxes(
+            title_text="Study day (day 1 = first 24 h after the first study-drug dose)", **xaxis
+        )
+    fig.update_layout(legend={"orientation": "h", "y": 1.1, "x": 0, "font": {"size": 12}})
+    return base_layout(fig, height=640 if with_lanes else 430)
+
+
+def support_segments(
+    infusions: pd.DataFrame,
+    episodes: pd.DataFrame,
+    doses: pd.DataFrame,
+    *,
+    anchor_time: pd.Timestamp,
+    max_day: int = 28,
+) -> pd.DataFrame:
+    """Organ-support lanes as tidy segments on the study-day axis.
+
+    Returns ``lane, start_x, stop_x, label, colour, qualifying`` where ``x`` is
+    ``days_since_anchor + 0.5`` (see module docstring). Infusions carry
+    ``rate_mcg_kg_min`` and, if present, ``qualifying`` (the ≥ 60-min rule, SRC-RICU vaso60).
+    """
+    rows: list[dict] = []
+
+    def x_of(t: pd.Series) -> np.ndarray:
+        return ((pd.to_datetime(t) - anchor_time) / pd.Timedelta(hours=24)).to_numpy(float) + 0.5
+
+    lim = max_day + 0.5
+    if len(infusions):
+        inf = infusions.copy()
+        inf["x0"], inf["x1"] = x_of(inf["start"]), x_of(inf["stop"])
+        for r in inf.itertuples(index=False):
+            if r.x1 < 0.5 or r.x0 > lim:
+                continue
+            minutes = (r.x1 - r.x0) * 24 * 60
+            qualifying = bool(getattr(r, "qualifying", minutes >= 60))
+            rate = getattr(r, "rate_mcg_kg_min", getattr(r, "rate", np.nan))
+            rows.append(
+                {
+                    "lane": str(r.drug).capitalize(),
+                    "start_x": max(r.x0, 0.5),
+                    "stop_x": min(r.x1, lim),
+                    "label": f"{r.drug} {rate:.3g} mcg/kg/min for {minutes:.0f} min"
+                    + ("" if qualifying else " (under 60 min: not counted)"),
+                    "colour": ORGAN_COLOURS[ORGANS[3]] if qualifying else "#D8B5CC",
+                    "qualifying": qualifying,
+                }
+            )
+    if len(episodes):
+        ep = episodes.copy()
+        ep["x0"], ep["x1"] = x_of(ep["start"]), x_of(ep["stop"])
+        for r in ep.itertuples(index=False):
+            if r.x1 < 0.5 or r.x0 > lim:
+                continue
+            if r.kind in VENT_COLOURS:
+                lane, colour, label = "Ventilation", VENT_COLOURS[r.kind], VENT_LABELS[r.kind]
+            elif r.kind == "sedation":
+                lane, colour, label = "Sedation", "#66CCEE", "sedation"
+            elif r.kind == "rrt":
+                lane, colour, label = "RRT", "#228833", "renal replacement therapy"
+            else:
+                continue
+            hours = (r.x1 - r.x0) * 24
+            rows.append(
+                {
+                    "lane": lane,
+                    "start_x": max(r.x0, 0.5),
+                    "stop_x": min(r.x1, lim),
+                    "label": f"{label}, {hours:.0f} h",
+                    "colour": colour,
+                    "qualifying": True,
+                }
+            )
+    if len(doses):
+        xs = x_of(doses["time"])
+        for x, route in zip(xs, doses["route"], strict=True):
+            if 0.5 <= x <= lim:
+                rows.append(
+                    {
+                        "lane": "Study drug",
+                        "start_x": x,
+                        "stop_x": x,
+                        "label": f"study drug ({route})",
+                        "colour": "#333333",
+                        "qualifying": True,
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["lane", "start_x", "stop_x", "label", "colour", "qualifying"]
+    )
+
+
+def _add_lanes(fig: go.Figure, lanes: pd.DataFrame, *, row: int) -> None:
+    present = [lane for lane in LANE_ORDER if lane in set(lanes["lane"])] or ["Study drug"]
+    spans = lanes[lanes["stop_x"] > lanes["start_x"]]
+    points = lanes[lanes["stop_x"] <= lanes["start_x"]]
+    if len(spans):
+        fig.add_trace(
+            go.Bar(
+                y=spans["lane"],
+                x=spans["stop_x"] - spans["start_x"],
+                base=spans["start_x"],
+                orientation="h",
+                marker={"color": spans["colour"], "line": {"width": 0}},
+                customdata=spans[["label"]].to_numpy(),
+                hovertemplate="%{customdata[0]}<extra></extra>",
+                showlegend=False,
+                width=0.6,
+                name="organ support",
+            ),
+            row=row,
+            col=1,
+        )
+    if len(points):
+        fig.add_trace(
+            go.Scatter(
+                y=points["lane"],
+                x=points["start_x"],
+                mode="markers",
+                marker={
+                    "symbol": "line-ns-open",
+                    "size": 12,
+                    "color": "#333333",
+                    "line": {"width": 2},
+                },
+                customdata=points[["label"]].to_numpy(),
+                hovertemplate="%{customdata[0]}<extra></extra>",
+                showlegend=False,
+                name="study drug",
+            ),
+            row=row,
+            col=1,
+        )
+    fig.update_yaxes(
+        categoryorder="array",
+        categoryarray=list(reversed(present)),
+        type="category",
+        row=row,
+        col=1,
+        title_text="Organ support",
+    )
+    fig.update_layout(barmode="stack")
+
+
+def biomarker_trajectory(
+    samples: pd.DataFrame,
+    *,
+    thresholds: PhenotypeThresholds = PhenotypeThresholds(),
+    note: str | None = None,
+) -> go.Figure:
+    """Ferritin (ng/mL, log axis) and monocyte HLA-DR (antibodies per cell) against thresholds.
+
+    ``samples``: ``study_day`` (day of the draw; ≤ 0 = screening), ``ferritin_ng_ml``,
+    ``hla_dr_ab_per_cell`` and ``phenotype`` (classification of that sample).
+    """
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.14,
+        subplot_titles=("Ferritin (ng/mL)", "Monocyte HLA-DR (antibodies bound per cell)"),
+    )
+    s = samples.sort_values("study_day")
+    colours = [PHENOTYPE_COLOURS.get(Phenotype(p), "#999999") for p in s["phenotype"]]
+    labels = [PHENOTYPE_LABELS.get(Phenotype(p), str(p)) for p in s["phenotype"]]
+    for col, field, unit in (
+        (1, "ferritin_ng_ml", "ng/mL"),
+        (2, "hla_dr_ab_per_cell", "antibodies per cell"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=s["study_day"],
+                y=s[field],
+                mode="lines+markers",
+                line={"color": "#888888", "width": 1.5},
+                marker={"color": colours, "size": 10, "line": {"color": "#333", "width": 1}},
+                customdata=np.column_stack([labels]),
+                hovertemplate=f"Day %{{x}}<br>%{{y:,.0f}} {unit}<br>sample phenotype: "
+                "%{customdata[0]}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+    fig.add_hline(
+        y=thresholds.ferritin_mals_above_ng_ml,
+        line={"color": PHENOTYPE_COLOURS[Phenotype.MALS], "dash": "dash"},
+        annotation_text=f"MALS > {thresholds.ferritin_mals_above_ng_ml:,.0f}",
+        annotation_position="top left",
+        row=1,
+        col=1,
+    )
+    fig.add_hline(
+        y=thresholds.hla_dr_sip_below_ab_per_cell,
+        line={"color": PHENOTYPE_COLOURS[Phenotype.SIP], "dash": "dash"},
+        annotation_text=f"SIP < {thresholds.hla_dr_sip_below_ab_per_cell:,.0f}",
+        annotation_position="bottom left",
+        row=1,
+        col=2,
+    )
+    fig.add_hline(
+        y=thresholds.hla_dr_reversal_above_ab_per_cell,
+        line={"color": "#117733", "dash": "dot"},
+        annotation_text=f"reversal > {thresholds.hla_dr_reversal_above_ab_per_cell:,.0f}",
+        annotation_position="top left",
+        row=1,
+        col=2,
+    )
+    fig.update_yaxes(type="log", title_text="ng/mL", row=1, col=1)
+    fig.update_yaxes(title_text="antibodies per cell", rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(title_text="Study day of the sample", dtick=2)
+    if note:
+        fig.add_annotation(
+            text=note,
+            x=0,
+            y=-0.32,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font={"size": 12, "color": "#334"},
+            xanchor="left",
+        )
+    return base_layout(fig, height=330)
+
+
+def empty_figure(message: str, *, height: int = 300) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 15, "color": "#555"},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return base_layout(fig, height=height)
+
+
+def trace_names(fig: go.Figure) -> Sequence[str]:
+    """Names of the traces (used by tests and the blinding leak check)."""
+    return [t.name for t in fig.data]

@@ -1,0 +1,155 @@
+"""Pure table builders: tidy frames in, display-ready frames / components out.
+
+All number formatting lives here (core returns numbers). Column headers carry units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import html
+
+from components.theme import ORGAN_COLOURS, ORGAN_LABELS
+from core.vocab import ORGANS, Organ
+
+#: daily input column -> header with unit (labs and vitals table)
+LAB_COLUMNS: Mapping[str, str] = {
+    "pao2_fio2_mmhg": "PaO2/FiO2 (mmHg)",
+    "respiratory_support": "Respiratory support",
+    "platelets_10e3_per_ul": "Platelets (10³/µL)",
+    "bilirubin_mg_dl": "Bilirubin (mg/dL)",
+    "map_mmhg": "MAP (mmHg)",
+    "norepinephrine_mcg_kg_min": "Norepinephrine (mcg/kg/min)",
+    "epinephrine_mcg_kg_min": "Epinephrine (mcg/kg/min)",
+    "dopamine_mcg_kg_min": "Dopamine (mcg/kg/min)",
+    "dobutamine_mcg_kg_min": "Dobutamine (mcg/kg/min)",
+    "gcs_total": "GCS (3–15)",
+    "creatinine_mg_dl": "Creatinine (mg/dL)",
+    "urine_output_ml_24h": "Urine output (mL/24 h)",
+}
+IMPUTATION_LABELS = {
+    "day1_zero": "imputed: day 1 not measured, scored 0",
+    "locf": "imputed: carried forward from the last measured day",
+    "death24": "death: scored 24",
+}
+
+
+def fmt_number(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    return f"{float(value):.{digits}f}"
+
+
+def fmt_pct(value: float, digits: int = 1) -> str:
+    return "–" if value is None or math.isnan(value) else f"{100 * value:.{digits}f} %"
+
+
+def labs_by_day(daily: pd.DataFrame) -> pd.DataFrame:
+    """Worst value per study day of every SOFA input, with units in the headers."""
+    cols = [c for c in LAB_COLUMNS if c in daily.columns]
+    out = daily.sort_values("study_day")[["study_day", *cols]].copy()
+    if "respiratory_support" in out:
+        out["respiratory_support"] = (
+            out["respiratory_support"].map({True: "yes", False: "no"}).fillna("–")
+        )
+    return out.rename(columns={"study_day": "Study day", **LAB_COLUMNS})
+
+
+def why_rows(provenance: pd.DataFrame, study_day: int) -> pd.DataFrame:
+    """Per organ for one day: score, deciding value with unit and time, rule, imputation."""
+    p = provenance[provenance["study_day"] == study_day]
+    rows = []
+    for organ in ORGANS:
+        hit = p[p["organ"] == organ.value]
+        if hit.empty:
+            rows.append(
+                {
+                    "organ": organ.value,
+                    "Organ": ORGAN_LABELS[organ],
+                    "Points": "–",
+                    "Deciding value": "no data",
+                    "Time": "",
+                    "Rule": "",
+                    "Imputation": "",
+                }
+            )
+            continue
+        r = hit.iloc[0]
+        value = r.get("value")
+        unit = r.get("unit") or ""
+        shown = "–" if value is None or pd.isna(value) else f"{fmt_number(value, 2)} {unit}".strip()
+        variable = r.get("variable") or ""
+        time = r.get("time")
+        rows.append(
+            {
+                "organ": organ.value,
+                "Organ": ORGAN_LABELS[organ],
+                "Points": fmt_number(r.get("score"), 0) if not pd.isna(r.get("score")) else "–",
+                "Deciding value": f"{variable} {shown}".strip() if variable else shown,
+                "Time": ""
+                if time is None or pd.isna(time)
+                else pd.Timestamp(time).strftime("%Y-%m-%d %H:%M"),
+                "Rule": r.get("rule") or "",
+                "Imputation": IMPUTATION_LABELS.get(r.get("imputation") or "", "measured")
+                if bool(r.get("imputed"))
+                else "measured",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def why_table(rows: pd.DataFrame) -> dbc.Table:
+    header = html.Thead(
+        html.Tr(
+            [
+                html.Th(c)
+                for c in ("Organ", "Points", "Deciding value", "Time", "Rule", "Imputation")
+            ]
+        )
+    )
+    body = []
+    for r in rows.to_dict("records"):
+        swatch = html.Span(
+            "■ ", style={"color": ORGAN_COLOURS[Organ(r["organ"])]}, **{"aria-hidden": "true"}
+        )
+        measured = r["Imputation"] == "measured"
+        body.append(
+            html.Tr(
+                [
+                    html.Td([swatch, r["Organ"]]),
+                    html.Td(r["Points"], className="fw-bold text-end"),
+                    html.Td(r["Deciding value"]),
+                    html.Td(r["Time"]),
+                    html.Td(r["Rule"]),
+                    html.Td(
+                        r["Imputation"],
+                        className="text-muted" if measured else "text-warning-emphasis",
+                    ),
+                ]
+            )
+        )
+    return dbc.Table(
+        [header, html.Tbody(body)],
+        bordered=False,
+        hover=True,
+        size="sm",
+        className="why-table mb-0",
+    )
+
+
+def records(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """JSON-safe records for dash-ag-grid (NaN -> None, timestamps -> ISO strings)."""
+    f = frame if columns is None else frame[list(columns)]
+    out = f.astype(object).where(f.notna(), None)
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(f[c]):
+            out[c] = f[c].dt.strftime("%Y-%m-%d %H:%M").where(f[c].notna(), None)
+    return out.to_dict("records")

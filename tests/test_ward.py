@@ -1,0 +1,107 @@
+"""Ward-board snapshot: change, alerts and endpoint status on hand-built patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.vocab import ORGANS, SOFA_COLUMNS
+from core.ward import EndpointStatus, ward_snapshot
+
+
+def day(pid, d, *, resp=0, coag=0, liver=0, cardio=0, cns=0, renal=0, ne=0.0, imputed=()):
+    comps = dict(zip(ORGANS, (resp, coag, liver, cardio, cns, renal), strict=True))
+    row = {"patient_id": pid, "study_day": d, "norepinephrine_mcg_kg_min": ne}
+    for organ, v in comps.items():
+        row[SOFA_COLUMNS[organ]] = v
+        row[f"{organ.value}_imputed"] = organ.value in imputed
+    row["sofa_total"] = sum(comps.values())
+    return row
+
+
+@pytest.fixture
+def cohort():
+    rows = []
+    # A: improves steadily from 10 -> 4 over 9 days: endpoint met
+    rows += [
+        day("A", d, resp=3, cardio=3, renal=max(0, 4 - d), cns=0 if d > 3 else 1)
+        for d in range(1, 10)
+    ]
+    # B: worsens on day 3: renal 1 -> 3 and a new norepinephrine infusion
+    rows += [
+        day("B", 1, resp=2, renal=1),
+        day("B", 2, resp=2, renal=1),
+        day("B", 3, resp=2, renal=3, cardio=3, ne=0.08),
+    ]
+    # C: day 1 with every component imputed (nothing measured): not evaluable
+    rows += [day("C", 1, imputed=tuple(o.value for o in ORGANS)), day("C", 2, resp=1)]
+    # D: dies on day 4 (daily rows end at the death day)
+    rows += [day("D", d, resp=3, cardio=4, renal=2) for d in range(1, 5)]
+    daily = pd.DataFrame(rows)
+    patients = pd.DataFrame(
+        {
+            "patient_id": ["A", "B", "C", "D"],
+            "death_study_day": [np.nan, np.nan, np.nan, 4],
+            "site_id": ["S1"] * 4,
+        }
+    )
+    return daily, patients
+
+
+def test_ward001_latest_day_change_and_alerts(cohort):
+    daily, patients = cohort
+    snap = ward_snapshot(daily, patients).set_index("patient_id")
+    assert list(snap.index) == ["A", "B", "C", "D"]
+    b = snap.loc["B"]
+    assert (b["study_day"], b["sofa_total"], b["sofa_total_prev"], b["sofa_change_24h"]) == (
+        3,
+        8,
+        3,
+        5,
+    )
+    assert b["alerts"] == ("cardiovascular +3", "renal +2", "new vasopressor")
+    assert b["worst_rise_organ"] == "cardiovascular"
+    assert b["endpoint_status"] == EndpointStatus.OFF_TRACK  # Δ = 3 - mean(3, 8) = -2.5
+    assert b["endpoint_decrease"] == pytest.approx(-2.5)
+    assert snap.loc["B", "site_id"] == "S1"
+
+
+def test_ward002_endpoint_met_after_day_9(cohort):
+    daily, patients = cohort
+    a = ward_snapshot(daily, patients).set_index("patient_id").loc["A"]
+    # baseline 3+3+3+1 = 10; days 2..9 totals 10? no: day2 = 3+3+2+1 = 9, day3 = 8, day4 = 6, 5..9 = 6
+    expected_mean = (9 + 8 + 6 + 6 + 6 + 6 + 6 + 6) / 8
+    assert a["endpoint_decrease"] == pytest.approx(10 - expected_mean)
+    assert a["endpoint_status"] == EndpointStatus.MET
+    assert a["alerts"] == ()
+
+
+def test_ward003_not_evaluable_and_missing_alert(cohort):
+    daily, patients = cohort
+    c = ward_snapshot(daily, patients).set_index("patient_id").loc["C"]
+    assert c["endpoint_status"] == EndpointStatus.NOT_EVALUABLE
+    assert "missing renal" in c["alerts"]
+    assert "missing respiration" in c["alerts"]
+
+
+def test_ward004_death_uses_24_for_the_endpoint(cohort):
+    daily, patients = cohort
+    d = ward_snapshot(daily, patients).set_index("patient_id").loc["D"]
+    assert bool(d["died"]) is True
+    # baseline 9; days 2-3 = 9 (alive), days 4..9 = 24 (death day inclusive): mean = (18 + 144) / 8
+    assert d["endpoint_decrease"] == pytest.approx(9 - (9 + 9 + 6 * 24) / 8)
+    assert d["endpoint_status"] == EndpointStatus.NOT_MET
+
+
+def test_ward005_as_of_day_replays_the_board(cohort):
+    daily, patients = cohort
+    snap = ward_snapshot(daily, patients, as_of_day=2).set_index("patient_id")
+    assert snap.loc["B", "study_day"] == 2
+    assert snap.loc["B", "alerts"] == ()
+    assert snap.loc["B", "endpoint_status"] == EndpointStatus.OFF_TRACK  # Δ = 3 - 3 = 0
+    assert bool(snap.loc["D", "died"]) is False
+    assert snap.loc["A", "endpoint_status"] == EndpointStatus.OFF_TRACK  # 10 - 9 = 1 <= 1.4
+    one = ward_snapshot(daily, patients, as_of_day=1).set_index("patient_id")
+    assert one.loc["A", "endpoint_status"] == EndpointStatus.AWAITING
+    assert pd.isna(one.loc["A", "sofa_change_24h"])
