@@ -15,8 +15,8 @@ import dash
 from dash import Dash
 from flask import Response, jsonify, request
 
-from components import services, shell
-from components.auth import DEMO_PRINCIPAL
+from components import api, security, services, shell
+from components.auth import current_principal
 from components.pages import cohort, data, not_found, patient, ward
 from settings import APP_VERSION, PROJECT_ROOT, Settings
 
@@ -86,6 +86,12 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         title="ImmunoSep",
         update_title=None,
         serve_locally=True,
+        # Deliberate (style.md 8.13 notwithstanding): without this, Dash Pages builds a
+        # "validation layout" by calling every page layout during the FIRST request and then
+        # sends it to EVERY client in the index page config. With role- and site-dependent
+        # layouts that would leak the first user's data to everyone. Callback ids are instead
+        # validated server-side by tests/app/test_layout.py.
+        suppress_callback_exceptions=True,
     )
     server = app.server
     server.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=20 * 1024 * 1024)
@@ -98,13 +104,17 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
     def serve_layout():
         info = services.dataset_info()
         return shell.build_shell(
-            principal=DEMO_PRINCIPAL,
+            principal=current_principal(),
             synthetic=info.synthetic,
             n_patients=info.n_patients,
             version=info.version,
         )
 
     app.layout = serve_layout
+    security.install(
+        server, settings, csp_script_hashes=list(app.csp_hashes()), audit=services.audit
+    )
+    api.install(server)
 
     @server.route("/healthz")
     def healthz() -> Response:

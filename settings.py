@@ -26,28 +26,47 @@ ENVIRONMENT: Final = MappingProxyType(
     {
         "DATABASE_URL": (
             "sqlite:///data/immunosep.sqlite",
-            "SQLAlchemy URL of the trial database. Relative SQLite paths are resolved against "
-            "the project folder. PostgreSQL: postgresql+psycopg://user@host:5432/db",
+            (
+                "SQLAlchemy URL of the trial database. Relative SQLite paths are resolved against "
+                "the project folder. PostgreSQL: postgresql+psycopg://user@host:5432/db"
+            ),
         ),
         "REDIS_URL": (
             "(unset)",
-            "Redis for the shared cache, e.g. redis://127.0.0.1:6379/0. Unset: a filesystem "
-            "cache in CACHE_DIR, shared by all gunicorn workers on the machine",
+            (
+                "Redis for the shared cache, e.g. redis://127.0.0.1:6379/0. Unset: a filesystem "
+                "cache in CACHE_DIR, shared by all gunicorn workers on the machine"
+            ),
         ),
-        "CACHE_DIR": ("data/cache", "Folder of the filesystem cache (used when REDIS_URL is unset)"),
-        "CACHE_TIMEOUT": ("86400", "Seconds a cached computation lives (keys carry the data version)"),
+        "CACHE_DIR": (
+            "data/cache",
+            "Folder of the filesystem cache (used when REDIS_URL is unset)",
+        ),
+        "CACHE_TIMEOUT": (
+            "86400",
+            "Seconds a cached computation lives (keys carry the data version)",
+        ),
         "HOST": ("127.0.0.1", "Interface the server binds to"),
         "PORT": ("8050", "Port the server listens on"),
         "WEB_CONCURRENCY": ("2", "gunicorn worker processes"),
         "GUNICORN_THREADS": ("4", "threads per gunicorn worker"),
         "IMMUNOSEP_MODE": (
             "demo",
-            "Role/blinding mode: demo (synthetic data, unblinded, DEMO watermark; only allowed "
-            "on synthetic data) or login (users sign in; blinding follows their role)",
+            (
+                "Role/blinding mode: demo (synthetic data, unblinded, DEMO watermark; only allowed "
+                "on synthetic data) or login (users sign in; blinding follows their role)"
+            ),
         ),
         "IMMUNOSEP_USERS_FILE": (
             "(unset)",
             "JSON file of users for login mode: [{user, password_hash, role, sites}]",
+        ),
+        "IMMUNOSEP_AUTH_HEADER": (
+            "(unset)",
+            (
+                "Login mode behind a reverse proxy: header carrying the authenticated user name "
+                "(e.g. X-Remote-User); the role still comes from the users file"
+            ),
         ),
         "IMMUNOSEP_DEMO_PATIENTS": (
             "281",
@@ -100,6 +119,7 @@ class Settings:
     threads: int = 4
     mode: str = "demo"
     users_file: str | None = None
+    auth_header: str | None = None
     demo_patients: int = 281
     demo_seed: int = 20251208
     secret_key: str = ""
@@ -126,17 +146,23 @@ class Settings:
             try:
                 return int(raw)
             except ValueError:
-                raise ValueError(f"environment variable {name}={raw!r}: expected an integer") from None
+                raise ValueError(
+                    f"environment variable {name}={raw!r}: expected an integer"
+                ) from None
 
         mode = get("IMMUNOSEP_MODE", "demo").lower()
         if mode not in {"demo", "login"}:
             raise ValueError(f"IMMUNOSEP_MODE={mode!r}: expected 'demo' or 'login'")
-        secret = env.get("SECRET_KEY", "").strip() or _secret_key(PROJECT_ROOT / "data" / ".secret_key")
+        secret = env.get("SECRET_KEY", "").strip() or _secret_key(
+            PROJECT_ROOT / "data" / ".secret_key"
+        )
         cache_dir = get("CACHE_DIR", "data/cache")
         settings = cls(
             database_url=_resolve_sqlite(get("DATABASE_URL", "sqlite:///data/immunosep.sqlite")),
             redis_url=get("REDIS_URL", "") or None,
-            cache_dir=str(PROJECT_ROOT / cache_dir) if not Path(cache_dir).is_absolute() else cache_dir,
+            cache_dir=str(PROJECT_ROOT / cache_dir)
+            if not Path(cache_dir).is_absolute()
+            else cache_dir,
             cache_timeout=get_int("CACHE_TIMEOUT", 86400),
             host=get("HOST", "127.0.0.1"),
             port=get_int("PORT", 8050),
@@ -144,6 +170,7 @@ class Settings:
             threads=get_int("GUNICORN_THREADS", 4),
             mode=mode,
             users_file=get("IMMUNOSEP_USERS_FILE", "") or None,
+            auth_header=get("IMMUNOSEP_AUTH_HEADER", "") or None,
             demo_patients=get_int("IMMUNOSEP_DEMO_PATIENTS", 281),
             demo_seed=get_int("IMMUNOSEP_DEMO_SEED", 20251208),
             secret_key=secret,

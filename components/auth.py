@@ -71,20 +71,15 @@ class NotAuthenticated(PermissionError):
 def current_principal() -> Principal:
     """The principal of the current request.
 
-    Demo mode: the demo principal (unblinded, synthetic data only). Login mode: the user of the
-    signed session cookie; no session -> :class:`NotAuthenticated`.
+    Demo mode: the demo principal (unblinded, synthetic data only). Login mode: the principal
+    that the request gate (:mod:`components.security`) authenticated; none -> NotAuthenticated.
     """
-    from flask import current_app, session
+    from flask import current_app, g
 
     settings = current_app.extensions["immunosep"]["settings"]
     if settings.mode == "demo":
         return DEMO_PRINCIPAL
-    data = session.get("principal")
-    if not data:
+    principal = g.get("principal")
+    if principal is None:
         raise NotAuthenticated("login required")
-    return Principal(
-        user=data["user"],
-        role=Role(data["role"]),
-        sites=None if data.get("sites") is None else tuple(data["sites"]),
-        unmasked=bool(data.get("unmasked", False)),
-    )
+    return principal

@@ -93,6 +93,32 @@ def cache_backend_status() -> dict[str, Any]:
     return status
 
 
+def audit(
+    action: str,
+    target: str | None = None,
+    detail: str | None = None,
+    *,
+    principal: Principal | None = None,
+) -> None:
+    """Append an audit-trail row for the current (or given) principal."""
+    from components.auth import current_principal
+    from core.repository import record_audit
+
+    if principal is None:
+        try:
+            principal = current_principal()
+        except PermissionError:
+            principal = None
+    record_audit(
+        engine(),
+        user=principal.user if principal else "anonymous",
+        role=principal.role.value if principal else "none",
+        action=action,
+        target=target,
+        detail=detail,
+    )
+
+
 def in_app() -> bool:
     return has_app_context() and EXTENSION in current_app.extensions
 

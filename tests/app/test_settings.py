@@ -22,21 +22,31 @@ def test_set001_defaults_without_environment():
 
 
 def test_set002_environment_then_override_precedence():
-    env = {"PORT": "9001", "REDIS_URL": "redis://127.0.0.1:6379/3", "SECRET_KEY": "k",
-           "DATABASE_URL": "postgresql+psycopg://root:pw@127.0.0.1:5432/test"}
+    env = {
+        "PORT": "9001",
+        "REDIS_URL": "redis://127.0.0.1:6379/3",
+        "SECRET_KEY": "k",
+        "DATABASE_URL": "postgresql+psycopg://root:pw@127.0.0.1:5432/test",
+    }
     s = Settings.from_env(env, port=9002)
     assert s.port == 9002
     assert s.cache_config() == {
-        "CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": "redis://127.0.0.1:6379/3",
-        "CACHE_DEFAULT_TIMEOUT": 86400, "CACHE_KEY_PREFIX": "immunosep:"}
+        "CACHE_TYPE": "RedisCache",
+        "CACHE_REDIS_URL": "redis://127.0.0.1:6379/3",
+        "CACHE_DEFAULT_TIMEOUT": 86400,
+        "CACHE_KEY_PREFIX": "immunosep:",
+    }
     assert s.database_kind == "postgresql"
     assert s.public_database() == "postgresql+psycopg://***@127.0.0.1:5432/test"
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("PORT", "eighty", "PORT='eighty': expected an integer"),
-    ("IMMUNOSEP_MODE", "open", "IMMUNOSEP_MODE='open': expected 'demo' or 'login'"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PORT", "eighty", "PORT='eighty': expected an integer"),
+        ("IMMUNOSEP_MODE", "open", "IMMUNOSEP_MODE='open': expected 'demo' or 'login'"),
+    ],
+)
 def test_set003_bad_values_are_named(name, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         Settings.from_env({name: value, "SECRET_KEY": "k"})

@@ -1,0 +1,428 @@
+"""Unit vocabulary and conversion at ingestion (clinical.md section 5.1).
+
+Every value is converted **once**, here, to the canonical unit of docs/architecture.md
+("Raw long format"); scorers never convert. The value and unit as received are kept in
+``value_as_received`` / ``unit_as_received`` so that provenance can show the original and the
+``use_printed_si_bands`` flag (clinical.md 5.2) can score SI values on the printed SI bands.
+
+Nothing is guessed and nothing is dropped: an unknown variable, an unknown unit, a missing value
+or an implausible value raises :class:`core.exceptions.DataValidationError` listing **all**
+problems at once, each naming patient, variable, time, value and what was expected.
+
+Sources: SRC-VINCENT (mg/dL bands), SRC-MIMIC ``bg.sql`` (FiO2 1-20 is probable O2 flow),
+SRC-RICU (plausibility ranges, ``plt`` units), SRC-SEP3 (lactate 2 mmol/L = 18 mg/dL).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from core.exceptions import DataValidationError, Problem
+
+# --- conversion factors (clinical.md 5.1) -----------------------------------------------------
+#: bilirubin: 1 mg/dL = 17.1 umol/L (MW 584.66 g/mol -> 17.104) [D]
+BILIRUBIN_UMOL_L_PER_MG_DL: Final = 17.1
+#: creatinine: 1 mg/dL = 88.4 umol/L (MW 113.12 g/mol) [D]
+CREATININE_UMOL_L_PER_MG_DL: Final = 88.4
+#: PaO2: 1 kPa = 7.50062 mmHg (101.325 kPa = 760 mmHg) [D]
+KPA_TO_MMHG: Final = 7.50062
+#: lactate: 1 mmol/L = 9.01 mg/dL (MW 90.08 g/mol; Sepsis-3: 2 mmol/L = 18 mg/dL) [D]
+LACTATE_MG_DL_PER_MMOL_L: Final = 9.01
+#: FiO2 percent -> fraction
+FIO2_FRACTION_PER_PCT: Final = 0.01
+#: FiO2 values in (1, 20] (or [1, 20] charted as %) are probable O2 flow in L/min
+#: (SRC-MIMIC bg.sql, SRC-LOINC 3151-8 "Inhaled oxygen flow rate"); rejected, never converted
+FIO2_PROBABLE_FLOW_RANGE: Final = (1.0, 20.0)
+
+
+class PlausibleRange(NamedTuple):
+    """Inclusive plausible range of a variable, in its canonical unit."""
+
+    low: float
+    high: float
+    unit: str
+
+
+#: canonical unit per observation variable (docs/architecture.md)
+CANONICAL_UNITS: Final = MappingProxyType(
+    {
+        "pao2": "mmHg",
+        "fio2": "fraction",
+        "platelets": "10^3/uL",
+        "bilirubin": "mg/dL",
+        "creatinine": "mg/dL",
+        "map": "mmHg",
+        "gcs_total": "points",
+        "urine_output": "mL",
+        "weight": "kg",
+        "ferritin": "ng/mL",
+        "hla_dr": "AB/C",
+        "lactate": "mmol/L",
+    }
+)
+
+#: accepted unit spellings (after :func:`unit_key`) -> multiplicative factor to canonical unit
+ACCEPTED_UNITS: Final = MappingProxyType(
+    {
+        "pao2": MappingProxyType({"mmhg": 1.0, "kpa": KPA_TO_MMHG}),
+        "fio2": MappingProxyType({"fraction": 1.0, "%": FIO2_FRACTION_PER_PCT}),
+        "platelets": MappingProxyType(
+            {"10^3/ul": 1.0, "k/ul": 1.0, "10^9/l": 1.0, "g/l": 1.0, "x10^3/ul": 1.0}
+            | {"x10^9/l": 1.0}
+        ),
+        "bilirubin": MappingProxyType({"mg/dl": 1.0, "umol/l": 1.0 / BILIRUBIN_UMOL_L_PER_MG_DL}),
+        "creatinine": MappingProxyType({"mg/dl": 1.0, "umol/l": 1.0 / CREATININE_UMOL_L_PER_MG_DL}),
+        "map": MappingProxyType({"mmhg": 1.0}),
+        "gcs_total": MappingProxyType({"points": 1.0}),
+        "urine_output": MappingProxyType({"ml": 1.0}),
+        "weight": MappingProxyType({"kg": 1.0}),
+        "ferritin": MappingProxyType({"ng/ml": 1.0, "ug/l": 1.0}),
+        "hla_dr": MappingProxyType({"ab/c": 1.0}),
+        "lactate": MappingProxyType({"mmol/l": 1.0, "mg/dl": 1.0 / LACTATE_MG_DL_PER_MMOL_L}),
+    }
+)
+
+#: plausible ranges in canonical units (SRC-RICU concept-dict ranges, widened for raw charting);
+#: reused by the data importer
+PLAUSIBLE_RANGES: Final = MappingProxyType(
+    {
+        "pao2": PlausibleRange(10.0, 800.0, "mmHg"),
+        "fio2": PlausibleRange(0.21, 1.0, "fraction"),
+        "platelets": PlausibleRange(0.0, 2000.0, "10^3/uL"),
+        "bilirubin": PlausibleRange(0.0, 80.0, "mg/dL"),
+        "creatinine": PlausibleRange(0.0, 25.0, "mg/dL"),
+        "map": PlausibleRange(0.0, 250.0, "mmHg"),
+        "gcs_total": PlausibleRange(3.0, 15.0, "points"),
+        "urine_output": PlausibleRange(0.0, 5000.0, "mL"),
+        "weight": PlausibleRange(20.0, 350.0, "kg"),
+        "ferritin": PlausibleRange(0.0, 500_000.0, "ng/mL"),
+        "hla_dr": PlausibleRange(0.0, 200_000.0, "AB/C"),
+        "lactate": PlausibleRange(0.0, 50.0, "mmol/L"),
+        "norepinephrine": PlausibleRange(0.0, 5.0, "mcg/kg/min"),
+        "epinephrine": PlausibleRange(0.0, 5.0, "mcg/kg/min"),
+        "dopamine": PlausibleRange(0.0, 50.0, "mcg/kg/min"),
+        "dobutamine": PlausibleRange(0.0, 50.0, "mcg/kg/min"),
+    }
+)
+
+#: the vasoactive drugs scored by SOFA (SRC-VINCENT); others are stored but not scored
+SCORED_DRUGS: Final = ("norepinephrine", "epinephrine", "dopamine", "dobutamine")
+#: infusion rate units -> whether the rate must be divided by body weight
+INFUSION_UNITS: Final = MappingProxyType({"mcg/kg/min": False, "mcg/min": True})
+
+OBSERVATION_COLUMNS: Final = ("patient_id", "time", "variable", "value", "unit")
+INFUSION_COLUMNS: Final = ("patient_id", "drug", "start", "stop", "rate", "unit")
+
+
+def unit_key(unit: object) -> str | None:
+    """Normalised spelling of a unit string (case, spaces, micro sign); None if missing."""
+    if unit is None or (isinstance(unit, float) and np.isnan(unit)) or unit is pd.NA:
+        return None
+    key = str(unit).strip().casefold().replace(" ", "")
+    for micro in ("µ", "μ", "mc"):  # micro sign, Greek mu, "mcmol"
+        key = key.replace(micro + "mol", "umol")
+    return key.replace("µg", "ug").replace("μg", "ug").replace("mcg/l", "ug/l")
+
+
+def _fmt_time(t: object) -> str | None:
+    return None if pd.isna(t) else str(pd.Timestamp(t))  # type: ignore[arg-type]
+
+
+def _problems_for(
+    frame: pd.DataFrame,
+    mask: np.ndarray,
+    *,
+    where: str,
+    column: str,
+    value_col: str,
+    time_col: str,
+    expected: str | np.ndarray,
+    variable_col: str | None = None,
+) -> list[Problem]:
+    """One Problem per masked row (row = 1-based position in ``frame``)."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return []
+    pids = frame["patient_id"].to_numpy()[idx] if "patient_id" in frame else [None] * idx.size
+    times = frame[time_col].to_numpy()[idx] if time_col in frame else [None] * idx.size
+    values = frame[value_col].to_numpy()[idx] if value_col in frame else [None] * idx.size
+    cols = frame[variable_col].to_numpy()[idx] if variable_col else [column] * idx.size
+    exp = expected[idx] if isinstance(expected, np.ndarray) else [expected] * idx.size
+    out = []
+    for i, pid, t, v, c, e in zip(idx, pids, times, values, cols, exp, strict=True):
+        val = v.item() if isinstance(v, np.generic) else v
+        out.append(
+            Problem(
+                where=where,
+                row=int(i) + 1,
+                column=None if pd.isna(c) else str(c),
+                value=val,
+                expected=str(e),
+                patient_id=None if pd.isna(pid) else str(pid),
+                time=_fmt_time(t),
+            )
+        )
+    return out
+
+
+def _missing_columns(frame: pd.DataFrame, required: tuple[str, ...], where: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            Problem(where, None, c, None, "a column of this name") for c in missing
+        )
+
+
+def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") -> pd.DataFrame:
+    """Validate raw time-stamped observations and convert them to canonical units.
+
+    Parameters
+    ----------
+    obs
+        Long table ``patient_id, time, variable, value, unit[, source]`` (docs/architecture.md).
+        ``variable`` and ``unit`` may be strings or categoricals (categoricals are faster).
+    where
+        Table or file name used in problem messages.
+
+    Returns
+    -------
+    DataFrame
+        A new frame with the same rows and columns, ``value`` / ``unit`` in the canonical unit
+        of :data:`CANONICAL_UNITS`, plus ``value_as_received`` and ``unit_as_received``.
+        The input is not modified.
+
+    Raises
+    ------
+    DataValidationError
+        Listing every problem: missing patient/time/value, unknown variable, unknown or
+        missing unit, FiO2 in 1-20 (probable O2 flow, SRC-MIMIC ``bg.sql``), a GCS that is not
+        an integer, or a value outside :data:`PLAUSIBLE_RANGES` after conversion.
+
+    Notes
+    -----
+    Conversions (clinical.md 5.1): PaO2 kPa x 7.50062; FiO2 % x 0.01; bilirubin umol/L / 17.1;
+    creatinine umol/L / 88.4; lactate mg/dL / 9.01; platelets 10^9/L = G/L = K/uL x 1;
+    ferritin ug/L x 1 (pmol/L is rejected: its factor is [U]).
+    """
+    _missing_columns(obs, OBSERVATION_COLUMNS, where)
+    n = len(obs)
+    variables = tuple(CANONICAL_UNITS)
+    var_codes = pd.Categorical(obs["variable"], categories=variables).codes.astype(np.int64)
+    unit_codes, unit_uniques = pd.factorize(obs["unit"], use_na_sentinel=True)
+    unit_codes = unit_codes.astype(np.int64)
+    n_units = len(unit_uniques)
+    keys = [unit_key(u) for u in unit_uniques]
+    # lookup table (variable code, unit code) -> factor, NaN = not accepted
+    factor_lut = np.full((len(variables), max(n_units, 1)), np.nan)
+    for vi, var in enumerate(variables):
+        accepted = ACCEPTED_UNITS[var]
+        for ui, key in enumerate(keys):
+            if key in accepted:
+                factor_lut[vi, ui] = accepted[key]
+    low = np.array([PLAUSIBLE_RANGES[v].low for v in variables])
+    high = np.array([PLAUSIBLE_RANGES[v].high for v in variables])
+
+    raw = pd.to_numeric(obs["value"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    known_var = var_codes >= 0
+    has_unit = unit_codes >= 0
+    vc = np.where(known_var, var_codes, 0)
+    factor = factor_lut[vc, np.where(has_unit, unit_codes, 0)]
+    factor = np.where(known_var & has_unit, factor, np.nan)
+    value = raw * factor
+
+    pid_missing = obs["patient_id"].isna().to_numpy()
+    times = pd.to_datetime(obs["time"], errors="coerce")
+    time_missing = times.isna().to_numpy()
+    value_missing = np.isnan(raw)
+    bad_unit = known_var & ~np.isnan(raw) & np.isnan(factor)
+    fio2 = var_codes == variables.index("fio2")
+    pct = np.zeros(n, dtype=bool)
+    pct_code = [i for i, k in enumerate(keys) if k == "%"]
+    if pct_code:
+        pct = unit_codes == pct_code[0]
+    flow = fio2 & ~np.isnan(factor) & (raw <= FIO2_PROBABLE_FLOW_RANGE[1])
+    flow &= np.where(pct, raw >= FIO2_PROBABLE_FLOW_RANGE[0], raw > FIO2_PROBABLE_FLOW_RANGE[0])
+    ok_value = ~np.isnan(value)
+    out_of_range = ok_value & ~flow & ((value < low[vc]) | (value > high[vc]))
+    gcs = var_codes == variables.index("gcs_total")
+    not_integer = gcs & ok_value & ~out_of_range & (value != np.round(value))
+
+    problems: list[Problem] = []
+    common = {"where": where, "value_col": "value", "time_col": "time"}
+    problems += _problems_for(
+        obs, pid_missing, column="patient_id", expected="a patient id", **common
+    )
+    problems += _problems_for(
+        obs, time_missing, column="time", expected="a date-time (UTC)", **common
+    )
+    problems += _problems_for(
+        obs,
+        ~known_var,
+        column="variable",
+        variable_col="variable",
+        expected=f"a variable in {', '.join(variables)}",
+        **common,
+    )
+    problems += _problems_for(
+        obs,
+        known_var & value_missing,
+        column="value",
+        variable_col="variable",
+        expected="a number (a missing value is not an observation)",
+        **common,
+    )
+    if bad_unit.any():
+        accepted_txt = np.array(
+            [
+                f"unit {('missing' if not has_unit[i] else repr(unit_uniques[unit_codes[i]]))}"
+                f" not accepted for {variables[var_codes[i]]}; expected one of "
+                + ", ".join(ACCEPTED_UNITS[variables[var_codes[i]]])
+                if bad_unit[i]
+                else ""
+                for i in np.flatnonzero(bad_unit)
+            ],
+            dtype=object,
+        )
+        full = np.empty(n, dtype=object)
+        full[bad_unit] = accepted_txt
+        problems += _problems_for(
+            obs, bad_unit, column="unit", variable_col="variable", expected=full, **common
+        )
+    problems += _problems_for(
+        obs,
+        flow,
+        column="value",
+        variable_col="variable",
+        expected="FiO2 as fraction 0.21-1.0 or % 21-100; 1-20 looks like O2 flow in L/min",
+        **common,
+    )
+    if out_of_range.any():
+        exp = np.empty(n, dtype=object)
+        idx = np.flatnonzero(out_of_range)
+        exp[idx] = [
+            f"{low[vc[i]]:g}-{high[vc[i]]:g} {PLAUSIBLE_RANGES[variables[vc[i]]].unit}"
+            f" after conversion (got {value[i]:.4g})"
+            for i in idx
+        ]
+        problems += _problems_for(
+            obs, out_of_range, column="value", variable_col="variable", expected=exp, **common
+        )
+    problems += _problems_for(
+        obs,
+        not_integer,
+        column="value",
+        variable_col="variable",
+        expected="an integer GCS total 3-15",
+        **common,
+    )
+    if problems:
+        problems.sort(key=lambda p: p.row or 0)
+        raise DataValidationError(problems)
+
+    out = obs.copy()
+    out["time"] = times
+    out["value_as_received"] = raw
+    out["unit_as_received"] = obs["unit"]
+    out["value"] = value
+    unit_names = sorted(set(CANONICAL_UNITS.values()))
+    unit_of_var = np.array([unit_names.index(CANONICAL_UNITS[v]) for v in variables])
+    out["unit"] = pd.Categorical.from_codes(unit_of_var[var_codes], categories=unit_names)
+    return out
+
+
+def normalize_infusions(infusions: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """Validate vasoactive infusions and express rates in mcg/kg/min.
+
+    Parameters
+    ----------
+    infusions
+        ``patient_id, drug, start, stop, rate, unit`` (one row per constant-rate segment).
+    patients
+        ``patient_id, weight_kg``: body weight (kg) used for mcg/min -> mcg/kg/min.
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``rate_mcg_kg_min`` (NaN for drugs SOFA does not score, e.g. vasopressin),
+        ``rate_as_received`` and ``unit_as_received``.
+
+    Raises
+    ------
+    DataValidationError
+        Listing every problem: missing times, stop before start, unknown unit for a scored
+        drug, mcg/min without a plausible body weight (20-350 kg), negative rate or a rate
+        above :data:`PLAUSIBLE_RANGES`. (SRC-MIMIC divides mcg/min by weight.)
+    """
+    where = "infusions"
+    _missing_columns(infusions, INFUSION_COLUMNS, where)
+    _missing_columns(patients, ("patient_id", "weight_kg"), "patients")
+    n = len(infusions)
+    drug = infusions["drug"].astype(object).to_numpy()
+    scored = pd.Series(drug).isin(SCORED_DRUGS).to_numpy()
+    unit_codes, unit_uniques = pd.factorize(infusions["unit"])
+    keys = [unit_key(u) for u in unit_uniques]
+    per_weight_lut = np.array([INFUSION_UNITS.get(k or "", None) for k in keys] + [None])
+    per_weight = per_weight_lut[unit_codes] if n else np.array([], dtype=object)
+    bad_unit = scored & pd.isna(per_weight.astype(object))
+    weights = patients.drop_duplicates("patient_id").set_index("patient_id")["weight_kg"]
+    w = pd.to_numeric(
+        pd.Series(infusions["patient_id"].to_numpy()).map(weights), errors="coerce"
+    ).to_numpy(dtype=np.float64, na_value=np.nan)
+    rw = PLAUSIBLE_RANGES["weight"]
+    needs_weight = scored & ~bad_unit & (per_weight == True)
+    bad_weight = needs_weight & ~((w >= rw.low) & (w <= rw.high))
+    rate = pd.to_numeric(infusions["rate"], errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    divisor = np.where(needs_weight, w, 1.0)
+    rate_kg = np.where(scored & ~bad_unit, rate / divisor, np.nan)
+    start = pd.to_datetime(infusions["start"], errors="coerce")
+    stop = pd.to_datetime(infusions["stop"], errors="coerce")
+    bad_time = (start.isna() | stop.isna()).to_numpy()
+    bad_order = ~bad_time & (stop < start).to_numpy()
+    hi = np.array([PLAUSIBLE_RANGES[d].high if d in PLAUSIBLE_RANGES else np.inf for d in drug])
+    bad_rate = np.isnan(rate) | (rate < 0)
+    too_high = scored & ~bad_unit & ~bad_weight & ~bad_rate & (rate_kg > hi)
+
+    common = {"where": where, "value_col": "rate", "time_col": "start"}
+    problems: list[Problem] = []
+    problems += _problems_for(
+        infusions, bad_time, column="start/stop", expected="start and stop date-times", **common
+    )
+    problems += _problems_for(
+        infusions, bad_order, column="stop", expected="stop at or after start", **common
+    )
+    problems += _problems_for(
+        infusions,
+        bad_unit,
+        column="unit",
+        expected=f"a rate unit in {', '.join(INFUSION_UNITS)}",
+        **{**common, "value_col": "unit"},
+    )
+    problems += _problems_for(
+        infusions,
+        bad_weight,
+        column="weight_kg",
+        expected=f"a body weight {rw.low:g}-{rw.high:g} kg in patients for a mcg/min rate",
+        **common,
+    )
+    problems += _problems_for(infusions, bad_rate, column="rate", expected="a rate >= 0", **common)
+    if too_high.any():
+        exp = np.empty(n, dtype=object)
+        idx = np.flatnonzero(too_high)
+        exp[idx] = [f"{drug[i]} <= {hi[i]:g} mcg/kg/min (got {rate_kg[i]:.4g})" for i in idx]
+        problems += _problems_for(infusions, too_high, column="rate", expected=exp, **common)
+    if problems:
+        problems.sort(key=lambda p: p.row or 0)
+        raise DataValidationError(problems)
+    out = infusions.copy()
+    out["start"] = start
+    out["stop"] = stop
+    out["rate_as_received"] = rate
+    out["unit_as_received"] = infusions["unit"]
+    out["rate_mcg_kg_min"] = rate_kg
+    return out
