@@ -17,12 +17,12 @@ from flask import Response, jsonify, request
 
 from components import api, security, services, shell
 from components.auth import current_principal
-from components.pages import cohort, data, not_found, patient, ward
+from components.pages import audit, cohort, data, not_found, patient, ward
 from settings import APP_VERSION, PROJECT_ROOT, Settings
 
 log = logging.getLogger("immunosep")
 
-PAGES = (ward, patient, cohort, data, not_found)
+PAGES = (ward, patient, cohort, data, audit, not_found)
 _DASH_INTERNAL = re.compile(r"^/(_dash-|_reload-hash|_favicon|assets/|healthz|api/)")
 
 
@@ -43,7 +43,10 @@ def bootstrap_data(settings: Settings) -> None:
         if settings.mode == "demo":
             started = time.perf_counter()
             result = build_demo_database(
-                engine, seed=settings.demo_seed, n_randomised=settings.demo_patients
+                engine,
+                seed=settings.demo_seed,
+                n_randomised=settings.demo_patients,
+                rules=settings.sofa_rules,
             )
             log.info("demo data: %s (%.1f s)", result, time.perf_counter() - started)
     finally:
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
             synthetic=info.synthetic,
             n_patients=info.n_patients,
             version=info.version,
+            login=settings.mode == "login",
         )
 
     app.layout = serve_layout
@@ -146,6 +150,12 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
             response.status_code = 404
         return response
 
+    # Dash registers its component paths and the Pages router lazily, in a before_request
+    # hook guarded by a flag that is set BEFORE the work is done: with threaded workers a second
+    # request can slip in and get HTTP 500 ("dash is not a registered library"). One request
+    # here, in the (pre-fork) master, completes that setup before any worker takes traffic.
+    with server.test_client() as client:
+        client.get("/healthz")
     return app
 
 

@@ -13,9 +13,12 @@ Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax) with a server-check
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -142,6 +145,23 @@ def _safe_next(url: str | None) -> str:
     return url
 
 
+_INLINE_SCRIPT = re.compile(
+    r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", re.DOTALL | re.IGNORECASE
+)
+
+
+def inline_script_hashes(html_text: str) -> list[str]:
+    """CSP sha256 sources of the executable inline scripts of a page (Dash's renderer and
+    clientside callbacks), so script-src needs neither 'unsafe-inline' nor 'unsafe-eval'."""
+    out = []
+    for attrs, body in _INLINE_SCRIPT.findall(html_text):
+        if "application/json" in attrs:
+            continue  # data, never executed
+        digest = hashlib.sha256(body.encode("utf-8")).digest()
+        out.append(f"'sha256-{base64.b64encode(digest).decode()}'")
+    return sorted(set(out))
+
+
 def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], audit) -> None:
     """Register the auth gate, login/logout routes, security headers and error handlers.
 
@@ -228,24 +248,28 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
         session.clear()
         return redirect("/login" if settings.mode == "login" else "/")
 
-    csp = "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self' 'unsafe-eval' " + " ".join(csp_script_hashes),
-            "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data: blob:",
-            "font-src 'self' data:",
-            "connect-src 'self'",
-            "frame-ancestors 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "object-src 'none'",
-        ]
-    )
+    def csp_for(extra_hashes: list[str]) -> str:
+        return "; ".join(
+            [
+                "default-src 'self'",
+                "script-src 'self' " + " ".join([*csp_script_hashes, *extra_hashes]),
+                "style-src 'self' 'unsafe-inline'",
+                "img-src 'self' data: blob:",
+                "font-src 'self' data:",
+                "connect-src 'self'",
+                "frame-ancestors 'none'",
+                "base-uri 'self'",
+                "form-action 'self'",
+                "object-src 'none'",
+            ]
+        )
 
     @server.after_request
     def headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = csp
+        extra: list[str] = []
+        if response.mimetype == "text/html" and not response.direct_passthrough:
+            extra = inline_script_hashes(response.get_data(as_text=True))
+        response.headers["Content-Security-Policy"] = csp_for(extra)
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"

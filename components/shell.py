@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from components import ids
-from components.auth import ArmVisibility, Principal
+from components.auth import ArmVisibility, Principal, Role
 
 NAV_ITEMS = (
     ("Ward board", "/"),
@@ -43,16 +43,27 @@ def build_banner(
     )
 
 
-def build_navbar(principal: Principal) -> dbc.Navbar:
-    links = [
-        dbc.NavItem(dbc.NavLink(label, href=href, active="exact")) for label, href in NAV_ITEMS
-    ]
+def build_navbar(principal: Principal, *, login: bool = False) -> dbc.Navbar:
+    items = list(NAV_ITEMS)
+    if principal.role is Role.STATISTICIAN:
+        items.append(("Audit", "/audit"))
+    links = [dbc.NavItem(dbc.NavLink(label, href=href, active="exact")) for label, href in items]
+    extras = []
+    if principal.role is Role.DSMB and not principal.unmasked:
+        from components.unmask import unmask_control
+
+        extras.append(unmask_control())
+    if login:
+        extras.append(
+            html.A("Sign out", href="/logout", className="btn btn-sm btn-outline-light ms-2")
+        )
     return dbc.Navbar(
         dbc.Container(
             [
                 dbc.NavbarBrand("ImmunoSep", href="/", className="fw-bold"),
                 dbc.Nav(links, navbar=True, className="me-auto"),
                 html.Span(principal.user, id=ids.PRINCIPAL, className="navbar-text small"),
+                *extras,
             ],
             fluid=True,
         ),
@@ -64,13 +75,13 @@ def build_navbar(principal: Principal) -> dbc.Navbar:
 
 
 def build_shell(
-    *, principal: Principal, synthetic: bool, n_patients: int, version: str
+    *, principal: Principal, synthetic: bool, n_patients: int, version: str, login: bool = False
 ) -> html.Div:
     watermark = html.Div("DEMO", className="demo-watermark") if synthetic else None
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh="callback-nav"),
-            build_navbar(principal),
+            build_navbar(principal, login=login),
             build_banner(
                 principal=principal, synthetic=synthetic, n_patients=n_patients, version=version
             ),

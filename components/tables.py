@@ -153,3 +153,18 @@ def records(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> list[d
         if pd.api.types.is_datetime64_any_dtype(f[c]):
             out[c] = f[c].dt.strftime("%Y-%m-%d %H:%M").where(f[c].notna(), None)
     return out.to_dict("records")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Neutralise spreadsheet formula injection (OWASP): text cells starting with = + - @ tab
+    or carriage return get a leading apostrophe. Numbers stay numbers."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+            )
+    return out

@@ -1,0 +1,72 @@
+"""DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from components import services
+from components.auth import Role, current_principal
+
+MIN_REASON_CHARS = 15
+
+
+def unmask_control() -> html.Div:
+    return html.Div(
+        [
+            dbc.Button(
+                "Unmask groups…", id="unmask-open", size="sm", color="warning", className="ms-2"
+            ),
+            dbc.Modal(
+                [
+                    dbc.ModalHeader(dbc.ModalTitle("Unmask the allocation")),
+                    dbc.ModalBody(
+                        [
+                            html.P(
+                                "Group A / Group B will be replaced by the real treatment labels for the rest "
+                                "of this session. The step and your reason are recorded in the audit trail."
+                            ),
+                            dbc.Label("Reason (at least 15 characters)", html_for="unmask-reason"),
+                            dbc.Textarea(id="unmask-reason", rows=3),
+                            html.Div(id="unmask-feedback", className="small text-danger mt-1"),
+                        ]
+                    ),
+                    dbc.ModalFooter(
+                        dbc.Button("Unmask and record", id="unmask-confirm", color="danger")
+                    ),
+                ],
+                id="unmask-modal",
+                is_open=False,
+            ),
+            dcc.Location(id="unmask-location", refresh=True),
+        ],
+        className="d-inline-block",
+    )
+
+
+@callback(
+    Output("unmask-modal", "is_open"), Input("unmask-open", "n_clicks"), prevent_initial_call=True
+)
+def open_modal(_n: int):
+    return True
+
+
+@callback(
+    Output("unmask-feedback", "children"),
+    Output("unmask-location", "href"),
+    Input("unmask-confirm", "n_clicks"),
+    State("unmask-reason", "value"),
+    prevent_initial_call=True,
+)
+def confirm(_n: int, reason: str | None):
+    from components.security import mark_unmasked
+
+    principal = current_principal()
+    if principal.role is not Role.DSMB:
+        return "Only the DSMB closed session can unmask.", no_update
+    reason = (reason or "").strip()
+    if len(reason) < MIN_REASON_CHARS:
+        return f"Please give a reason of at least {MIN_REASON_CHARS} characters.", no_update
+    services.audit("unmask", "allocation", reason[:2000], principal=principal)
+    mark_unmasked()
+    return "", "/cohort"

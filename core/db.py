@@ -1,0 +1,560 @@
+"""SQLAlchemy tables, engine creation and the versioned schema of the ImmunoSep store.
+
+The raw tables mirror the long formats of ``docs/architecture.md`` column for column. The
+randomised arm lives in its own table (``randomisation``) so that blinded code paths never
+need to read it; only :func:`core.repository.load_arms` selects from it.
+
+Derived tables (``daily_sofa``, ``sofa_provenance``) are recomputed inside the import
+transaction for the patients an import touches, keyed by ``rules_key`` (``SofaRules.key()``).
+
+``dataset_version`` holds one row (version integer + chained content hash) that caches key
+on: :func:`dataset_version` returns e.g. ``"3-1f2e3d4c5b6a"``.
+
+Notes
+-----
+Embedded SQLite is the default store; PostgreSQL is used when the caller passes a
+``postgresql+psycopg://`` URL. Times are stored as timezone-naive UTC timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
+
+#: version of the table layout below; bump it and append a migration when the layout changes
+SCHEMA_VERSION: Final = 1
+
+#: hash of an empty dataset (before the first import)
+EMPTY_HASH: Final = hashlib.sha256(b"immunosep-empty-dataset").hexdigest()
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("country", sa.String(100)),
+)
+
+patients = sa.Table(
+    "patients",
+    metadata,
+    sa.Column("patient_id", sa.String(64), primary_key=True),
+    sa.Column("site_id", sa.String(64), sa.ForeignKey("sites.site_id"), nullable=False),
+    sa.Column("anchor_time", sa.DateTime, nullable=False),
+    sa.Column("weight_kg", sa.Float, nullable=False),
+    sa.Column("death_time", sa.DateTime),
+    sa.Column("age_years", sa.Float),
+    sa.Column("sex", sa.String(1)),
+    sa.Column("apache_ii", sa.Float),
+    sa.Column("charlson", sa.Float),
+    sa.Column("infection_type", sa.String(100)),
+    sa.Column("mechanical_ventilation", sa.Boolean),
+    sa.Column("randomised_at", sa.DateTime),
+    sa.Index("ix_patients_site_id", "site_id"),
+)
+
+randomisation = sa.Table(
+    "randomisation",
+    metadata,
+    # no foreign key: a patient withdrawn with data removal keeps the randomisation row
+    # (CONSORT counts) but has no ``patients`` row
+    sa.Column("patient_id", sa.String(64), primary_key=True),
+    sa.Column("arm", sa.String(20), nullable=False),
+    sa.Column("randomised_at", sa.DateTime),
+)
+
+observations = sa.Table(
+    "observations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("time", sa.DateTime, nullable=False),
+    sa.Column("variable", sa.String(40), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("unit", sa.String(20), nullable=False),
+    sa.Column("source", sa.String(100)),
+    sa.Column("value_as_received", sa.Float),
+    sa.Column("unit_as_received", sa.String(20)),
+    # natural key; doubles as the per-patient time index
+    sa.Index(
+        "ux_observations_patient_time_variable", "patient_id", "time", "variable", unique=True
+    ),
+)
+
+infusions = sa.Table(
+    "infusions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("drug", sa.String(40), nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("stop", sa.DateTime, nullable=False),
+    # rate in mcg/kg/min for the scored drugs (converted at ingestion), as received otherwise
+    sa.Column("rate", sa.Float, nullable=False),
+    sa.Column("unit", sa.String(20), nullable=False),
+    sa.Column("rate_as_received", sa.Float),
+    sa.Column("unit_as_received", sa.String(20)),
+    sa.Index("ux_infusions_patient_start_drug", "patient_id", "start", "drug", unique=True),
+)
+
+episodes = sa.Table(
+    "episodes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("stop", sa.DateTime),
+    sa.Index("ux_episodes_patient_start_kind", "patient_id", "start", "kind", unique=True),
+)
+
+biomarkers = sa.Table(
+    "biomarkers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("time", sa.DateTime, nullable=False),
+    sa.Column("ferritin_ng_ml", sa.Float),
+    sa.Column("hla_dr_ab_per_cell", sa.Float),
+    sa.Index("ux_biomarkers_patient_time", "patient_id", "time", unique=True),
+)
+
+doses = sa.Table(
+    "doses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("time", sa.DateTime, nullable=False),
+    sa.Column("route", sa.String(8), nullable=False),
+    sa.Column("label", sa.String(40), nullable=False),
+    sa.Index("ux_doses_patient_time", "patient_id", "time", unique=True),
+)
+
+adverse_events = sa.Table(
+    "adverse_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("onset_time", sa.DateTime, nullable=False),
+    sa.Column("soc", sa.String(200), nullable=False),
+    sa.Column("pt", sa.String(200), nullable=False),
+    sa.Column("serious", sa.Boolean, nullable=False),
+    sa.Column("severe", sa.Boolean, nullable=False),
+    sa.Column("related", sa.Boolean, nullable=False),
+    sa.Column("aesi", sa.String(20)),
+    sa.Index("ux_adverse_events_patient_onset_pt", "patient_id", "onset_time", "pt", unique=True),
+)
+
+disposition = sa.Table(
+    "disposition",
+    metadata,
+    sa.Column("screening_id", sa.String(64), primary_key=True),
+    sa.Column("site_id", sa.String(64), sa.ForeignKey("sites.site_id"), nullable=False),
+    sa.Column("patient_id", sa.String(64)),  # no FK: see randomisation
+    sa.Column("excluded_reason", sa.String(200)),
+    sa.Column("phenotype_at_screening", sa.String(40)),
+    sa.Column("withdrawn_with_data_removal", sa.Boolean, nullable=False),
+    sa.Index("ix_disposition_site_id", "site_id"),
+    sa.Index("ix_disposition_patient_id", "patient_id"),
+)
+
+_daily_columns: list[sa.Column[Any]] = [
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("study_day", sa.Integer, nullable=False),
+    sa.Column("rules_key", sa.String(80), nullable=False),
+    *(sa.Column(SOFA_COLUMNS[o], sa.Float) for o in ORGANS),
+    sa.Column(SOFA_TOTAL, sa.Float),
+    sa.Column("sofa2_total", sa.Float),
+    *(sa.Column(f"{o.value}_imputed", sa.Boolean) for o in ORGANS),
+    *(sa.Column(f"{o.value}_imputation", sa.String(20)) for o in ORGANS),
+    sa.Column("n_components_observed", sa.Integer),
+    *(
+        sa.Column(c, sa.Boolean if c == "respiratory_support" else sa.Float)
+        for c in SOFA_INPUT_COLUMNS
+    ),
+]
+daily_sofa = sa.Table(
+    "daily_sofa",
+    metadata,
+    *_daily_columns,
+    sa.PrimaryKeyConstraint("rules_key", "patient_id", "study_day", name="pk_daily_sofa"),
+    sa.Index("ix_daily_sofa_patient_day", "patient_id", "study_day"),
+)
+
+sofa_provenance = sa.Table(
+    "sofa_provenance",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("study_day", sa.Integer, nullable=False),
+    sa.Column("rules_key", sa.String(80), nullable=False),
+    sa.Column("organ", sa.String(20), nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("variable", sa.String(60)),
+    sa.Column("value", sa.Float),
+    sa.Column("unit", sa.String(30)),
+    sa.Column("time", sa.DateTime),
+    sa.Column("rule", sa.String(200)),
+    sa.Column("imputed", sa.Boolean),
+    sa.Column("imputation", sa.String(20)),
+    sa.Index("ix_sofa_provenance_patient_day", "patient_id", "rules_key", "study_day"),
+)
+
+import_log = sa.Table(
+    "import_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("source_names", sa.Text, nullable=False),  # JSON list
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("row_counts", sa.Text, nullable=False),  # JSON {table: rows inserted}
+    sa.Column("user", sa.String(100), nullable=False),
+    sa.Column("rules_key", sa.String(80)),
+    sa.Index("ix_import_log_content_sha256", "content_sha256"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.DateTime, nullable=False),
+    sa.Column("user", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target", sa.String(200)),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_audit_log_time", "time"),
+)
+
+dataset_version_table = sa.Table(
+    "dataset_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+#: raw tables in foreign-key order (parents first)
+RAW_TABLES: Final = (
+    "sites",
+    "patients",
+    "randomisation",
+    "observations",
+    "infusions",
+    "episodes",
+    "biomarkers",
+    "doses",
+    "adverse_events",
+    "disposition",
+)
+#: tables holding one patient's rows (patient_id column), raw and derived
+PATIENT_TABLES: Final = (
+    "observations",
+    "infusions",
+    "episodes",
+    "biomarkers",
+    "doses",
+    "adverse_events",
+    "daily_sofa",
+    "sofa_provenance",
+)
+
+
+class SchemaVersionError(RuntimeError):
+    """The database was written by a newer version of this code."""
+
+
+def _utcnow() -> datetime:
+    """Timezone-naive UTC now (the store's time convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    """True when the engine (or connection) talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str | Path) -> Engine:
+    """Create an engine for a database URL (or a path to a SQLite file).
+
+    Parameters
+    ----------
+    url
+        ``sqlite:///path/file.sqlite``, ``postgresql+psycopg://user@host:port/db`` or a
+        filesystem path (taken as a SQLite file).
+
+    Returns
+    -------
+    Engine
+        For SQLite: WAL journal, foreign keys on, a 30 s busy timeout, and the parent folder of
+        the file created. The schema is not created here (see :func:`ensure_schema`).
+    """
+    if isinstance(url, Path) or "://" not in str(url):
+        url = f"sqlite:///{Path(url)}"
+    parsed = sa.make_url(str(url))
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions are unreliable)
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if database and database != ":memory:":
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
+    """Ordered migrations: key n upgrades a database from version n - 1 to n.
+
+    Version 1 is the initial layout, created by ``metadata.create_all``; later versions append
+    functions here (e.g. ``2: _add_column_x``) and bump :data:`SCHEMA_VERSION`.
+    """
+    return {}
+
+
+def stored_schema_version(conn: Connection) -> int | None:
+    """The schema version recorded in the database, or None for an empty database."""
+    if not sa.inspect(conn).has_table("schema_version"):
+        return None
+    return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+
+
+def ensure_schema(
+    engine: Engine, *, migrations: Mapping[int, Callable[[Connection], None]] | None = None
+) -> int:
+    """Create the schema if the database is empty, migrate it if it is older.
+
+    Parameters
+    ----------
+    engine
+        Target database.
+    migrations
+        Migration functions by target version (default: this module's list). Exposed for
+        tests of the migration mechanism.
+
+    Returns
+    -------
+    int
+        The schema version after the call (:data:`SCHEMA_VERSION`).
+
+    Raises
+    ------
+    SchemaVersionError
+        When the database records a newer schema version than this code knows.
+    """
+    steps = _migration_steps() if migrations is None else migrations
+    with _WriterTransaction(engine) as conn:
+        current = stored_schema_version(conn)
+        if current is None:
+            metadata.create_all(conn)
+            conn.execute(
+                schema_version.insert(), [{"version": SCHEMA_VERSION, "applied_at": _utcnow()}]
+            )
+            conn.execute(
+                dataset_version_table.insert(),
+                [{"id": 1, "version": 0, "content_hash": EMPTY_HASH, "updated_at": _utcnow()}],
+            )
+            return SCHEMA_VERSION
+        if current > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"database schema version {current} is newer than this code's version "
+                f"{SCHEMA_VERSION}; upgrade the application before opening this database"
+            )
+        for target in range(current + 1, SCHEMA_VERSION + 1):
+            if target not in steps:
+                raise SchemaVersionError(f"no migration to schema version {target}")
+            steps[target](conn)
+            conn.execute(schema_version.insert(), [{"version": target, "applied_at": _utcnow()}])
+        return SCHEMA_VERSION
+
+
+class _WriterTransaction:
+    """``engine.begin()`` that takes the writer lock first.
+
+    SQLite: ``BEGIN IMMEDIATE`` (one writer at a time, others wait for the busy timeout).
+    PostgreSQL: a transaction-scoped advisory lock (``pg_advisory_xact_lock``).
+    """
+
+    LOCK_KEY: Final = 0x1A7E50  # arbitrary, constant for the application
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._ctx: Any = None
+
+    def __enter__(self) -> Connection:
+        if is_sqlite(self._engine):
+            conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        else:
+            conn = self._engine.connect()
+        self._conn = conn
+        self._ctx = conn.begin()
+        self._ctx.__enter__()
+        if not is_sqlite(self._engine):
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.LOCK_KEY})
+        return conn
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._ctx.__exit__(*exc)
+        finally:
+            self._conn.close()
+
+
+def writer_transaction(engine: Engine) -> _WriterTransaction:
+    """A transaction holding the database-wide writer lock (use as a context manager)."""
+    return _WriterTransaction(engine)
+
+
+def dataset_version(engine: Engine | Connection) -> str:
+    """Version string of the dataset that caches key on, e.g. ``"3-1f2e3d4c5b6a"``.
+
+    The integer counts successful imports; the hash chains the content hashes of all imports.
+    Both change on every import that writes data and never otherwise.
+    """
+
+    def _read(conn: Connection) -> str:
+        row = conn.execute(
+            sa.select(dataset_version_table.c.version, dataset_version_table.c.content_hash)
+        ).first()
+        if row is None:
+            return f"0-{EMPTY_HASH[:12]}"
+        return f"{row.version}-{row.content_hash[:12]}"
+
+    if isinstance(engine, Connection):
+        return _read(engine)
+    with engine.connect() as conn:
+        return _read(conn)
+
+
+def bump_dataset_version(conn: Connection, content_sha256: str) -> str:
+    """Increment the dataset version inside the caller's transaction; return the new string."""
+    row = conn.execute(
+        sa.select(dataset_version_table.c.version, dataset_version_table.c.content_hash)
+    ).first()
+    version, previous = (0, EMPTY_HASH) if row is None else (row.version, row.content_hash)
+    new_hash = hashlib.sha256(f"{previous}:{content_sha256}".encode()).hexdigest()
+    values = {"version": version + 1, "content_hash": new_hash, "updated_at": _utcnow()}
+    if row is None:
+        conn.execute(dataset_version_table.insert(), [{"id": 1, **values}])
+    else:
+        conn.execute(
+            dataset_version_table.update().where(dataset_version_table.c.id == 1).values(**values)
+        )
+    return f"{version + 1}-{new_hash[:12]}"
+
+
+def bulk_insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+    """Insert the rows of a DataFrame in the caller's transaction; returns the row count.
+
+    Columns must be named like the table's columns (``id`` columns are left to the
+    database). Missing values (NaN, NaT, None) become NULL.
+
+    PostgreSQL: ``COPY ... FROM STDIN (FORMAT csv)`` (psycopg 3). SQLite: one DBAPI
+    ``executemany`` with values converted column-wise to SQLAlchemy's SQLite storage format
+    (``YYYY-MM-DD HH:MM:SS.ffffff`` text for timestamps, 0/1 for booleans), so the rows read
+    back through SQLAlchemy exactly as if SQLAlchemy had written them.
+    """
+    n = len(frame)
+    if n == 0:
+        return 0
+    columns = [str(c) for c in frame.columns]
+    for c in columns:
+        if c not in table.c:
+            raise KeyError(f"{table.name} has no column {c!r}")
+    if conn.dialect.name == "postgresql":
+        buf = io.StringIO()
+        # every empty field (quoted or not) is NULL: validation never keeps empty strings
+        frame.to_csv(buf, header=False, index=False, na_rep="")
+        text = buf.getvalue()
+        dbapi_conn = conn.connection.driver_connection
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        with (
+            dbapi_conn.cursor() as cur,  # type: ignore[union-attr]
+            cur.copy(
+                f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv, FORCE_NULL ({quoted}))'
+            ) as copy,
+        ):
+            copy.write(text)
+        return n
+    values = []
+    for c in columns:
+        s = frame[c]
+        typ = table.c[c].type
+        if isinstance(typ, sa.DateTime):
+            ts = pd.to_datetime(s)
+            txt = ts.dt.strftime("%Y-%m-%d %H:%M:%S.%f").astype(object)
+            values.append(txt.where(ts.notna(), None).tolist())
+        elif isinstance(typ, sa.Boolean):
+            values.append([None if v is None or pd.isna(v) else int(bool(v)) for v in s.tolist()])
+        elif isinstance(typ, sa.Float):
+            num = pd.to_numeric(s).astype("float64")
+            values.append(num.astype(object).where(num.notna(), None).tolist())
+        elif isinstance(typ, sa.Integer):
+            values.append(
+                s.astype(object)
+                .where(s.notna(), None)
+                .map(lambda v: v if v is None else int(v))
+                .tolist()
+            )
+        else:
+            values.append(s.astype(object).where(s.notna(), None).tolist())
+    placeholders = ", ".join("?" for _ in columns)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({quoted}) VALUES ({placeholders})',
+        list(zip(*values, strict=True)),
+    )
+    return n
+
+
+def row_counts(engine: Engine | Connection) -> dict[str, int]:
+    """Number of rows per table (raw, derived and logs); handy for tests and the Data page."""
+
+    def _count(conn: Connection) -> dict[str, int]:
+        return {
+            name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() or 0)
+            for name, t in metadata.tables.items()
+        }
+
+    if isinstance(engine, Connection):
+        return _count(engine)
+    with engine.connect() as conn:
+        return _count(conn)

@@ -1,0 +1,303 @@
+"""Read functions used by the UI (and the audit trail writer).
+
+The randomised arm is returned **only** by :func:`load_arms`; every other function reads
+tables that do not hold it, so a blinded code path that never calls ``load_arms`` cannot leak
+it. Per-patient reads filter on ``patient_id`` first and use the (patient_id, time) /
+(patient_id, study_day) indexes of :mod:`core.db`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import db
+from core.exceptions import UnknownPatientError
+
+_CHUNK = 5000
+
+
+def _frame(
+    conn: Connection, stmt: sa.Select[Any], cols: Sequence[sa.ColumnElement[Any]]
+) -> pd.DataFrame:
+    """Execute a select and type its columns from the SQLAlchemy column types."""
+    rows = conn.execute(stmt).all()
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=[c.name for c in cols])
+    for c in cols:
+        typ = c.type
+        if isinstance(typ, sa.DateTime):
+            frame[c.name] = pd.to_datetime(frame[c.name]).astype("datetime64[ns]")
+        elif isinstance(typ, sa.Float):
+            frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
+        elif isinstance(typ, sa.Integer):
+            frame[c.name] = (
+                frame[c.name].astype("Int64")
+                if frame[c.name].isna().any()
+                else frame[c.name].astype("int64")
+            )
+        elif isinstance(typ, sa.Boolean):
+            s = frame[c.name]
+            frame[c.name] = (
+                s.astype(object).where(s.notna(), None) if s.isna().any() else s.astype(bool)
+            )
+        else:
+            frame[c.name] = frame[c.name].astype(object)
+    return frame
+
+
+def _select(
+    engine: Engine,
+    table: sa.Table,
+    *,
+    where: Any = None,
+    in_column: str | None = None,
+    in_values: Iterable[Any] | None = None,
+    order_by: Sequence[str] = (),
+    exclude: Sequence[str] = ("id",),
+) -> pd.DataFrame:
+    cols = [c for c in table.columns if c.name not in exclude]
+    base = sa.select(*cols)
+    if where is not None:
+        base = base.where(where)
+    if order_by:
+        base = base.order_by(*(table.c[o] for o in order_by))
+    with engine.connect() as conn:
+        if in_column is None or in_values is None:
+            return _frame(conn, base, cols)
+        values = list(dict.fromkeys(in_values))
+        parts = [
+            _frame(conn, base.where(table.c[in_column].in_(values[i : i + _CHUNK])), cols)
+            for i in range(0, len(values), _CHUNK)
+        ] or [_frame(conn, base.where(sa.false()), cols)]
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if order_by and len(parts) > 1:
+        out = out.sort_values(list(order_by), kind="stable", ignore_index=True)
+    return out
+
+
+def load_sites(engine: Engine) -> pd.DataFrame:
+    """Sites: ``site_id, name``."""
+    return _select(engine, db.sites, order_by=("site_id",))
+
+
+def load_patients(engine: Engine, *, site_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Patients with baseline, death and the baseline immune phenotype inputs (no arm).
+
+    Parameters
+    ----------
+    engine
+        Database.
+    site_ids
+        Restrict to these sites (None = all).
+
+    Returns
+    -------
+    DataFrame
+        The ``patients`` columns plus ``death_study_day`` (study day of death: day n covers
+        ``[anchor + (n-1)·24 h, anchor + n·24 h)``; <NA> when alive) and ``ferritin_ng_ml`` /
+        ``hla_dr_ab_per_cell`` from the first biomarker sample of the patient.
+    """
+    pts = _select(
+        engine,
+        db.patients,
+        in_column="site_id" if site_ids is not None else None,
+        in_values=site_ids,
+        order_by=("patient_id",),
+    )
+    delta_h = (pts["death_time"] - pts["anchor_time"]) / pd.Timedelta(hours=1)
+    day = np.floor(delta_h.to_numpy(dtype=float, na_value=np.nan) / 24.0) + 1.0
+    pts["death_study_day"] = pd.array(
+        [pd.NA if np.isnan(d) else int(d) for d in day], dtype="Int64"
+    )
+    bio = _first_biomarkers(engine, pts["patient_id"].tolist() if site_ids is not None else None)
+    out = pts.merge(bio, on="patient_id", how="left")
+    for c in ("ferritin_ng_ml", "hla_dr_ab_per_cell"):
+        out[c] = out[c].astype("float64")
+    return out
+
+
+def _first_biomarkers(engine: Engine, patient_ids: list[str] | None) -> pd.DataFrame:
+    t = db.biomarkers
+    first = (
+        sa.select(t.c.patient_id, sa.func.min(t.c.time).label("first_time"))
+        .group_by(t.c.patient_id)
+        .subquery()
+    )
+    cols = [t.c.patient_id, t.c.ferritin_ng_ml, t.c.hla_dr_ab_per_cell]
+    stmt = sa.select(*cols).join(
+        first, sa.and_(first.c.patient_id == t.c.patient_id, first.c.first_time == t.c.time)
+    )
+    with engine.connect() as conn:
+        frame = _frame(conn, stmt, cols)
+    if patient_ids is not None:
+        frame = frame[frame["patient_id"].isin(patient_ids)]
+    return frame.reset_index(drop=True)
+
+
+def load_arms(engine: Engine) -> pd.DataFrame:
+    """Randomised arm per patient: ``patient_id, arm`` (unblinded code paths only)."""
+    t = db.randomisation
+    cols = [t.c.patient_id, t.c.arm]
+    with engine.connect() as conn:
+        return _frame(conn, sa.select(*cols).order_by(t.c.patient_id), cols)
+
+
+def load_daily_sofa(
+    engine: Engine, *, rules_key: str, patient_ids: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Stored daily SOFA under one rule set, ordered by patient and study day."""
+    return _select(
+        engine,
+        db.daily_sofa,
+        where=db.daily_sofa.c.rules_key == rules_key,
+        in_column="patient_id" if patient_ids is not None else None,
+        in_values=patient_ids,
+        order_by=("patient_id", "study_day"),
+        exclude=(),
+    )
+
+
+def load_provenance(engine: Engine, patient_id: str, *, rules_key: str) -> pd.DataFrame:
+    """Provenance (long) of one patient's daily SOFA under one rule set."""
+    t = db.sofa_provenance
+    return _select(
+        engine,
+        t,
+        where=sa.and_(t.c.patient_id == patient_id, t.c.rules_key == rules_key),
+        order_by=("study_day", "organ"),
+    )
+
+
+@dataclass(frozen=True)
+class PatientRaw:
+    """All raw rows of one patient (never the arm)."""
+
+    patient_id: str
+    observations: pd.DataFrame
+    infusions: pd.DataFrame
+    episodes: pd.DataFrame
+    biomarkers: pd.DataFrame
+    doses: pd.DataFrame
+    adverse_events: pd.DataFrame
+
+
+def _one_patient(
+    engine: Engine, table: sa.Table, patient_id: str, order: Sequence[str]
+) -> pd.DataFrame:
+    return _select(engine, table, where=table.c.patient_id == patient_id, order_by=order)
+
+
+def load_patient_raw(engine: Engine, patient_id: str) -> PatientRaw:
+    """Raw observations, infusions, episodes, biomarkers, doses and AEs of one patient.
+
+    Raises
+    ------
+    UnknownPatientError
+        When the patient is not stored.
+    """
+    with engine.connect() as conn:
+        exists = conn.execute(
+            sa.select(db.patients.c.patient_id).where(db.patients.c.patient_id == patient_id)
+        ).first()
+    if exists is None:
+        raise UnknownPatientError(patient_id)
+    return PatientRaw(
+        patient_id=patient_id,
+        observations=_one_patient(engine, db.observations, patient_id, ("time", "variable")),
+        infusions=_one_patient(engine, db.infusions, patient_id, ("start", "drug")),
+        episodes=_one_patient(engine, db.episodes, patient_id, ("start", "kind")),
+        biomarkers=_one_patient(engine, db.biomarkers, patient_id, ("time",)),
+        doses=_one_patient(engine, db.doses, patient_id, ("time",)),
+        adverse_events=_one_patient(engine, db.adverse_events, patient_id, ("onset_time", "pt")),
+    )
+
+
+def load_biomarkers(engine: Engine, *, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Biomarker samples ``patient_id, time, ferritin_ng_ml, hla_dr_ab_per_cell``."""
+    return _select(
+        engine,
+        db.biomarkers,
+        in_column="patient_id" if patient_ids is not None else None,
+        in_values=patient_ids,
+        order_by=("patient_id", "time"),
+    )
+
+
+def load_observations(
+    engine: Engine,
+    *,
+    patient_ids: Iterable[str] | None = None,
+    variables: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Observations in canonical units (optionally for some patients and variables)."""
+    t = db.observations
+    where = t.c.variable.in_(list(variables)) if variables is not None else None
+    return _select(
+        engine,
+        t,
+        where=where,
+        in_column="patient_id" if patient_ids is not None else None,
+        in_values=patient_ids,
+        order_by=("patient_id", "time", "variable"),
+    )
+
+
+def load_adverse_events(engine: Engine) -> pd.DataFrame:
+    """Adverse events (no arm; join :func:`load_arms` in unblinded views)."""
+    return _select(engine, db.adverse_events, order_by=("patient_id", "onset_time", "pt"))
+
+
+def load_disposition(engine: Engine) -> pd.DataFrame:
+    """Screening disposition, one row per screened person."""
+    return _select(engine, db.disposition, order_by=("screening_id",))
+
+
+def load_import_log(engine: Engine) -> pd.DataFrame:
+    """Import log, newest first."""
+    t = db.import_log
+    cols = list(t.columns)
+    with engine.connect() as conn:
+        return _frame(conn, sa.select(*cols).order_by(t.c.id.desc()), cols)
+
+
+def record_audit(
+    engine: Engine,
+    *,
+    user: str,
+    role: str,
+    action: str,
+    target: str | None = None,
+    detail: str | None = None,
+) -> int:
+    """Append one audit-trail entry; returns its id."""
+    from datetime import UTC
+
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                db.audit_log.insert().returning(db.audit_log.c.id),
+                {
+                    "time": datetime.now(UTC).replace(tzinfo=None),
+                    "user": user,
+                    "role": role,
+                    "action": action,
+                    "target": target,
+                    "detail": detail,
+                },
+            ).scalar_one()
+        )
+
+
+def load_audit(engine: Engine) -> pd.DataFrame:
+    """Audit trail, newest first."""
+    t = db.audit_log
+    cols = list(t.columns)
+    with engine.connect() as conn:
+        return _frame(conn, sa.select(*cols).order_by(t.c.id.desc()), cols)

@@ -1,0 +1,455 @@
+"""Synthetic ImmunoSep-like cohort (core.synth): determinism, exact flow counts, calibration.
+
+Calibration is computed with the project's own engine (core.derive -> core.endpoints), so the
+raw observations have to encode the published outcomes (clinical.md 1.8; SRC-AUDIT,
+SRC-JAMA-ABS). Tolerances are stated next to each published number.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.derive import derive_daily_sofa
+from core.endpoints import mortality, sofa_response
+from core.phenotype import classify_frame, immune_reversal
+from core.synth import SCREENING_EXCLUSIONS, SyntheticTrial, death_study_day, generate_trial
+from core.units import ACCEPTED_UNITS, normalize_infusions, normalize_observations, unit_key
+
+PRECISION, PLACEBO = "precision", "placebo"
+
+
+@pytest.fixture(scope="module")
+def trial() -> SyntheticTrial:
+    return generate_trial()
+
+
+@pytest.fixture(scope="module")
+def engine(trial: SyntheticTrial):
+    return derive_daily_sofa(trial.observations, trial.infusions, trial.episodes, trial.patients)
+
+
+@pytest.fixture(scope="module")
+def arms(trial: SyntheticTrial) -> pd.Series:
+    return trial.randomisation.set_index("patient_id")["arm"]
+
+
+@pytest.fixture(scope="module")
+def patients_dsd(trial: SyntheticTrial) -> pd.DataFrame:
+    return trial.patients.assign(death_study_day=death_study_day(trial.patients))
+
+
+@pytest.fixture(scope="module")
+def response(engine, patients_dsd, arms) -> pd.DataFrame:
+    r = sofa_response(engine.daily, patients_dsd[["patient_id", "death_study_day"]])
+    return r.assign(arm=r["patient_id"].map(arms))
+
+
+def _bytes(df: pd.DataFrame) -> tuple[bytes, bytes]:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue(), df.to_csv(index=False).encode()
+
+
+def _rate(frame: pd.DataFrame, col: str, arm: str) -> float:
+    return float(frame.loc[frame["arm"] == arm, col].mean())
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_byte_identical_tables(trial: SyntheticTrial) -> None:
+    again = generate_trial()
+    for name in (*SyntheticTrial.TABLES, "truth", "latent_daily"):
+        a, b = getattr(trial, name), getattr(again, name)
+        assert _bytes(a) == _bytes(b), name
+    assert len(trial.observations) > 50_000
+
+
+def test_other_seed_differs(trial: SyntheticTrial) -> None:
+    other = generate_trial(seed=7)
+    assert _bytes(other.observations) != _bytes(trial.observations)
+    assert _bytes(other.patients) != _bytes(trial.patients)
+    # the flow counts stay exact under any seed
+    assert len(other.patients) == 276
+    assert len(other.disposition) == 672
+
+
+# --- exact flow counts at the default size (clinical.md 1.8.1) ---------------------------------
+
+
+def test_screening_and_randomisation_counts(trial: SyntheticTrial) -> None:
+    disp = trial.disposition
+    assert len(disp) == 672
+    assert disp["screening_id"].is_unique
+    excluded = disp[disp["patient_id"].isna()]
+    assert len(excluded) == 391
+    counts = excluded["excluded_reason"].value_counts()
+    assert sorted(counts.tolist(), reverse=True) == [355, 14, 8, 5, 2, 2, 2, 2, 1]
+    assert set(counts.index) == {label for label, _ in SCREENING_EXCLUSIONS}
+    assert all("synthetic" in label for label in counts.index)
+    randomised = disp[disp["patient_id"].notna()]
+    assert randomised["excluded_reason"].isna().all()
+    assert len(randomised) == 281
+
+    rnd = trial.randomisation
+    assert len(rnd) == 281
+    assert rnd["patient_id"].is_unique
+    assert rnd["arm"].value_counts().to_dict() == {PLACEBO: 146, PRECISION: 135}
+    assert set(rnd["patient_id"]) == set(randomised["patient_id"])
+
+
+def test_withdrawals_removed_from_clinical_data(trial: SyntheticTrial, arms: pd.Series) -> None:
+    disp = trial.disposition
+    wd = disp.loc[disp["withdrawn_with_data_removal"], "patient_id"]
+    assert wd.map(arms).value_counts().to_dict() == {PRECISION: 4, PLACEBO: 1}
+    assert len(trial.patients) == 276
+    assert set(trial.patients["patient_id"]) == set(arms.index) - set(wd)
+    analysed = trial.patients["patient_id"].map(arms).value_counts().to_dict()
+    assert analysed == {PRECISION: 131, PLACEBO: 145}
+    for name in ("observations", "infusions", "episodes", "biomarkers", "doses", "adverse_events"):
+        assert not getattr(trial, name)["patient_id"].isin(wd).any(), name
+
+
+def test_sites_and_countries(trial: SyntheticTrial) -> None:
+    sites = trial.sites
+    assert len(sites) == 33
+    assert sites["site_id"].tolist() == [f"SYN-S{i:02d}" for i in range(1, 34)]
+    assert set(sites["country"]) == {
+        "Greece",
+        "Netherlands",
+        "Germany",
+        "Switzerland",
+        "Romania",
+        "Italy",
+    }
+    per_country = trial.patients.merge(sites, on="site_id")["country"].value_counts(normalize=True)
+    assert per_country.index[0] == "Greece"
+    assert per_country["Greece"] > 0.5
+    assert trial.patients["site_id"].isin(sites["site_id"]).all()
+
+
+def test_ids_are_synthetic(trial: SyntheticTrial) -> None:
+    assert trial.patients["synthetic"].all()
+    assert trial.patients["patient_id"].str.fullmatch(r"SYN-\d{2}-\d{4}").all()
+    for name in SyntheticTrial.TABLES:
+        frame = getattr(trial, name)
+        for col in ("patient_id", "site_id", "screening_id"):
+            if col in frame:
+                ids = frame[col].dropna()
+                assert len(ids) > 0, (name, col)
+                assert ids.str.startswith("SYN-").all(), (name, col)
+    # patient id carries its site number
+    site_no = trial.patients["patient_id"].str.slice(4, 6)
+    assert (("SYN-S" + site_no) == trial.patients["site_id"]).all()
+
+
+def test_phenotypes_by_arm_from_baseline_biomarkers(trial: SyntheticTrial, arms) -> None:
+    base = trial.biomarkers.drop_duplicates("patient_id").reset_index(drop=True)
+    assert len(base) == 276
+    # baseline sample taken at screening, before randomisation
+    rand_at = base["patient_id"].map(trial.patients.set_index("patient_id")["randomised_at"])
+    assert (base["time"] < rand_at).all()
+    cls = classify_frame(base)
+    tab = pd.crosstab(base["patient_id"].map(arms), cls["phenotype"])
+    assert tab.loc[PRECISION, "MALS"] == 25
+    assert tab.loc[PLACEBO, "MALS"] == 23
+    assert tab.loc[PRECISION, "SIP"] == 106
+    assert tab.loc[PLACEBO, "SIP"] == 122
+    assert cls["near_threshold"].sum() >= 20  # some values close to 4420 / 5000
+    disp = trial.disposition.dropna(subset=["patient_id"])
+    disp = disp.set_index("patient_id")["phenotype_at_screening"]
+    assert (base["patient_id"].map(disp).to_numpy() == cls["phenotype"].to_numpy()).all()
+
+
+# --- calibration with the project's engine (clinical.md 1.5, 1.8.2, 1.8.3) ---------------------
+
+
+def test_engine_reproduces_latent_daily_sofa(trial: SyntheticTrial, engine) -> None:
+    merged = engine.daily.merge(
+        trial.latent_daily, on=["patient_id", "study_day"], suffixes=("", "_latent")
+    )
+    assert len(merged) == len(trial.latent_daily)
+    for col in [c for c in trial.latent_daily if c.startswith("sofa_")]:
+        assert (merged[col] == merged[f"{col}_latent"]).all(), col
+
+
+def test_primary_endpoint_calibration(response: pd.DataFrame, trial: SyntheticTrial) -> None:
+    # published 46/131 (35.1 %) vs 26/145 (17.9 %); tolerance ±6 pp
+    assert response["evaluable"].all()
+    p_prec = _rate(response, "responder", PRECISION)
+    p_plac = _rate(response, "responder", PLACEBO)
+    assert abs(p_prec - 46 / 131) <= 0.06
+    assert abs(p_plac - 26 / 145) <= 0.06
+    assert p_prec - p_plac > 0.08
+    designed = response["patient_id"].map(trial.truth.set_index("patient_id")["designed_responder"])
+    assert (response["responder"] == designed).mean() >= 0.99
+
+
+def test_primary_endpoint_strata(response: pd.DataFrame, trial: SyntheticTrial) -> None:
+    # published MALS 12/25 vs 4/23, SIP 34/106 vs 22/122; tolerance ±10 pp (small strata)
+    pheno = response["patient_id"].map(trial.truth.set_index("patient_id")["phenotype"])
+    for ph, prec, plac in (("MALS", 12 / 25, 4 / 23), ("SIP", 34 / 106, 22 / 122)):
+        sub = response[pheno == ph]
+        assert abs(_rate(sub, "responder", PRECISION) - prec) <= 0.10
+        assert abs(_rate(sub, "responder", PLACEBO) - plac) <= 0.10
+
+
+def test_mortality_calibration(patients_dsd: pd.DataFrame, arms: pd.Series) -> None:
+    for horizon, prec, plac, tol in (
+        (28, 57 / 131, 72 / 145, 0.07),
+        (90, 90 / 131, 98 / 145, 0.07),
+    ):
+        mort = mortality(patients_dsd, horizon_days=horizon)
+        mort["arm"] = mort["patient_id"].map(arms)
+        assert abs(_rate(mort, "died", PRECISION) - prec) <= tol, horizon
+        assert abs(_rate(mort, "died", PLACEBO) - plac) <= tol, horizon
+    # deaths by day 9: 21/131 (16.0 %) vs 29/145 (20.0 %); tolerance ±5 pp
+    mort = mortality(patients_dsd, horizon_days=9)
+    mort["arm"] = mort["patient_id"].map(arms)
+    assert abs(_rate(mort, "died", PRECISION) - 21 / 131) <= 0.05
+    assert abs(_rate(mort, "died", PLACEBO) - 29 / 145) <= 0.05
+    assert (patients_dsd["death_study_day"].dropna() >= 2).all()
+    assert (patients_dsd["death_study_day"].dropna() <= 90).all()
+
+
+def test_baseline_calibration(trial: SyntheticTrial, engine, arms) -> None:
+    p = trial.patients
+    assert abs(p["age_years"].mean() - 70) <= 2
+    assert abs(p["mechanical_ventilation"].mean() - 0.89) <= 0.04
+    day1 = engine.daily[engine.daily["study_day"] == 1]
+    assert len(day1) == 276
+    assert abs(day1["sofa_total"].median() - 9) <= 1
+    assert 0.35 <= (day1["sofa_total"] >= 10).mean() <= 0.6  # published 135/276 = 48.9 %
+    assert abs((p["sex"] == "F").mean() - 93 / 276) <= 0.05
+    assert p["sex"].isin(["F", "M"]).all()
+
+
+def test_day9_locf_share(response: pd.DataFrame, engine) -> None:
+    # published (10 + 13) / 276 = 8.3 % alive without a day-9 SOFA; tolerance ±3 pp
+    day9 = set(engine.daily.loc[engine.daily["study_day"] == 9, "patient_id"])
+    alive = response[~response["died_by_last_day"]]
+    share = (~alive["patient_id"].isin(day9)).sum() / len(response)
+    assert abs(share - 23 / 276) <= 0.03
+    # LOCF of single components happens too (missing labs)
+    imputed = engine.daily.loc[engine.daily["study_day"] >= 2, "liver_imputation"]
+    assert (imputed == "locf").mean() > 0.03
+
+
+def test_immune_reversal_calibration(trial: SyntheticTrial, arms) -> None:
+    # published 46/59 (78.0 %) vs 32/66 (48.5 %) in the blood-sampling subset; tolerance ±8 pp
+    b = trial.biomarkers.merge(trial.patients[["patient_id", "anchor_time"]], on="patient_id")
+    b["study_day"] = ((b["time"] - b["anchor_time"]) // pd.Timedelta(hours=24)).astype(int) + 1
+    base_day = b.drop_duplicates("patient_id")["study_day"]
+    assert (base_day <= 0).all()  # screening sample, before the first dose
+    assert set(b["study_day"]) - set(base_day) == {3, 5, 7, 15, 28}
+    base = b.drop_duplicates("patient_id")
+    pheno = pd.Series(classify_frame(base)["phenotype"].to_numpy(), index=base["patient_id"])
+    rev = immune_reversal(b, pheno)
+    rev["arm"] = rev["patient_id"].map(arms)
+    sampled = rev[rev["n_samples"] >= 2]
+    assert sampled["arm"].value_counts().to_dict() == {PLACEBO: 66, PRECISION: 59}
+    assert abs(_rate(sampled, "reversed", PRECISION) - 46 / 59) <= 0.08
+    assert abs(_rate(sampled, "reversed", PLACEBO) - 32 / 66) <= 0.08
+
+
+def test_null_scenario_has_no_effect() -> None:
+    null = generate_trial(n_randomised=2000, scenario="null", charting="sparse")
+    daily = derive_daily_sofa(null.observations, null.infusions, null.episodes, null.patients)
+    pts = null.patients.assign(death_study_day=death_study_day(null.patients))
+    r = sofa_response(daily.daily, pts[["patient_id", "death_study_day"]])
+    r["arm"] = r["patient_id"].map(null.randomisation.set_index("patient_id")["arm"])
+    diff = _rate(r, "responder", PRECISION) - _rate(r, "responder", PLACEBO)
+    assert abs(diff) < 0.06
+    assert abs(r["responder"].mean() - 72 / 276) <= 0.04  # pooled published rate
+    mort = mortality(pts, horizon_days=28)
+    mort["arm"] = r["arm"].to_numpy()  # both sorted by patient_id
+    assert abs(_rate(mort, "died", PRECISION) - _rate(mort, "died", PLACEBO)) < 0.04
+
+
+# --- raw data: names, units, ranges, times ------------------------------------------------------
+
+
+def test_observations_use_canonical_variables_and_accepted_units(trial: SyntheticTrial) -> None:
+    obs = trial.observations
+    assert list(obs.columns) == ["patient_id", "time", "variable", "value", "unit", "source"]
+    for (var, unit), _ in obs.groupby(["variable", "unit"]):
+        assert unit_key(unit) in ACCEPTED_UNITS[var], (var, unit)
+    # SI inputs are present so the conversions are exercised
+    pairs = set(map(tuple, obs[["variable", "unit"]].drop_duplicates().to_numpy()))
+    for pair in (("bilirubin", "umol/L"), ("creatinine", "umol/L"), ("pao2", "kPa"), ("fio2", "%")):
+        assert pair in pairs
+    norm = normalize_observations(obs)  # raises on any implausible value or unknown unit
+    ranges = {
+        "pao2": (30, 300),
+        "fio2": (0.21, 1.0),
+        "platelets": (1, 600),
+        "bilirubin": (0.1, 25),
+        "creatinine": (0.3, 10),
+        "map": (40, 130),
+        "gcs_total": (3, 15),
+        "urine_output": (0, 2000),
+        "weight": (40, 170),
+        "lactate": (0.2, 15),
+    }
+    got = norm.groupby("variable")["value"].agg(["min", "max"])
+    assert set(got.index) == set(ranges)
+    for var, (lo, hi) in ranges.items():
+        assert got.loc[var, "min"] >= lo, var
+        assert got.loc[var, "max"] <= hi, var
+    gcs = norm.loc[norm["variable"] == "gcs_total", "value"]
+    assert (gcs == np.round(gcs)).all()
+
+
+def test_infusions_include_short_runs_and_weight_based_units(trial: SyntheticTrial) -> None:
+    inf = normalize_infusions(trial.infusions, trial.patients)
+    assert set(inf["drug"]) == {"norepinephrine", "epinephrine", "dopamine", "dobutamine"}
+    assert set(trial.infusions["unit"]) == {"mcg/kg/min", "mcg/min"}
+    minutes = (inf["stop"] - inf["start"]) / pd.Timedelta(minutes=1)
+    assert (minutes >= 1).all()
+    assert (minutes < 60).sum() >= 10  # runs that must not count (>= 60 min rule)
+    assert (inf["rate_mcg_kg_min"] > 0).all()
+    assert inf.loc[inf["drug"] == "norepinephrine", "rate_mcg_kg_min"].max() < 1.0
+
+
+def test_episode_kinds(trial: SyntheticTrial) -> None:
+    ep = trial.episodes
+    assert set(ep["kind"]) <= {
+        "invasive_ventilation",
+        "noninvasive_ventilation",
+        "cpap",
+        "oxygen",
+        "sedation",
+        "rrt",
+    }
+    assert {"invasive_ventilation", "sedation", "rrt", "oxygen"} <= set(ep["kind"])
+    assert (ep["stop"] > ep["start"]).all()
+    mv = trial.patients.loc[trial.patients["mechanical_ventilation"], "patient_id"]
+    inv = ep.loc[ep["kind"] == "invasive_ventilation", "patient_id"]
+    assert mv.isin(inv).all()
+
+
+def test_times_inside_study_days_and_before_death(trial: SyntheticTrial) -> None:
+    p = trial.patients.set_index("patient_id")
+    obs = trial.observations
+    anchor = obs["patient_id"].map(p["anchor_time"])
+    death = obs["patient_id"].map(p["death_time"])
+    hours = (obs["time"] - anchor) / pd.Timedelta(hours=1)
+    assert (hours > 0).all()
+    assert (hours < 28 * 24).all()
+    assert ((hours % 24) != 0).all()  # never exactly on a study-day boundary
+    assert not (obs["time"] >= death).any()
+    assert (p["anchor_time"] > p["randomised_at"]).all()
+    assert (p["anchor_time"] - p["randomised_at"] <= pd.Timedelta(hours=6)).all()
+    for name, col in (("infusions", "stop"), ("biomarkers", "time"), ("doses", "time")):
+        frame = getattr(trial, name)
+        assert not (frame[col] >= frame["patient_id"].map(p["death_time"])).any(), name
+    inf = trial.infusions
+    assert (inf["start"] >= inf["patient_id"].map(p["anchor_time"])).all()
+    ae = trial.adverse_events
+    assert (ae["onset_time"] > ae["patient_id"].map(p["anchor_time"])).all()
+    assert not (ae["onset_time"] > ae["patient_id"].map(p["death_time"])).any()
+    for frame in trial.tables().values():
+        for col in frame.columns:
+            if pd.api.types.is_datetime64_any_dtype(frame[col]):
+                assert str(frame[col].dtype) == "datetime64[ns]"
+
+
+def test_study_drug_doses_double_dummy(trial: SyntheticTrial) -> None:
+    d = trial.doses
+    assert set(d["label"]) == {"study drug"}
+    assert set(d["route"]) == {"IV", "SC"}
+    p = trial.patients.set_index("patient_id")
+    assert set(d["patient_id"]) == set(p.index)  # every analysed patient, both arms alike
+    first_iv = d[d["route"] == "IV"].groupby("patient_id")["time"].min()
+    assert (first_iv == p.loc[first_iv.index, "anchor_time"]).all()
+    span = d.groupby("patient_id")["time"].max() - p["anchor_time"]
+    assert (span < pd.Timedelta(days=15)).all()
+    alive = p[p["death_time"].isna()].index
+    per = d[d["patient_id"].isin(alive)].groupby(["patient_id", "route"]).size().unstack()
+    assert per["IV"].max() == 45  # q8h for 15 days
+    assert per["SC"].max() == 8  # q48h for 15 days
+
+
+def test_adverse_events(trial: SyntheticTrial, arms) -> None:
+    ae = trial.adverse_events
+    assert {"soc", "pt", "serious", "severe", "related", "aesi"} <= set(ae.columns)
+    sae = ae[ae["serious"]]
+    assert sae["patient_id"].nunique() == 245  # 88.8 % of 276
+    assert len(sae) == 1069
+    assert set(ae["aesi"].dropna()) == {"anemia", "hemorrhage"}
+    assert (ae.loc[ae["pt"] == "Anaemia", "aesi"] == "anemia").all()
+    pheno = trial.truth.set_index("patient_id")["phenotype"]
+    group = ae["patient_id"].map(arms) + "/" + ae["patient_id"].map(pheno)
+    n_pat = (trial.truth["arm"] + "/" + trial.truth["phenotype"]).value_counts()
+
+    def per_patient(aesi: str, g: str) -> float:
+        return float(((ae["aesi"] == aesi) & (group == g)).sum() / n_pat[g])
+
+    assert per_patient("anemia", "precision/MALS") > 1.5 * per_patient("anemia", "placebo/MALS")
+    assert per_patient("hemorrhage", "precision/SIP") > 1.5 * per_patient(
+        "hemorrhage", "placebo/SIP"
+    )
+
+
+def test_death_study_day_helper() -> None:
+    anchor = pd.Timestamp("2022-01-01 10:00")
+    pts = pd.DataFrame(
+        {
+            "anchor_time": [anchor] * 4,
+            "death_time": [
+                anchor + pd.Timedelta(hours=23, minutes=59),
+                anchor + pd.Timedelta(hours=24),
+                anchor + pd.Timedelta(days=27, hours=5),
+                pd.NaT,
+            ],
+        }
+    )
+    got = death_study_day(pts)
+    assert str(got.dtype) == "Int64"
+    assert got.iloc[:3].tolist() == [1, 2, 28]
+    assert got.isna().tolist() == [False, False, False, True]
+
+
+# --- scaling ------------------------------------------------------------------------------------
+
+
+def test_scales_to_ten_thousand() -> None:
+    big = generate_trial(n_randomised=10_000)
+    assert len(big.randomisation) == 10_000
+    assert big.randomisation["arm"].value_counts()[PRECISION] == round(10_000 * 135 / 281)
+    assert len(big.disposition) == round(10_000 * 672 / 281)
+    excluded = big.disposition["excluded_reason"].value_counts()
+    assert excluded.iloc[0] == pytest.approx((len(big.disposition) - 10_000) * 355 / 391, abs=1)
+    wd = big.disposition["withdrawn_with_data_removal"].sum()
+    assert wd == round(10_000 * 4 / 281) + round(10_000 * 1 / 281)
+    assert len(big.patients) == 10_000 - wd
+    assert big.patients["patient_id"].is_unique
+    truth = big.truth
+    arm_rate = truth.groupby("arm")["designed_responder"].mean()
+    assert abs(arm_rate[PRECISION] - 46 / 131) < 0.01
+    assert abs(arm_rate[PLACEBO] - 26 / 145) < 0.01
+    assert (truth["designed_responder"] == (truth["latent_sofa_decrease"] > 1.4)).all()
+    assert len(big.observations) > 100 * len(big.patients)
+
+
+def test_sparse_charting_keeps_the_scores() -> None:
+    sparse = generate_trial(n_randomised=300, charting="sparse", seed=3)
+    daily = derive_daily_sofa(
+        sparse.observations, sparse.infusions, sparse.episodes, sparse.patients
+    )
+    merged = daily.daily.merge(sparse.latent_daily, on=["patient_id", "study_day"])
+    assert len(merged) == len(sparse.latent_daily)
+    assert (merged["sofa_total_x"] == merged["sofa_total_y"]).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"n_randomised": 5}, {"scenario": "bogus"}, {"n_days": 3}, {"charting": "hourly"}],
+)
+def test_invalid_arguments(kwargs) -> None:
+    with pytest.raises(ValueError):
+        generate_trial(**kwargs)
