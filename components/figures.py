@@ -143,7 +143,6 @@ def sofa_timeline(
                     f"Day %{{x}}<br>{ORGAN_LABELS[organ]}: %{{y}} points"
                     "<br>%{customdata[0]}<extra></extra>"
                 ),
-                legendgroup="organs",
             ),
             **row_kw,
         )
@@ -258,8 +257,19 @@ def sofa_timeline(
         fig.update_xaxes(
             title_text="Study day (day 1 = first 24 h after the first study-drug dose)", **xaxis
         )
-    fig.update_layout(legend={"orientation": "h", "y": 1.1, "x": 0, "font": {"size": 12}})
-    return base_layout(fig, height=640 if with_lanes else 430)
+    fig = base_layout(fig, height=680 if with_lanes else 470)
+    fig.update_layout(
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.01,
+            "x": 0,
+            "xanchor": "left",
+            "font": {"size": 12},
+        },
+        margin={"t": 70},
+    )
+    return fig
 
 
 def support_segments(
@@ -461,7 +471,23 @@ def biomarker_trajectory(
         row=1,
         col=2,
     )
-    fig.update_yaxes(type="log", title_text="ng/mL", row=1, col=1)
+    ferritin = pd.to_numeric(s["ferritin_ng_ml"], errors="coerce").dropna()
+    lo = min([thresholds.ferritin_mals_above_ng_ml / 3, *ferritin.tolist()])
+    hi = max([thresholds.ferritin_mals_above_ng_ml * 3, *ferritin.tolist()])
+    ticks = [
+        v
+        for v in (10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000, 300000)
+        if lo / 1.5 <= v <= hi * 1.5
+    ]
+    fig.update_yaxes(
+        type="log",
+        title_text="ng/mL",
+        tickvals=ticks,
+        ticktext=[f"{v:,}" for v in ticks],
+        range=[np.log10(lo / 1.5), np.log10(hi * 1.5)],
+        row=1,
+        col=1,
+    )
     fig.update_yaxes(title_text="antibodies per cell", rangemode="tozero", row=1, col=2)
     fig.update_xaxes(title_text="Study day of the sample", dtick=2)
     if note:
@@ -475,7 +501,9 @@ def biomarker_trajectory(
             font={"size": 12, "color": "#334"},
             xanchor="left",
         )
-    return base_layout(fig, height=330)
+    fig = base_layout(fig, height=340)
+    fig.update_layout(margin={"t": 50})
+    return fig
 
 
 def empty_figure(message: str, *, height: int = 300) -> go.Figure:

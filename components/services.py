@@ -132,11 +132,17 @@ def in_app() -> bool:
 @cache.memoize()
 def _cohort_patients(version: str, thresholds_key: str) -> pd.DataFrame:
     from core.phenotype import classify_frame
-    from core.repository import load_patients
+    from core.repository import load_data_cutoff, load_patients
 
     patients = load_patients(engine())
     classes = classify_frame(patients, thresholds=settings().phenotype_thresholds)
-    return pd.concat([patients, classes], axis=1)
+    out = pd.concat([patients, classes], axis=1)
+    cutoff = load_data_cutoff(engine())
+    window = pd.Timedelta(hours=24 * settings().endpoint_rules.last_day)
+    out["endpoint_window_closed"] = (
+        (out["anchor_time"] + window <= cutoff) if cutoff is not None else False
+    )
+    return out
 
 
 @cache.memoize()

@@ -52,10 +52,29 @@ def fmt_pct(value: float, digits: int = 1) -> str:
     return "–" if value is None or math.isnan(value) else f"{100 * value:.{digits}f} %"
 
 
+#: display precision per input column (values stay numbers; CSV keeps them rounded alike)
+LAB_DIGITS: Mapping[str, int] = {
+    "pao2_fio2_mmhg": 0,
+    "platelets_10e3_per_ul": 0,
+    "bilirubin_mg_dl": 2,
+    "map_mmhg": 0,
+    "norepinephrine_mcg_kg_min": 3,
+    "epinephrine_mcg_kg_min": 3,
+    "dopamine_mcg_kg_min": 2,
+    "dobutamine_mcg_kg_min": 2,
+    "gcs_total": 0,
+    "creatinine_mg_dl": 2,
+    "urine_output_ml_24h": 0,
+}
+
+
 def labs_by_day(daily: pd.DataFrame) -> pd.DataFrame:
     """Worst value per study day of every SOFA input, with units in the headers."""
     cols = [c for c in LAB_COLUMNS if c in daily.columns]
     out = daily.sort_values("study_day")[["study_day", *cols]].copy()
+    for col, digits in LAB_DIGITS.items():
+        if col in out:
+            out[col] = pd.to_numeric(out[col], errors="coerce").round(digits)
     if "respiratory_support" in out:
         out["respiratory_support"] = (
             out["respiratory_support"].map({True: "yes", False: "no"}).fillna("–")

@@ -301,3 +301,10 @@ def load_audit(engine: Engine) -> pd.DataFrame:
     cols = list(t.columns)
     with engine.connect() as conn:
         return _frame(conn, sa.select(*cols).order_by(t.c.id.desc()), cols)
+
+
+def load_data_cutoff(engine: Engine) -> pd.Timestamp | None:
+    """The latest observation time stored: the data cut-off of this dataset (None if empty)."""
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(sa.func.max(db.observations.c.time))).scalar()
+    return None if value is None else pd.Timestamp(value)

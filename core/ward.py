@@ -64,8 +64,10 @@ def ward_snapshot(
         ``patient_id``, ``study_day``, the six ``sofa_<organ>`` components, ``sofa_total``,
         ``<organ>_imputed`` flags and (optionally) the daily vasopressor input columns.
     patients
-        ``patient_id``, ``death_study_day`` (missing if alive) plus any columns to carry
-        (site, phenotype...), which pass through.
+        ``patient_id``, ``death_study_day`` (missing if alive), optionally
+        ``endpoint_window_closed`` (day ``last_day`` has ended in calendar time at the data
+        cut-off: the endpoint is final even if the last charted day is earlier, e.g. after ICU
+        discharge; LOCF fills the rest), plus any columns to carry (site, phenotype...).
 
     Returns
     -------
@@ -150,8 +152,17 @@ def ward_snapshot(
     evaluable = out.index.isin(baseline.index) & ~day1_all_imputed.reindex(
         out.index, fill_value=True
     )
+    closed = np.zeros(len(out), dtype=bool)
+    if as_of_day is None and "endpoint_window_closed" in patients.columns:
+        closed = (
+            patients.set_index("patient_id")["endpoint_window_closed"]
+            .reindex(out.index)
+            .fillna(False)
+            .astype(bool)
+            .to_numpy()
+        )
     final_mask = evaluable & (
-        (out["study_day"].fillna(0).to_numpy() >= rules.last_day) | out["died"].to_numpy()
+        (out["study_day"].fillna(0).to_numpy() >= rules.last_day) | out["died"].to_numpy() | closed
     )
     if final_mask.any():
         ids = out.index[final_mask]

@@ -105,3 +105,15 @@ def test_ward005_as_of_day_replays_the_board(cohort):
     one = ward_snapshot(daily, patients, as_of_day=1).set_index("patient_id")
     assert one.loc["A", "endpoint_status"] == EndpointStatus.AWAITING
     assert pd.isna(one.loc["A", "sofa_change_24h"])
+
+
+def test_ward006_closed_window_makes_the_endpoint_final(cohort):
+    """A patient discharged on day 3 whose day 9 has passed at the data cut-off: LOCF, final."""
+    daily, patients = cohort
+    b_only = patients[patients["patient_id"] == "B"].assign(endpoint_window_closed=True)
+    snap = ward_snapshot(daily, b_only).set_index("patient_id").loc["B"]
+    # days 2..9 = 3, 8, then 8 carried forward for days 4..9: mean = (3 + 7 * 8) / 8
+    assert snap["endpoint_decrease"] == pytest.approx(3 - (3 + 7 * 8) / 8)
+    assert snap["endpoint_status"] == EndpointStatus.NOT_MET
+    open_window = ward_snapshot(daily, b_only.assign(endpoint_window_closed=False))
+    assert open_window.loc[0, "endpoint_status"] == EndpointStatus.OFF_TRACK

@@ -64,7 +64,11 @@ def endpoint_card(
         baseline = endpoint.get("baseline_sofa")
         mean = endpoint.get("mean_followup_sofa")
         decrease = endpoint.get("sofa_decrease")
-        reached = current_day >= last_day or bool(endpoint.get("died_by_last_day"))
+        reached = (
+            current_day >= last_day
+            or bool(endpoint.get("died_by_last_day"))
+            or bool(endpoint.get("window_closed"))
+        )
         if pd.isna(baseline):
             status, colour = "not evaluable (no baseline)", "secondary"
         elif reached:
@@ -280,7 +284,7 @@ def layout(
                     ),
                     dbc.Col(
                         endpoint_card(
-                            view.endpoint,
+                            {**view.endpoint, "window_closed": p.get("endpoint_window_closed")},
                             last_day=s.endpoint_rules.last_day,
                             threshold=s.endpoint_rules.threshold,
                             current_day=last_day or 0,

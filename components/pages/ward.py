@@ -21,6 +21,15 @@ from components.tables import fmt_number
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGANS, SOFA_COLUMNS, Phenotype
 
+SHORT_ORGAN = {
+    ORGANS[0]: "Resp",
+    ORGANS[1]: "Coag",
+    ORGANS[2]: "Liver",
+    ORGANS[3]: "Cardio",
+    ORGANS[4]: "CNS",
+    ORGANS[5]: "Renal",
+}
+
 #: background colour of an organ cell by points (0 white ... 4 dark red): severity, not organ
 SEVERITY_STYLES = (
     {"condition": "params.value >= 4", "style": {"backgroundColor": "#8c1c13", "color": "white"}},
@@ -48,11 +57,11 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             "patient_id": r["patient_id"],
             "study_day": None if pd.isna(r["study_day"]) else int(r["study_day"]),
             "status": "died" if r["died"] else "in study",
+            "died": bool(r["died"]),
             "sofa_total": None if pd.isna(r["sofa_total"]) else int(r["sofa_total"]),
             "change": None if change is None or pd.isna(change) else int(change),
             "change_text": change_text,
-            "phenotype": PHENOTYPE_LABELS[phen]
-            + (" (near threshold)" if r.get("near_threshold") else ""),
+            "phenotype": PHENOTYPE_LABELS[phen] + (" ⚠ near" if r.get("near_threshold") else ""),
             "phenotype_reason": r.get("phenotype_reason") or "",
             "endpoint": r["endpoint_status"]
             + (
@@ -67,6 +76,8 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             v = r[SOFA_COLUMNS[organ]]
             row[organ.value] = None if pd.isna(v) else int(v)
         rows.append(row)
+    # worst first: largest 24 h rise, then highest total; patients without a change last
+    rows.sort(key=lambda r: (r["change"] is None, -(r["change"] or 0), -(r["sofa_total"] or 0)))
     return rows
 
 
@@ -74,16 +85,17 @@ def column_defs() -> list[dict[str, Any]]:
     organ_cols = [
         {
             "field": o.value,
-            "headerName": ORGAN_LABELS[o][:5] if len(ORGAN_LABELS[o]) > 6 else ORGAN_LABELS[o],
+            "headerName": SHORT_ORGAN[o],
             "headerTooltip": f"{ORGAN_LABELS[o]} SOFA points (0–4)",
-            "width": 78,
+            "width": 74,
+            "filter": False,
+            "suppressHeaderMenuButton": True,
             "type": "numericColumn",
             "cellStyle": {
                 "styleConditions": list(SEVERITY_STYLES),
                 "defaultStyle": {"backgroundColor": "white"},
             },
-            "headerClass": f"organ-header-{o.value}",
-            "filter": "agNumberColumnFilter",
+            "headerClass": f"organ-header organ-header-{o.value}",
         }
         for o in ORGANS
     ]
@@ -103,21 +115,32 @@ def column_defs() -> list[dict[str, Any]]:
             "filter": "agTextColumnFilter",
             "cellStyle": {"textDecoration": "underline", "cursor": "pointer"},
         },
-        {"field": "study_day", "headerName": "Study day", "width": 95, "type": "numericColumn"},
-        {"field": "status", "headerName": "Status", "width": 95},
+        {
+            "field": "study_day",
+            "headerName": "Day",
+            "headerTooltip": "Study day (24 h periods from the first study-drug dose)",
+            "width": 82,
+            "type": "numericColumn",
+            "valueFormatter": {"function": "params.value + (params.data.died ? ' †' : '')"},
+            "tooltipField": "status",
+        },
         {
             "field": "sofa_total",
             "headerName": "SOFA",
-            "width": 80,
+            "headerTooltip": "Total SOFA score (points, 0-24)",
+            "width": 90,
             "type": "numericColumn",
             "cellStyle": {"fontWeight": "700"},
         },
         {
-            "field": "change_text",
+            "field": "change",
             "headerName": "24 h change",
-            "width": 105,
-            "comparator": {
-                "function": "(a, b, nodeA, nodeB) => (nodeA.data.change ?? -99) - (nodeB.data.change ?? -99)"
+            "headerTooltip": "Change of the total SOFA since the previous study day (points)",
+            "width": 118,
+            "type": "numericColumn",
+            "valueFormatter": {
+                "function": "params.value > 0 ? '▲ +' + params.value : "
+                "(params.value < 0 ? '▼ ' + params.value : (params.value === 0 ? '= 0' : '–'))"
             },
             "cellStyle": {
                 "styleConditions": [
@@ -134,16 +157,16 @@ def column_defs() -> list[dict[str, Any]]:
         {
             "field": "phenotype",
             "headerName": "Phenotype",
-            "width": 170,
+            "width": 135,
             "tooltipField": "phenotype_reason",
             "cellStyle": {"styleConditions": phen_styles},
         },
-        {"field": "endpoint", "headerName": "Endpoint (day 9)", "width": 190},
+        {"field": "endpoint", "headerName": "Endpoint (day 9)", "width": 170},
         {
             "field": "alerts",
             "headerName": "Alerts",
             "flex": 1,
-            "minWidth": 220,
+            "minWidth": 160,
             "tooltipField": "alerts",
             "cellStyle": {
                 "styleConditions": [
@@ -234,14 +257,18 @@ def layout(
             html.Div(
                 [
                     html.Span(
-                        [html.Span("■ ", style={"color": ORGAN_COLOURS[o]}), ORGAN_LABELS[o]],
+                        [
+                            html.Span("■ ", style={"color": ORGAN_COLOURS[o]}),
+                            f"{SHORT_ORGAN[o]} = {ORGAN_LABELS[o]}",
+                        ],
                         className="me-3",
                     )
                     for o in ORGANS
                 ]
                 + [
                     html.Span(
-                        "Organ cells: SOFA points, darker = worse. Sorted by 24 h change, worst first.",
+                        "Organ cells: SOFA points 0–4, darker = worse. "
+                        "Sorted by 24 h change, worst first.",
                         className="text-muted",
                     )
                 ],
@@ -260,7 +287,6 @@ def layout(
                     "pagination": len(board) > 100,
                     "paginationPageSize": 100,
                 },
-                columnState=[{"colId": "change_text", "sort": "desc"}],
                 getRowId="params.data.patient_id",
                 style={"height": "calc(100vh - 260px)", "minHeight": "420px"},
             ),
