@@ -12,11 +12,12 @@ Blinding (features.md §6; enforced here, on the server):
 * ``ArmVisibility.NONE`` (blinded monitor, clinician): the randomisation table is **never
   loaded** on these code paths (:func:`_group_frame` refuses), panels are pooled or by
   phenotype; there is no group column anywhere in the returned frames.
-* ``ArmVisibility.CODED`` (DSMB closed session): the arm is replaced on the server by a code.
-  The mapping is fixed and documented here: **placebo → "Group A", precision → "Group B"**.
-  It is not derivable from the page: groups are ordered by the code letter, drawn in two
-  neutral colours assigned by code letter (not the arm colours), and every difference is
-  "Group A − Group B" (every ratio "Group A vs Group B"), whatever the arm behind the code.
+* ``ArmVisibility.CODED`` (DSMB closed session): the arm is replaced on the server by a code
+  (:func:`components.blinding.arm_labels`: which arm is "Group A" is fixed per deployment,
+  derived from its secret key, and documented in that module). It is not derivable from the
+  page: groups are ordered by the code letter, drawn in two neutral colours assigned by code
+  letter (not the arm colours), and every difference is "Group A − Group B" (every ratio
+  "Group A vs Group B"), whatever the arm behind the code.
 * ``ArmVisibility.FULL``: real labels "Precision immunotherapy" / "Placebo"; differences are
   precision − placebo (clinical.md §6.4).
 
@@ -42,8 +43,6 @@ from core.vocab import ARM_LABELS, ORGANS, SOFA_TOTAL, Arm, Phenotype
 
 cache = services.cache
 
-#: coded labels of the DSMB closed session (fixed and documented; see the module docstring)
-CODED_LABELS: Mapping[str, str] = {Arm.PLACEBO.value: "Group A", Arm.PRECISION.value: "Group B"}
 POOLED_LABEL = "All patients"
 PHENOTYPE_STRATA = (Phenotype.MALS.value, Phenotype.SIP.value)
 
@@ -182,11 +181,11 @@ def groups_for(visibility: ArmVisibility) -> Groups:
 
 
 def _label_arms(arms: pd.Series, visibility: ArmVisibility) -> pd.Series:
-    if visibility is ArmVisibility.FULL:
-        mapping = {a.value: ARM_LABELS[a] for a in Arm}
-    elif visibility is ArmVisibility.CODED:
-        mapping = dict(CODED_LABELS)
-    else:  # pragma: no cover - guarded by _group_frame
+    """Stored arm → display label via :func:`components.blinding.arm_labels` (the one place)."""
+    from components.blinding import arm_labels
+
+    mapping = arm_labels(visibility, services.settings().secret_key)
+    if mapping is None:
         raise PermissionError("blinded roles never see arm labels")
     return arms.map(mapping)
 
@@ -320,8 +319,12 @@ def _base(
         p[f"event_{horizon}"] = p["patient_id"].map(t["event"]).astype(bool)
     p["age_band"] = _band(p["age_years"], AGE_BANDS)
     p["sofa_band"] = _band(p["baseline_sofa"], SOFA_BANDS)
-    p["apache_ge_25"] = np.where(p["apache_ii"].isna(), None, np.where(p["apache_ii"] >= 25, "≥ 25", "< 25"))
-    p["charlson_ge_5"] = np.where(p["charlson"].isna(), None, np.where(p["charlson"] >= 5, "≥ 5", "< 5"))
+    p["apache_ge_25"] = np.where(
+        p["apache_ii"].isna(), None, np.where(p["apache_ii"] >= 25, "≥ 25", "< 25")
+    )
+    p["charlson_ge_5"] = np.where(
+        p["charlson"].isna(), None, np.where(p["charlson"] >= 5, "≥ 5", "< 5")
+    )
     p["sofa_ge_10"] = np.where(
         p["baseline_sofa"].isna(), None, np.where(p["baseline_sofa"] >= 10, "≥ 10", "< 10")
     )
@@ -456,7 +459,9 @@ def _primary(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[st
             groups_present = set(two["group"])
             if len(groups_present) == 2:
                 summ = arm_summary(
-                    two.assign(stratum=two["phenotype"].where(two["phenotype"].isin(PHENOTYPE_STRATA))),
+                    two.assign(
+                        stratum=two["phenotype"].where(two["phenotype"].isin(PHENOTYPE_STRATA))
+                    ),
                     outcome_col=col,
                     arm_col="group",
                     stratum_col="stratum",
@@ -589,6 +594,8 @@ PUBLISHED = (
         "rd": "16.3 (5.3 to 26.8)",
         "or": "2.15 (1.28–3.61)",
         "p": ".004",
+        # 39.7 % − 23.4 % of the rounded percentages; 52/131 − 34/145 = 16.2 (clinical.md §1.7)
+        "not_compared": {"rd": "printed as the difference of rounded percentages"},
     },
     {
         "outcome": "28-day mortality",
@@ -596,6 +603,8 @@ PUBLISHED = (
         "rd": "−6.1 (−17.6 to 5.6)",
         "or": "0.78 (0.49–1.26)",
         "p": ".34",
+        # Fisher P 0.3349 is printed .34 (rounded twice: 0.335 → .34; clinical.md §1.7)
+        "not_compared": {"p": "printed after rounding twice (0.3349 → 0.335 → .34)"},
     },
     {
         "outcome": "Immune reversal (SIDF)",
@@ -612,6 +621,8 @@ def publication_check() -> pd.DataFrame:
 
     Uses :func:`core.stats.compare_proportions` and the same text formatter as the primary
     panel (:func:`components.cohort_figures.comparison_texts`). No patient data involved.
+    Fields the paper itself printed inconsistently (clinical.md §1.7 / §1.9) are shown but
+    listed in ``not_compared``; every other field must match to the printed precision.
     """
     from components.cohort_figures import comparison_texts
     from core.stats import compare_proportions
@@ -619,7 +630,8 @@ def publication_check() -> pd.DataFrame:
     rows = []
     for pub in PUBLISHED:
         got = comparison_texts(compare_proportions(*pub["counts"]))
-        ok = got["rd"] == pub["rd"] and got["or"] == pub["or"] and got["p"] == pub["p"]
+        skip = pub.get("not_compared", {})
+        ok = all(got[k] == pub[k] for k in ("rd", "or", "p") if k not in skip)
         rows.append(
             {
                 "outcome": pub["outcome"],
@@ -631,6 +643,7 @@ def publication_check() -> pd.DataFrame:
                 "published_p": pub["p"],
                 "computed_p": got["p"],
                 "match": ok,
+                "not_compared": "; ".join(f"{k}: {v}" for k, v in skip.items()),
             }
         )
     return pd.DataFrame(rows)
@@ -705,9 +718,7 @@ def _baseline(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[s
     g = groups_for(vis)
     df = _frame(ctx_args, filters_key)
     df = df.assign(
-        mechanical_ventilation=df["mechanical_ventilation"].map(
-            {True: "yes", False: "no"}
-        ),
+        mechanical_ventilation=df["mechanical_ventilation"].map({True: "yes", False: "no"}),
         sex=df["sex"].map({"F": "female", "M": "male"}),
     )
     kw = {
@@ -715,20 +726,19 @@ def _baseline(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[s
         "categorical": TABLE_ONE_CATEGORICAL,
         "nonnormal": TABLE_ONE_NONNORMAL,
     }
-    out: dict[str, Any] = {}
-    if g.compared:
-        out["by_group"] = table_one(
-            df[df["group"].isin(g.labels)], group_col="group", groups=list(g.labels), **kw
-        )
-    else:
-        out["by_group"] = table_one(
-            df.assign(group=POOLED_LABEL), group_col="group", groups=[POOLED_LABEL], **kw
-        )
-    ph = df[df["phenotype"].isin(PHENOTYPE_STRATA)]
-    out["by_phenotype"] = table_one(
-        ph, group_col="phenotype", groups=list(PHENOTYPE_STRATA), **kw
-    )
-    return out
+
+    def t1(frame: pd.DataFrame, col: str, labels: tuple[str, ...]) -> pd.DataFrame:
+        # only the groups with patients (core's SMD needs two non-empty groups)
+        present = [lab for lab in labels if (frame[col] == lab).any()]
+        if not present:
+            return table_one(frame.iloc[0:0], group_col=col, groups=[], **kw)
+        return table_one(frame[frame[col].isin(present)], group_col=col, groups=present, **kw)
+
+    source = df if g.compared else df.assign(group=POOLED_LABEL)
+    return {
+        "by_group": t1(source, "group", g.labels),
+        "by_phenotype": t1(df, "phenotype", PHENOTYPE_STRATA),
+    }
 
 
 def baseline(principal: Principal, filters: CohortFilters) -> dict[str, Any]:
@@ -818,13 +828,20 @@ def _survival(
     out: dict[str, Any] = {"horizon": horizon, "n": len(df)}
     if g.compared:
         two = df[df["group"].isin(g.labels)]
-        out["km"] = kaplan_meier(
-            two[dur], two[ev], two["group"], horizon=horizon, at_risk_times=times
-        ) if len(two) else {}
+        km = (
+            kaplan_meier(two[dur], two[ev], two["group"], horizon=horizon, at_risk_times=times)
+            if len(two)
+            else {}
+        )
+        out["km"] = {lab: km[lab] for lab in g.labels if lab in km}  # display order
         if two["group"].nunique() == 2:
             out["logrank"] = logrank(two[dur], two[ev], two["group"], horizon=horizon)
             out["cox"] = cox_hr(
-                two[dur], two[ev], two["group"], treated=g.treated, control=g.control,
+                two[dur],
+                two[ev],
+                two["group"],
+                treated=g.treated,
+                control=g.control,
                 horizon=horizon,
             )
             e1 = int(two.loc[two["group"] == g.treated, f"died_{horizon}"].sum())
@@ -835,13 +852,19 @@ def _survival(
         else:
             out["logrank"] = out["cox"] = out["mortality"] = None
     else:
-        pooled = kaplan_meier(
-            df[dur], df[ev], [POOLED_LABEL] * len(df), horizon=horizon, at_risk_times=times
-        ) if len(df) else {}
+        pooled = (
+            kaplan_meier(
+                df[dur], df[ev], [POOLED_LABEL] * len(df), horizon=horizon, at_risk_times=times
+            )
+            if len(df)
+            else {}
+        )
         ph = df[df["phenotype"].isin(PHENOTYPE_STRATA)]
-        by_ph = kaplan_meier(
-            ph[dur], ph[ev], ph["phenotype"], horizon=horizon, at_risk_times=times
-        ) if len(ph) else {}
+        by_ph = (
+            kaplan_meier(ph[dur], ph[ev], ph["phenotype"], horizon=horizon, at_risk_times=times)
+            if len(ph)
+            else {}
+        )
         out["km"] = {**pooled, **by_ph}
         out["logrank"] = (
             logrank(ph[dur], ph[ev], ph["phenotype"], horizon=horizon)
@@ -864,8 +887,13 @@ def survival(principal: Principal, filters: CohortFilters, horizon: int) -> dict
 # Immune reversal and phenotype shifts
 # ---------------------------------------------------------------------------------------------
 
-SHIFT_WINDOWS = ((1, 1, "day 1"), (2, 4, "days 2–4"), (5, 8, "days 5–8"), (9, 15, "days 9–15"),
-                 (16, 28, "days 16–28"))
+SHIFT_WINDOWS = (
+    (1, 1, "day 1"),
+    (2, 4, "days 2–4"),
+    (5, 8, "days 5–8"),
+    (9, 15, "days 9–15"),
+    (16, 28, "days 16–28"),
+)
 
 
 @cache.memoize()
@@ -882,9 +910,7 @@ def _immune(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str
     anchor = bio["patient_id"].map(df.set_index("patient_id")["anchor_time"])
     bio["study_day"] = (np.floor((bio["time"] - anchor) / pd.Timedelta(hours=24)) + 1).astype(int)
     bio = bio[bio["study_day"] >= 1] if len(bio) else bio
-    rev = immune_reversal(
-        bio, df[["patient_id", "phenotype"]], by_day=28, thresholds=thresholds
-    )
+    rev = immune_reversal(bio, df[["patient_id", "phenotype"]], by_day=28, thresholds=thresholds)
     rev = rev.merge(df[["patient_id", *(["group"] if g.compared else [])]], on="patient_id")
     evaluable = rev[rev["evaluable"]]
     out: dict[str, Any] = {"n_evaluable": len(evaluable)}
@@ -938,9 +964,12 @@ def _immune(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str
             window = window.mask(ot["study_day"].between(lo, hi), label)
         ot["window"] = window
         # one sample per patient and window: the last one
-        last = ot.dropna(subset=["window"]).sort_values("study_day").groupby(
-            ["patient_id", "window"], as_index=False
-        ).last()
+        last = (
+            ot.dropna(subset=["window"])
+            .sort_values("study_day")
+            .groupby(["patient_id", "window"], as_index=False)
+            .last()
+        )
         dist = (
             last.groupby(["group", "window", "phenotype"], observed=True)
             .size()
@@ -992,8 +1021,19 @@ def _safety(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str
         adverse_event_table(aes, groups, n_by, arm_col="group")
         if len(aes)
         else pd.DataFrame(
-            columns=["level", "soc", "pt", "arm", "n_patients", "n_events", "percent_of_arm",
-                     "n_patients_serious", "n_patients_severe", "aesi", "is_aesi"]
+            columns=[
+                "level",
+                "soc",
+                "pt",
+                "arm",
+                "n_patients",
+                "n_events",
+                "percent_of_arm",
+                "n_patients_serious",
+                "n_patients_severe",
+                "aesi",
+                "is_aesi",
+            ]
         )
     )
     table = table.rename(columns={"arm": "group"})
@@ -1005,8 +1045,10 @@ def _safety(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str
             hit = merged[merged["aesi"] == kind].groupby("group")["patient_id"].nunique()
             e1, e2 = int(hit.get(g.treated, 0)), int(hit.get(g.control, 0))
             aesi_rows.append(
-                {"aesi": kind, "comparison": compare_proportions(e1, n_by[g.treated], e2,
-                                                                 n_by[g.control])}
+                {
+                    "aesi": kind,
+                    "comparison": compare_proportions(e1, n_by[g.treated], e2, n_by[g.control]),
+                }
             )
     out["aesi"] = aesi_rows
     deaths = df[df["died_90"]].sort_values(["death_study_day", "patient_id"])
@@ -1133,8 +1175,15 @@ def drilldown(
         raise ValueError(f"unknown drill-down kind {kind!r}")
     if group and g.compared:
         title += f", {group}"
-    cols = ["patient_id", "site_id", "phenotype", "baseline_sofa", "sofa_decrease_d9",
-            "responder_d9", "death_study_day"]
+    cols = [
+        "patient_id",
+        "site_id",
+        "phenotype",
+        "baseline_sofa",
+        "sofa_decrease_d9",
+        "responder_d9",
+        "death_study_day",
+    ]
     if g.compared:
         cols.append("group")
     return title, df[cols].reset_index(drop=True)

@@ -75,7 +75,7 @@ def fmt_p(p: float) -> str:
     s = f"{r3:.3f}" if r3 < 0.01 else f"{round(p, 2):.2f}"
     if s.startswith("1"):
         return ">.99"
-    return s[1:] if s.startswith("0") else s
+    return s.removeprefix("0")
 
 
 def fmt_rd(rd: float, lo: float, hi: float) -> str:
@@ -141,7 +141,9 @@ def primary_table(
             if len(s) and not math.isnan(float(s["risk_difference"].iloc[0])):
                 r = s.iloc[0]
                 row["Risk difference, % (95 % CI)"] = fmt_rd(
-                    r["risk_difference"], r["risk_difference_ci_lower"], r["risk_difference_ci_upper"]
+                    r["risk_difference"],
+                    r["risk_difference_ci_lower"],
+                    r["risk_difference_ci_upper"],
                 )
                 row["Odds ratio (95 % CI)"] = fmt_ratio(
                     r["odds_ratio"], r["odds_ratio_ci_lower"], r["odds_ratio_ci_upper"]
@@ -192,7 +194,7 @@ def responders_figure(
             )
         )
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.18})
-    fig.update_yaxes(title_text=f"Responders (decrease > {threshold}), % of patients", rangemode="tozero")
+    fig.update_yaxes(title_text="Responders (%, 95 % CI)", rangemode="tozero")
     fig.update_xaxes(title_text="Immune-state stratum")
     return base_layout(fig, height=360, title=title)
 
@@ -374,10 +376,17 @@ def trajectory_figure(traj: pd.DataFrame, *, title: str = "") -> go.Figure:
         )
     fig.add_vrect(x0=1.5, x1=9.5, fillcolor="#999", opacity=0.07, line_width=0)
     fig.add_annotation(
-        x=5.5, y=1, yref="paper", text="primary endpoint window (days 2–9)", showarrow=False,
-        font={"size": 11, "color": "#555"}, yanchor="bottom",
+        x=5.5,
+        y=1,
+        yref="paper",
+        text="primary endpoint window (days 2–9)",
+        showarrow=False,
+        font={"size": 11, "color": "#555"},
+        yanchor="bottom",
     )
-    fig.update_xaxes(title_text="Study day (day 1 = first 24 h from the first study-drug dose)", dtick=1)
+    fig.update_xaxes(
+        title_text="Study day (day 1 = first 24 h from the first study-drug dose)", dtick=1
+    )
     fig.update_yaxes(title_text="Mean SOFA score (points, 0–24)", rangemode="tozero")
     fig.update_layout(legend={"orientation": "h", "y": -0.22})
     return base_layout(fig, height=400, title=title)
@@ -406,8 +415,13 @@ def decrease_histogram(hist: pd.DataFrame, *, threshold: float = 1.4, title: str
         )
     fig.add_vline(x=threshold, line_color="#b2182b", line_width=2, line_dash="dash")
     fig.add_annotation(
-        x=threshold, y=1, yref="paper", xanchor="left", yanchor="top",
-        text=f" responder: decrease > {threshold} →", showarrow=False,
+        x=threshold,
+        y=1,
+        yref="paper",
+        xanchor="left",
+        yanchor="top",
+        text=f" responder: decrease > {threshold} →",
+        showarrow=False,
         font={"color": "#b2182b", "size": 12},
     )
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.22})
@@ -515,7 +529,9 @@ def km_figure(
         row=2,
         col=1,
     )
-    fig.update_yaxes(title_text="Survival probability", range=[0, 1.02], tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(
+        title_text="Survival probability", range=[0, 1.02], tickformat=".0%", row=1, col=1
+    )
     fig.update_yaxes(
         tickvals=list(range(len(labels))),
         ticktext=[str(lab) for lab in labels],
@@ -527,14 +543,29 @@ def km_figure(
         col=1,
     )
     fig.add_annotation(
-        x=0, xref="paper", y=1.0, yref="y2 domain", yanchor="bottom", xanchor="left",
-        text="<b>Number at risk</b>", showarrow=False, font={"size": 12},
+        x=0,
+        xref="paper",
+        y=1.0,
+        yref="y2 domain",
+        yanchor="bottom",
+        xanchor="left",
+        text="<b>Number at risk</b>",
+        showarrow=False,
+        font={"size": 12},
     )
     if annotation:
         fig.add_annotation(
-            x=0.01, xref="paper", y=0.02, yref="y domain", xanchor="left", yanchor="bottom",
-            text=annotation, showarrow=False, align="left",
-            bgcolor="rgba(255,255,255,0.85)", font={"size": 12},
+            x=0.01,
+            xref="paper",
+            y=0.02,
+            yref="y domain",
+            xanchor="left",
+            yanchor="bottom",
+            text=annotation,
+            showarrow=False,
+            align="left",
+            bgcolor="rgba(255,255,255,0.85)",
+            font={"size": 12},
         )
     fig.update_layout(legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"})
     base_layout(fig, height=520, title=title)
@@ -547,9 +578,7 @@ def km_annotation(logrank: Any, cox: Any, *, ratio_words: str = "") -> str:
     if logrank is not None:
         parts.append(f"Log-rank P = {fmt_p(logrank.p_value)}")
     if cox is not None:
-        parts.append(
-            f"Cox HR ({ratio_words}) {fmt_ratio(cox.hazard_ratio, *cox.hazard_ratio_ci)}"
-        )
+        parts.append(f"Cox HR ({ratio_words}) {fmt_ratio(cox.hazard_ratio, *cox.hazard_ratio_ci)}")
     return "<br>".join(parts)
 
 
@@ -560,7 +589,9 @@ def km_table(km: Mapping[str, Any]) -> pd.DataFrame:
         row = {"Group": str(lab)}
         for t, n in zip(res.at_risk["time_days"], res.at_risk["n_at_risk"], strict=True):
             row[f"Day {int(t)}"] = int(n)
-        row["Median survival (days)"] = "not reached" if math.isinf(res.median_days) else _num(res.median_days, 0)
+        row["Median survival (days)"] = (
+            "not reached" if math.isinf(res.median_days) else _num(res.median_days, 0)
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -599,12 +630,14 @@ def reversal_figure(props: pd.DataFrame, labels: Sequence[str], *, title: str = 
             )
         )
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2})
-    fig.update_yaxes(title_text="Immune reversal by day 28, % of sampled patients", range=[0, 100])
+    fig.update_yaxes(title_text="Reversed by day 28 (%)", range=[0, 100])
     fig.update_xaxes(title_text="Baseline immune state")
     return base_layout(fig, height=360, title=title)
 
 
-def phenotype_shift_figure(dist: pd.DataFrame, *, windows: Sequence[str], title: str = "") -> go.Figure:
+def phenotype_shift_figure(
+    dist: pd.DataFrame, *, windows: Sequence[str], title: str = ""
+) -> go.Figure:
     groups = list(pd.unique(dist["group"])) if len(dist) else []
     fig = make_subplots(rows=1, cols=max(1, len(groups)), shared_yaxes=True, subplot_titles=groups)
     for j, grp in enumerate(groups, start=1):
@@ -648,7 +681,11 @@ def ae_table(table: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
     for key, part in table.groupby(["level", "soc", "pt"], dropna=False, sort=False):
         level, soc, pt = key
         row: dict[str, Any] = {
-            "Level": {"any": "Any adverse event", "soc": "System organ class", "pt": "Preferred term"}[level],
+            "Level": {
+                "any": "Any adverse event",
+                "soc": "System organ class",
+                "pt": "Preferred term",
+            }[level],
             "System organ class": "" if pd.isna(soc) else soc,
             "Preferred term": "" if pd.isna(pt) else pt,
             "AESI": "" if pd.isna(part["aesi"].iloc[0]) else str(part["aesi"].iloc[0]),
@@ -661,14 +698,18 @@ def ae_table(table: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
                 row[f"g{i}_severe"] = 0
                 continue
             r = r.iloc[0]
-            row[f"g{i}"] = f"{int(r['n_patients'])} ({_num(float(r['percent_of_arm']), 1)} %) · {int(r['n_events'])} events"
+            row[f"g{i}"] = (
+                f"{int(r['n_patients'])} ({_num(float(r['percent_of_arm']), 1)} %) · {int(r['n_events'])} events"
+            )
             row[f"g{i}_serious"] = int(r["n_patients_serious"])
             row[f"g{i}_severe"] = int(r["n_patients_severe"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def ae_figure(table: pd.DataFrame, labels: Sequence[str], *, top: int = 15, title: str = "") -> go.Figure:
+def ae_figure(
+    table: pd.DataFrame, labels: Sequence[str], *, top: int = 15, title: str = ""
+) -> go.Figure:
     """Horizontal bars: % of patients with each of the most frequent preferred terms."""
     pt = table[table["level"] == "pt"]
     totals = pt.groupby("pt")["n_patients"].sum().sort_values(ascending=False)
@@ -685,6 +726,7 @@ def ae_figure(table: pd.DataFrame, labels: Sequence[str], *, top: int = 15, titl
                 marker_color=colour_for(lab, i),
                 customdata=[[p, lab] for p in keep],
                 text=d["n_patients"].fillna(0).astype(int),
+                textposition="none",
                 hovertemplate=(
                     f"{lab}: %{{y}} in %{{text}} patients (%{{x:.1f}} %)"
                     "<br>Click to list the patients<extra></extra>"
@@ -704,7 +746,9 @@ def ae_figure(table: pd.DataFrame, labels: Sequence[str], *, top: int = 15, titl
 # ---------------------------------------------------------------------------------------------
 
 
-def consort_figure(counts: pd.DataFrame, *, title: str = "") -> go.Figure:
+def consort_figure(
+    counts: pd.DataFrame, *, order: Sequence[str] = (), title: str = ""
+) -> go.Figure:
     """CONSORT flow drawn with shapes: screened → excluded (reasons) → randomised → per group
     withdrawn → analysed (and per phenotype)."""
     c = counts
@@ -717,7 +761,8 @@ def consort_figure(counts: pd.DataFrame, *, title: str = "") -> go.Figure:
         hit = c.loc[m, "n"]
         return int(hit.sum()) if len(hit) else 0
 
-    groups = [a for a in pd.unique(c.loc[c["step"] == "randomised", "arm"].dropna())]
+    present = list(pd.unique(c.loc[c["step"] == "randomised", "arm"].dropna()))
+    groups = [g for g in order if g in present] + [g for g in present if g not in order]
     fig = go.Figure()
     boxes: list[tuple[float, float, float, float, str, str]] = []
 
@@ -726,8 +771,20 @@ def consort_figure(counts: pd.DataFrame, *, title: str = "") -> go.Figure:
 
     def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
         fig.add_annotation(
-            x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
-            showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.3, arrowcolor="#555", text="",
+            x=x1,
+            y=y1,
+            ax=x0,
+            ay=y0,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=2,
+            arrowsize=1,
+            arrowwidth=1.3,
+            arrowcolor="#555",
+            text="",
         )
 
     box(0.3, 0.93, 0.34, 0.08, f"<b>Screened</b><br>n = {n('screened')}")
@@ -758,12 +815,22 @@ def consort_figure(counts: pd.DataFrame, *, title: str = "") -> go.Figure:
         arrow(xc, 0.26, xc, 0.16)
     for x0, y0, x1, y1, text, colour in boxes:
         fig.add_shape(
-            type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": colour, "width": 2},
-            fillcolor="white", layer="below",
+            type="rect",
+            x0=x0,
+            y0=y0,
+            x1=x1,
+            y1=y1,
+            line={"color": colour, "width": 2},
+            fillcolor="white",
+            layer="below",
         )
         fig.add_annotation(
-            x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=text, showarrow=False,
-            font={"size": 12}, align="center" if "•" not in text else "left",
+            x=(x0 + x1) / 2,
+            y=(y0 + y1) / 2,
+            text=text,
+            showarrow=False,
+            font={"size": 12},
+            align="center" if "•" not in text else "left",
         )
     fig.update_xaxes(visible=False, range=[0, 1])
     fig.update_yaxes(visible=False, range=[0, 1])
@@ -774,7 +841,13 @@ def consort_figure(counts: pd.DataFrame, *, title: str = "") -> go.Figure:
 
 def consort_table(counts: pd.DataFrame) -> pd.DataFrame:
     out = counts.rename(
-        columns={"step": "Step", "arm": "Group", "phenotype": "Immune state", "reason": "Reason", "n": "n"}
+        columns={
+            "step": "Step",
+            "arm": "Group",
+            "phenotype": "Immune state",
+            "reason": "Reason",
+            "n": "n",
+        }
     )
     return out.fillna("")
 

@@ -349,8 +349,10 @@ def layout(
                             defaultColDef={
                                 "sortable": True,
                                 "resizable": True,
-                                "minWidth": 110,
+                                "minWidth": 105,
                                 "flex": 1,
+                                "wrapHeaderText": True,
+                                "autoHeaderHeight": True,
                             },
                             dashGridOptions={"domLayout": "autoHeight"},
                             style={"height": None},
