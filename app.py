@@ -15,7 +15,7 @@ import dash
 from dash import Dash
 from flask import Response, jsonify, request
 
-from components import api, security, services, shell
+from components import api, security, services, shell, unmask  # noqa: F401 - unmask registers callbacks
 from components.auth import current_principal
 from components.pages import audit, cohort, data, not_found, patient, ward
 from settings import APP_VERSION, PROJECT_ROOT, Settings
@@ -23,6 +23,20 @@ from settings import APP_VERSION, PROJECT_ROOT, Settings
 log = logging.getLogger("immunosep")
 
 PAGES = (ward, patient, cohort, data, audit, not_found)
+
+# The pages' @callback functions land in Dash's global callback registry at import, and the
+# first Dash app consumes (empties) it. A snapshot taken here lets every app built by
+# create_app (tests build several in one process) receive the same callbacks.
+_CALLBACK_LIST = tuple(dash._callback.GLOBAL_CALLBACK_LIST)
+_CALLBACK_MAP = tuple(dash._callback.GLOBAL_CALLBACK_MAP.items())
+
+
+def _restore_global_callbacks() -> None:
+    dash._callback.GLOBAL_CALLBACK_LIST[:] = list(_CALLBACK_LIST)
+    dash._callback.GLOBAL_CALLBACK_MAP.clear()
+    dash._callback.GLOBAL_CALLBACK_MAP.update(dict(_CALLBACK_MAP))
+
+
 _DASH_INTERNAL = re.compile(r"^/(_dash-|_reload-hash|_favicon|assets/|healthz|api/)")
 
 
@@ -81,6 +95,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
     if bootstrap:
         bootstrap_data(settings)
 
+    _restore_global_callbacks()
     app = Dash(
         __name__,
         use_pages=True,
@@ -159,9 +174,17 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
     return app
 
 
-app = create_app()
-server = app.server
+def __getattr__(name: str):
+    """``app`` and ``server`` are built on first access (``gunicorn app:server`` asks for
+    ``server``), so importing this module for ``create_app`` has no side effect."""
+    if name in ("app", "server"):
+        built = create_app()
+        globals().update(app=built, server=built.server)
+        return globals()[name]
+    raise AttributeError(name)
+
 
 if __name__ == "__main__":
-    _settings = server.extensions[services.EXTENSION]["settings"]
-    app.run(host=_settings.host, port=_settings.port, debug=False)
+    _app = create_app()
+    _settings = _app.server.extensions[services.EXTENSION]["settings"]
+    _app.run(host=_settings.host, port=_settings.port, debug=False)
