@@ -24,7 +24,7 @@ GROUP_B: Final = "Group B"
 GUARDS: Final = MappingProxyType(
     {
         "post_baseline_biomarkers": "Post-baseline ferritin and HLA-DR can reveal the allocation "
-        "(HLA-DR rises under interferon-gamma, ferritin falls under anakinra).",
+        "(the active drugs move them).",
         "aesi_by_arm": "Anemia and hemorrhage are drug-specific adverse events of special interest.",
         "per_arm_panels": "Per-arm results are shown only to unblinded roles and the DSMB.",
     }

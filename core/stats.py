@@ -429,8 +429,11 @@ def interaction_test(
     ior, ici = math.nan, (math.nan, math.nan)
     if dof == 1:
         coef, se = float(full.params[-1]), float(full.bse[-1])
-        ior = math.exp(coef)
-        ici = (math.exp(coef - _Z975 * se), math.exp(coef + _Z975 * se))
+        # separation (a subgroup with all or no events in one arm) drives the coefficient
+        # and its SE towards infinity: report the estimate as not estimable, never crash
+        if math.isfinite(coef) and math.isfinite(se) and abs(coef) + _Z975 * se < 700:
+            ior = math.exp(coef)
+            ici = (math.exp(coef - _Z975 * se), math.exp(coef + _Z975 * se))
     return InteractionResult(
         lr_statistic=lr,
         df=dof,

@@ -718,3 +718,22 @@ def test_table_one_numbers_and_no_p_values():
     assert female["smd"].iloc[0] == pytest.approx(
         abs(pa - pb) / math.sqrt((pa * (1 - pa) + pb * (1 - pb)) / 2)
     )
+
+
+def test_stats_interaction_with_separation_is_not_estimable_but_does_not_crash():
+    """A subgroup level where one arm has no events (quasi-separation) must not crash the
+    forest plot (found by the blinding crawler on a single-site filter)."""
+    import pandas as pd
+
+    from core.stats import interaction_test
+
+    rows = []
+    for level, arm, events, n in (("a", "precision", 0, 6), ("a", "placebo", 3, 6),
+                                  ("b", "precision", 5, 9), ("b", "placebo", 2, 9)):
+        rows += [{"sub": level, "arm": arm, "y": i < events} for i in range(n)]
+    res = interaction_test(pd.DataFrame(rows), outcome_col="y", subgroup_col="sub")
+    assert 0.0 <= res.p_value <= 1.0
+    assert res.lr_statistic > 0
+    import math
+
+    assert math.isnan(res.interaction_odds_ratio)

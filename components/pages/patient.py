@@ -193,6 +193,7 @@ def layout(
         view = services.patient_view(principal, patient_id)
     except UnknownPatientError:
         return not_found(patient_id)
+    services.audit("view_patient", patient_id, f"day={day} layers={layers}")
     s = services.settings()
     p = view.patient
     days = view.daily["study_day"].tolist()
@@ -405,7 +406,8 @@ def update_day(day: int | None, layers: list[str], patient_id: str):
 )
 def download_labs(_n: int, patient_id: str):
     view = services.patient_view(current_principal(), patient_id)
-    frame = tables.labs_by_day(view.daily)
+    frame = tables.safe_csv_frame(tables.labs_by_day(view.daily))
+    services.audit("export", f"labs-{patient_id}.csv")
     return dcc.send_data_frame(frame.to_csv, f"labs-{patient_id}.csv", index=False)
 
 
