@@ -16,7 +16,7 @@ from dash import Dash
 from flask import Response, jsonify, request
 
 from components import api, security, services, shell, unmask  # noqa: F401 - unmask registers callbacks
-from components.auth import current_principal
+from components.auth import ANONYMOUS, NotAuthenticated, current_principal
 from components.pages import audit, cohort, data, not_found, patient, ward
 from settings import APP_VERSION, PROJECT_ROOT, Settings
 
@@ -120,9 +120,14 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         page.register()
 
     def serve_layout():
+        try:
+            principal = current_principal()
+        except NotAuthenticated:
+            # Dash renders the layout once during server setup, outside any user request
+            principal = ANONYMOUS
         info = services.dataset_info()
         return shell.build_shell(
-            principal=current_principal(),
+            principal=principal,
             synthetic=info.synthetic,
             n_patients=info.n_patients,
             version=info.version,

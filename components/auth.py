@@ -62,6 +62,9 @@ class Principal:
 
 
 DEMO_PRINCIPAL = Principal(user="demo", role=Role.DEMO)
+#: stands in where Dash itself renders the layout outside a user request (server setup):
+#: no sites, no arm; never served to a client (the request gate refuses anonymous requests)
+ANONYMOUS = Principal(user="", role=Role.CLINICIAN, sites=())
 
 
 class NotAuthenticated(PermissionError):

@@ -183,7 +183,10 @@ def responders_figure(
                     "arrayminus": pct - 100 * p["ci_lower"].astype(float),
                     "color": "#333",
                 },
-                text=[f"{int(e)}/{int(n)}" for e, n in zip(p["events"], p["n"], strict=True)],
+                text=[
+                    "0/0" if pd.isna(n) else f"{int(e)}/{int(n)}"
+                    for e, n in zip(p["events"], p["n"], strict=True)
+                ],
                 textposition="inside",
                 insidetextanchor="start",
                 customdata=[[s, lab] for s in strata],

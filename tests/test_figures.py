@@ -58,20 +58,30 @@ def test_fig003_death_marks_days_scored_24():
 
 
 def test_fig004_sofa2_overlay_only_when_asked():
-    assert "SOFA-2 total (display only)" not in figures.trace_names(figures.sofa_timeline(patient_daily()))
+    assert "SOFA-2 total (display only)" not in figures.trace_names(
+        figures.sofa_timeline(patient_daily())
+    )
     fig = figures.sofa_timeline(patient_daily(), show_sofa2=True)
     assert "SOFA-2 total (display only)" in figures.trace_names(fig)
 
 
 def test_fig005_support_segments_flag_short_infusions():
     anchor = pd.Timestamp("2022-01-01 08:00")
-    inf = pd.DataFrame({
-        "drug": ["norepinephrine", "norepinephrine"],
-        "start": [anchor + pd.Timedelta(hours=2), anchor + pd.Timedelta(hours=30)],
-        "stop": [anchor + pd.Timedelta(hours=2, minutes=59), anchor + pd.Timedelta(hours=32)],
-        "rate_mcg_kg_min": [0.05, 0.2],
-    })
-    ep = pd.DataFrame({"kind": ["invasive_ventilation"], "start": [anchor], "stop": [anchor + pd.Timedelta(hours=48)]})
+    inf = pd.DataFrame(
+        {
+            "drug": ["norepinephrine", "norepinephrine"],
+            "start": [anchor + pd.Timedelta(hours=2), anchor + pd.Timedelta(hours=30)],
+            "stop": [anchor + pd.Timedelta(hours=2, minutes=59), anchor + pd.Timedelta(hours=32)],
+            "rate_mcg_kg_min": [0.05, 0.2],
+        }
+    )
+    ep = pd.DataFrame(
+        {
+            "kind": ["invasive_ventilation"],
+            "start": [anchor],
+            "stop": [anchor + pd.Timedelta(hours=48)],
+        }
+    )
     doses = pd.DataFrame({"time": [anchor, anchor + pd.Timedelta(hours=8)], "route": ["IV", "IV"]})
     seg = figures.support_segments(inf, ep, doses, anchor_time=anchor)
     nor = seg[seg["lane"] == "Norepinephrine"].reset_index(drop=True)
@@ -88,8 +98,14 @@ def test_fig005_support_segments_flag_short_infusions():
 
 
 def test_fig006_biomarker_thresholds_drawn():
-    samples = pd.DataFrame({"study_day": [0, 3], "ferritin_ng_ml": [6120.0, 3000.0],
-                            "hla_dr_ab_per_cell": [np.nan, 9000.0], "phenotype": ["MALS", "not_eligible"]})
+    samples = pd.DataFrame(
+        {
+            "study_day": [0, 3],
+            "ferritin_ng_ml": [6120.0, 3000.0],
+            "hla_dr_ab_per_cell": [np.nan, 9000.0],
+            "phenotype": ["MALS", "not_eligible"],
+        }
+    )
     fig = figures.biomarker_trajectory(samples)
     ys = sorted(s.y0 for s in fig.layout.shapes)
     assert ys == [4420.0, 5000.0, 8000.0]
@@ -97,13 +113,20 @@ def test_fig006_biomarker_thresholds_drawn():
 
 
 def test_tab001_why_rows_explain_each_organ():
-    prov = pd.DataFrame({
-        "study_day": [2, 2], "organ": ["renal", "cardiovascular"], "score": [3, 3],
-        "variable": ["creatinine", "norepinephrine"], "value": [3.7, 0.08], "unit": ["mg/dL", "mcg/kg/min"],
-        "time": [pd.Timestamp("2022-01-02 04:10"), pd.Timestamp("2022-01-02 06:00")],
-        "rule": ["creatinine 3.7 mg/dL >= 3.5 -> 3", "norepinephrine 0.08 for 95 min"],
-        "imputed": [False, False], "imputation": [None, None],
-    })
+    prov = pd.DataFrame(
+        {
+            "study_day": [2, 2],
+            "organ": ["renal", "cardiovascular"],
+            "score": [3, 3],
+            "variable": ["creatinine", "norepinephrine"],
+            "value": [3.7, 0.08],
+            "unit": ["mg/dL", "mcg/kg/min"],
+            "time": [pd.Timestamp("2022-01-02 04:10"), pd.Timestamp("2022-01-02 06:00")],
+            "rule": ["creatinine 3.7 mg/dL >= 3.5 -> 3", "norepinephrine 0.08 for 95 min"],
+            "imputed": [False, False],
+            "imputation": [None, None],
+        }
+    )
     rows = tables.why_rows(prov, 2).set_index("organ")
     assert rows.loc["renal", "Deciding value"] == "creatinine 3.70 mg/dL"
     assert rows.loc["renal", "Time"] == "2022-01-02 04:10"

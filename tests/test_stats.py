@@ -728,8 +728,12 @@ def test_stats_interaction_with_separation_is_not_estimable_but_does_not_crash()
     from core.stats import interaction_test
 
     rows = []
-    for level, arm, events, n in (("a", "precision", 0, 6), ("a", "placebo", 3, 6),
-                                  ("b", "precision", 5, 9), ("b", "placebo", 2, 9)):
+    for level, arm, events, n in (
+        ("a", "precision", 0, 6),
+        ("a", "placebo", 3, 6),
+        ("b", "precision", 5, 9),
+        ("b", "placebo", 2, 9),
+    ):
         rows += [{"sub": level, "arm": arm, "y": i < events} for i in range(n)]
     res = interaction_test(pd.DataFrame(rows), outcome_col="y", subgroup_col="sub")
     assert 0.0 <= res.p_value <= 1.0

@@ -92,7 +92,11 @@ def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -
     return dag.AgGrid(
         id={"type": "cohort-grid", "name": name},
         rowData=records(frame),
-        columnDefs=[{"field": c, "headerName": labels.get(c, c), "tooltipField": c} for c in cols],
+        columnDefs=[
+            {"field": c, "headerName": labels.get(c, c), "tooltipField": c}
+            | ({"flex": 2, "minWidth": 240, "wrapText": True, "autoHeight": True} if i == 0 else {})
+            for i, c in enumerate(cols)
+        ],
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 90, "flex": 1},
         dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300},
         style={"height": None},

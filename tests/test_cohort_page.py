@@ -1,0 +1,326 @@
+"""Cohort panels on the synthetic cohort: numbers equal core's, blinding holds in every payload.
+
+The app is built with ``app.create_app(settings)`` against the session demo database
+(tests/app/conftest.py ``demo_db_url``); the cached functions run inside a request context.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from datetime import datetime
+
+import pandas as pd
+import plotly
+import pytest
+
+from components.auth import ArmVisibility, Principal, Role
+from settings import Settings
+from tests.app import conftest as app_conftest
+
+FULL = Principal("stat", Role.STATISTICIAN)
+CODED = Principal("dsmb", Role.DSMB)
+NONE = Principal("monitor", Role.MONITOR)
+#: the shared session demo-database fixture of tests/app/conftest.py
+demo_db_url = app_conftest.demo_db_url
+ARM_WORDS = ("precision", "placebo", "anakinra", "interferon")
+
+
+@pytest.fixture(scope="module")
+def app(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory):
+    cache_dir = tmp_path_factory.mktemp("cohort-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        # app.py builds a module-level app from the environment on import: point it at the
+        # demo database too, so importing it never touches the project's data folder
+        for k, v in {
+            "DATABASE_URL": demo_db_url,
+            "CACHE_DIR": str(cache_dir),
+            "IMMUNOSEP_MODE": "demo",
+            "SECRET_KEY": "test-secret-key",
+        }.items():
+            mp.setenv(k, v)
+        mp.delenv("REDIS_URL", raising=False)
+        app_module = importlib.import_module("app")
+    settings = Settings(
+        database_url=demo_db_url,
+        cache_dir=str(cache_dir / "own"),
+        secret_key="test-secret-key",
+        mode="demo",
+    )
+    return app_module.create_app(settings)
+
+
+@pytest.fixture
+def request_ctx(app):
+    with app.server.test_request_context():
+        yield
+
+
+def dump(component) -> str:
+    return json.dumps(component.to_plotly_json(), cls=plotly.utils.PlotlyJSONEncoder)
+
+
+def core_primary(last_day: int = 9) -> pd.DataFrame:
+    """The primary analysis computed straight from core (no cohort_data code)."""
+    from components import services
+    from core.endpoints import sofa_response
+    from core.repository import load_arms
+    from core.stats import arm_summary
+
+    p = services.cohort_patients()
+    resp = sofa_response(
+        services.cohort_daily(), p[["patient_id", "death_study_day"]], last_day=last_day
+    )
+    df = resp.merge(load_arms(services.engine()), on="patient_id").merge(
+        p[["patient_id", "phenotype"]], on="patient_id"
+    )
+    return arm_summary(df, outcome_col="responder", stratum_col="phenotype")
+
+
+def test_cohp001_primary_panel_equals_core(request_ctx):
+    from components import cohort_data as cd
+
+    res = cd.primary(FULL, cd.CohortFilters.make())
+    expected = core_primary()
+    got = res["summary_d9"]
+    pd.testing.assert_frame_equal(
+        got.drop(columns="stratum").reset_index(drop=True),
+        expected.drop(columns="stratum").reset_index(drop=True),
+    )
+    assert list(got["stratum"]) == ["overall", "MALS", "SIP"]
+    overall = got.iloc[0]
+    # the synthetic cohort reproduces the published split (clinical.md 1.8.3)
+    assert (overall["events_treated"], overall["n_treated"]) == (46, 131)
+    assert (overall["events_control"], overall["n_control"]) == (26, 145)
+    d15 = cd.primary(FULL, cd.CohortFilters.make())["summary_d15"]
+    pd.testing.assert_frame_equal(
+        d15.drop(columns="stratum").reset_index(drop=True),
+        core_primary(15).drop(columns="stratum").reset_index(drop=True),
+    )
+
+
+def test_cohp002_rendered_primary_table_shows_core_numbers(request_ctx):
+    from components import cohort_data as cd
+    from components.pages import cohort
+
+    blob = dump(cohort.render_panel("primary", FULL, cd.CohortFilters.make()))
+    assert "46/131 (35.1 %)" in blob
+    assert "26/145 (17.9 %)" in blob
+    assert "17.2 (6.8 to 27.2)" in blob
+    assert "2.48 (1.42\\u20134.32)" in blob or "2.48 (1.42–4.32)" in blob
+    assert "12/25 (48.0 %)" in blob  # MALS stratum
+
+
+def test_cohp003_filters_change_every_number_and_counts(request_ctx):
+    from components import cohort_data as cd
+    from components.pages import cohort
+
+    f = cd.CohortFilters.make(phenotype="MALS")
+    assert cd.counts(FULL, f) == (276, 48)
+    s = cd.primary(FULL, f)["summary_d9"]
+    assert (s.iloc[0]["events_treated"], s.iloc[0]["n_treated"]) == (12, 25)
+    assert (s.iloc[0]["events_control"], s.iloc[0]["n_control"]) == (4, 23)
+    km = cd.survival(FULL, f, 28)["km"]
+    assert sum(int(r.at_risk["n_at_risk"].iloc[0]) for r in km.values()) == 48
+    assert cohort.url_search("survival", f) == "?tab=survival&phenotype=MALS"
+    assert cohort.filters_from_query({"phenotype": "MALS", "age": "bogus,65-79"}).age == ("65-79",)
+
+
+def test_cohp004_km_panel_equals_core_kaplan_meier(request_ctx):
+    from components import cohort_data as cd
+    from components import services
+    from components.pages import cohort
+    from core.endpoints import time_to_death
+    from core.repository import load_arms
+    from core.stats import cox_hr, kaplan_meier
+
+    p = services.cohort_patients()
+    t = time_to_death(p[["patient_id", "death_study_day"]], horizon_days=28).merge(
+        load_arms(services.engine()), on="patient_id"
+    )
+    km = kaplan_meier(
+        t["duration_days"], t["event"], t["arm"], horizon=28, at_risk_times=(0, 7, 14, 21, 28)
+    )
+    cox = cox_hr(t["duration_days"], t["event"], t["arm"], horizon=28)
+    data = cohort.panel_data("survival", FULL, cd.CohortFilters.make())
+    fig = data["figures"]["km28"]
+    at_risk = {tr.name: [int(x) for x in tr.text] for tr in fig.data if tr.mode == "text"}
+    assert at_risk == {
+        "Precision immunotherapy at risk": km["precision"].at_risk["n_at_risk"].tolist(),
+        "Placebo at risk": km["placebo"].at_risk["n_at_risk"].tolist(),
+    }
+    res = cd.survival(FULL, cd.CohortFilters.make(), 28)
+    assert res["cox"].hazard_ratio == pytest.approx(cox.hazard_ratio)
+    assert res["mortality"].events_treated + res["mortality"].events_control == int(
+        t["event"].sum()
+    )
+
+
+def test_cohp005_table_one_equals_core_and_has_no_p_values(request_ctx):
+    from components import cohort_data as cd
+    from components.pages import cohort
+
+    t1 = cd.baseline(FULL, cd.CohortFilters.make())["by_group"]
+    age = t1[t1["variable"] == "age_years"].set_index("group")
+    df = cd.analysis_frame(FULL, cd.CohortFilters.make())
+    for label in ("Precision immunotherapy", "Placebo"):
+        assert age.loc[label, "mean"] == pytest.approx(
+            df.loc[df["group"] == label, "age_years"].mean()
+        )
+    frame, _labels = cohort.panel_data("baseline", FULL, cd.CohortFilters.make())["tables"][
+        "table1_group"
+    ]
+    assert "SMD" in frame.columns
+    assert not [c for c in frame.columns if re.search(r"\bp\b|p-value", c, re.IGNORECASE)]
+
+
+def test_cohp006_blinded_code_path_never_loads_the_arm(request_ctx, monkeypatch):
+    from components import cohort_data as cd
+    from components.pages import cohort
+    from core import repository
+
+    def refuse(*_a, **_k):
+        raise AssertionError("load_arms called on a blinded code path")
+
+    monkeypatch.setattr(repository, "load_arms", refuse)
+    f = cd.CohortFilters.make(country="Greece")  # a fresh cache key
+    for tab in cohort.TAB_KEYS:
+        cohort.render_panel(tab, NONE, f)
+    assert "group" not in cd.analysis_frame(NONE, f).columns
+    with pytest.raises(PermissionError):
+        cd._group_frame("v", NONE.scope, ArmVisibility.NONE)
+
+
+@pytest.mark.parametrize("principal", [NONE, CODED, FULL], ids=["blinded", "coded", "full"])
+def test_cohp007_layout_and_every_tab_respect_blinding(request_ctx, principal):
+    from components import cohort_data as cd
+    from components.pages import cohort
+
+    f = cd.CohortFilters.make()
+    parts = [dump(cohort.build_layout(principal, {}))]
+    parts += [dump(cohort.render_panel(tab, principal, f)) for tab in cohort.TAB_KEYS]
+    csv = [
+        t.to_csv() for tab in cohort.TAB_KEYS for t in cohort.all_tables(principal, f, tab).values()
+    ]
+    blob = "\n".join(parts + csv)
+    low = blob.lower()
+    vis = principal.arm_visibility
+    if vis is ArmVisibility.NONE:
+        assert [w for w in ARM_WORDS if w in low] == []
+        assert "Group A" not in blob
+        assert "Group B" not in blob
+        assert "hidden: could reveal allocation" in blob
+    elif vis is ArmVisibility.CODED:
+        assert [w for w in ("precision", "placebo") if w in low] == []
+        assert "Group A" in blob
+        assert "Group B" in blob
+    else:
+        assert "Precision immunotherapy" in blob
+        assert "Placebo" in blob
+    # the URL and ids carry no group, whatever the role
+    assert "Group" not in cohort.url_search("primary", f)
+    assert not re.search(r'"id": "[^"]*(Group|recision|lacebo)', blob)
+
+
+def test_cohp008_coded_view_orders_by_letter_and_differences_are_a_minus_b(request_ctx):
+    from components import cohort_data as cd
+
+    res = cd.primary(CODED, cd.CohortFilters.make())
+    props = res["proportions_d9"]
+    assert list(props.loc[props["stratum"] == "overall", "group"]) == ["Group A", "Group B"]
+    s = res["summary_d9"].iloc[0]
+    a = props[(props["stratum"] == "overall") & (props["group"] == "Group A")].iloc[0]
+    assert s["n_treated"] == a["n"]  # "treated" slot = Group A, whatever the arm behind it
+    assert {int(s["n_treated"]), int(s["n_control"])} == {131, 145}
+
+
+def test_cohp009_publication_badge_is_green_on_the_published_counts(request_ctx):
+    from components import cohort_data as cd
+    from components.pages import cohort
+
+    check = cd.publication_check()
+    assert check["match"].all()
+    primary = check.iloc[0]
+    assert primary["computed_rd"] == "17.2 (6.8 to 27.2)"
+    assert primary["computed_or"] == "2.48 (1.42–4.32)"
+    assert primary["computed_p"] == ".002"
+    assert "reproduces the publication" in dump(cohort.publication_badge())
+
+
+def test_cohp010_drilldown_lists_the_patients_behind_a_number(request_ctx):
+    from components import cohort_data as cd
+
+    f = cd.CohortFilters.make()
+    title, frame = cd.drilldown(
+        FULL, f, "responders", stratum="overall", group="Precision immunotherapy"
+    )
+    assert len(frame) == 46
+    assert frame["responder_d9"].all()
+    assert title.startswith("Responders (day 9)")
+    _t, blinded = cd.drilldown(NONE, f, "responders", stratum="overall", group="Placebo")
+    assert blinded.empty
+    _t, pooled = cd.drilldown(NONE, f, "responders", stratum="overall")
+    assert len(pooled) == 72
+    assert "group" not in pooled.columns
+    aesi_pt = "Anaemia"
+    title, hidden = cd.drilldown(NONE, f, "ae", pt=aesi_pt)
+    assert hidden.empty
+    assert "could reveal allocation" in title
+
+
+def test_cohp011_report_is_stamped_and_self_contained(request_ctx):
+    from components import cohort_data as cd
+    from components import services
+    from components.pages import cohort
+
+    f = cd.CohortFilters.make(phenotype="SIP")
+    text = cohort.report_html(NONE, f, now=datetime(2025, 1, 2, 3, 4, 5))
+    assert services.dataset_info().version in text
+    assert "phenotype: SIP" in text
+    assert "Blinded: pooled and by immune state only" in text
+    assert "Blinded monitor (monitor)" in text
+    assert "2025-01-02 03:04:05 UTC" in text
+    assert "228 of 276 analysed patients after filtering" in text
+    assert not re.search(r"<script[^>]+src=", text)  # nothing fetched at view time
+    # everything but the inlined plotly.js bundle is free of arm words
+    head, _, rest = text.partition("plotly.js v")
+    after_bundle = rest.split("</script>", 1)[1]
+    assert [w for w in ARM_WORDS if w in (head + after_bundle).lower()] == []
+
+
+def test_cohp012_completeness_query_list_matches_core_endpoint(request_ctx):
+    from components import cohort_data as cd
+    from components import services
+    from core.endpoints import sofa_response
+
+    res = cd.completeness(NONE, cd.CohortFilters.make())
+    p = services.cohort_patients()
+    resp = sofa_response(services.cohort_daily(), p[["patient_id", "death_study_day"]])
+    locf = set(resp.loc[resp["n_locf_days"] > 0, "patient_id"])
+    assert locf <= set(res["query"]["patient_id"])
+    grid = res["grid"]
+    assert grid["share_measured"].between(0, 1).all()
+    assert int(grid["n_patient_days"].sum()) == int(
+        services.cohort_daily()["study_day"].between(1, 15).sum()
+    )
+
+
+def test_cohp013_warm_cache_answers_quickly(request_ctx):
+    import time
+
+    from components import cohort_data as cd
+    from components.pages import cohort
+
+    f = cd.CohortFilters.make(age="65-79")
+    cohort.render_panel("primary", FULL, f)
+    started = time.perf_counter()
+    cohort.render_panel("primary", FULL, f)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_cohp014_pages_registry_keeps_the_cohort_page(app):
+    import dash
+
+    paths = {p["path"] for p in dash.page_registry.values()}
+    assert "/cohort" in paths
