@@ -24,3 +24,10 @@ max_requests_jitter = 500
 control_socket_disable = True  # gunicorn 27 creates ~/.gunicorn/gunicorn.ctl otherwise
 accesslog = "-"
 loglevel = _settings.log_level.lower()
+
+
+def post_worker_init(worker):
+    """Warm the shared cache in the background (one worker wins the per-version lock)."""
+    from components import services
+
+    services.start_warm_up(worker.wsgi)

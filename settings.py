@@ -203,6 +203,9 @@ class Settings:
                 "CACHE_REDIS_URL": self.redis_url,
                 "CACHE_DEFAULT_TIMEOUT": self.cache_timeout,
                 "CACHE_KEY_PREFIX": "immunosep:",
+                # a Redis that is down or unreachable must cost milliseconds, not a hung worker:
+                # flask-caching then logs the error and the app recomputes
+                "CACHE_OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
             }
         return {
             "CACHE_TYPE": "FileSystemCache",

@@ -1187,3 +1187,19 @@ def drilldown(
     if g.compared:
         cols.append("group")
     return title, df[cols].reset_index(drop=True)
+
+
+def warm(principal: Principal) -> None:
+    """Compute every panel of the unfiltered cohort for this principal's visibility (fills
+    the shared cache; used by the background warm-up after a start or an import)."""
+    filters = CohortFilters()
+    counts(principal, filters)
+    primary(principal, filters)
+    consort(principal, filters)
+    baseline(principal, filters)
+    trajectories(principal, filters)
+    survival(principal, filters, 28)
+    survival(principal, filters, 90)
+    immune(principal, filters)
+    safety(principal, filters)
+    completeness(principal, filters)

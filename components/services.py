@@ -56,24 +56,34 @@ class DatasetInfo:
     ready: bool
 
 
-def dataset_info() -> DatasetInfo:
-    """Version, size and provenance of the loaded data (cheap: two small queries)."""
-    eng = engine()
-    if not inspect(eng).has_table("patients"):
-        return DatasetInfo(version="empty", n_patients=0, synthetic=False, ready=False)
-    from core.db import dataset_version
-
-    with eng.connect() as conn:
+@cache.memoize()
+def _dataset_counts(version: str) -> tuple[int, bool]:
+    """(patients, synthetic?) of one dataset version (memoized: versions never change)."""
+    with engine().connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM patients")).scalar_one()
         n_real = conn.execute(
             text("SELECT count(*) FROM patients WHERE patient_id NOT LIKE 'SYN-%'")
         ).scalar_one()
-    return DatasetInfo(
-        version=dataset_version(eng),
-        n_patients=int(n),
-        synthetic=n > 0 and n_real == 0,
-        ready=n > 0,
-    )
+    return int(n), n > 0 and n_real == 0
+
+
+def dataset_info() -> DatasetInfo:
+    """Version, size and provenance of the loaded data.
+
+    One single-row query per call (the version); the counts are memoized per version, so
+    every request sees the current version and an import is visible at once on every worker.
+    """
+    eng = engine()
+    ext = current_app.extensions[EXTENSION]
+    if not ext.get("schema_ready"):
+        if not inspect(eng).has_table("patients"):
+            return DatasetInfo(version="empty", n_patients=0, synthetic=False, ready=False)
+        ext["schema_ready"] = True
+    from core.db import dataset_version
+
+    version = dataset_version(eng)
+    n, synthetic = _dataset_counts(version)
+    return DatasetInfo(version=version, n_patients=n, synthetic=synthetic, ready=n > 0)
 
 
 def cache_backend_status() -> dict[str, Any]:
@@ -117,6 +127,45 @@ def audit(
         target=target,
         detail=detail,
     )
+
+
+def warm_up() -> dict[str, float]:
+    """Precompute the cohort aggregates of the current data version (shared cache), so the
+    first monitor after a start or an import does not pay for them. Returns seconds per step.
+    Only one process does it per version (an atomic cache.add acts as the lock)."""
+    import time
+
+    from components import cohort_data
+    from components.auth import Principal, Role
+
+    version = dataset_info().version
+    if not cache.add(f"warmup:{version}:{settings().sofa_rules.key()}", 1, timeout=3600):
+        return {}
+    timings: dict[str, float] = {}
+    for name, fn in (("patients", cohort_patients), ("daily", cohort_daily)):
+        started = time.perf_counter()
+        fn()
+        timings[name] = time.perf_counter() - started
+    for role in (Role.MONITOR, Role.DSMB, Role.STATISTICIAN):
+        started = time.perf_counter()
+        cohort_data.warm(Principal(user="warmup", role=role))
+        timings[f"cohort:{role.value}"] = time.perf_counter() - started
+    log.info("cache warm-up for %s: %s", version, {k: round(v, 2) for k, v in timings.items()})
+    return timings
+
+
+def start_warm_up(server) -> None:
+    """Run :func:`warm_up` in a daemon thread with its own app context."""
+    import threading
+
+    def run() -> None:
+        with server.app_context():
+            try:
+                warm_up()
+            except Exception:
+                log.exception("cache warm-up failed")
+
+    threading.Thread(target=run, name="cache-warm-up", daemon=True).start()
 
 
 def in_app() -> bool:

@@ -166,6 +166,10 @@ def upload(contents: list[str] | None, filenames: list[str] | None):
         except DataValidationError as exc:
             return problem_table(pd.DataFrame(exc.records())), dash.no_update
     services.audit("import", ",".join(filenames or []), f"{result.status} {result.dataset_version}")
+    if result.status == "imported":
+        from flask import current_app
+
+        services.start_warm_up(current_app._get_current_object())
     msg = (
         f"Imported: {sum(result.inserted.values())} rows, dataset version {result.dataset_version}."
         if result.status == "imported"

@@ -35,6 +35,7 @@ def test_set002_environment_then_override_precedence():
         "CACHE_REDIS_URL": "redis://127.0.0.1:6379/3",
         "CACHE_DEFAULT_TIMEOUT": 86400,
         "CACHE_KEY_PREFIX": "immunosep:",
+        "CACHE_OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
     }
     assert s.database_kind == "postgresql"
     assert s.public_database() == "postgresql+psycopg://***@127.0.0.1:5432/test"
