@@ -170,6 +170,58 @@ def timeline_figure(view: services.PatientView, *, day: int | None, layers: list
     )
 
 
+@services.cache.memoize()
+def _timeline_json(
+    version: str,
+    rules_key: str,
+    scope: str,
+    patient_id: str,
+    day: int | None,
+    layers: tuple[str, ...],
+) -> dict[str, Any]:
+    """The timeline figure as plain JSON, memoized per data version, rules, role scope, patient,
+    day and layers (building a plotly figure costs far more than fetching it)."""
+    view = services.patient_view(current_principal(), patient_id)
+    return timeline_figure(view, day=day, layers=list(layers)).to_plotly_json()
+
+
+@services.cache.memoize()
+def _biomarker_json(
+    version: str, thresholds_key: str, scope: str, patient_id: str
+) -> dict[str, Any]:
+    view = services.patient_view(current_principal(), patient_id)
+    note = (
+        "Post-baseline ferritin and HLA-DR are hidden in this blinded view: "
+        "their course can reveal the allocation."
+        if view.biomarkers_hidden_after_baseline
+        else None
+    )
+    return figures.biomarker_trajectory(
+        view.biomarkers, thresholds=services.settings().phenotype_thresholds, note=note
+    ).to_plotly_json()
+
+
+def cached_timeline(patient_id: str, *, day: int | None, layers: list[str]) -> dict[str, Any]:
+    principal = current_principal()
+    s = services.settings()
+    return _timeline_json(
+        services.dataset_info().version,
+        s.sofa_rules.key(),
+        principal.scope,
+        patient_id,
+        day,
+        tuple(layers),
+    )
+
+
+def cached_biomarkers(patient_id: str) -> dict[str, Any]:
+    principal = current_principal()
+    s = services.settings()
+    return _biomarker_json(
+        services.dataset_info().version, s.phenotype_thresholds.key(), principal.scope, patient_id
+    )
+
+
 def why_section(view: services.PatientView, day: int | None):
     if day is None or view.daily.empty:
         return html.P(
@@ -268,8 +320,8 @@ def layout(
                                     ),
                                     dcc.Graph(
                                         id=ids.PATIENT_TIMELINE,
-                                        figure=timeline_figure(
-                                            view, day=selected, layers=layer_list
+                                        figure=cached_timeline(
+                                            patient_id, day=selected, layers=layer_list
                                         ),
                                         config={
                                             "displaylogo": False,
@@ -311,9 +363,7 @@ def layout(
                         else None,
                         dcc.Graph(
                             id=ids.PATIENT_BIOMARKERS,
-                            figure=figures.biomarker_trajectory(
-                                view.biomarkers, thresholds=s.phenotype_thresholds, note=bio_note
-                            ),
+                            figure=cached_biomarkers(patient_id),
                             config={"displaylogo": False},
                         ),
                     ]
@@ -395,7 +445,8 @@ def click_day(click: dict[str, Any] | None, options: list[dict[str, Any]]):
 def update_day(day: int | None, layers: list[str], patient_id: str):
     view = services.patient_view(current_principal(), patient_id)
     search = "?" + urlencode({"day": day, "layers": ",".join(layers or [])}) if day else no_update
-    return timeline_figure(view, day=day, layers=layers or []), why_section(view, day), search
+    timeline = cached_timeline(patient_id, day=day, layers=layers or [])
+    return timeline, why_section(view, day), search
 
 
 @callback(

@@ -1,0 +1,337 @@
+"""Benchmark of the dashboard's server side (issues 6, 7 and 9).
+
+``python -m bench.bench_app [--smoke] [--sizes 276 10000]`` prints a table and writes
+``bench/results/app.json``. For each cohort size (synthetic demo database built once into
+``bench/data/``):
+
+* cohort aggregation (every cohort panel, unfiltered, for the three visibilities): cold
+  (empty cache) and warm;
+* server time of each page's main callbacks, measured in-process with the Flask test client
+  (request in, JSON out; no browser), cold and warm, p50 / p95 over repeated calls:
+  ward board (site switch), patient switch (the page render of another patient), patient day
+  switch, cohort filter change (the active panel recomputed), cohort tab switch;
+* start-up: from starting gunicorn to the first page served (existing database);
+* resident memory per gunicorn worker after warm-up and a round of requests.
+
+All figures come from one run; targets are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+RESULTS = Path(__file__).parent / "results" / "app.json"
+#: randomised patients giving about this many analysed patients (276/281 ratio)
+RANDOMISED_FOR = {276: 281, 2000: 2036, 10000: 10180}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def database(n_analysed: int) -> tuple[str, float]:
+    """The synthetic database of this size (built once); returns (url, build seconds)."""
+    from core.db import ensure_schema, make_engine
+    from core.io import build_demo_database
+
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"cohort-{n_analysed}.sqlite"
+    url = f"sqlite:///{path}"
+    if path.exists():
+        return url, float("nan")
+    started = time.perf_counter()
+    engine = make_engine(url)
+    ensure_schema(engine)
+    build_demo_database(engine, n_randomised=RANDOMISED_FOR.get(n_analysed, n_analysed))
+    engine.dispose()
+    return url, time.perf_counter() - started
+
+
+class Driver:
+    """Drives Dash callbacks in-process, as the browser would (POST _dash-update-component)."""
+
+    def __init__(self, app):
+        self.client = app.server.test_client()
+        self.deps = self.client.get("/_dash-dependencies").get_json()
+
+    def dep(self, output_fragment: str) -> dict[str, Any]:
+        return next(d for d in self.deps if output_fragment in d["output"])
+
+    def call(
+        self,
+        output_fragment: str,
+        inputs: dict[str, Any],
+        state: dict[str, Any] | None = None,
+        changed: str | None = None,
+    ) -> tuple[float, Any]:
+        dep = self.dep(output_fragment)
+        outputs = [
+            {"id": o.split(".")[0], "property": o.split(".", 1)[1].split("@")[0]}
+            for o in dep["output"].strip(".").split("...")
+        ]
+        ins = [
+            {
+                "id": i["id"],
+                "property": i["property"],
+                "value": inputs.get(f"{i['id']}.{i['property']}"),
+            }
+            for i in dep["inputs"]
+        ]
+        sts = [
+            {
+                "id": s["id"],
+                "property": s["property"],
+                "value": (state or {}).get(f"{s['id']}.{s['property']}"),
+            }
+            for s in dep.get("state", [])
+        ]
+        body = {
+            "output": dep["output"],
+            "outputs": outputs if dep["output"].startswith("..") else outputs[0],
+            "inputs": ins,
+            "state": sts,
+            "changedPropIds": [changed or f"{ins[0]['id']}.{ins[0]['property']}"],
+        }
+        started = time.perf_counter()
+        resp = self.client.post("/_dash-update-component", json=body)
+        elapsed = time.perf_counter() - started
+        if resp.status_code not in (200, 204):
+            raise RuntimeError(
+                f"{output_fragment}: HTTP {resp.status_code} {resp.get_data(as_text=True)[:300]}"
+            )
+        return elapsed, resp
+
+    def render(self, path: str) -> float:
+        pathname, _, search = path.partition("?")
+        elapsed, _ = self.call(
+            "_pages_content.children",
+            {
+                "_pages_location.pathname": pathname,
+                "_pages_location.search": f"?{search}" if search else "",
+            },
+            changed="_pages_location.pathname",
+        )
+        return elapsed
+
+
+def cohort_inputs(tab: str, **filters: list[str]) -> dict[str, Any]:
+    values = {"cohort-tabs.active_tab": tab}
+    for name in ("site", "country", "phenotype", "infection", "age", "sofa"):
+        values[f"cohort-f-{name}.value"] = filters.get(name, [])
+    return values
+
+
+def measure_size(n: int, *, repeats: int) -> dict[str, Any]:
+    import app as app_module
+    from components import cohort_data, services
+    from components.auth import Principal, Role
+    from settings import Settings
+
+    url, build_s = database(n)
+    cache_dir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
+    settings = Settings(database_url=url, cache_dir=str(cache_dir), secret_key="bench", mode="demo")
+    app = app_module.create_app(settings)
+    out: dict[str, Any] = {"patients": n, "database_build_s": build_s}
+    drv = Driver(app)
+
+    with app.server.test_request_context():
+        patients = services.cohort_patients()
+    ids = patients["patient_id"].tolist()
+    site_sizes = patients.groupby("site_id").size().sort_values(ascending=False)
+    big_site = site_sizes.index[0]
+    out["largest_site_patients"] = int(site_sizes.iloc[0])
+
+    # --- cohort aggregation, cold then warm -----------------------------------------------
+    def aggregate() -> float:
+        started = time.perf_counter()
+        with app.server.test_request_context():
+            for role in (Role.MONITOR, Role.DSMB, Role.STATISTICIAN):
+                cohort_data.warm(Principal(user="bench", role=role))
+        return time.perf_counter() - started
+
+    def clear_cache() -> None:
+        with app.server.app_context():
+            services.cache.clear()
+
+    clear_cache()
+    out["aggregation_cold_s"] = aggregate()
+    out["aggregation_warm_s"] = statistics.median(aggregate() for _ in range(3))
+
+    # --- callbacks: cold (empty cache, first call) and warm (repeats) ---------------------
+    tabs = (
+        "primary",
+        "flow",
+        "baseline",
+        "trajectories",
+        "survival",
+        "immune",
+        "safety",
+        "completeness",
+    )
+    phenos = (["MALS"], ["SIP"], [])
+    cases = {
+        "ward board: site switch (largest site)": lambda i: drv.call(
+            "ward-grid.rowData",
+            {"ward-site.value": big_site, "ward-day.value": "latest" if i % 2 else "3"},
+        )[0],
+        "patient switch (page render)": lambda i: drv.render(f"/patient/{ids[(i * 7) % len(ids)]}"),
+        "patient day switch": lambda i: drv.call(
+            "patient-timeline.figure",
+            {"patient-day.value": 1 + i % 9, "patient-layers.value": ["support"]},
+            {"patient-id.data": ids[i % 20]},
+        )[0],
+        "cohort filter change (primary)": lambda i: drv.call(
+            "cohort-panel.children", cohort_inputs("primary", phenotype=phenos[i % 3])
+        )[0],
+        "cohort tab switch": lambda i: drv.call(
+            "cohort-panel.children", cohort_inputs(tabs[i % len(tabs)])
+        )[0],
+    }
+    callbacks: dict[str, Any] = {}
+    for name, fn in cases.items():
+        clear_cache()
+        cold = fn(0)
+        warm = [fn(i) for i in range(1, repeats + 1)]
+        warm = [fn(i) for i in range(1, repeats + 1)]  # second round: every variant is cached
+        callbacks[name] = {
+            "cold_s": cold,
+            "warm_p50_s": pct(warm, 0.5),
+            "warm_p95_s": pct(warm, 0.95),
+            "n_warm": len(warm),
+        }
+    out["callbacks"] = callbacks
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    return out
+
+
+def measure_server(n: int) -> dict[str, Any]:
+    """Start-up to first page, and resident memory per worker after warm-up and requests."""
+    import socket
+
+    url, _ = database(n)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cache_dir = tempfile.mkdtemp(prefix="bench-srv-cache-")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "CACHE_DIR": cache_dir,
+        "WEB_CONCURRENCY": "2",
+        "SECRET_KEY": "bench",
+        "IMMUNOSEP_MODE": "demo",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("REDIS_URL", None)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "app:server", "--config", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        first = None
+        while time.perf_counter() - started < 120:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    if r.status == 200:
+                        first = time.perf_counter() - started
+                        break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(1.0)
+        for path in ("/", "/cohort", "/api/v1/cohort/summary", "/api/v1/patients"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=120).read()
+        time.sleep(15 if n > 1000 else 6)  # let the background warm-up finish
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], check=False, capture_output=True, text=True
+        ).stdout.split()
+        rss = []
+        for pid in children:
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss.append(
+                int(
+                    next(
+                        line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")
+                    )
+                )
+                / 1024
+            )
+        return {"patients": n, "startup_to_first_page_s": first, "worker_rss_mb": rss}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+TARGETS = {
+    "patient switch (page render)": ("warm_p95_s", 0.100, 10000),
+    "cohort filter change (primary)": ("warm_p95_s", 0.300, 10000),
+    "cohort tab switch": ("warm_p95_s", 0.300, 10000),
+    "ward board: site switch (largest site)": ("warm_p95_s", 1.0, 10000),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="276 patients, few repeats (CI)")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[276, 10000])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args(argv)
+    sizes = [276] if args.smoke else args.sizes
+    repeats = 3 if args.smoke else args.repeats
+    res: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count(), "sizes": {}}
+    for n in sizes:
+        res["sizes"][str(n)] = measure_size(n, repeats=repeats)
+        if not args.smoke:
+            res["sizes"][str(n)]["server"] = measure_server(n)
+    print(f"{'measure':<44}{'patients':>9}{'cold':>10}{'warm p50':>10}{'warm p95':>10}  target")
+    for n, r in res["sizes"].items():
+        print(
+            f"{'cohort aggregation (all panels, 3 roles)':<44}{n:>9}{r['aggregation_cold_s']:>9.3f}s"
+            f"{r['aggregation_warm_s']:>9.3f}s{'':>10}  cold <= 2 s at 10,000"
+        )
+        for name, c in r["callbacks"].items():
+            target = TARGETS.get(name)
+            tgt = f"p95 <= {target[1] * 1000:.0f} ms at {target[2]:,}" if target else ""
+            print(
+                f"{name:<44}{n:>9}{c['cold_s']:>9.3f}s{c['warm_p50_s']:>9.3f}s{c['warm_p95_s']:>9.3f}s  {tgt}"
+            )
+        if "server" in r:
+            srv = r["server"]
+            print(
+                f"{'start-up to first page':<44}{n:>9}{srv['startup_to_first_page_s']:>9.2f}s"
+                f"{'':>20}  <= 5 s at 10,000"
+            )
+            print(
+                f"{'resident memory per worker (MB)':<44}{n:>9}  {', '.join(f'{m:.0f}' for m in srv['worker_rss_mb'])}"
+                "  <= 400 MB at 100,000"
+            )
+    out = RESULTS.with_suffix(".smoke.json") if args.smoke else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
