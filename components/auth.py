@@ -56,6 +56,12 @@ class Principal:
         sites = "all" if self.sites is None else ",".join(sorted(self.sites))
         return f"{self.arm_visibility.value}|{sites}"
 
+    def for_cache(self) -> Principal:
+        """The same access without the user name: the memoized renderers take this as an
+        argument (its repr is part of the cache key), so the cached content is always computed
+        for exactly the access it is served to, and shared by users with the same access."""
+        return Principal(user="*", role=self.role, sites=self.sites, unmasked=self.unmasked)
+
     @property
     def label(self) -> str:
         return ROLE_LABELS[self.role]

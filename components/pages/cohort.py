@@ -533,7 +533,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 className="mb-3",
             ),
             dcc.Loading(
-                html.Div(render_panel(tab, principal, filters), id="cohort-panel"),
+                html.Div(cached_panel(tab, principal, filters), id="cohort-panel"),
                 delay_show=300,
             ),
             dbc.Card(
@@ -589,9 +589,35 @@ def update_panel(tab: str, *values: Any):
     filters = _filters(values)
     before, after = cd.counts(principal, filters)
     return (
-        render_panel(tab, principal, filters),
+        cached_panel(tab, principal, filters),
         count_text(before, after),
         url_search(tab, filters),
+    )
+
+
+@services.cache.memoize()
+def _panel_json(
+    version: str, rules_key: str, access: Principal, tab: str, filters_key: tuple[Any, ...]
+) -> dict[str, Any]:
+    """A rendered panel as plain component JSON, memoized per data version, rules, access
+    (role, sites, unmask state), tab and filters: building plotly figures costs far more than
+    fetching their JSON. Rendered for ``access`` itself, never for the ambient request user."""
+    import json
+
+    import plotly
+
+    tree = render_panel(tab, access, cd.CohortFilters.make(**dict(filters_key)))
+    return json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder))
+
+
+def cached_panel(tab: str, principal: Principal, filters: cd.CohortFilters) -> dict[str, Any]:
+    s = services.settings()
+    return _panel_json(
+        services.dataset_info().version,
+        s.sofa_rules.key(),
+        principal.for_cache(),
+        tab,
+        filters.key(),
     )
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import figures, ids, services, tables
-from components.auth import current_principal
+from components.auth import Principal, current_principal
 from components.theme import PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.exceptions import UnknownPatientError
 from core.vocab import Phenotype
@@ -174,22 +174,23 @@ def timeline_figure(view: services.PatientView, *, day: int | None, layers: list
 def _timeline_json(
     version: str,
     rules_key: str,
-    scope: str,
+    access: Principal,
     patient_id: str,
     day: int | None,
     layers: tuple[str, ...],
 ) -> dict[str, Any]:
-    """The timeline figure as plain JSON, memoized per data version, rules, role scope, patient,
-    day and layers (building a plotly figure costs far more than fetching it)."""
-    view = services.patient_view(current_principal(), patient_id)
+    """The timeline figure as plain JSON, memoized per data version, rules, access (role,
+    sites, unmask state), patient, day and layers (building a plotly figure costs far more than
+    fetching it). Computed for ``access`` itself, never for the ambient request user."""
+    view = services.patient_view(access, patient_id)
     return timeline_figure(view, day=day, layers=list(layers)).to_plotly_json()
 
 
 @services.cache.memoize()
 def _biomarker_json(
-    version: str, thresholds_key: str, scope: str, patient_id: str
+    version: str, thresholds_key: str, access: Principal, patient_id: str
 ) -> dict[str, Any]:
-    view = services.patient_view(current_principal(), patient_id)
+    view = services.patient_view(access, patient_id)
     note = (
         "Post-baseline ferritin and HLA-DR are hidden in this blinded view: "
         "their course can reveal the allocation."
@@ -207,7 +208,7 @@ def cached_timeline(patient_id: str, *, day: int | None, layers: list[str]) -> d
     return _timeline_json(
         services.dataset_info().version,
         s.sofa_rules.key(),
-        principal.scope,
+        principal.for_cache(),
         patient_id,
         day,
         tuple(layers),
@@ -218,7 +219,10 @@ def cached_biomarkers(patient_id: str) -> dict[str, Any]:
     principal = current_principal()
     s = services.settings()
     return _biomarker_json(
-        services.dataset_info().version, s.phenotype_thresholds.key(), principal.scope, patient_id
+        services.dataset_info().version,
+        s.phenotype_thresholds.key(),
+        principal.for_cache(),
+        patient_id,
     )
 
 
