@@ -23,6 +23,7 @@ import io
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 import pandas as pd
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
 
 #: version of the table layout below; bump it and append a migration when the layout changes
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: hash of an empty dataset (before the first import)
 EMPTY_HASH: Final = hashlib.sha256(b"immunosep-empty-dataset").hexdigest()
@@ -146,7 +147,8 @@ doses = sa.Table(
     sa.Column("time", sa.DateTime, nullable=False),
     sa.Column("route", sa.String(8), nullable=False),
     sa.Column("label", sa.String(40), nullable=False),
-    sa.Index("ux_doses_patient_time", "patient_id", "time", unique=True),
+    # an IV and an SC dose may be given at the same minute (double dummy): route is in the key
+    sa.Index("ux_doses_patient_time_route", "patient_id", "time", "route", unique=True),
 )
 
 adverse_events = sa.Table(
@@ -345,9 +347,22 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
     """Ordered migrations: key n upgrades a database from version n - 1 to n.
 
     Version 1 is the initial layout, created by ``metadata.create_all``; later versions append
-    functions here (e.g. ``2: _add_column_x``) and bump :data:`SCHEMA_VERSION`.
+    functions here and bump :data:`SCHEMA_VERSION`. A new database is created directly at the
+    latest layout.
+
+    - 2: study-drug doses are unique by (patient, time, route), not (patient, time).
     """
-    return {}
+    return MappingProxyType({2: _v2_dose_key_with_route})
+
+
+def _v2_dose_key_with_route(conn: Connection) -> None:
+    conn.execute(sa.text("DROP INDEX IF EXISTS ux_doses_patient_time"))
+    conn.execute(
+        sa.text(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_doses_patient_time_route "
+            "ON doses (patient_id, time, route)"
+        )
+    )
 
 
 def stored_schema_version(conn: Connection) -> int | None:

@@ -175,3 +175,23 @@ def test_db010_postgres_schema_and_version(postgres_url: str) -> None:
         rows = conn.execute(sa.select(db.sites.c.site_id, db.sites.c.name).order_by("site_id"))
         assert rows.all() == [("SYN-S01", "one, with comma"), ("SYN-S02", None)]
     engine.dispose()
+
+
+def test_db_migration_v2_doses_unique_by_route(sqlite_url):
+    """A version-1 database (doses unique by patient and time) migrates to version 2, where an
+    IV and an SC dose at the same minute are both kept (double-dummy dosing)."""
+    import sqlalchemy as sa
+
+    engine = db.make_engine(sqlite_url)
+    db.ensure_schema(engine)
+    with engine.begin() as conn:  # rebuild the version-1 layout of the doses index
+        conn.execute(sa.text("DROP INDEX ux_doses_patient_time_route"))
+        conn.execute(
+            sa.text("CREATE UNIQUE INDEX ux_doses_patient_time ON doses (patient_id, time)")
+        )
+        conn.execute(sa.text("DELETE FROM schema_version"))
+        conn.execute(db.schema_version.insert(), [{"version": 1, "applied_at": db._utcnow()}])
+    assert db.ensure_schema(engine) == 2
+    names = {ix["name"] for ix in sa.inspect(engine).get_indexes("doses")}
+    assert "ux_doses_patient_time_route" in names
+    assert "ux_doses_patient_time" not in names
