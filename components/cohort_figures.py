@@ -157,14 +157,16 @@ def primary_table(
     return pd.DataFrame(rows)
 
 
-def responders_figure(
-    proportions: pd.DataFrame, labels: Sequence[str], *, title: str, threshold: float = 1.4
+def proportion_bars(
+    proportions: pd.DataFrame,
+    labels: Sequence[str],
+    *,
+    noun: str,
+    clickable: bool,
+    legend_y: float,
 ) -> go.Figure:
-    """Grouped bars: % responders per stratum and group with Wilson 95 % CI.
-
-    ``customdata`` = [stratum key, group label] (the group label is already the trace name, so
-    it adds nothing a role could not see; blinded views only have the pooled label).
-    """
+    """Grouped bars of a proportion per stratum (overall / MALS / SIP) and group, with the
+    Wilson 95 % CI as error bars and "events/n" inside each bar."""
     fig = go.Figure()
     strata = [s for s in ("overall", "MALS", "SIP") if s in set(proportions["stratum"])]
     for i, lab in enumerate(labels):
@@ -189,14 +191,27 @@ def responders_figure(
                 ],
                 textposition="inside",
                 insidetextanchor="start",
-                customdata=[[s, lab] for s in strata],
+                customdata=[[s, lab] for s in strata] if clickable else None,
                 hovertemplate=(
-                    f"{lab}<br>%{{x}}: %{{text}} responders (%{{y:.1f}} %)"
-                    "<br>Click to list the patients<extra></extra>"
+                    f"{lab}<br>%{{x}}: %{{text}} {noun} (%{{y:.1f}} %)"
+                    + ("<br>Click to list the patients" if clickable else "")
+                    + "<extra></extra>"
                 ),
             )
         )
-    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.18})
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": legend_y})
+    return fig
+
+
+def responders_figure(
+    proportions: pd.DataFrame, labels: Sequence[str], *, title: str, threshold: float = 1.4
+) -> go.Figure:
+    """Grouped bars: % responders per stratum and group with Wilson 95 % CI.
+
+    ``customdata`` = [stratum key, group label] (the group label is already the trace name, so
+    it adds nothing a role could not see; blinded views only have the pooled label).
+    """
+    fig = proportion_bars(proportions, labels, noun="responders", clickable=True, legend_y=-0.18)
     fig.update_yaxes(title_text="Responders (%, 95 % CI)", rangemode="tozero")
     fig.update_xaxes(title_text="Immune-state stratum")
     return base_layout(fig, height=360, title=title)
@@ -605,34 +620,7 @@ def km_table(km: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def reversal_figure(props: pd.DataFrame, labels: Sequence[str], *, title: str = "") -> go.Figure:
-    fig = go.Figure()
-    strata = [s for s in ("overall", "MALS", "SIP") if s in set(props["stratum"])]
-    for i, lab in enumerate(labels):
-        p = props[props["group"] == lab].set_index("stratum").reindex(strata)
-        pct = 100 * p["proportion"].astype(float)
-        fig.add_trace(
-            go.Bar(
-                x=[stratum_label(s) for s in strata],
-                y=pct,
-                name=lab,
-                marker_color=colour_for(lab, i),
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": 100 * p["ci_upper"].astype(float) - pct,
-                    "arrayminus": pct - 100 * p["ci_lower"].astype(float),
-                    "color": "#333",
-                },
-                text=[
-                    "" if pd.isna(n) else f"{int(e)}/{int(n)}"
-                    for e, n in zip(p["events"], p["n"], strict=True)
-                ],
-                textposition="inside",
-                insidetextanchor="start",
-                hovertemplate=f"{lab}<br>%{{x}}: %{{text}} reversed (%{{y:.1f}} %)<extra></extra>",
-            )
-        )
-    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.2})
+    fig = proportion_bars(props, labels, noun="reversed", clickable=False, legend_y=-0.2)
     fig.update_yaxes(title_text="Reversed by day 28 (%)", range=[0, 100])
     fig.update_xaxes(title_text="Baseline immune state")
     return base_layout(fig, height=360, title=title)
