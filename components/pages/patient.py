@@ -43,7 +43,7 @@ def phenotype_badge(patient: dict[str, Any]) -> html.Div:
         [
             dbc.Badge(
                 PHENOTYPE_LABELS[phen],
-                style={"backgroundColor": PHENOTYPE_COLOURS[phen]},
+                color=PHENOTYPE_COLOURS[phen],
                 className="phenotype-badge me-2",
                 id=ids.PATIENT_BADGE,
             ),

@@ -1,0 +1,120 @@
+"""ICU pages in headless Chromium (issue 6): ward board -> click a patient -> timeline, badge
+and endpoint card show core's numbers for a known synthetic patient; deep link; day switch."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pandas as pd
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.app.conftest import save_screenshot
+
+pytestmark = pytest.mark.e2e
+PATIENT = "SYN-01-0001"
+
+
+@pytest.fixture(scope="module")
+def truth(demo_db_url):
+    """What core says about the patient, computed without the UI."""
+    from core.db import make_engine
+    from core.endpoints import sofa_response
+    from core.phenotype import classify
+    from core.repository import load_daily_sofa, load_patients
+    from core.rules import SofaRules
+
+    engine = make_engine(demo_db_url)
+    patients = load_patients(engine)
+    p = patients[patients["patient_id"] == PATIENT].iloc[0]
+    daily = load_daily_sofa(engine, rules_key=SofaRules().key(), patient_ids=[PATIENT])
+    resp = sofa_response(
+        daily,
+        pd.DataFrame(
+            {
+                "patient_id": [PATIENT],
+                "death_study_day": [
+                    float(p["death_study_day"]) if pd.notna(p["death_study_day"]) else float("nan")
+                ],
+            }
+        ),
+    ).iloc[0]
+    return {
+        "phenotype": classify(p["ferritin_ng_ml"], p["hla_dr_ab_per_cell"]),
+        "baseline": int(resp["baseline_sofa"]),
+        "mean": float(resp["mean_followup_sofa"]),
+        "day3_total": int(daily.loc[daily["study_day"] == 3, "sofa_total"].iloc[0]),
+    }
+
+
+def wait_for(driver, css: str, timeout: float = 30):
+    return WebDriverWait(driver, timeout).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def test_icu_e2e001_ward_click_opens_patient_with_core_numbers(browser, live_server, truth):
+    browser.set_window_size(1366, 768)
+    browser.get(live_server.url + "/?site=SYN-S01")
+    wait_for(browser, ".ag-row")
+    time.sleep(0.5)
+    save_screenshot(browser, "icu-ward-1366")
+    cell = WebDriverWait(browser, 30).until(
+        ec.element_to_be_clickable(
+            (By.XPATH, f"//div[@col-id='patient_id' and normalize-space()='{PATIENT}']")
+        )
+    )
+    cell.click()
+    WebDriverWait(browser, 30).until(ec.url_contains(f"/patient/{PATIENT}"))
+    badge = wait_for(browser, "#patient-badge")
+    assert badge.text == {"MALS": "MALS", "SIP": "SIP"}.get(
+        truth["phenotype"].phenotype.value, badge.text
+    )
+    assert truth["phenotype"].reason in browser.find_element(By.TAG_NAME, "body").text
+    wait_for(browser, "#patient-timeline .main-svg")
+    bars = browser.find_elements(By.CSS_SELECTOR, "#patient-timeline g.barlayer g.trace")
+    assert len(bars) >= 6  # six organ traces (plus the support lanes)
+    card = browser.find_element(By.ID, "patient-endpoint").text
+    assert f"Baseline SOFA (day 1): {truth['baseline']}" in card
+    assert f"{truth['mean']:.2f}" in card
+    time.sleep(0.5)
+    save_screenshot(browser, "icu-patient-1366")
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+
+
+def test_icu_e2e002_deep_link_and_day_switch(browser, live_server, truth):
+    browser.set_window_size(1920, 1080)
+    browser.get(live_server.url + f"/patient/{PATIENT}?day=3&layers=support,sofa2")
+    why = wait_for(browser, "#patient-why")
+    WebDriverWait(browser, 30).until(
+        lambda d: "day 3" in d.find_element(By.ID, "patient-why").text.lower()
+    )
+    assert "Respiration" in why.text
+    timeline_text = browser.find_element(By.ID, "patient-timeline").text
+    assert "SOFA-2 total" in timeline_text
+    # switch the day with the dropdown: the why-table and the URL follow
+    browser.find_element(By.CSS_SELECTOR, "#patient-day").click()
+    option = WebDriverWait(browser, 10).until(
+        ec.element_to_be_clickable((By.XPATH, "//*[@role='option' and normalize-space()='Day 5']"))
+    )
+    option.click()
+    WebDriverWait(browser, 30).until(
+        lambda d: "day 5" in d.find_element(By.ID, "patient-why").text.lower()
+    )
+    WebDriverWait(browser, 30).until(ec.url_contains("day=5"))
+    assert re.search(r"layers=support(%2C|,)sofa2", browser.current_url)
+    time.sleep(0.5)
+    save_screenshot(browser, "icu-patient-1920-day5")
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+
+
+def test_icu_e2e003_unknown_patient_is_a_clear_message(browser, live_server):
+    browser.get(live_server.url + "/patient/SYN-99-9999")
+    heading = wait_for(browser, "#_pages_content h1")
+    assert heading.text == "Patient not found"
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
