@@ -73,6 +73,10 @@ def dataset_info() -> DatasetInfo:
     One single-row query per call (the version); the counts are memoized per version, so
     every request sees the current version and an import is visible at once on every worker.
     """
+    from flask import g, has_request_context
+
+    if has_request_context() and "dataset_info" in g:
+        return g.dataset_info  # one version per request: consistent and cheap
     eng = engine()
     ext = current_app.extensions[EXTENSION]
     if not ext.get("schema_ready"):
@@ -83,7 +87,10 @@ def dataset_info() -> DatasetInfo:
 
     version = dataset_version(eng)
     n, synthetic = _dataset_counts(version)
-    return DatasetInfo(version=version, n_patients=n, synthetic=synthetic, ready=n > 0)
+    info = DatasetInfo(version=version, n_patients=n, synthetic=synthetic, ready=n > 0)
+    if has_request_context():
+        g.dataset_info = info
+    return info
 
 
 def cache_backend_status() -> dict[str, Any]:

@@ -202,8 +202,9 @@ def _biomarker_json(
     ).to_plotly_json()
 
 
-def cached_timeline(patient_id: str, *, day: int | None, layers: list[str]) -> dict[str, Any]:
-    principal = current_principal()
+def cached_timeline(
+    principal: Principal, patient_id: str, *, day: int | None, layers: list[str]
+) -> dict[str, Any]:
     s = services.settings()
     return _timeline_json(
         services.dataset_info().version,
@@ -215,8 +216,7 @@ def cached_timeline(patient_id: str, *, day: int | None, layers: list[str]) -> d
     )
 
 
-def cached_biomarkers(patient_id: str) -> dict[str, Any]:
-    principal = current_principal()
+def cached_biomarkers(principal: Principal, patient_id: str) -> dict[str, Any]:
     s = services.settings()
     return _biomarker_json(
         services.dataset_info().version,
@@ -246,10 +246,37 @@ def layout(
         return picker()
     principal = current_principal()
     try:
-        view = services.patient_view(principal, patient_id)
+        services.patient_view(principal, patient_id)  # access check (site restriction)
     except UnknownPatientError:
         return not_found(patient_id)
     services.audit("view_patient", patient_id, f"day={day} layers={layers}")
+    s = services.settings()
+    return _page_json(
+        services.dataset_info().version,
+        s.sofa_rules.key(),
+        principal.for_cache(),
+        patient_id,
+        day,
+        ",".join(parse_layers(layers)),
+    )
+
+
+@services.cache.memoize()
+def _page_json(
+    version: str, rules_key: str, access: Principal, patient_id: str, day: str | None, layers: str
+) -> dict[str, Any]:
+    """The whole patient page as plain component JSON, memoized per data version, rules,
+    access, patient, day and layers; built for ``access`` itself, never the ambient user."""
+    import json
+
+    import plotly
+
+    tree = build_page(access, patient_id, day, layers)
+    return json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder))
+
+
+def build_page(principal: Principal, patient_id: str, day: str | None, layers: str | None):
+    view = services.patient_view(principal, patient_id)
     s = services.settings()
     p = view.patient
     days = view.daily["study_day"].tolist()
@@ -325,7 +352,7 @@ def layout(
                                     dcc.Graph(
                                         id=ids.PATIENT_TIMELINE,
                                         figure=cached_timeline(
-                                            patient_id, day=selected, layers=layer_list
+                                            principal, patient_id, day=selected, layers=layer_list
                                         ),
                                         config={
                                             "displaylogo": False,
@@ -367,7 +394,7 @@ def layout(
                         else None,
                         dcc.Graph(
                             id=ids.PATIENT_BIOMARKERS,
-                            figure=cached_biomarkers(patient_id),
+                            figure=cached_biomarkers(principal, patient_id),
                             config={"displaylogo": False},
                         ),
                     ]
@@ -449,7 +476,7 @@ def click_day(click: dict[str, Any] | None, options: list[dict[str, Any]]):
 def update_day(day: int | None, layers: list[str], patient_id: str):
     view = services.patient_view(current_principal(), patient_id)
     search = "?" + urlencode({"day": day, "layers": ",".join(layers or [])}) if day else no_update
-    timeline = cached_timeline(patient_id, day=day, layers=layers or [])
+    timeline = cached_timeline(current_principal(), patient_id, day=day, layers=layers or [])
     return timeline, why_section(view, day), search
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids, services
-from components.auth import current_principal
+from components.auth import Principal, current_principal
 from components.tables import fmt_number
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGANS, SOFA_COLUMNS, Phenotype
@@ -306,9 +306,24 @@ def layout(
 def update_board(site: str, day: str):
     principal = current_principal()
     as_of = int(day) if day and day != "latest" else None
-    board = services.ward_board(principal, site, as_of)
+    rows = cached_rows(principal, site, as_of)
     search = f"?site={site}" + (f"&day={as_of}" if as_of else "")
-    return ward_rows(board), f"{len(board)} patients", search
+    return rows, f"{len(rows)} patients", search
+
+
+@services.cache.memoize()
+def _rows(
+    version: str, rules_key: str, access: Principal, site: str, as_of: int | None
+) -> list[dict]:
+    """Grid rows of one site's board, memoized per data version, rules, access, site and day."""
+    return ward_rows(services.ward_board(access, site, as_of))
+
+
+def cached_rows(principal: Principal, site: str, as_of: int | None) -> list[dict[str, Any]]:
+    s = services.settings()
+    return _rows(
+        services.dataset_info().version, s.sofa_rules.key(), principal.for_cache(), site, as_of
+    )
 
 
 @callback(
