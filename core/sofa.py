@@ -279,8 +279,8 @@ def score_sofa(days: pd.DataFrame, *, rules: SofaRules = SofaRules()) -> pd.Data
     n = len(days)
     total = np.zeros(n, dtype=np.int8)
     any_missing = np.zeros(n, dtype=bool)
-    out = days.copy(deep=False)
     nan_if_any = rules.missing_total == "nan_if_any_missing"
+    scored: dict[str, pd.arrays.IntegerArray] = {}
     for organ in Organ:
         # every scorer gives 0 when all its inputs are NaN (NaN comparisons are False), so the
         # points under the mask are already 0 and the plain sum is the "sum of present" total
@@ -289,10 +289,17 @@ def score_sofa(days: pd.DataFrame, *, rules: SofaRules = SofaRules()) -> pd.Data
         total += pts
         if nan_if_any:
             any_missing |= miss
-        out[SOFA_COLUMNS[organ]] = pd.arrays.IntegerArray(pts, miss)
-    total_missing = any_missing
-    out[SOFA_TOTAL] = pd.arrays.IntegerArray(total, total_missing)
-    return out
+        scored[SOFA_COLUMNS[organ]] = pd.arrays.IntegerArray(pts, miss)
+    scored[SOFA_TOTAL] = pd.arrays.IntegerArray(total, any_missing)
+    # one concat instead of seven column insertions (each insertion rebuilds the block index);
+    # existing columns of the same name are replaced, as assignment would
+    kept = (
+        days.drop(columns=[c for c in scored if c in days.columns])
+        if any(c in days.columns for c in scored)
+        else days
+    )
+    new = pd.DataFrame(scored, index=days.index, copy=False)
+    return pd.concat([kept, new], axis=1, copy=False)
 
 
 # --- reference scorer (bench baseline and property-test cross-check) ---------------------------
