@@ -99,7 +99,8 @@ def cache_backend_status() -> dict[str, Any]:
     status: dict[str, Any] = {"backend": s.cache_backend}
     if s.redis_url:
         try:
-            cache.cache._write_client.ping()  # RedisCache exposes the redis client
+            backend = getattr(cache.cache, "shared", cache.cache)  # behind the process LRU
+            backend._write_client.ping()  # RedisCache exposes the redis client
             status["ok"] = True
         except Exception as exc:  # noqa: BLE001 - report, never fail the health check
             status["ok"] = False

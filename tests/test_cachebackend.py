@@ -1,0 +1,51 @@
+"""The two-level cache: process LRU in front of a shared backend (real backends only)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from flask_caching.backends import SimpleCache
+
+from components.cachebackend import TwoLevelCache
+
+
+def test_cb001_values_are_copies_so_mutation_never_leaks():
+    cache = TwoLevelCache(SimpleCache())
+    cache.set("k", pd.DataFrame({"a": [1, 2]}))
+    got = cache.get("k")
+    got.loc[0, "a"] = 99  # a careless caller
+    assert cache.get("k")["a"].tolist() == [1, 2]
+
+
+def test_cb002_local_hit_without_the_shared_level():
+    shared = SimpleCache()
+    cache = TwoLevelCache(shared)
+    cache.set("k", {"x": 1})
+    shared.clear()  # e.g. Redis restarted empty
+    assert cache.get("k") == {"x": 1}
+    other = TwoLevelCache(shared)  # another worker: miss everywhere
+    assert other.get("k") is None
+
+
+def test_cb003_shared_hit_fills_the_local_level():
+    shared = SimpleCache()
+    shared.set("k", [1, 2, 3])
+    cache = TwoLevelCache(shared)
+    assert cache.get("k") == [1, 2, 3]
+    shared.clear()
+    assert cache.get("k") == [1, 2, 3]
+
+
+def test_cb004_local_level_is_bounded_lru():
+    cache = TwoLevelCache(SimpleCache(), max_bytes=3000)
+    for i in range(10):
+        cache.set(f"k{i}", "x" * 900)
+    assert cache._bytes <= 3000
+    assert cache._local_get("k9") == "x" * 900
+    assert cache._local_get("k0") is None
+
+
+def test_cb005_add_is_shared_only_and_atomic_per_key():
+    shared = SimpleCache()
+    a, b = TwoLevelCache(shared), TwoLevelCache(shared)
+    assert a.add("lock", 1) is True
+    assert b.add("lock", 1) is False
