@@ -342,18 +342,24 @@ def _patient_view(
     )
 
 
+def check_patient_access(principal: Principal, patient_id: str) -> None:
+    """Raise UnknownPatientError unless the patient exists and is in the principal's sites
+    (one indexed row read; the same error for both, so ids elsewhere cannot be probed)."""
+    from core.exceptions import UnknownPatientError
+    from core.repository import load_patient_site
+
+    site = load_patient_site(engine(), patient_id)
+    if site is None or (principal.sites is not None and site not in principal.sites):
+        raise UnknownPatientError(patient_id)
+
+
 def patient_view(principal: Principal, patient_id: str) -> PatientView:
     """The patient page's data for this principal.
 
     Raises UnknownPatientError for an unknown id AND for a patient outside the principal's
     sites (the same message: a restricted user cannot probe which ids exist elsewhere).
     """
-    from core.exceptions import UnknownPatientError
-
-    if principal.sites is not None:
-        allowed = visible_patients(principal)
-        if patient_id not in set(allowed["patient_id"]):
-            raise UnknownPatientError(patient_id)
+    check_patient_access(principal, patient_id)
     s = settings()
     return _patient_view(
         dataset_info().version,

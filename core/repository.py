@@ -308,3 +308,12 @@ def load_data_cutoff(engine: Engine) -> pd.Timestamp | None:
     with engine.connect() as conn:
         value = conn.execute(sa.select(sa.func.max(db.observations.c.time))).scalar()
     return None if value is None else pd.Timestamp(value)
+
+
+def load_patient_site(engine: Engine, patient_id: str) -> str | None:
+    """The site of one patient (None if the id is unknown): an indexed single-row read used
+    for access checks on every patient request."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(db.patients.c.site_id).where(db.patients.c.patient_id == patient_id)
+        ).scalar()

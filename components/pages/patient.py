@@ -246,7 +246,7 @@ def layout(
         return picker()
     principal = current_principal()
     try:
-        services.patient_view(principal, patient_id)  # access check (site restriction)
+        services.check_patient_access(principal, patient_id)
     except UnknownPatientError:
         return not_found(patient_id)
     services.audit("view_patient", patient_id, f"day={day} layers={layers}")
