@@ -1,9 +1,10 @@
 """gunicorn configuration (loaded automatically from the project folder).
 
 Settings come from ``settings.Settings`` (the only environment reader). Workers x threads:
-the app is CPU-bound in pandas for cold computations and I/O-bound (cache, database) when warm,
-so a few processes (one per core) with 4 threads each keep both cores busy while one thread waits
-on Redis or SQLite. ``preload_app`` imports the app (and creates the demo database once) in the
+one process per core, 2 threads each: warm requests are short and CPU-bound (cache read, JSON
+out), so a second thread hides the cache / database waits, while more threads only add GIL
+contention (measured with bench/bench_http.py on 2 cores: 2x2 gave 524 req/s, p99 218 ms;
+2x4 gave 514 req/s, p99 256 ms). ``preload_app`` imports the app (and creates the demo database once) in the
 master before forking, which also shares the imported libraries' memory between workers.
 """
 

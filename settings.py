@@ -49,7 +49,7 @@ ENVIRONMENT: Final = MappingProxyType(
         "HOST": ("127.0.0.1", "Interface the server binds to"),
         "PORT": ("8050", "Port the server listens on"),
         "WEB_CONCURRENCY": ("2", "gunicorn worker processes"),
-        "GUNICORN_THREADS": ("4", "threads per gunicorn worker"),
+        "GUNICORN_THREADS": ("2", "threads per gunicorn worker"),
         "IMMUNOSEP_MODE": (
             "demo",
             (
@@ -116,7 +116,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8050
     workers: int = 2
-    threads: int = 4
+    threads: int = 2
     mode: str = "demo"
     users_file: str | None = None
     auth_header: str | None = None
@@ -167,7 +167,7 @@ class Settings:
             host=get("HOST", "127.0.0.1"),
             port=get_int("PORT", 8050),
             workers=get_int("WEB_CONCURRENCY", 2),
-            threads=get_int("GUNICORN_THREADS", 4),
+            threads=get_int("GUNICORN_THREADS", 2),
             mode=mode,
             users_file=get("IMMUNOSEP_USERS_FILE", "") or None,
             auth_header=get("IMMUNOSEP_AUTH_HEADER", "") or None,

@@ -179,7 +179,13 @@ def warm(base: str, lines: list[str]) -> int:
 
 
 def run(
-    *, patients: int, seconds: int, redis_outage: bool, connections: int = 32
+    *,
+    patients: int,
+    seconds: int,
+    redis_outage: bool,
+    connections: int = 32,
+    workers: int = 2,
+    threads: int = 2,
 ) -> dict[str, Any]:
     url, _ = database(patients)
     port = free_port()
@@ -189,8 +195,8 @@ def run(
         "DATABASE_URL": url,
         "PORT": str(port),
         "CACHE_DIR": str(tmp / "cache"),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_THREADS": "4",
+        "WEB_CONCURRENCY": str(workers),
+        "GUNICORN_THREADS": str(threads),
         "SECRET_KEY": "bench",
         "IMMUNOSEP_MODE": "demo",
         "LOG_LEVEL": "WARNING",
@@ -242,6 +248,8 @@ def run(
                 break
             except OSError:
                 time.sleep(0.1)
+        # let the background cache warm-up (post_worker_init) finish before measuring
+        time.sleep(10 if patients < 1000 else 40)
         lines = request_mix(base)
         warm_errors = warm(base, lines) + warm(base, lines)
         reqfile = tmp / "requests.tsv"
@@ -282,6 +290,8 @@ def run(
             "patients": patients,
             "cache": "redis (stopped halfway)" if redis_outage else "filesystem",
             "connections": connections,
+            "workers": workers,
+            "threads": threads,
             "seconds": seconds,
             "distinct_requests": len(lines),
             "warm_errors": warm_errors,
