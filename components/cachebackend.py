@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 LOCAL_MAX_BYTES = 96 * 1024 * 1024  # per process
 LOCAL_MAX_ITEM_BYTES = 16 * 1024 * 1024  # larger values live only in the shared cache
 LOG_EVERY_S = 30.0
+#: after a shared-backend error, skip it for this long (circuit breaker): an unreachable Redis
+#: then costs nothing per request instead of a connection attempt per cache operation
+RETRY_AFTER_S = 2.0
 #: what a shared backend raises when it is down or unreachable (Redis, or the file system)
 SHARED_ERRORS = (RedisError, OSError, EOFError)
 
@@ -44,21 +47,37 @@ class TwoLevelCache(BaseCache):
         self._bytes = 0
         self._lock = threading.Lock()
         self._last_error_log = 0.0
+        self._down_until = 0.0
         self.shared_errors = 0
 
     # -- flask-caching factory -----------------------------------------------------------------
     @classmethod
     def factory(cls, app, config, args, kwargs):
         if config.get("CACHE_REDIS_URL"):
-            shared = RedisCache.factory(app, dict(config), list(args), dict(kwargs))
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            config = dict(config)
+            # no client-side retries with backoff: a down Redis must fail fast (the breaker
+            # below then skips it), never stall a request for seconds
+            config["CACHE_OPTIONS"] = {
+                **(config.get("CACHE_OPTIONS") or {}),
+                "retry": Retry(NoBackoff(), 0),
+            }
+            kwargs = {k: v for k, v in kwargs.items() if k != "retry"}
+            shared = RedisCache.factory(app, config, list(args), kwargs)
         else:
             shared = FileSystemCache.factory(app, dict(config), list(args), dict(kwargs))
         return cls(shared, default_timeout=config.get("CACHE_DEFAULT_TIMEOUT", 300))
 
     # -- helpers -------------------------------------------------------------------------------
+    def _shared_up(self) -> bool:
+        return time.monotonic() >= self._down_until
+
     def _shared_failed(self, op: str, exc: Exception) -> None:
         self.shared_errors += 1
         now = time.monotonic()
+        self._down_until = now + RETRY_AFTER_S
         if now - self._last_error_log >= LOG_EVERY_S:
             self._last_error_log = now
             log.error(
@@ -105,7 +124,7 @@ class TwoLevelCache(BaseCache):
     # -- cachelib API --------------------------------------------------------------------------
     def get(self, key: str) -> Any:
         value = self._local_get(key)
-        if value is not None:
+        if value is not None or not self._shared_up():
             return value
         try:
             value = self.shared.get(key)
@@ -121,6 +140,8 @@ class TwoLevelCache(BaseCache):
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
         self._local_set(key, value, timeout)
+        if not self._shared_up():
+            return True  # kept in the process cache
         try:
             return bool(self.shared.set(key, value, timeout=timeout))
         except SHARED_ERRORS as exc:
@@ -132,6 +153,8 @@ class TwoLevelCache(BaseCache):
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
         """Shared only: callers use it as a lock across processes."""
+        if not self._shared_up():
+            return False
         try:
             return bool(self.shared.add(key, value, timeout=timeout))
         except SHARED_ERRORS as exc:
