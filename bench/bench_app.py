@@ -64,6 +64,39 @@ def database(n_analysed: int) -> tuple[str, float]:
     return url, time.perf_counter() - started
 
 
+def callback_body(
+    dep: dict[str, Any],
+    inputs: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    changed: str | None = None,
+) -> dict[str, Any]:
+    """The POST body the Dash renderer sends for one dependency of ``/_dash-dependencies``;
+    ``inputs`` / ``state`` map "id.property" to values (absent = None)."""
+    outputs = [
+        {"id": o.split(".")[0], "property": o.split(".", 1)[1].split("@")[0]}
+        for o in dep["output"].strip(".").split("...")
+    ]
+
+    def items(specs: list[dict[str, Any]], values: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": x["id"],
+                "property": x["property"],
+                "value": values.get(f"{x['id']}.{x['property']}"),
+            }
+            for x in specs
+        ]
+
+    first = dep["inputs"][0]
+    return {
+        "output": dep["output"],
+        "outputs": outputs if dep["output"].startswith("..") else outputs[0],
+        "inputs": items(dep["inputs"], inputs),
+        "state": items(dep.get("state", []), state or {}),
+        "changedPropIds": [changed or f"{first['id']}.{first['property']}"],
+    }
+
+
 class Driver:
     """Drives Dash callbacks in-process, as the browser would (POST _dash-update-component)."""
 
@@ -82,33 +115,7 @@ class Driver:
         changed: str | None = None,
     ) -> tuple[float, Any]:
         dep = self.dep(output_fragment)
-        outputs = [
-            {"id": o.split(".")[0], "property": o.split(".", 1)[1].split("@")[0]}
-            for o in dep["output"].strip(".").split("...")
-        ]
-        ins = [
-            {
-                "id": i["id"],
-                "property": i["property"],
-                "value": inputs.get(f"{i['id']}.{i['property']}"),
-            }
-            for i in dep["inputs"]
-        ]
-        sts = [
-            {
-                "id": s["id"],
-                "property": s["property"],
-                "value": (state or {}).get(f"{s['id']}.{s['property']}"),
-            }
-            for s in dep.get("state", [])
-        ]
-        body = {
-            "output": dep["output"],
-            "outputs": outputs if dep["output"].startswith("..") else outputs[0],
-            "inputs": ins,
-            "state": sts,
-            "changedPropIds": [changed or f"{ins[0]['id']}.{ins[0]['property']}"],
-        }
+        body = callback_body(dep, inputs, state, changed)
         started = time.perf_counter()
         resp = self.client.post("/_dash-update-component", json=body)
         elapsed = time.perf_counter() - started

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.bench_app import database
+from bench.bench_app import callback_body, database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "http.json"
@@ -92,34 +92,7 @@ def request_mix(base: str) -> list[str]:
 
     def body(fragment: str, inputs: dict[str, Any], state: dict[str, Any] | None = None) -> str:
         dep = next(d for d in deps if fragment in d["output"])
-        outs = [
-            {"id": o.split(".")[0], "property": o.split(".", 1)[1].split("@")[0]}
-            for o in dep["output"].strip(".").split("...")
-        ]
-        return json.dumps(
-            {
-                "output": dep["output"],
-                "outputs": outs if dep["output"].startswith("..") else outs[0],
-                "inputs": [
-                    {
-                        "id": i["id"],
-                        "property": i["property"],
-                        "value": inputs.get(f"{i['id']}.{i['property']}"),
-                    }
-                    for i in dep["inputs"]
-                ],
-                "state": [
-                    {
-                        "id": s["id"],
-                        "property": s["property"],
-                        "value": (state or {}).get(f"{s['id']}.{s['property']}"),
-                    }
-                    for s in dep.get("state", [])
-                ],
-                "changedPropIds": [f"{dep['inputs'][0]['id']}.{dep['inputs'][0]['property']}"],
-            },
-            separators=(",", ":"),
-        )
+        return json.dumps(callback_body(dep, inputs, state), separators=(",", ":"))
 
     patients = json.loads(urllib.request.urlopen(base + "/api/v1/patients", timeout=120).read())[
         "patients"

@@ -1003,7 +1003,7 @@ def immune(principal: Principal, filters: CohortFilters) -> dict[str, Any]:
 @cache.memoize()
 def _safety(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str, Any]:
     from core.repository import load_adverse_events
-    from core.stats import adverse_event_table, compare_proportions
+    from core.stats import AE_TABLE_COLUMNS, adverse_event_table, compare_proportions
 
     vis = ArmVisibility(ctx_args[5])
     g = groups_for(vis)
@@ -1020,21 +1020,7 @@ def _safety(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str
     table = (
         adverse_event_table(aes, groups, n_by, arm_col="group")
         if len(aes)
-        else pd.DataFrame(
-            columns=[
-                "level",
-                "soc",
-                "pt",
-                "arm",
-                "n_patients",
-                "n_events",
-                "percent_of_arm",
-                "n_patients_serious",
-                "n_patients_severe",
-                "aesi",
-                "is_aesi",
-            ]
-        )
+        else pd.DataFrame(columns=list(AE_TABLE_COLUMNS))
     )
     table = table.rename(columns={"arm": "group"})
     out: dict[str, Any] = {"table": table, "n_by_group": n_by}

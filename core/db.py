@@ -30,6 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from core import vocab
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
 
 #: version of the table layout below; bump it and append a migration when the layout changes
@@ -259,18 +260,7 @@ dataset_version_table = sa.Table(
 )
 
 #: raw tables in foreign-key order (parents first)
-RAW_TABLES: Final = (
-    "sites",
-    "patients",
-    "randomisation",
-    "observations",
-    "infusions",
-    "episodes",
-    "biomarkers",
-    "doses",
-    "adverse_events",
-    "disposition",
-)
+RAW_TABLES: Final = vocab.RAW_TABLES
 #: tables holding one patient's rows (patient_id column), raw and derived
 PATIENT_TABLES: Final = (
     "observations",

@@ -36,6 +36,7 @@ import pandas as pd
 
 from core.rules import SofaRules
 from core.sofa import _bool, _float, _nullable, _require
+from core.vocab import SOFA_INPUT_COLUMNS
 
 SOFA2_COLUMNS: Final = (
     "sofa2_brain",
@@ -46,19 +47,8 @@ SOFA2_COLUMNS: Final = (
     "sofa2_hemostasis",
 )
 SOFA2_TOTAL: Final = "sofa2_total"
-SOFA2_REQUIRED_COLUMNS: Final = (
-    "pao2_fio2_mmhg",
-    "respiratory_support",
-    "platelets_10e3_per_ul",
-    "bilirubin_mg_dl",
-    "map_mmhg",
-    "dopamine_mcg_kg_min",
-    "dobutamine_mcg_kg_min",
-    "epinephrine_mcg_kg_min",
-    "norepinephrine_mcg_kg_min",
-    "gcs_total",
-    "creatinine_mg_dl",
-)
+#: the classic inputs minus the 24-h urine volume (SOFA-2 scores urine as mL/kg/h, optional)
+SOFA2_REQUIRED_COLUMNS: Final = tuple(c for c in SOFA_INPUT_COLUMNS if c != "urine_output_ml_24h")
 
 # --- upper-inclusive cut-offs: score = number of breaks the value is <= (SRC-SOFA2) -------------
 #: GCS <= 14 -> 1, <= 12 -> 2, <= 8 -> 3, <= 5 -> 4

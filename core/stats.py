@@ -750,6 +750,22 @@ def sofa_trajectories(
 # ---------------------------------------------------------------------------------------------
 
 
+#: columns of :func:`adverse_event_table`, in order
+AE_TABLE_COLUMNS = (
+    "level",
+    "soc",
+    "pt",
+    "arm",
+    "n_patients",
+    "n_events",
+    "percent_of_arm",
+    "n_patients_serious",
+    "n_patients_severe",
+    "aesi",
+    "is_aesi",
+)
+
+
 def adverse_event_table(
     aes: pd.DataFrame,
     arms: pd.DataFrame,
@@ -847,20 +863,7 @@ def adverse_event_table(
         ascending=[True, False, True, True, True],
         key=lambda s: s if s.name in ("_level_order", "_total") else s.astype(str),
     )
-    cols = [
-        "level",
-        "soc",
-        "pt",
-        "arm",
-        "n_patients",
-        "n_events",
-        "percent_of_arm",
-        "n_patients_serious",
-        "n_patients_severe",
-        "aesi",
-        "is_aesi",
-    ]
-    return out[cols].reset_index(drop=True)
+    return out[list(AE_TABLE_COLUMNS)].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

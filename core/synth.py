@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from core.vocab import Arm, Organ, Phenotype
+from core.vocab import RAW_TABLES, Arm, Organ, Phenotype
 
 __all__ = ["SCREENING_EXCLUSIONS", "SyntheticTrial", "death_study_day", "generate_trial"]
 
@@ -288,18 +288,7 @@ class SyntheticTrial:
     scenario: str
 
     #: names of the raw tables (docs/architecture.md), in a stable order
-    TABLES: ClassVar[tuple[str, ...]] = (
-        "sites",
-        "patients",
-        "randomisation",
-        "observations",
-        "infusions",
-        "episodes",
-        "biomarkers",
-        "doses",
-        "adverse_events",
-        "disposition",
-    )
+    TABLES: ClassVar[tuple[str, ...]] = RAW_TABLES
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The raw tables by name (a new dict; the frames themselves are shared)."""

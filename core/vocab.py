@@ -68,3 +68,18 @@ ARM_LABELS: Final = MappingProxyType(
 ACTIVE_PRODUCT: Final = MappingProxyType(
     {Phenotype.MALS: "anakinra", Phenotype.SIP: "interferon-gamma"}
 )
+
+
+#: the raw tables of the long format (docs/architecture.md), parents before children
+RAW_TABLES: Final = (
+    "sites",
+    "patients",
+    "randomisation",
+    "observations",
+    "infusions",
+    "episodes",
+    "biomarkers",
+    "doses",
+    "adverse_events",
+    "disposition",
+)
