@@ -92,6 +92,9 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
     """Build the Dash app for ``settings`` (default: read from the environment once)."""
     settings = settings or Settings.from_env()
     _configure_logging(settings.log_level)
+    from core.stats import import_backends
+
+    import_backends()  # before gunicorn forks (--preload): no worker pays for it later
     if bootstrap:
         bootstrap_data(settings)
 

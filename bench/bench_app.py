@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 RESULTS = Path(__file__).parent / "results" / "app.json"
 #: randomised patients giving about this many analysed patients (276/281 ratio)
-RANDOMISED_FOR = {276: 281, 2000: 2036, 10000: 10180}
+RANDOMISED_FOR = {276: 281, 2000: 2036, 10000: 10180, 100000: 101800}
+#: from this size on, the generator charts each variable once a day (dense needs ~7 GB)
+SPARSE_FROM = 50_000
 
 
 def pct(values: list[float], q: float) -> float:
@@ -59,7 +61,11 @@ def database(n_analysed: int) -> tuple[str, float]:
     started = time.perf_counter()
     engine = make_engine(url)
     ensure_schema(engine)
-    build_demo_database(engine, n_randomised=RANDOMISED_FOR.get(n_analysed, n_analysed))
+    build_demo_database(
+        engine,
+        n_randomised=RANDOMISED_FOR.get(n_analysed, n_analysed),
+        charting="sparse" if n_analysed >= SPARSE_FROM else "dense",
+    )
     engine.dispose()
     return url, time.perf_counter() - started
 

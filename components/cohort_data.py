@@ -271,33 +271,22 @@ def _site_countries() -> pd.DataFrame:
 
 
 @cache.memoize()
-def _base(
-    version: str,
-    sofa_key: str,
-    thresholds_key: str,
-    endpoint_key: str,
-    scope: str,
-    visibility: str,
-    sites: tuple[str, ...] | None,
+def _patient_outcomes(
+    version: str, sofa_key: str, thresholds_key: str, endpoint_key: str
 ) -> pd.DataFrame:
-    """One row per analysed patient the principal may see (arm only when visibility allows)."""
+    """One row per analysed patient with every per-patient derived column (endpoints,
+    mortality, bands). Role-independent and never holds the arm: computed once per data
+    version and rules, then restricted and labelled per role by :func:`_base`."""
     from core.endpoints import mortality, sofa_response, time_to_death
 
     rules = services.settings().endpoint_rules
     p = services.cohort_patients()
-    if sites is not None:
-        p = p[p["site_id"].isin(sites)]
     p = p.merge(_site_countries(), on="site_id", how="left")
     daily = services.cohort_daily()
-    daily = daily[daily["patient_id"].isin(p["patient_id"])]
     day1 = daily[daily["study_day"] == 1].set_index("patient_id")
     p["baseline_sofa"] = p["patient_id"].map(day1[SOFA_TOTAL]).astype(float)
-    imputed_cols = [f"{o.value}_imputed" for o in ORGANS]
     p["day1_components_imputed"] = (
-        p["patient_id"]
-        .map(day1[imputed_cols].fillna(False).astype(bool).sum(axis=1))
-        .fillna(0)
-        .astype(int)
+        p["patient_id"].map(day1["n_components_imputed"]).fillna(0).astype(int)
     )
     deaths = p[["patient_id", "death_study_day"]]
     for last_day, tag in ((rules.last_day, "d9"), (rules.day15_last_day, "d15")):
@@ -328,6 +317,23 @@ def _base(
     p["sofa_ge_10"] = np.where(
         p["baseline_sofa"].isna(), None, np.where(p["baseline_sofa"] >= 10, "≥ 10", "< 10")
     )
+    return p.reset_index(drop=True)
+
+
+@cache.memoize()
+def _base(
+    version: str,
+    sofa_key: str,
+    thresholds_key: str,
+    endpoint_key: str,
+    scope: str,
+    visibility: str,
+    sites: tuple[str, ...] | None,
+) -> pd.DataFrame:
+    """One row per analysed patient the principal may see (arm only when visibility allows)."""
+    p = _patient_outcomes(version, sofa_key, thresholds_key, endpoint_key)
+    if sites is not None:
+        p = p[p["site_id"].isin(sites)]
     vis = ArmVisibility(visibility)
     if vis is not ArmVisibility.NONE:
         groups = _group_frame(version, scope, vis)
@@ -896,22 +902,58 @@ SHIFT_WINDOWS = (
 )
 
 
+#: columns of the per-sample phenotype table kept in the cache (shift_summary + windows)
+_OVER_TIME_COLUMNS = (
+    "patient_id",
+    "study_day",
+    "sample_index",
+    "baseline_phenotype",
+    "phenotype",
+    "phenotype_shift",
+    "reversal",
+)
+
+
+@cache.memoize()
+def _immune_samples(version: str, thresholds_key: str) -> dict[str, pd.DataFrame]:
+    """Per-sample phenotypes and per-patient reversal of every analysed patient
+    (:func:`core.phenotype.phenotype_over_time`, :func:`core.phenotype.immune_reversal`, by
+    day 28). Role- and filter-independent, never the arm: the panels filter and group it."""
+    from core.phenotype import immune_reversal, phenotype_over_time
+    from core.repository import load_biomarkers
+
+    thresholds = services.settings().phenotype_thresholds
+    patients = services.cohort_patients()
+    bio = load_biomarkers(services.engine())
+    bio = bio[bio["patient_id"].isin(patients["patient_id"])]
+    anchor = bio["patient_id"].map(patients.set_index("patient_id")["anchor_time"])
+    bio = bio.assign(
+        study_day=(np.floor((bio["time"] - anchor) / pd.Timedelta(hours=24)) + 1).astype(int)
+    )
+    bio = bio[bio["study_day"] >= 1].reset_index(drop=True)
+    rev = immune_reversal(
+        bio, patients[["patient_id", "phenotype"]], by_day=28, thresholds=thresholds
+    )
+    if len(bio):
+        ot = phenotype_over_time(bio, thresholds=thresholds, time_col="study_day")
+        ot = ot[list(_OVER_TIME_COLUMNS)]
+    else:
+        ot = pd.DataFrame(columns=list(_OVER_TIME_COLUMNS))
+    return {"reversal": rev, "over_time": ot}
+
+
 @cache.memoize()
 def _immune(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str, Any]:
-    from core.phenotype import immune_reversal, phenotype_over_time, shift_summary
-    from core.repository import load_biomarkers
+    from core.phenotype import shift_summary
     from core.stats import arm_summary
 
     vis = ArmVisibility(ctx_args[5])
     g = groups_for(vis)
-    thresholds = services.settings().phenotype_thresholds
     df = _frame(ctx_args, filters_key)
-    bio = load_biomarkers(services.engine(), patient_ids=df["patient_id"].tolist())
-    anchor = bio["patient_id"].map(df.set_index("patient_id")["anchor_time"])
-    bio["study_day"] = (np.floor((bio["time"] - anchor) / pd.Timedelta(hours=24)) + 1).astype(int)
-    bio = bio[bio["study_day"] >= 1] if len(bio) else bio
-    rev = immune_reversal(bio, df[["patient_id", "phenotype"]], by_day=28, thresholds=thresholds)
-    rev = rev.merge(df[["patient_id", *(["group"] if g.compared else [])]], on="patient_id")
+    samples = _immune_samples(ctx_args[0], ctx_args[2])
+    rev = samples["reversal"].merge(
+        df[["patient_id", *(["group"] if g.compared else [])]], on="patient_id"
+    )
     evaluable = rev[rev["evaluable"]]
     out: dict[str, Any] = {"n_evaluable": len(evaluable)}
     if g.compared:
@@ -952,7 +994,8 @@ def _immune(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str
         )
         out["reversal_props"] = props.assign(group=POOLED_LABEL)
     # phenotype distribution per sampling window (pooled when blinded)
-    ot = phenotype_over_time(bio, thresholds=thresholds, time_col="study_day") if len(bio) else bio
+    ot = samples["over_time"]
+    ot = ot[ot["patient_id"].isin(df["patient_id"])]
     groups = (
         df[["patient_id", "group"]] if g.compared else df[["patient_id"]].assign(group=POOLED_LABEL)
     )
@@ -1060,14 +1103,12 @@ def _completeness(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> di
     df = _frame(ctx_args, filters_key)
     daily = services.cohort_daily()
     daily = daily[daily["patient_id"].isin(df["patient_id"]) & daily["study_day"].between(1, 15)]
-    cols = [f"{o.value}_imputed" for o in ORGANS]
-    imputed = daily[cols].fillna(False).astype(bool)
     long = pd.DataFrame(
         {
             "site_id": daily["patient_id"].map(df.set_index("patient_id")["site_id"]),
             "study_day": daily["study_day"].astype(int),
-            "imputed": imputed.sum(axis=1),
-            "components": len(cols),
+            "imputed": daily["n_components_imputed"].astype(int),
+            "components": len(ORGANS),
         }
     )
     grid = long.groupby(["site_id", "study_day"], as_index=False).agg(
@@ -1148,8 +1189,7 @@ def drilldown(
     elif kind == "site_day":
         daily = services.cohort_daily()
         day = int(sel.get("study_day", 1))
-        cols = [f"{o.value}_imputed" for o in ORGANS]
-        d = daily[(daily["study_day"] == day) & daily[cols].fillna(False).astype(bool).any(axis=1)]
+        d = daily[(daily["study_day"] == day) & (daily["n_components_imputed"] > 0)]
         df = df[(df["site_id"] == sel.get("site_id")) & df["patient_id"].isin(d["patient_id"])]
         title = f"Site {sel.get('site_id')}, study day {day}: patients with imputed components"
     elif kind == "consort":

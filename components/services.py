@@ -204,9 +204,9 @@ def _cohort_patients(version: str, thresholds_key: str) -> pd.DataFrame:
 
 @cache.memoize()
 def _cohort_daily(version: str, rules_key: str) -> pd.DataFrame:
-    from core.repository import load_daily_sofa
+    from core.repository import load_cohort_daily
 
-    return load_daily_sofa(engine(), rules_key=rules_key)
+    return load_cohort_daily(engine(), rules_key=rules_key)
 
 
 def cohort_patients() -> pd.DataFrame:
@@ -216,6 +216,9 @@ def cohort_patients() -> pd.DataFrame:
 
 
 def cohort_daily() -> pd.DataFrame:
+    """The whole cohort's compact daily SOFA (``core.repository.COHORT_DAILY_COLUMNS``:
+    patient, study day, total, number of imputed components). Pages that need components or
+    inputs load them per patient or per site."""
     s = settings()
     return _cohort_daily(dataset_info().version, s.sofa_rules.key()).copy()
 
@@ -238,12 +241,12 @@ def site_options(principal: Principal) -> list[dict[str, str]]:
 def _ward(
     version: str, rules_key: str, scope: str, site_id: str, as_of_day: int | None
 ) -> pd.DataFrame:
+    from core.repository import load_daily_sofa
     from core.ward import ward_snapshot
 
     patients = cohort_patients()
     patients = patients[patients["site_id"] == site_id]
-    daily = cohort_daily()
-    daily = daily[daily["patient_id"].isin(patients["patient_id"])]
+    daily = load_daily_sofa(engine(), rules_key=rules_key, site_id=site_id)
     carry = patients[
         [
             "patient_id",

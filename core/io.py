@@ -2076,11 +2076,14 @@ def has_data(engine: Engine) -> bool:
         return conn.execute(sa.select(db.patients.c.patient_id).limit(1)).first() is not None
 
 
-def synthetic_tables(*, seed: int = 20251208, n_randomised: int = 281) -> dict[str, pd.DataFrame]:
-    """The synthetic cohort of :func:`core.synth.generate_trial` as long-format tables."""
+def synthetic_tables(
+    *, seed: int = 20251208, n_randomised: int = 281, charting: str = "dense"
+) -> dict[str, pd.DataFrame]:
+    """The synthetic cohort of :func:`core.synth.generate_trial` as long-format tables
+    (``charting="sparse"``: one charting per variable and day, for 100,000-patient benchmarks)."""
     from core.synth import generate_trial
 
-    trial = generate_trial(seed=seed, n_randomised=n_randomised)
+    trial = generate_trial(seed=seed, n_randomised=n_randomised, charting=charting)
     if dataclasses.is_dataclass(trial):
         items = {f.name: getattr(trial, f.name) for f in dataclasses.fields(trial)}
     else:
@@ -2098,6 +2101,7 @@ def build_demo_database(
     seed: int = 20251208,
     n_randomised: int = 281,
     rules: SofaRules = DEFAULT_SOFA_RULES,
+    charting: str = "dense",
 ) -> str:
     """Fill an empty database with the synthetic cohort; a no-op when data exist.
 
@@ -2109,7 +2113,7 @@ def build_demo_database(
         db.ensure_schema(engine)
         with _DemoLock(engine):
             if not has_data(engine):
-                tables = synthetic_tables(seed=seed, n_randomised=n_randomised)
+                tables = synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)
                 import_tables(
                     engine,
                     tables,
@@ -2166,6 +2170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="build the synthetic demo database if it is empty")
     p_demo.add_argument("--patients", type=int, default=281)
     p_demo.add_argument("--seed", type=int, default=20251208)
+    p_demo.add_argument(
+        "--charting",
+        choices=("dense", "sparse"),
+        default="dense",
+        help="sparse: one charting per variable and day (100,000-patient benchmarks)",
+    )
     for p in (p_imp, p_val, p_exp, p_demo):
         p.add_argument("--database-url", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -2208,7 +2218,9 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
             paths = export_adam(engine, args.directory, include_arm=args.with_arm)
             out.write("\n".join(str(p) for p in paths.values()) + "\n")
             return 0
-        version = build_demo_database(engine, seed=args.seed, n_randomised=args.patients)
+        version = build_demo_database(
+            engine, seed=args.seed, n_randomised=args.patients, charting=args.charting
+        )
         out.write(f"dataset version {version}\n")
         return 0
     except DataValidationError as exc:

@@ -257,9 +257,12 @@ def phenotype_over_time(
     b = b.join(classify_frame(b, thresholds=thresholds))
     grp = b.groupby("patient_id", sort=False)
     b["sample_index"] = grp.cumcount()
-    b["baseline_phenotype"] = grp["phenotype"].transform("first")
-    first_f = grp["ferritin_ng_ml"].transform(lambda s: s.iloc[0])
-    b["baseline_ferritin_ng_ml"] = first_f.astype(float)
+    # the first sample of each patient, by position (not "first non-missing"): rows are sorted
+    # by patient, so group k (in order of appearance) starts at the k-th sample_index == 0
+    first_rows = np.flatnonzero(b["sample_index"].to_numpy() == 0)
+    first_of_row = first_rows[grp.ngroup().to_numpy()] if len(b) else first_rows
+    b["baseline_phenotype"] = b["phenotype"].to_numpy(dtype=object)[first_of_row]
+    b["baseline_ferritin_ng_ml"] = b["ferritin_ng_ml"].to_numpy(dtype=float)[first_of_row]
     b["previous_phenotype"] = grp["phenotype"].shift(1)
     changed = b["previous_phenotype"].notna() & (b["phenotype"] != b["previous_phenotype"])
     b["phenotype_shift"] = np.where(

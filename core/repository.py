@@ -20,16 +20,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from core import db
 from core.exceptions import UnknownPatientError
+from core.vocab import ORGANS, SOFA_TOTAL
 
 _CHUNK = 5000
 
 
-def _frame(
-    conn: Connection, stmt: sa.Select[Any], cols: Sequence[sa.ColumnElement[Any]]
-) -> pd.DataFrame:
-    """Execute a select and type its columns from the SQLAlchemy column types."""
-    rows = conn.execute(stmt).all()
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=[c.name for c in cols])
+#: rows fetched and typed at a time: a load never holds more than this many raw DB rows as
+#: Python objects (a 100,000-patient cohort has ~1.7 M daily rows)
+_STREAM_ROWS = 50_000
+
+
+def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.DataFrame:
+    """Type the columns of a raw frame from the SQLAlchemy column types."""
     for c in cols:
         typ = c.type
         if isinstance(typ, sa.DateTime):
@@ -50,6 +52,30 @@ def _frame(
         else:
             frame[c.name] = frame[c.name].astype(object)
     return frame
+
+
+def _chunks(conn: Connection, stmt: sa.Select[Any], names: Sequence[str]):
+    """Raw frames of at most :data:`_STREAM_ROWS` rows (a server-side cursor on PostgreSQL)."""
+    result = conn.execution_options(stream_results=True).execute(stmt)
+    for rows in result.partitions(_STREAM_ROWS):
+        yield pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(names))
+
+
+def _frame(
+    conn: Connection, stmt: sa.Select[Any], cols: Sequence[sa.ColumnElement[Any]]
+) -> pd.DataFrame:
+    """Execute a select and type its columns from the SQLAlchemy column types (streamed)."""
+    names = [c.name for c in cols]
+    parts = [_typed(chunk, cols) for chunk in _chunks(conn, stmt, names)]
+    if not parts:
+        return _typed(pd.DataFrame({n: [] for n in names}), cols)
+    if len(parts) == 1:
+        return parts[0]
+    out = pd.concat(parts, ignore_index=True)
+    for c in cols:  # a chunk without NULLs is bool; the whole column is object if any has NULL
+        if isinstance(c.type, sa.Boolean) and out[c.name].dtype == object:
+            out[c.name] = out[c.name].where(out[c.name].notna(), None)
+    return out
 
 
 def _select(
@@ -150,18 +176,78 @@ def load_arms(engine: Engine) -> pd.DataFrame:
 
 
 def load_daily_sofa(
-    engine: Engine, *, rules_key: str, patient_ids: Iterable[str] | None = None
+    engine: Engine,
+    *,
+    rules_key: str,
+    patient_ids: Iterable[str] | None = None,
+    site_id: str | None = None,
 ) -> pd.DataFrame:
-    """Stored daily SOFA under one rule set, ordered by patient and study day."""
+    """Stored daily SOFA under one rule set, ordered by patient and study day (all columns;
+    optionally only some patients, or the patients of one site)."""
+    t = db.daily_sofa
+    where = t.c.rules_key == rules_key
+    if site_id is not None:
+        site_patients = sa.select(db.patients.c.patient_id).where(db.patients.c.site_id == site_id)
+        where = sa.and_(where, t.c.patient_id.in_(site_patients))
     return _select(
         engine,
         db.daily_sofa,
-        where=db.daily_sofa.c.rules_key == rules_key,
+        where=where,
         in_column="patient_id" if patient_ids is not None else None,
         in_values=patient_ids,
         order_by=("patient_id", "study_day"),
         exclude=(),
     )
+
+
+#: columns of :func:`load_cohort_daily`
+COHORT_DAILY_COLUMNS = ("patient_id", "study_day", SOFA_TOTAL, "n_components_imputed")
+
+
+def load_cohort_daily(engine: Engine, *, rules_key: str) -> pd.DataFrame:
+    """The whole cohort's daily SOFA, compact: what cohort-level summaries need, nothing more.
+
+    Columns (:data:`COHORT_DAILY_COLUMNS`): ``patient_id`` (object; one shared string per
+    patient), ``study_day`` (int16), ``sofa_total`` (float32, NaN when not scorable; integer
+    points 0-24 are exact in float32), ``n_components_imputed`` (int8: components of that day
+    filled by day-1 zero or LOCF; a NULL flag counts as imputed, never as measured).
+    About 15 bytes per patient-day: 1.7 M rows (100,000 patients) take ~26 MB, where the full
+    :func:`load_daily_sofa` frame takes ~800 MB. Rows are streamed and narrowed chunk by chunk.
+    """
+    t = db.daily_sofa
+    flags = [t.c[f"{o.value}_imputed"] for o in ORGANS]
+    cols = [t.c.patient_id, t.c.study_day, t.c[SOFA_TOTAL], *flags]
+    stmt = (
+        sa.select(*cols).where(t.c.rules_key == rules_key).order_by(t.c.patient_id, t.c.study_day)
+    )
+    parts = []
+    with engine.connect() as conn:
+        for raw in _chunks(conn, stmt, [c.name for c in cols]):
+            flag_values = raw[[c.name for c in flags]].to_numpy(dtype=object)
+            imputed = np.where(pd.isna(flag_values), True, flag_values).astype(bool)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "patient_id": raw["patient_id"].astype("category"),
+                        "study_day": raw["study_day"].astype("int16"),
+                        SOFA_TOTAL: pd.to_numeric(raw[SOFA_TOTAL]).astype("float32"),
+                        "n_components_imputed": imputed.sum(axis=1).astype("int8"),
+                    }
+                )
+            )
+    if not parts:
+        return pd.DataFrame(
+            {
+                "patient_id": pd.Series([], dtype=object),
+                "study_day": pd.Series([], dtype="int16"),
+                SOFA_TOTAL: pd.Series([], dtype="float32"),
+                "n_components_imputed": pd.Series([], dtype="int8"),
+            }
+        )
+    out = pd.concat(parts, ignore_index=True)
+    # categories → plain strings that share one object per patient (no per-row copies)
+    out["patient_id"] = out["patient_id"].astype(object)
+    return out
 
 
 def load_provenance(engine: Engine, patient_id: str, *, rules_key: str) -> pd.DataFrame:

@@ -31,6 +31,21 @@ from scipy import stats as sps
 from core.exceptions import DataValidationError, Problem
 from core.vocab import Arm
 
+
+def import_backends() -> None:
+    """Import the statistics back ends (statsmodels, lifelines; ~1.5 s) now.
+
+    They are imported lazily so ``core`` stays light for scripts; a server calls this at
+    start-up, before gunicorn forks its workers (``--preload``), so no worker pays for the
+    import on its first cohort request and the pages are shared copy-on-write.
+    """
+    import lifelines
+    import lifelines.statistics  # noqa: F401
+    import statsmodels.api
+    import statsmodels.stats.contingency_tables
+    import statsmodels.stats.proportion  # noqa: F401
+
+
 __all__ = [
     "BreslowDayResult",
     "CoxResult",

@@ -101,6 +101,57 @@ def test_repo005_daily_sofa_filters(engine: sa.Engine) -> None:
     assert some["study_day"].dtype == "int64"
 
 
+def test_repo005b_daily_sofa_of_one_site(engine: sa.Engine) -> None:
+    key = SofaRules().key()
+    site1 = repo.load_daily_sofa(engine, rules_key=key, site_id="SYN-S01")
+    assert sorted(site1["patient_id"].unique()) == [P1, P2]
+    assert len(site1) == len(repo.load_daily_sofa(engine, rules_key=key, patient_ids=[P1, P2]))
+    assert repo.load_daily_sofa(engine, rules_key=key, site_id="SYN-S99").empty
+
+
+def test_repo005c_compact_cohort_daily_matches_the_full_table(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = SofaRules().key()
+    t = db.daily_sofa
+    with engine.begin() as conn:  # one imputed flag, and two flags of unknown provenance
+        conn.execute(
+            sa.update(t)
+            .where(t.c.patient_id == P2, t.c.study_day == 2)
+            .values(respiration_imputed=True)
+        )
+        conn.execute(
+            sa.update(t)
+            .where(t.c.patient_id == P1, t.c.study_day == 1)
+            .values(liver_imputed=None, renal_imputed=None)
+        )
+    monkeypatch.setattr(repo, "_STREAM_ROWS", 2)  # several chunks, patients split across them
+    full = repo.load_daily_sofa(engine, rules_key=key)
+    compact = repo.load_cohort_daily(engine, rules_key=key)
+    assert compact.columns.tolist() == list(repo.COHORT_DAILY_COLUMNS)
+    assert [str(t) for t in compact.dtypes] == ["object", "int16", "float32", "int8"]
+    assert compact["patient_id"].tolist() == full["patient_id"].tolist()
+    assert compact["study_day"].tolist() == full["study_day"].tolist()
+    np.testing.assert_array_equal(
+        compact["sofa_total"].to_numpy(dtype=float), full["sofa_total"].to_numpy(dtype=float)
+    )
+    by_day = compact.set_index(["patient_id", "study_day"])["n_components_imputed"]
+    assert by_day[(P2, 2)] == 1
+    assert by_day[(P1, 1)] == 2  # a NULL flag counts as imputed, never as measured
+    assert by_day.sum() == 3
+    assert repo.load_cohort_daily(engine, rules_key="other-rules").empty
+
+
+def test_repo005d_streamed_load_keeps_types_across_chunks(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = SofaRules().key()
+    whole = repo.load_daily_sofa(engine, rules_key=key)
+    monkeypatch.setattr(repo, "_STREAM_ROWS", 2)
+    chunked = repo.load_daily_sofa(engine, rules_key=key)
+    pd.testing.assert_frame_equal(chunked, whole)
+
+
 def test_repo006_logs_and_audit(engine: sa.Engine) -> None:
     log = repo.load_import_log(engine)
     assert log["user"].tolist() == ["bob"]
