@@ -157,6 +157,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
                 "synthetic": info.synthetic,
             },
             cache=services.cache_backend_status(),
+            warm_up=services.warm_up_status(),
             mode=settings.mode,
         )
 

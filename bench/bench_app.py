@@ -214,21 +214,36 @@ def measure_size(n: int, *, repeats: int) -> dict[str, Any]:
             "cohort-panel.children", cohort_inputs("primary", phenotype=phenos[i % 3])
         )[0],
         "cohort tab switch": lambda i: drv.call(
-            "cohort-panel.children", cohort_inputs(tabs[i % len(tabs)])
+            "cohort-panel.children",
+            cohort_inputs(tabs[i % len(tabs)], **({"sofa": ["10-13"]} if i == 0 else {})),
         )[0],
     }
+
+    def warm_up() -> float:
+        """What the server does after start or import (background thread): shared
+        per-patient tables and the unfiltered cohort panels of the three roles."""
+        clear_cache()
+        started = time.perf_counter()
+        with app.server.test_request_context():
+            services.warm_up()
+        return time.perf_counter() - started
+
     callbacks: dict[str, Any] = {}
     for name, fn in cases.items():
         clear_cache()
         cold = fn(0)
+        warm_up()
+        first = fn(0)  # a variant the warm-up did not precompute (a filter, a patient, a site)
         warm = [fn(i) for i in range(1, repeats + 1)]
         warm = [fn(i) for i in range(1, repeats + 1)]  # second round: every variant is cached
         callbacks[name] = {
             "cold_s": cold,
+            "after_warm_up_s": first,
             "warm_p50_s": pct(warm, 0.5),
             "warm_p95_s": pct(warm, 0.95),
             "n_warm": len(warm),
         }
+    out["warm_up_s"] = warm_up()
     out["callbacks"] = callbacks
     shutil.rmtree(cache_dir, ignore_errors=True)
     return out
@@ -272,10 +287,16 @@ def measure_server(n: int) -> dict[str, Any]:
                         break
             except OSError:
                 time.sleep(0.05)
-        time.sleep(1.0)
+        warm_up: dict[str, Any] = {"done": False}
+        while not warm_up.get("done") and time.perf_counter() - started < 1800:
+            time.sleep(1.0)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=60) as r:
+                warm_up = json.loads(r.read())["warm_up"]
+        warm_done = time.perf_counter() - started
         for path in ("/", "/cohort", "/api/v1/cohort/summary", "/api/v1/patients"):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=120).read()
-        time.sleep(15 if n > 1000 else 6)  # let the background warm-up finish
+            for _ in range(2):  # both workers, most likely
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=600).read()
+        time.sleep(2.0)
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid)], check=False, capture_output=True, text=True
         ).stdout.split()
@@ -290,7 +311,13 @@ def measure_server(n: int) -> dict[str, Any]:
                 )
                 / 1024
             )
-        return {"patients": n, "startup_to_first_page_s": first, "worker_rss_mb": rss}
+        return {
+            "patients": n,
+            "startup_to_first_page_s": first,
+            "startup_to_warm_up_done_s": warm_done,
+            "warm_up": warm_up,
+            "worker_rss_mb": rss,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -308,7 +335,7 @@ TARGETS = {
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="276 patients, few repeats (CI)")
-    parser.add_argument("--sizes", nargs="*", type=int, default=[276, 10000])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[276, 10000, 100000])
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
     sizes = [276] if args.smoke else args.sizes
@@ -318,28 +345,39 @@ def main(argv: list[str] | None = None) -> None:
         res["sizes"][str(n)] = measure_size(n, repeats=repeats)
         if not args.smoke:
             res["sizes"][str(n)]["server"] = measure_server(n)
-    print(f"{'measure':<44}{'patients':>9}{'cold':>10}{'warm p50':>10}{'warm p95':>10}  target")
+    print(
+        f"{'measure':<44}{'patients':>9}{'cold':>9}{'1st/warm':>10}{'warm p50':>10}"
+        f"{'warm p95':>10}  target"
+    )
     for n, r in res["sizes"].items():
         print(
-            f"{'cohort aggregation (all panels, 3 roles)':<44}{n:>9}{r['aggregation_cold_s']:>9.3f}s"
-            f"{r['aggregation_warm_s']:>9.3f}s{'':>10}  cold <= 2 s at 10,000"
+            f"{'cohort aggregation (all panels, 3 roles)':<44}{n:>9}{r['aggregation_cold_s']:>8.3f}s"
+            f"{r['aggregation_warm_s']:>9.3f}s{'':>20}  (background warm-up)"
         )
+        print(f"{'warm-up after start/import (in-process)':<44}{n:>9}{r['warm_up_s']:>8.3f}s")
         for name, c in r["callbacks"].items():
             target = TARGETS.get(name)
             tgt = f"p95 <= {target[1] * 1000:.0f} ms at {target[2]:,}" if target else ""
             print(
-                f"{name:<44}{n:>9}{c['cold_s']:>9.3f}s{c['warm_p50_s']:>9.3f}s{c['warm_p95_s']:>9.3f}s  {tgt}"
+                f"{name:<44}{n:>9}{c['cold_s']:>8.3f}s{c['after_warm_up_s']:>9.3f}s"
+                f"{c['warm_p50_s']:>9.3f}s{c['warm_p95_s']:>9.3f}s  {tgt}"
             )
         if "server" in r:
             srv = r["server"]
             print(
-                f"{'start-up to first page':<44}{n:>9}{srv['startup_to_first_page_s']:>9.2f}s"
-                f"{'':>20}  <= 5 s at 10,000"
+                f"{'start-up to first page (gunicorn)':<44}{n:>9}{srv['startup_to_first_page_s']:>8.2f}s"
+                f"{'':>29}  <= 5 s at 10,000"
             )
             print(
-                f"{'resident memory per worker (MB)':<44}{n:>9}  {', '.join(f'{m:.0f}' for m in srv['worker_rss_mb'])}"
+                f"{'start-up to warm-up done (gunicorn)':<44}{n:>9}"
+                f"{srv['startup_to_warm_up_done_s']:>8.2f}s"
+            )
+            print(
+                f"{'resident memory per worker (MB)':<44}{n:>9}  "
+                f"{', '.join(f'{m:.0f}' for m in srv['worker_rss_mb'])}"
                 "  <= 400 MB at 100,000"
             )
+    print("cold: empty cache; 1st: first call of a variant the background warm-up did not compute")
     out = RESULTS.with_suffix(".smoke.json") if args.smoke else RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2))

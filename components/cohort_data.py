@@ -1045,13 +1045,12 @@ def immune(principal: Principal, filters: CohortFilters) -> dict[str, Any]:
 
 @cache.memoize()
 def _safety(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> dict[str, Any]:
-    from core.repository import load_adverse_events
     from core.stats import AE_TABLE_COLUMNS, adverse_event_table, compare_proportions
 
     vis = ArmVisibility(ctx_args[5])
     g = groups_for(vis)
     df = _frame(ctx_args, filters_key)
-    aes = load_adverse_events(services.engine())
+    aes = services.cohort_adverse_events()
     aes = aes[aes["patient_id"].isin(df["patient_id"])]
     if g.compared:
         groups = df.loc[df["group"].isin(g.labels), ["patient_id", "group"]]
@@ -1174,10 +1173,8 @@ def drilldown(
         df = df[df[f"responder_{tag}"]]
         title = f"Responders ({'day 9' if tag == 'd9' else 'day 15'}), {stratum}"
     elif kind == "ae":
-        from core.repository import load_adverse_events
-
         pt = sel.get("pt")
-        aes = load_adverse_events(services.engine())
+        aes = services.cohort_adverse_events()
         hit = aes[aes["pt"] == pt]
         if not g.compared and hit["aesi"].notna().any():
             return (

@@ -149,8 +149,13 @@ def warm_up() -> dict[str, float]:
     version = dataset_info().version
     if not cache.add(f"warmup:{version}:{settings().sofa_rules.key()}", 1, timeout=3600):
         return {}
+    started_all = time.perf_counter()
     timings: dict[str, float] = {}
-    for name, fn in (("patients", cohort_patients), ("daily", cohort_daily)):
+    for name, fn in (
+        ("patients", cohort_patients),
+        ("daily", cohort_daily),
+        ("adverse_events", cohort_adverse_events),
+    ):
         started = time.perf_counter()
         fn()
         timings[name] = time.perf_counter() - started
@@ -158,8 +163,24 @@ def warm_up() -> dict[str, float]:
         started = time.perf_counter()
         cohort_data.warm(Principal(user="warmup", role=role))
         timings[f"cohort:{role.value}"] = time.perf_counter() - started
+    timings["total"] = time.perf_counter() - started_all
+    cache.set(_warmed_key(version), timings, timeout=0)
     log.info("cache warm-up for %s: %s", version, {k: round(v, 2) for k, v in timings.items()})
     return timings
+
+
+def _warmed_key(version: str) -> str:
+    return f"warmed:{version}:{settings().sofa_rules.key()}:{settings().phenotype_thresholds.key()}"
+
+
+def warm_up_status() -> dict[str, Any]:
+    """Whether the cohort aggregates of the current data version are precomputed (for
+    ``/healthz``: a load balancer or a benchmark can wait for it), with the step timings."""
+    version = dataset_info().version
+    timings = cache.get(_warmed_key(version))
+    if timings is None:
+        return {"done": False}
+    return {"done": True, "seconds": {k: round(v, 2) for k, v in timings.items()}}
 
 
 def start_warm_up(server) -> None:
@@ -221,6 +242,18 @@ def cohort_daily() -> pd.DataFrame:
     inputs load them per patient or per site."""
     s = settings()
     return _cohort_daily(dataset_info().version, s.sofa_rules.key()).copy()
+
+
+@cache.memoize()
+def _cohort_adverse_events(version: str) -> pd.DataFrame:
+    from core.repository import load_adverse_events
+
+    return load_adverse_events(engine())
+
+
+def cohort_adverse_events() -> pd.DataFrame:
+    """All adverse events (no arm; role-independent), memoized per data version. A copy."""
+    return _cohort_adverse_events(dataset_info().version).copy()
 
 
 def visible_patients(principal: Principal) -> pd.DataFrame:

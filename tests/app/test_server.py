@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -39,6 +40,15 @@ def test_srv002_healthz_reports_version_data_and_cache(live_server):
     assert health["data_source"]["patients"] == 276
     assert health["data_source"]["synthetic"] is True
     assert health["cache"] == {"backend": "filesystem", "ok": True, "dir": health["cache"]["dir"]}
+    # the background warm-up (started by gunicorn's post_worker_init) reports when it is done
+    deadline = time.monotonic() + 60
+    while not health["warm_up"]["done"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        health = json.loads(get(live_server.url + "/healthz")[2])
+    assert health["warm_up"]["done"] is True
+    seconds = health["warm_up"]["seconds"]
+    assert set(seconds) >= {"patients", "daily", "cohort:monitor", "cohort:dsmb", "total"}
+    assert seconds["total"] >= seconds["cohort:dsmb"] > 0
 
 
 @pytest.mark.parametrize("path", ["/", "/patient", "/cohort", "/data", "/patient/SYN-01-0001"])
