@@ -5,6 +5,9 @@ the access scope, so a key never changes meaning; an entry in one worker's LRU i
 entry in Redis. Values are kept pickled, so a caller that mutates what it got can never alter
 what the next request gets (the same guarantee the shared cache gives).
 
+Values are pickled once, here: the shared backend stores the pickled bytes (its own pickling of
+a bytes object is a copy), so a 50 MB cohort table is serialised once per set, not twice.
+
 Why it is there: a hot entry costs an unpickle instead of a Redis round trip or a file read,
 and when Redis goes away the hot entries keep being served while misses are recomputed (and
 the outage is logged, at most once every 30 s per process). ``add`` (used as a cross-process
@@ -88,7 +91,7 @@ class TwoLevelCache(BaseCache):
                 self.shared_errors,
             )
 
-    def _local_get(self, key: str) -> Any:
+    def _local_blob(self, key: str) -> bytes | None:
         with self._lock:
             item = self._local.get(key)
             if item is None:
@@ -98,14 +101,13 @@ class TwoLevelCache(BaseCache):
                 self._drop(key)
                 return None
             self._local.move_to_end(key)
-        return pickle.loads(blob)
+        return blob
 
     def _drop(self, key: str) -> None:
         _, blob = self._local.pop(key)
         self._bytes -= len(blob)
 
-    def _local_set(self, key: str, value: Any, timeout: int | None) -> None:
-        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    def _local_set(self, key: str, blob: bytes, timeout: int | None) -> None:
         if len(blob) > LOCAL_MAX_ITEM_BYTES:
             return
         expires = (
@@ -123,27 +125,29 @@ class TwoLevelCache(BaseCache):
 
     # -- cachelib API --------------------------------------------------------------------------
     def get(self, key: str) -> Any:
-        value = self._local_get(key)
-        if value is not None or not self._shared_up():
-            return value
-        try:
-            value = self.shared.get(key)
-        except SHARED_ERRORS as exc:  # the shared backend is down: behave as a miss
-            self._shared_failed("get", exc)
-            return None
-        if value is not None:
-            self._local_set(key, value, None)
-        return value
+        blob = self._local_blob(key)
+        if blob is None and self._shared_up():
+            try:
+                blob = self.shared.get(key)
+            except SHARED_ERRORS as exc:  # the shared backend is down: behave as a miss
+                self._shared_failed("get", exc)
+                return None
+            if blob is not None and not isinstance(blob, bytes):
+                return blob  # written by a build that stored plain values: still valid
+            if blob is not None:
+                self._local_set(key, blob, None)
+        return None if blob is None else pickle.loads(blob)
 
     def get_many(self, *keys: str) -> list[Any]:
         return [self.get(k) for k in keys]
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        self._local_set(key, value, timeout)
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._local_set(key, blob, timeout)
         if not self._shared_up():
             return True  # kept in the process cache
         try:
-            return bool(self.shared.set(key, value, timeout=timeout))
+            return bool(self.shared.set(key, blob, timeout=timeout))
         except SHARED_ERRORS as exc:
             self._shared_failed("set", exc)
             return True  # kept in the process cache
@@ -156,7 +160,8 @@ class TwoLevelCache(BaseCache):
         if not self._shared_up():
             return False
         try:
-            return bool(self.shared.add(key, value, timeout=timeout))
+            blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            return bool(self.shared.add(key, blob, timeout=timeout))
         except SHARED_ERRORS as exc:
             self._shared_failed("add", exc)
             return False

@@ -55,11 +55,6 @@ def stored_state(engine: sa.Engine) -> tuple[dict[str, int], str]:
     return db.row_counts(engine), db.dataset_version(engine)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(f"{request.param}_url")
-
-
 # ---------------------------------------------------------------------------------------------
 # round trip
 

@@ -25,6 +25,14 @@ def engine(sqlite_url: str) -> sa.Engine:
     eng.dispose()
 
 
+@pytest.fixture
+def any_engine(any_url: str) -> sa.Engine:
+    eng = db.make_engine(any_url)
+    io.import_tables(eng, io.template_tables(), user="bob")
+    yield eng
+    eng.dispose()
+
+
 def test_repo001_patients_with_death_day_and_baseline_biomarkers(engine: sa.Engine) -> None:
     pts = repo.load_patients(engine).set_index("patient_id")
     assert list(pts.index) == [P1, P2, P3]
@@ -101,20 +109,20 @@ def test_repo005_daily_sofa_filters(engine: sa.Engine) -> None:
     assert some["study_day"].dtype == "int64"
 
 
-def test_repo005b_daily_sofa_of_one_site(engine: sa.Engine) -> None:
+def test_repo005b_daily_sofa_of_one_site(any_engine: sa.Engine) -> None:
     key = SofaRules().key()
-    site1 = repo.load_daily_sofa(engine, rules_key=key, site_id="SYN-S01")
+    site1 = repo.load_daily_sofa(any_engine, rules_key=key, site_id="SYN-S01")
     assert sorted(site1["patient_id"].unique()) == [P1, P2]
-    assert len(site1) == len(repo.load_daily_sofa(engine, rules_key=key, patient_ids=[P1, P2]))
-    assert repo.load_daily_sofa(engine, rules_key=key, site_id="SYN-S99").empty
+    assert len(site1) == len(repo.load_daily_sofa(any_engine, rules_key=key, patient_ids=[P1, P2]))
+    assert repo.load_daily_sofa(any_engine, rules_key=key, site_id="SYN-S99").empty
 
 
 def test_repo005c_compact_cohort_daily_matches_the_full_table(
-    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    any_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = SofaRules().key()
     t = db.daily_sofa
-    with engine.begin() as conn:  # one imputed flag, and two flags of unknown provenance
+    with any_engine.begin() as conn:  # one imputed flag, and two flags of unknown provenance
         conn.execute(
             sa.update(t)
             .where(t.c.patient_id == P2, t.c.study_day == 2)
@@ -126,8 +134,8 @@ def test_repo005c_compact_cohort_daily_matches_the_full_table(
             .values(liver_imputed=None, renal_imputed=None)
         )
     monkeypatch.setattr(repo, "_STREAM_ROWS", 2)  # several chunks, patients split across them
-    full = repo.load_daily_sofa(engine, rules_key=key)
-    compact = repo.load_cohort_daily(engine, rules_key=key)
+    full = repo.load_daily_sofa(any_engine, rules_key=key)
+    compact = repo.load_cohort_daily(any_engine, rules_key=key)
     assert compact.columns.tolist() == list(repo.COHORT_DAILY_COLUMNS)
     assert [str(t) for t in compact.dtypes] == ["object", "int16", "float32", "int8"]
     assert compact["patient_id"].tolist() == full["patient_id"].tolist()
@@ -139,16 +147,16 @@ def test_repo005c_compact_cohort_daily_matches_the_full_table(
     assert by_day[(P2, 2)] == 1
     assert by_day[(P1, 1)] == 2  # a NULL flag counts as imputed, never as measured
     assert by_day.sum() == 3
-    assert repo.load_cohort_daily(engine, rules_key="other-rules").empty
+    assert repo.load_cohort_daily(any_engine, rules_key="other-rules").empty
 
 
 def test_repo005d_streamed_load_keeps_types_across_chunks(
-    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    any_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = SofaRules().key()
-    whole = repo.load_daily_sofa(engine, rules_key=key)
+    whole = repo.load_daily_sofa(any_engine, rules_key=key)
     monkeypatch.setattr(repo, "_STREAM_ROWS", 2)
-    chunked = repo.load_daily_sofa(engine, rules_key=key)
+    chunked = repo.load_daily_sofa(any_engine, rules_key=key)
     pd.testing.assert_frame_equal(chunked, whole)
 
 
