@@ -300,23 +300,20 @@ def measure_server(n: int) -> dict[str, Any]:
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid)], check=False, capture_output=True, text=True
         ).stdout.split()
-        rss = []
-        for pid in children:
-            status = Path(f"/proc/{pid}/status").read_text()
-            rss.append(
-                int(
-                    next(
-                        line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")
-                    )
-                )
-                / 1024
-            )
+
+        def status_mb(pid: str, field: str) -> float:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            return int(next(x.split()[1] for x in lines if x.startswith(field))) / 1024
+
+        rss = [status_mb(pid, "VmRSS") for pid in children]
+        peak = [status_mb(pid, "VmHWM") for pid in children]
         return {
             "patients": n,
             "startup_to_first_page_s": first,
             "startup_to_warm_up_done_s": warm_done,
             "warm_up": warm_up,
             "worker_rss_mb": rss,
+            "worker_peak_rss_mb": peak,
         }
     finally:
         proc.terminate()
@@ -375,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{'resident memory per worker (MB)':<44}{n:>9}  "
                 f"{', '.join(f'{m:.0f}' for m in srv['worker_rss_mb'])}"
+                f" (peak {', '.join(f'{m:.0f}' for m in srv['worker_peak_rss_mb'])})"
                 "  <= 400 MB at 100,000"
             )
     print("cold: empty cache; 1st: first call of a variant the background warm-up did not compute")

@@ -15,8 +15,6 @@ from flask import Blueprint, Flask, abort, jsonify
 
 from components import services
 from components.auth import current_principal
-from components.blinding import arm_labels
-from core.endpoints import sofa_response
 from core.exceptions import UnknownPatientError
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
 
@@ -37,16 +35,12 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def _groups(patient_ids: pd.Series) -> pd.Series | None:
-    """Display group per patient for roles that may see one; None for blinded roles."""
-    principal = current_principal()
-    labels = arm_labels(principal.arm_visibility, services.settings().secret_key)
-    if labels is None:
-        return None
-    from core.repository import load_arms
+def _cohort(principal) -> pd.DataFrame:
+    """The principal's patients with per-patient outcomes (the cohort page's memoized
+    analysis frame: site restriction applied, ``group`` only for roles that may see one)."""
+    from components import cohort_data
 
-    arms = load_arms(services.engine()).set_index("patient_id")["arm"]
-    return patient_ids.map(arms).map(labels)
+    return cohort_data.analysis_frame(principal, cohort_data.CohortFilters())
 
 
 def blueprint() -> Blueprint:
@@ -62,22 +56,16 @@ def blueprint() -> Blueprint:
     @bp.get("/patients")
     def patients():
         principal = current_principal()
-        p = services.visible_patients(principal)
-        daily = services.cohort_daily()
-        last = daily.sort_values("study_day").groupby("patient_id").tail(1).set_index("patient_id")
-        out = pd.DataFrame(
-            {
-                "patient_id": p["patient_id"],
-                "site_id": p["site_id"],
-                "phenotype": p["phenotype"],
-                "death_study_day": p["death_study_day"],
-                "last_study_day": p["patient_id"].map(last["study_day"]),
-                "latest_sofa_total": p["patient_id"].map(last[SOFA_TOTAL]),
-            }
-        )
-        groups = _groups(out["patient_id"])
-        if groups is not None:
-            out["group"] = groups.to_numpy()
+        frame = _cohort(principal)
+        cols = [
+            "patient_id",
+            "site_id",
+            "phenotype",
+            "death_study_day",
+            "last_study_day",
+            "latest_sofa_total",
+        ]
+        out = frame[cols + (["group"] if "group" in frame.columns else [])]
         return jsonify(patients=_records(out), role=principal.role.value)
 
     @bp.get("/patients/<patient_id>/sofa")
@@ -102,38 +90,22 @@ def blueprint() -> Blueprint:
     @bp.get("/cohort/summary")
     def cohort_summary():
         principal = current_principal()
-        s = services.settings()
-        p = services.visible_patients(principal)
-        daily = services.cohort_daily()
-        daily = daily[daily["patient_id"].isin(p["patient_id"])]
-        resp = sofa_response(
-            daily,
-            p[["patient_id", "death_study_day"]].astype({"death_study_day": "float64"}),
-            last_day=s.endpoint_rules.last_day,
-            threshold=s.endpoint_rules.threshold,
-            death_score=s.endpoint_rules.death_score,
-        )
-        died28 = p["death_study_day"].astype("Float64").le(28).fillna(False)
+        p = _cohort(principal)
         body: dict[str, Any] = {
             "n_patients": len(p),
             "phenotypes": {k: int(v) for k, v in p["phenotype"].value_counts().items()},
-            "responders": int(resp["responder"].sum()),
-            "responder_fraction": _clean(float(resp["responder"].mean())) if len(resp) else None,
-            "deaths_day28": int(died28.sum()),
+            "responders": int(p["responder_d9"].sum()),
+            "responder_fraction": _clean(float(p["responder_d9"].mean())) if len(p) else None,
+            "deaths_day28": int(p["died_28"].sum()),
         }
-        groups = _groups(p["patient_id"])
-        if groups is not None:
-            frame = pd.DataFrame({"group": groups.to_numpy(), "died28": died28.to_numpy()})
-            frame["responder"] = (
-                p["patient_id"].map(resp.set_index("patient_id")["responder"]).to_numpy()
-            )
+        if "group" in p.columns:
             body["by_group"] = {
                 str(g): {
                     "n_patients": len(f),
-                    "responders": int(f["responder"].sum()),
-                    "deaths_day28": int(f["died28"].sum()),
+                    "responders": int(f["responder_d9"].sum()),
+                    "deaths_day28": int(f["died_28"].sum()),
                 }
-                for g, f in sorted(frame.groupby("group"), key=lambda kv: str(kv[0]))
+                for g, f in sorted(p.groupby("group"), key=lambda kv: str(kv[0]))
             }
         return jsonify(body)
 

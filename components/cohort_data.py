@@ -285,6 +285,10 @@ def _patient_outcomes(
     daily = services.cohort_daily()
     day1 = daily[daily["study_day"] == 1].set_index("patient_id")
     p["baseline_sofa"] = p["patient_id"].map(day1[SOFA_TOTAL]).astype(float)
+    last = daily.sort_values("study_day", kind="stable").groupby("patient_id").tail(1)
+    last = last.set_index("patient_id")
+    p["last_study_day"] = p["patient_id"].map(last["study_day"]).astype("Int64")
+    p["latest_sofa_total"] = p["patient_id"].map(last[SOFA_TOTAL]).astype(float)
     p["day1_components_imputed"] = (
         p["patient_id"].map(day1["n_components_imputed"]).fillna(0).astype(int)
     )

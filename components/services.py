@@ -9,6 +9,7 @@ blinded request can never be served an unblinded one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -165,6 +166,7 @@ def warm_up() -> dict[str, float]:
         timings[f"cohort:{role.value}"] = time.perf_counter() - started
     timings["total"] = time.perf_counter() - started_all
     cache.set(_warmed_key(version), timings, timeout=0)
+    release_memory()
     log.info("cache warm-up for %s: %s", version, {k: round(v, 2) for k, v in timings.items()})
     return timings
 
@@ -183,18 +185,98 @@ def warm_up_status() -> dict[str, Any]:
     return {"done": True, "seconds": {k: round(v, 2) for k, v in timings.items()}}
 
 
+def release_memory() -> None:
+    """Hand the heap pages freed by a large computation back to the OS (glibc ``malloc_trim``).
+
+    pandas frees its intermediate frames, but glibc keeps the pages in the process heap, so a
+    worker that once aggregated 100,000 patients would stay at its peak resident size. No-op
+    where glibc is not the allocator.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+def bare_app(settings: Settings):
+    """A Flask app with only the settings and the cache bound: what the service functions
+    need outside the Dash front end (the warm-up process, scripts)."""
+    from flask import Flask
+
+    server = Flask("immunosep-services")
+    server.extensions[EXTENSION] = {"settings": settings}
+    cache.init_app(server, config=settings.cache_config())
+    return server
+
+
+#: a warm-up process may run this long before it is stopped (100,000 patients take ~50 s)
+WARM_UP_TIMEOUT_S = 900
+
+
 def start_warm_up(server) -> None:
-    """Run :func:`warm_up` in a daemon thread with its own app context."""
+    """Run :func:`warm_up` in its own short-lived process (``python -m components.warmup``).
+
+    The aggregation of a large cohort peaks at several hundred MB; in a separate process
+    that memory is returned when it exits, so serving workers stay small. The results land
+    in the shared cache, where every worker finds them. A daemon thread waits for the
+    process and logs the outcome; the process is stopped if this worker dies.
+    """
+    import pickle
+    import subprocess
+    import sys
     import threading
 
+    from settings import PROJECT_ROOT
+
+    settings_blob = pickle.dumps(server.extensions[EXTENSION]["settings"])
+
     def run() -> None:
-        with server.app_context():
-            try:
-                warm_up()
-            except Exception:
-                log.exception("cache warm-up failed")
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "components.warmup"],
+                input=settings_blob,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                timeout=WARM_UP_TIMEOUT_S,
+                preexec_fn=_stop_with_parent,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            log.exception("cache warm-up process failed to run")
+            return
+        if proc.returncode != 0:
+            log.error(
+                "cache warm-up process exited with %s: %s",
+                proc.returncode,
+                proc.stderr.decode(errors="replace")[-2000:],
+            )
+        else:
+            log.info("cache warm-up: %s", proc.stdout.decode(errors="replace").strip())
 
     threading.Thread(target=run, name="cache-warm-up", daemon=True).start()
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the thread that started it dies (Linux)."""
+    import ctypes
+    import ctypes.util
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(
+            pr_set_pdeathsig, int(signal.SIGTERM)
+        )
 
 
 def in_app() -> bool:

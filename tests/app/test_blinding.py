@@ -359,6 +359,12 @@ def test_blind002_statistician_sees_real_labels(login_app):
     assert set(summary["by_group"]) == {"Placebo", "Precision immunotherapy"}
     assert summary["by_group"]["Precision immunotherapy"]["n_patients"] == 131
     assert summary["by_group"]["Placebo"]["n_patients"] == 145
+    # the published primary endpoint and day-28 deaths (JAMA 2025; clinical.md §1.8)
+    assert summary["by_group"]["Precision immunotherapy"]["responders"] == 46
+    assert summary["by_group"]["Placebo"]["responders"] == 26
+    assert summary["by_group"]["Precision immunotherapy"]["deaths_day28"] == 57
+    assert summary["by_group"]["Placebo"]["deaths_day28"] == 72
+    assert summary["responders"] == 72 and summary["n_patients"] == 276
 
 
 def test_blind003_dsmb_sees_coded_groups_until_unmasked(login_app):
@@ -442,6 +448,15 @@ def test_blind006_clinician_site_restriction_applies_to_data(login_app):
     pts = client.get("/api/v1/patients").get_json()["patients"]
     assert pts
     assert {p["site_id"] for p in pts} == {"SYN-S01"}
+    assert set(pts[0]) == {
+        "patient_id",
+        "site_id",
+        "phenotype",
+        "death_study_day",
+        "last_study_day",
+        "latest_sofa_total",
+    }
+    assert all(1 <= p["last_study_day"] <= 28 for p in pts)
     assert client.get("/api/v1/patients/SYN-02-0001/sofa").status_code == 404
     crawl = Crawl(client)
     page = json.dumps(crawl.render("/patient/SYN-02-0001"))
