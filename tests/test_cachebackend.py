@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pandas as pd
 from flask_caching.backends import SimpleCache
 
@@ -28,11 +30,28 @@ def test_cb002_local_hit_without_the_shared_level():
 
 def test_cb003_shared_hit_fills_the_local_level():
     shared = SimpleCache()
-    shared.set("k", [1, 2, 3])
+    TwoLevelCache(shared).set("k", [1, 2, 3])  # another worker wrote it
     cache = TwoLevelCache(shared)
     assert cache.get("k") == [1, 2, 3]
     shared.clear()
     assert cache.get("k") == [1, 2, 3]
+
+
+def test_cb003b_values_are_pickled_once_and_shared_as_bytes():
+    shared = SimpleCache()
+    cache = TwoLevelCache(shared)
+    value = {"rows": list(range(5))}
+    cache.set("k", value)
+    stored = shared.get("k")
+    assert isinstance(stored, bytes)
+    assert pickle.loads(stored) == value
+    # an entry written by a build that stored plain values is still served
+    shared.set("old", [4, 5])
+    assert cache.get("old") == [4, 5]
+    # and a caller mutating what it got cannot alter the cached value
+    got = cache.get("k")
+    got["rows"].append(99)
+    assert cache.get("k") == value
 
 
 def test_cb004_local_level_is_bounded_lru():
@@ -40,8 +59,8 @@ def test_cb004_local_level_is_bounded_lru():
     for i in range(10):
         cache.set(f"k{i}", "x" * 900)
     assert cache._bytes <= 3000
-    assert cache._local_get("k9") == "x" * 900
-    assert cache._local_get("k0") is None
+    assert pickle.loads(cache._local_blob("k9")) == "x" * 900
+    assert cache._local_blob("k0") is None
 
 
 def test_cb005_add_is_shared_only_and_atomic_per_key():

@@ -364,7 +364,8 @@ def test_blind002_statistician_sees_real_labels(login_app):
     assert summary["by_group"]["Placebo"]["responders"] == 26
     assert summary["by_group"]["Precision immunotherapy"]["deaths_day28"] == 57
     assert summary["by_group"]["Placebo"]["deaths_day28"] == 72
-    assert summary["responders"] == 72 and summary["n_patients"] == 276
+    assert summary["responders"] == 72
+    assert summary["n_patients"] == 276
 
 
 def test_blind003_dsmb_sees_coded_groups_until_unmasked(login_app):
