@@ -222,8 +222,13 @@ def run(
                 break
             except OSError:
                 time.sleep(0.1)
-        # let the background cache warm-up (post_worker_init) finish before measuring
-        time.sleep(10 if patients < 1000 else 40)
+        # let the background cache warm-up finish before measuring (/healthz reports it)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(base + "/healthz", timeout=60) as r:
+                if json.loads(r.read())["warm_up"]["done"]:
+                    break
+            time.sleep(0.5)
         lines = request_mix(base)
         # steady state: every request served a few times, so that each worker has it in its
         # process cache as well as the shared one (as after a few minutes of real use)

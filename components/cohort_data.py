@@ -391,9 +391,15 @@ class FilterOptions:
 
 
 def filter_options(principal: Principal) -> FilterOptions:
+    return _filter_options(context(principal).args())
+
+
+@cache.memoize()
+def _filter_options(ctx_args: tuple[Any, ...]) -> FilterOptions:
+    """Filter choices with counts (memoized: small, while the frame behind it is not)."""
     from components.theme import PHENOTYPE_LABELS
 
-    base = _base(*context(principal).args())
+    base = _base(*ctx_args)
 
     def opts(col: str, label=lambda v: str(v)) -> list[dict[str, str]]:
         counts = base[col].dropna().value_counts()
@@ -414,9 +420,15 @@ def filter_options(principal: Principal) -> FilterOptions:
 
 def counts(principal: Principal, filters: CohortFilters) -> tuple[int, int]:
     """Analysed patients before and after filtering."""
-    args = context(principal).args()
-    base = _base(*args)
-    return len(base), int(_mask(base, filters).sum())
+    return _counts(context(principal).args(), filters.key())
+
+
+@cache.memoize()
+def _counts(ctx_args: tuple[Any, ...], filters_key: tuple[Any, ...]) -> tuple[int, int]:
+    # memoized: a warm filter change must not unpickle the whole analysis frame (~20 MB at
+    # 100,000 patients) just to count it
+    base = _base(*ctx_args)
+    return len(base), int(_mask(base, _key_to_filters(filters_key)).sum())
 
 
 # ---------------------------------------------------------------------------------------------
