@@ -21,9 +21,18 @@ preload_app = True
 # (bench/bench_app.py); the background warm-up runs in its own process, outside this limit
 timeout = 60
 graceful_timeout = 20
-keepalive = 5
-max_requests = 5000  # recycle workers slowly so a leak can never grow without bound
-max_requests_jitter = 500
+# A worker accepts at most this many open connections; the rest wait in the listen backlog
+# for a worker with room. Without a cap, one worker that happens to be idle when clients
+# connect takes them all and keeps them (keep-alive) while the other idles: bench_http's 32
+# clients then got 230-250 req/s in about half of the runs instead of 520-560.
+worker_connections = _settings.worker_connections
+keepalive = 2  # short: an idle browser connection frees its slot quickly
+# recycle workers now and then so a leak can never grow without bound, but rarely: a new
+# worker starts with an empty process cache, and while Redis is down it must recompute every
+# page it serves (at 5,000 requests a worker was recycled every ~30 s under load, which turned
+# a Redis outage into seconds of latency; bench/bench_http.py)
+max_requests = 100_000
+max_requests_jitter = 10_000
 control_socket_disable = True  # gunicorn 27 creates ~/.gunicorn/gunicorn.ctl otherwise
 accesslog = "-"
 loglevel = _settings.log_level.lower()

@@ -50,6 +50,10 @@ ENVIRONMENT: Final = MappingProxyType(
         "PORT": ("8050", "Port the server listens on"),
         "WEB_CONCURRENCY": ("2", "gunicorn worker processes"),
         "GUNICORN_THREADS": ("2", "threads per gunicorn worker"),
+        "GUNICORN_WORKER_CONNECTIONS": (
+            "16",
+            "open connections one gunicorn worker accepts (spreads keep-alive clients over workers)",
+        ),
         "IMMUNOSEP_MODE": (
             "demo",
             (
@@ -117,6 +121,7 @@ class Settings:
     port: int = 8050
     workers: int = 2
     threads: int = 2
+    worker_connections: int = 16
     mode: str = "demo"
     users_file: str | None = None
     auth_header: str | None = None
@@ -168,6 +173,7 @@ class Settings:
             port=get_int("PORT", 8050),
             workers=get_int("WEB_CONCURRENCY", 2),
             threads=get_int("GUNICORN_THREADS", 2),
+            worker_connections=get_int("GUNICORN_WORKER_CONNECTIONS", 16),
             mode=mode,
             users_file=get("IMMUNOSEP_USERS_FILE", "") or None,
             auth_header=get("IMMUNOSEP_AUTH_HEADER", "") or None,
