@@ -4,7 +4,8 @@ Settings come from ``settings.Settings`` (the only environment reader). Workers 
 one process per core, 2 threads each: warm requests are short and CPU-bound (cache read, JSON
 out), so a second thread hides the cache / database waits, while more threads only add GIL
 contention (measured with bench/bench_http.py on 2 cores: 2x2 gave 524 req/s, p99 218 ms;
-2x4 gave 514 req/s, p99 256 ms). ``preload_app`` imports the app (and creates the demo database once) in the
+2x4 gave 514 req/s, p99 256 ms; with the connection cap below, 2x2 gives 520-545 req/s, p99
+103-114 ms). ``preload_app`` imports the app (and creates the demo database once) in the
 master before forking, which also shares the imported libraries' memory between workers.
 """
 

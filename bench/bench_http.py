@@ -9,7 +9,8 @@ writes ``bench/results/http.json``. Two runs, each with 32 concurrent connection
 The request mix is realistic for the dashboard: page loads (the HTML shell and its layout),
 patient switches (the patient page rendered by the Pages router callback), day switches on a
 patient timeline, ward-board site switches and cohort filter / tab changes; every request is
-sent once before the run (a warm cache, as after the background warm-up). wrk (Debian package
+sent once before the run (a warm cache, as after the background warm-up), then the same mix
+runs for 10 s unmeasured, so that every worker has served it (steady state). wrk (Debian package
 ``wrk``) is the load generator; its Lua script reports p50 / p95 / p99 latency.
 """
 
