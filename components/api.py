@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, Flask, abort, jsonify
+from flask import Blueprint, Flask, abort, jsonify, request
 
 from components import services
 from components.auth import current_principal
@@ -35,6 +35,25 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int | None) -> int:
+    """An integer query parameter within [lo, hi]; HTTP 400 naming it otherwise."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < lo or (hi is not None and value > hi):
+        bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        abort(400, description=f"query parameter {name!r} must be an integer {bound}, got {raw!r}")
+    return value
+
+
 def _cohort(principal) -> pd.DataFrame:
     """The principal's patients with per-patient outcomes (the cohort page's memoized
     analysis frame: site restriction applied, ``group`` only for roles that may see one)."""
@@ -46,6 +65,10 @@ def _cohort(principal) -> pd.DataFrame:
 def blueprint() -> Blueprint:
     bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
+    @bp.errorhandler(400)
+    def bad_request(exc):
+        return jsonify(error=exc.description), 400
+
     @bp.get("/version")
     def version():
         info = services.dataset_info()
@@ -55,8 +78,15 @@ def blueprint() -> Blueprint:
 
     @bp.get("/patients")
     def patients():
+        """The principal's patients, one page at a time (``?offset=0&limit=1000``; at most
+        :data:`MAX_PAGE`): 100,000 rows as one JSON document would cost every client and the
+        serving worker hundreds of MB."""
         principal = current_principal()
+        offset = _int_arg("offset", 0, 0, None)
+        limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
         frame = _cohort(principal)
+        total = len(frame)
+        frame = frame.iloc[offset : offset + limit]
         cols = [
             "patient_id",
             "site_id",
@@ -66,7 +96,15 @@ def blueprint() -> Blueprint:
             "latest_sofa_total",
         ]
         out = frame[cols + (["group"] if "group" in frame.columns else [])]
-        return jsonify(patients=_records(out), role=principal.role.value)
+        following = offset + limit
+        return jsonify(
+            patients=_records(out),
+            role=principal.role.value,
+            total=total,
+            offset=offset,
+            limit=limit,
+            next_offset=following if following < total else None,
+        )
 
     @bp.get("/patients/<patient_id>/sofa")
     def patient_sofa(patient_id: str):

@@ -60,3 +60,29 @@ def test_srv003_known_pages_are_200(live_server, path):
 def test_srv004_unknown_pages_are_404(live_server, path):
     status, ctype, _ = get(live_server.url + path)
     assert (status, ctype) == (404, "text/html")
+
+
+def test_srv005_api_patients_are_paged(live_server):
+    first = json.loads(get(live_server.url + "/api/v1/patients?limit=100")[2])
+    assert (first["total"], first["offset"], first["limit"], first["next_offset"]) == (
+        276,
+        0,
+        100,
+        100,
+    )
+    assert len(first["patients"]) == 100
+    last = json.loads(get(live_server.url + "/api/v1/patients?offset=200&limit=100")[2])
+    assert len(last["patients"]) == 76
+    assert last["next_offset"] is None
+    ids = [p["patient_id"] for p in first["patients"] + last["patients"]]
+    assert len(set(ids)) == 176  # pages do not overlap
+    default = json.loads(get(live_server.url + "/api/v1/patients")[2])
+    assert len(default["patients"]) == 276  # default page (1000) holds the demo cohort
+    assert default["next_offset"] is None
+    for query, name in (("limit=0", "limit"), ("limit=abc", "limit"), ("offset=-1", "offset")):
+        status, ctype, body = get(live_server.url + "/api/v1/patients?" + query)
+        assert (status, ctype) == (400, "application/json")
+        assert name in json.loads(body)["error"]
+    status, _, body = get(live_server.url + "/api/v1/patients?limit=10001")
+    assert status == 400
+    assert "1..10000" in json.loads(body)["error"]
