@@ -122,19 +122,27 @@ def ward_snapshot(
     missing_by_patient = (
         window.groupby("patient_id")[imputed_cols].any() if imputed_cols else pd.DataFrame()
     )
+    # per row: rising organs (≥ RISE_ALERT_POINTS), largest rise first (ties in organ order)
+    organ_names = [o.value for o in ORGANS]
+    rise = rises[organ_names].to_numpy(dtype=float, na_value=np.nan)
+    rising = np.nan_to_num(rise, nan=0.0) >= RISE_ALERT_POINTS
+    order = np.argsort(np.where(rising, -rise, np.inf), axis=1, kind="stable")
+    vaso = new_vaso.to_numpy(dtype=bool)
+    missing_names = [f"missing {c.removesuffix('_imputed')}" for c in imputed_cols]
+    missing = (
+        missing_by_patient.reindex(out.index).astype("boolean").fillna(False).to_numpy(dtype=bool)
+        if imputed_cols
+        else np.zeros((len(out), 0), dtype=bool)
+    )
     alerts: list[tuple[str, ...]] = []
     worst: list[str | None] = []
-    for pid in out.index:
-        items: list[str] = []
-        r = rises.loc[pid]
-        rising = r[r.fillna(0) >= RISE_ALERT_POINTS]
-        items += [f"{organ} +{int(v)}" for organ, v in rising.sort_values(ascending=False).items()]
-        worst.append(str(rising.idxmax()) if len(rising) else None)
-        if bool(new_vaso.loc[pid]):
+    for i in range(len(out)):
+        up = [j for j in order[i] if rising[i, j]]
+        items = [f"{organ_names[j]} +{int(rise[i, j])}" for j in up]
+        worst.append(organ_names[up[0]] if up else None)
+        if vaso[i]:
             items.append("new vasopressor")
-        if pid in missing_by_patient.index:
-            flags = missing_by_patient.loc[pid]
-            items += [f"missing {c.removesuffix('_imputed')}" for c, v in flags.items() if bool(v)]
+        items += [name for name, flag in zip(missing_names, missing[i], strict=True) if flag]
         alerts.append(tuple(items))
     out["alerts"] = alerts
     out["n_alerts"] = [len(a) for a in alerts]
