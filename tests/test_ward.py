@@ -117,3 +117,18 @@ def test_ward006_closed_window_makes_the_endpoint_final(cohort):
     assert snap["endpoint_status"] == EndpointStatus.NOT_MET
     open_window = ward_snapshot(daily, b_only.assign(endpoint_window_closed=False))
     assert open_window.loc[0, "endpoint_status"] == EndpointStatus.OFF_TRACK
+
+
+def test_ward010_equal_rises_keep_organ_order_and_a_one_point_rise_is_no_alert():
+    daily = pd.DataFrame(
+        [
+            day("E", 1, renal=1, liver=0, coag=1, cns=1),
+            # liver +2, renal +2 (a tie), coagulation +3, CNS +1 (below the alert threshold)
+            day("E", 2, renal=3, liver=2, coag=4, cns=2, imputed=("cns",)),
+        ]
+    )
+    patients = pd.DataFrame({"patient_id": ["E"], "death_study_day": [np.nan]})
+    e = ward_snapshot(daily, patients).set_index("patient_id").loc["E"]
+    assert e["alerts"] == ("coagulation +3", "liver +2", "renal +2", "missing cns")
+    assert e["worst_rise_organ"] == "coagulation"
+    assert e["n_alerts"] == 4
