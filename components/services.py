@@ -9,7 +9,6 @@ blinded request can never be served an unblinded one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -185,6 +184,17 @@ def warm_up_status() -> dict[str, Any]:
     return {"done": True, "seconds": {k: round(v, 2) for k, v in timings.items()}}
 
 
+def _libc():
+    """The C library (ctypes), or None where it cannot be loaded."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def release_memory() -> None:
     """Hand the heap pages freed by a large computation back to the OS (glibc ``malloc_trim``).
 
@@ -192,20 +202,12 @@ def release_memory() -> None:
     worker that once aggregated 100,000 patients would stay at its peak resident size. No-op
     where glibc is not the allocator.
     """
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def bare_app(settings: Settings):
@@ -268,15 +270,12 @@ def start_warm_up(server) -> None:
 
 def _stop_with_parent() -> None:
     """In the child, before exec: SIGTERM it when the thread that started it dies (Linux)."""
-    import ctypes
-    import ctypes.util
     import signal
 
     pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(
-            pr_set_pdeathsig, int(signal.SIGTERM)
-        )
+    prctl = getattr(_libc(), "prctl", None)
+    if prctl is not None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM))
 
 
 def in_app() -> bool:

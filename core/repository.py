@@ -71,11 +71,9 @@ def _frame(
         return _typed(pd.DataFrame({n: [] for n in names}), cols)
     if len(parts) == 1:
         return parts[0]
-    out = pd.concat(parts, ignore_index=True)
-    for c in cols:  # a chunk without NULLs is bool; the whole column is object if any has NULL
-        if isinstance(c.type, sa.Boolean) and out[c.name].dtype == object:
-            out[c.name] = out[c.name].where(out[c.name].notna(), None)
-    return out
+    # a Boolean chunk without NULLs is bool, one with NULLs object (None kept): concat gives
+    # object with None, as a single chunk would
+    return pd.concat(parts, ignore_index=True)
 
 
 def _select(
