@@ -45,13 +45,17 @@ from core.sofa import (
     score_sofa,
 )
 from core.sofa2 import score_sofa2
+from core.time import (
+    NS_PER_HOUR,
+    NS_PER_MIN,
+    NS_PER_MS,
+    as_ns,
+    day_start_ns,
+    study_day_ns,
+)
 from core.units import SCORED_DRUGS, normalize_infusions, normalize_observations
 from core.vocab import SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL, Organ
 
-NS_PER_MS: Final = 1_000_000
-NS_PER_MIN: Final = 60 * 1_000_000_000
-NS_PER_HOUR: Final = 60 * NS_PER_MIN
-NS_PER_DAY: Final = 24 * NS_PER_HOUR
 #: 15 = normal GCS assumed when no GCS before sedation is known (SRC-MIMIC gcs.sql, SRC-RICU)
 GCS_NORMAL: Final = 15.0
 #: episode kinds counted as respiratory support, per ``SofaRules.respiratory_support``
@@ -99,34 +103,14 @@ class DailySofa:
 # --- small vectorised building blocks --------------------------------------------------------
 
 
-def _ns(x: object) -> np.ndarray:
-    """Datetimes as int64 nanoseconds (NaT -> int64 min)."""
-    if isinstance(x, pd.Series | pd.Index):
-        x = x.to_numpy(dtype="datetime64[ns]")
-    return np.asarray(x, dtype="datetime64[ns]").view(np.int64)
-
-
 def assign_study_day(times: object, anchors: object, rules: SofaRules = SofaRules()) -> np.ndarray:
-    """Study day of each time (int64; < 1 before the anchor).
-
-    Parameters
-    ----------
-    times, anchors
-        Equal-length datetime arrays (``anchors`` = first study-drug dose of each row's patient).
-    rules
-        ``rules.study_day``: ``rolling_24h_from_first_dose`` (day n = [anchor + (n-1)*24 h,
-        anchor + n*24 h)) or ``calendar_date`` (day 1 = the anchor's calendar date, [U]).
-    """
-    t, a = _ns(times), _ns(anchors)
-    if rules.study_day == "calendar_date":
-        return t // NS_PER_DAY - a // NS_PER_DAY + 1
-    return (t - a) // NS_PER_DAY + 1
+    """Study day of each time (int64; < 1 before the anchor): :func:`core.time.study_day_ns`
+    on datetime arrays without NaT (the one day rule, docs/clinical.md 1.5)."""
+    return study_day_ns(_ns(times), _ns(anchors), rules)
 
 
-def _day_start_ns(anchor_ns: np.ndarray, day: np.ndarray, rules: SofaRules) -> np.ndarray:
-    if rules.study_day == "calendar_date":
-        return anchor_ns // NS_PER_DAY * NS_PER_DAY + (day - 1) * NS_PER_DAY
-    return anchor_ns + (day - 1) * NS_PER_DAY
+_ns = as_ns
+_day_start_ns = day_start_ns
 
 
 def _group_starts(sorted_key: np.ndarray) -> np.ndarray:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import db
 from core.exceptions import UnknownPatientError
+from core.rules import SofaRules
+from core.time import study_day
 from core.vocab import ORGANS, SOFA_TOTAL
 
 _CHUNK = 5000
@@ -111,7 +112,9 @@ def load_sites(engine: Engine) -> pd.DataFrame:
     return _select(engine, db.sites, order_by=("site_id",))
 
 
-def load_patients(engine: Engine, *, site_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def load_patients(
+    engine: Engine, *, site_ids: Iterable[str] | None = None, rules: SofaRules = SofaRules()
+) -> pd.DataFrame:
     """Patients with baseline, death and the baseline immune phenotype inputs (no arm).
 
     Parameters
@@ -124,8 +127,8 @@ def load_patients(engine: Engine, *, site_ids: Iterable[str] | None = None) -> p
     Returns
     -------
     DataFrame
-        The ``patients`` columns plus ``death_study_day`` (study day of death: day n covers
-        ``[anchor + (n-1)·24 h, anchor + n·24 h)``; <NA> when alive) and ``ferritin_ng_ml`` /
+        The ``patients`` columns plus ``death_study_day`` (study day of death by
+        ``rules.study_day``, :func:`core.time.study_day`; <NA> when alive) and ``ferritin_ng_ml`` /
         ``hla_dr_ab_per_cell`` from the first biomarker sample of the patient.
     """
     pts = _select(
@@ -135,11 +138,7 @@ def load_patients(engine: Engine, *, site_ids: Iterable[str] | None = None) -> p
         in_values=site_ids,
         order_by=("patient_id",),
     )
-    delta_h = (pts["death_time"] - pts["anchor_time"]) / pd.Timedelta(hours=1)
-    day = np.floor(delta_h.to_numpy(dtype=float, na_value=np.nan) / 24.0) + 1.0
-    pts["death_study_day"] = pd.array(
-        [pd.NA if np.isnan(d) else int(d) for d in day], dtype="Int64"
-    )
+    pts["death_study_day"] = study_day(pts["death_time"], pts["anchor_time"], rules=rules)
     bio = _first_biomarkers(engine, pts["patient_id"].tolist() if site_ids is not None else None)
     out = pts.merge(bio, on="patient_id", how="left")
     for c in ("ferritin_ng_ml", "hla_dr_ab_per_cell"):

@@ -1,0 +1,79 @@
+"""The study-day rule: the only implementation (docs/clinical.md 1.5; ``SofaRules.study_day``).
+
+Every study day in the project (daily SOFA rows, the day of death that the endpoint scores as
+24 points, biomarker days, ADaM ``ADY``/``ASTDY``, synthetic charting) comes from here, so that
+a change of ``SofaRules.study_day`` moves all of them together.
+
+- ``rolling_24h_from_first_dose`` (default): day n = [anchor + (n-1)·24 h, anchor + n·24 h).
+- ``calendar_date``: day 1 = the anchor's calendar date; day n = that date + (n-1) days.
+
+Days before the anchor are < 1 (day 0 is the 24 h before the first dose); a missing time or
+anchor gives <NA>, never a number.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from core.rules import SofaRules
+
+NS_PER_MS: Final = 1_000_000
+NS_PER_MIN: Final = 60 * 1_000_000_000
+NS_PER_HOUR: Final = 60 * NS_PER_MIN
+NS_PER_DAY: Final = 24 * NS_PER_HOUR
+_NAT: Final = np.iinfo(np.int64).min
+
+
+def as_ns(x: object) -> np.ndarray:
+    """Datetimes as int64 nanoseconds since the epoch (NaT -> int64 min)."""
+    if isinstance(x, pd.Series | pd.Index):
+        x = x.to_numpy(dtype="datetime64[ns]")
+    return np.asarray(x, dtype="datetime64[ns]").view(np.int64)
+
+
+def study_day_ns(
+    t_ns: np.ndarray, anchor_ns: np.ndarray, rules: SofaRules = SofaRules()
+) -> np.ndarray:
+    """The day rule on int64 nanoseconds (fast path; callers guarantee no NaT)."""
+    if rules.study_day == "calendar_date":
+        return t_ns // NS_PER_DAY - anchor_ns // NS_PER_DAY + 1
+    return (t_ns - anchor_ns) // NS_PER_DAY + 1
+
+
+def day_start_ns(
+    anchor_ns: np.ndarray, day: np.ndarray, rules: SofaRules = SofaRules()
+) -> np.ndarray:
+    """Start (int64 ns) of study day ``day`` for each anchor: the inverse of the day rule."""
+    if rules.study_day == "calendar_date":
+        return anchor_ns // NS_PER_DAY * NS_PER_DAY + (day - 1) * NS_PER_DAY
+    return anchor_ns + (day - 1) * NS_PER_DAY
+
+
+def study_day(times: object, anchors: object, *, rules: SofaRules = SofaRules()) -> pd.Series:
+    """Study day of each time (nullable Int64; <NA> where the time or the anchor is missing).
+
+    Parameters
+    ----------
+    times
+        Datetimes (Series, Index, array, or a scalar).
+    anchors
+        The patient's first study-drug dose (or ICU admission for non-trial patients), one per
+        time or a scalar.
+    rules
+        ``rules.study_day`` picks the clock (module docstring).
+
+    Returns
+    -------
+    Series
+        Int64, indexed like ``times`` when it is a Series.
+    """
+    index = times.index if isinstance(times, pd.Series) else None
+    t = np.atleast_1d(as_ns(times))
+    a = np.atleast_1d(as_ns(anchors))
+    t, a = np.broadcast_arrays(t, a)
+    missing = (t == _NAT) | (a == _NAT)
+    days = study_day_ns(np.where(missing, 0, t), np.where(missing, 0, a), rules)
+    return pd.Series(pd.arrays.IntegerArray(days.astype(np.int64), missing), index=index)
