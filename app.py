@@ -15,9 +15,15 @@ import dash
 from dash import Dash
 from flask import Response, jsonify, request
 
-from components import api, security, services, shell, unmask  # noqa: F401 - unmask registers callbacks
-from components.auth import ANONYMOUS, NotAuthenticated, current_principal
+from components import api, shell, unmask, warmup  # noqa: F401 - unmask registers callbacks
 from components.pages import audit, cohort, data, not_found, patient, ward
+from components.server import context, security
+from components.server.audit import audit as record_audit
+from components.server.auth import ANONYMOUS, NotAuthenticated, current_principal
+from components.server.cache import cache
+from core.db import ensure_schema, make_engine
+from core.io import build_demo_database
+from core.stats import import_backends
 from settings import APP_VERSION, PROJECT_ROOT, Settings
 
 log = logging.getLogger("immunosep")
@@ -48,9 +54,6 @@ def _configure_logging(level: str) -> None:
 
 def bootstrap_data(settings: Settings) -> None:
     """Create the schema, and the demo cohort if the database holds no patients (idempotent)."""
-    from core.db import ensure_schema, make_engine
-    from core.io import build_demo_database
-
     engine = make_engine(settings.database_url)
     try:
         ensure_schema(engine)
@@ -92,8 +95,6 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
     """Build the Dash app for ``settings`` (default: read from the environment once)."""
     settings = settings or Settings.from_env()
     _configure_logging(settings.log_level)
-    from core.stats import import_backends
-
     import_backends()  # before gunicorn forks (--preload): no worker pays for it later
     if bootstrap:
         bootstrap_data(settings)
@@ -111,13 +112,13 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         # "validation layout" by calling every page layout during the FIRST request and then
         # sends it to EVERY client in the index page config. With role- and site-dependent
         # layouts that would leak the first user's data to everyone. Callback ids are instead
-        # validated server-side by tests/app/test_layout.py.
+        # validated server-side by tests/app/test_callback_ids.py.
         suppress_callback_exceptions=True,
     )
     server = app.server
     server.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=20 * 1024 * 1024)
-    server.extensions[services.EXTENSION] = {"settings": settings}
-    services.cache.init_app(server, config=settings.cache_config())
+    server.extensions[context.EXTENSION] = {"settings": settings}
+    cache.init_app(server, config=settings.cache_config())
 
     for page in PAGES:
         page.register()
@@ -128,7 +129,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         except NotAuthenticated:
             # Dash renders the layout once during server setup, outside any user request
             principal = ANONYMOUS
-        info = services.dataset_info()
+        info = context.dataset_info()
         return shell.build_shell(
             principal=principal,
             synthetic=info.synthetic,
@@ -139,13 +140,13 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
 
     app.layout = serve_layout
     security.install(
-        server, settings, csp_script_hashes=list(app.csp_hashes()), audit=services.audit
+        server, settings, csp_script_hashes=list(app.csp_hashes()), audit=record_audit
     )
     api.install(server)
 
     @server.route("/healthz")
     def healthz() -> Response:
-        info = services.dataset_info()
+        info = context.dataset_info()
         return jsonify(
             status="ok",
             version=APP_VERSION,
@@ -156,8 +157,8 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
                 "patients": info.n_patients,
                 "synthetic": info.synthetic,
             },
-            cache=services.cache_backend_status(),
-            warm_up=services.warm_up_status(),
+            cache=context.cache_backend_status(),
+            warm_up=warmup.status(),
             mode=settings.mode,
         )
 
@@ -195,5 +196,5 @@ def __getattr__(name: str):
 
 if __name__ == "__main__":
     _app = create_app()
-    _settings = _app.server.extensions[services.EXTENSION]["settings"]
+    _settings = _app.server.extensions[context.EXTENSION]["settings"]
     _app.run(host=_settings.host, port=_settings.port, debug=False)

@@ -44,9 +44,9 @@ def post_worker_init(worker):
     per-version lock in the shared cache also stops a second process from redoing it)."""
     if worker.age != 1:
         return
-    from components import services
+    from components import warmup  # deferred import: the config file loads before the app
 
-    services.start_warm_up(worker.wsgi)
+    warmup.start(worker.wsgi)
 
 
 def pre_fork(server, worker):

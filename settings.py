@@ -203,11 +203,11 @@ class Settings:
 
     def cache_config(self) -> dict[str, Any]:
         """flask-caching configuration for the chosen backend."""
-        # components.cachebackend.TwoLevelCache: an in-process LRU in front of the shared
+        # components.server.cache.TwoLevelCache: an in-process LRU in front of the shared
         # backend named by CACHE_REDIS_URL (Redis) or CACHE_DIR (filesystem)
         if self.redis_url:
             return {
-                "CACHE_TYPE": "components.cachebackend.TwoLevelCache",
+                "CACHE_TYPE": "components.server.cache.TwoLevelCache",
                 "CACHE_REDIS_URL": self.redis_url,
                 "CACHE_DEFAULT_TIMEOUT": self.cache_timeout,
                 "CACHE_KEY_PREFIX": "immunosep:",
@@ -216,7 +216,7 @@ class Settings:
                 "CACHE_OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
             }
         return {
-            "CACHE_TYPE": "components.cachebackend.TwoLevelCache",
+            "CACHE_TYPE": "components.server.cache.TwoLevelCache",
             "CACHE_DIR": self.cache_dir,
             "CACHE_DEFAULT_TIMEOUT": self.cache_timeout,
             "CACHE_THRESHOLD": 100_000,

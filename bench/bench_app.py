@@ -153,8 +153,12 @@ def cohort_inputs(tab: str, **filters: list[str]) -> dict[str, Any]:
 
 def measure_size(n: int, *, repeats: int) -> dict[str, Any]:
     import app as app_module
-    from components import cohort_data, services
-    from components.auth import Principal, Role
+    from components import warmup
+    from components.cohort import PANELS
+    from components.data import cohort as cohort_data
+    from components.data.keys import Context
+    from components.server.auth import Principal, Role
+    from components.server.cache import cache
     from settings import Settings
 
     url, build_s = database(n)
@@ -165,7 +169,7 @@ def measure_size(n: int, *, repeats: int) -> dict[str, Any]:
     drv = Driver(app)
 
     with app.server.test_request_context():
-        patients = services.cohort_patients()
+        patients = cohort_data.cohort_patients(Context.current())
     ids = patients["patient_id"].tolist()
     site_sizes = patients.groupby("site_id").size().sort_values(ascending=False)
     big_site = site_sizes.index[0]
@@ -176,12 +180,14 @@ def measure_size(n: int, *, repeats: int) -> dict[str, Any]:
         started = time.perf_counter()
         with app.server.test_request_context():
             for role in (Role.MONITOR, Role.DSMB, Role.STATISTICIAN):
-                cohort_data.warm(Principal(user="bench", role=role))
+                ctx = Context.current(Principal(user="bench", role=role))
+                for panel in PANELS:
+                    panel.compute(ctx, cohort_data.CohortFilters())
         return time.perf_counter() - started
 
     def clear_cache() -> None:
         with app.server.app_context():
-            services.cache.clear()
+            cache.clear()
 
     clear_cache()
     out["aggregation_cold_s"] = aggregate()
@@ -225,7 +231,7 @@ def measure_size(n: int, *, repeats: int) -> dict[str, Any]:
         clear_cache()
         started = time.perf_counter()
         with app.server.test_request_context():
-            services.warm_up()
+            warmup.warm_up()
         return time.perf_counter() - started
 
     callbacks: dict[str, Any] = {}

@@ -13,8 +13,12 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, Flask, abort, jsonify, request
 
-from components import services
-from components.auth import current_principal
+from components.data.cohort import CohortFilters, analysis_frame
+from components.data.keys import Context
+from components.data.patient import patient_view
+from components.server.audit import audit
+from components.server.auth import current_principal
+from components.server.context import dataset_info
 from core.exceptions import UnknownPatientError
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
 
@@ -57,9 +61,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int | None) -> int:
 def _cohort(principal) -> pd.DataFrame:
     """The principal's patients with per-patient outcomes (the cohort page's memoized
     analysis frame: site restriction applied, ``group`` only for roles that may see one)."""
-    from components import cohort_data
-
-    return cohort_data.analysis_frame(principal, cohort_data.CohortFilters())
+    return analysis_frame(Context.current(principal), CohortFilters())
 
 
 def blueprint() -> Blueprint:
@@ -71,7 +73,7 @@ def blueprint() -> Blueprint:
 
     @bp.get("/version")
     def version():
-        info = services.dataset_info()
+        info = dataset_info()
         return jsonify(
             dataset_version=info.version, patients=info.n_patients, synthetic=info.synthetic
         )
@@ -110,13 +112,13 @@ def blueprint() -> Blueprint:
     def patient_sofa(patient_id: str):
         principal = current_principal()
         try:
-            view = services.patient_view(principal, patient_id)
+            view = patient_view(Context.current(principal), patient_id)
         except UnknownPatientError:
             abort(404)
         cols = ["study_day", *[SOFA_COLUMNS[o] for o in ORGANS], SOFA_TOTAL]
         cols += [f"{o.value}_imputed" for o in ORGANS if f"{o.value}_imputed" in view.daily]
         cols += [f"{o.value}_imputation" for o in ORGANS if f"{o.value}_imputation" in view.daily]
-        services.audit("api_patient_sofa", patient_id)
+        audit("api_patient_sofa", patient_id)
         return jsonify(
             patient_id=patient_id,
             phenotype=view.patient["phenotype"],

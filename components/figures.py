@@ -279,12 +279,14 @@ def support_segments(
     *,
     anchor_time: pd.Timestamp,
     max_day: int = 28,
+    min_minutes: float = 60.0,
 ) -> pd.DataFrame:
     """Organ-support lanes as tidy segments on the study-day axis.
 
     Returns ``lane, start_x, stop_x, label, colour, qualifying`` where ``x`` is
     ``days_since_anchor + 0.5`` (see module docstring). Infusions carry
-    ``rate_mcg_kg_min`` and, if present, ``qualifying`` (the ≥ 60-min rule, SRC-RICU vaso60).
+    ``rate_mcg_kg_min`` and, if present, ``qualifying`` (the minimum-duration rule,
+    ``SofaRules.vasopressor_min_minutes`` = ``min_minutes``, SRC-RICU vaso60).
     """
     rows: list[dict] = []
 
@@ -299,7 +301,7 @@ def support_segments(
             if r.x1 < 0.5 or r.x0 > lim:
                 continue
             minutes = (r.x1 - r.x0) * 24 * 60
-            qualifying = bool(getattr(r, "qualifying", minutes >= 60))
+            qualifying = bool(getattr(r, "qualifying", minutes >= min_minutes))
             rate = getattr(r, "rate_mcg_kg_min", getattr(r, "rate", np.nan))
             rows.append(
                 {
@@ -307,7 +309,7 @@ def support_segments(
                     "start_x": max(r.x0, 0.5),
                     "stop_x": min(r.x1, lim),
                     "label": f"{r.drug} {rate:.3g} mcg/kg/min for {minutes:.0f} min"
-                    + ("" if qualifying else " (under 60 min: not counted)"),
+                    + ("" if qualifying else f" (under {min_minutes:g} min: not counted)"),
                     "colour": ORGAN_COLOURS[ORGANS[3]] if qualifying else "#D8B5CC",
                     "qualifying": qualifying,
                 }

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from components import ids
-from components.auth import ArmVisibility, Principal, Role
+from components.server.auth import ArmVisibility, Principal, Role
 
 NAV_ITEMS = (
     ("Ward board", "/"),

@@ -5,14 +5,13 @@ All number formatting lives here (core returns numbers). Column headers carry un
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import html
 
+from components.format import fmt_number, fmt_pct, records, safe_csv_frame  # noqa: F401
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS
 from core.vocab import ORGANS, Organ
 
@@ -36,20 +35,6 @@ IMPUTATION_LABELS = {
     "locf": "imputed: carried forward from the last measured day",
     "death24": "death: scored 24",
 }
-
-
-def fmt_number(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    return f"{float(value):.{digits}f}"
-
-
-def fmt_pct(value: float, digits: int = 1) -> str:
-    return "–" if value is None or math.isnan(value) else f"{100 * value:.{digits}f} %"
 
 
 #: display precision per input column (values stay numbers; CSV keeps them rounded alike)
@@ -162,28 +147,3 @@ def why_table(rows: pd.DataFrame) -> dbc.Table:
         size="sm",
         className="why-table mb-0",
     )
-
-
-def records(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """JSON-safe records for dash-ag-grid (NaN -> None, timestamps -> ISO strings)."""
-    f = frame if columns is None else frame[list(columns)]
-    out = f.astype(object).where(f.notna(), None)
-    for c in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(f[c]):
-            out[c] = f[c].dt.strftime("%Y-%m-%d %H:%M").where(f[c].notna(), None)
-    return out.to_dict("records")
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Neutralise spreadsheet formula injection (OWASP): text cells starting with = + - @ tab
-    or carriage return get a leading apostrophe. Numbers stay numbers."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-            )
-    return out

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from components import services
-from components.auth import Role, current_principal
+from components.server.audit import audit
+from components.server.auth import Role, current_principal
+from components.server.security import mark_unmasked
 
 MIN_REASON_CHARS = 15
 
@@ -59,7 +60,6 @@ def open_modal(_n: int):
     prevent_initial_call=True,
 )
 def confirm(_n: int, reason: str | None):
-    from components.security import mark_unmasked
 
     principal = current_principal()
     if principal.role is not Role.DSMB:
@@ -67,6 +67,6 @@ def confirm(_n: int, reason: str | None):
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON_CHARS:
         return f"Please give a reason of at least {MIN_REASON_CHARS} characters.", no_update
-    services.audit("unmask", "allocation", reason[:2000], principal=principal)
+    audit("unmask", "allocation", reason[:2000], principal=principal)
     mark_unmasked()
     return "", "/cohort"

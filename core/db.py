@@ -34,7 +34,7 @@ from core import vocab
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
 
 #: version of the table layout below; bump it and append a migration when the layout changes
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: hash of an empty dataset (before the first import)
 EMPTY_HASH: Final = hashlib.sha256(b"immunosep-empty-dataset").hexdigest()
@@ -259,6 +259,16 @@ dataset_version_table = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
+#: per-trial settings that must outlive deployments and key rotations (name -> value), e.g.
+#: the DSMB's group coding ``group_a_arm`` (components.blinding); written once, never updated
+trial_keys = sa.Table(
+    "trial_keys",
+    metadata,
+    sa.Column("name", sa.String(60), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
 #: raw tables in foreign-key order (parents first)
 RAW_TABLES: Final = vocab.RAW_TABLES
 #: tables holding one patient's rows (patient_id column), raw and derived
@@ -341,8 +351,13 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
     latest layout.
 
     - 2: study-drug doses are unique by (patient, time, route), not (patient, time).
+    - 3: ``trial_keys`` (per-trial settings such as the DSMB group coding).
     """
-    return MappingProxyType({2: _v2_dose_key_with_route})
+    return MappingProxyType({2: _v2_dose_key_with_route, 3: _v3_trial_keys})
+
+
+def _v3_trial_keys(conn: Connection) -> None:
+    trial_keys.create(conn, checkfirst=True)
 
 
 def _v2_dose_key_with_route(conn: Connection) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -170,6 +170,37 @@ def load_arms(engine: Engine) -> pd.DataFrame:
     cols = [t.c.patient_id, t.c.arm]
     with engine.connect() as conn:
         return _frame(conn, sa.select(*cols).order_by(t.c.patient_id), cols)
+
+
+def load_trial_key(engine: Engine, name: str) -> str | None:
+    """A stored per-trial key (``db.trial_keys``), or None when it was never set."""
+    t = db.trial_keys
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t.c.value).where(t.c.name == name)).scalar_one_or_none()
+
+
+def ensure_trial_key(engine: Engine, name: str, value: str) -> str:
+    """Store ``value`` under ``name`` unless a value is stored already; return the stored one.
+
+    Write-once: concurrent first calls (several workers starting) agree on one value, and a
+    later call with another value never changes it.
+    """
+    stored = load_trial_key(engine, name)
+    if stored is not None:
+        return stored
+    t = db.trial_keys
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                t.insert().values(
+                    name=name, value=value, created_at=datetime.now(UTC).replace(tzinfo=None)
+                )
+            )
+    except sa.exc.IntegrityError:
+        pass  # another process stored it first: its value wins
+    stored = load_trial_key(engine, name)
+    assert stored is not None
+    return stored
 
 
 def load_daily_sofa(
@@ -366,8 +397,6 @@ def record_audit(
     detail: str | None = None,
 ) -> int:
     """Append one audit-trail entry; returns its id."""
-    from datetime import UTC
-
     with engine.begin() as conn:
         return int(
             conn.execute(

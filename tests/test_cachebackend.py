@@ -7,7 +7,7 @@ import pickle
 import pandas as pd
 from flask_caching.backends import SimpleCache
 
-from components.cachebackend import TwoLevelCache
+from components.server.cache import TwoLevelCache
 
 
 def test_cb001_values_are_copies_so_mutation_never_leaks():

@@ -7,16 +7,17 @@ import math
 import pandas as pd
 import pytest
 
-from components import cohort_figures as cf
-from components.tables import safe_csv_frame
+from components import format as fmt
+from components.cohort import charts as cf
+from components.format import safe_csv_frame
 from components.theme import GROUP_COLOURS, POOLED_COLOUR
 from core.stats import compare_proportions, consort_counts, forest_rows, kaplan_meier, table_one
 
 
 def test_coh001_comparison_texts_reproduce_the_printed_primary_row():
-    t = cf.comparison_texts(compare_proportions(46, 131, 26, 145))
+    t = fmt.comparison_texts(compare_proportions(46, 131, 26, 145))
     assert t == {"rd": "17.2 (6.8 to 27.2)", "or": "2.48 (1.42–4.32)", "p": ".002"}
-    t28 = cf.comparison_texts(compare_proportions(57, 131, 72, 145))
+    t28 = fmt.comparison_texts(compare_proportions(57, 131, 72, 145))
     assert t28["rd"] == "−6.1 (−17.6 to 5.6)"
     assert t28["or"] == "0.78 (0.49–1.26)"
 
@@ -34,7 +35,7 @@ def test_coh001_comparison_texts_reproduce_the_printed_primary_row():
     ],
 )
 def test_coh002_p_values_in_jama_style(p, text):
-    assert cf.fmt_p(p) == text
+    assert fmt.fmt_p(p) == text
 
 
 def _km():
@@ -89,7 +90,7 @@ def test_coh004_forest_rows_become_plot_rows_with_interaction_p():
     )
     fig = cf.forest_figure(rows, compared=True, difference_words="Group A − Group B")
     labels = list(fig.layout.yaxis.ticktext)
-    p = cf.fmt_p(float(rows["interaction_p"].iloc[1]))
+    p = fmt.fmt_p(float(rows["interaction_p"].iloc[1]))
     assert labels == [
         "<b>All patients</b> (n = 40)",
         f"<b>Severity</b>  (interaction P = {p})",

@@ -15,7 +15,14 @@ import pandas as pd
 import plotly
 import pytest
 
-from components.auth import ArmVisibility, Principal, Role
+from components.blinding import load_groups
+from components.cohort import BY_KEY, PANELS
+from components.cohort.publication import publication_check
+from components.data import cohort as cd
+from components.data.keys import Context
+from components.pages import cohort
+from components.server.auth import ArmVisibility, Principal, Role
+from components.server.context import dataset_info, engine
 from settings import Settings
 from tests.app import conftest as app_conftest
 
@@ -57,31 +64,48 @@ def request_ctx(app):
         yield
 
 
+def ctx(principal: Principal | None = None) -> Context:
+    return Context.current(principal)
+
+
+def compute(key: str, principal: Principal, f: cd.CohortFilters):
+    return BY_KEY[key].compute(ctx(principal), f)
+
+
+def view(key: str, principal: Principal, f: cd.CohortFilters):
+    return BY_KEY[key].view(ctx(principal), f)
+
+
+def render(key: str, principal: Principal, f: cd.CohortFilters):
+    return cohort.cached_panel(key, ctx(principal), f)
+
+
+TAB_KEYS = [p.key for p in PANELS]
+
+
 def dump(component) -> str:
-    return json.dumps(component.to_plotly_json(), cls=plotly.utils.PlotlyJSONEncoder)
+    tree = component if isinstance(component, dict) else component.to_plotly_json()
+    return json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder)
 
 
 def core_primary(last_day: int = 9) -> pd.DataFrame:
     """The primary analysis computed straight from core (no cohort_data code)."""
-    from components import services
     from core.endpoints import sofa_response
     from core.repository import load_arms
     from core.stats import arm_summary
 
-    p = services.cohort_patients()
+    p = cd.cohort_patients(ctx())
     resp = sofa_response(
-        services.cohort_daily(), p[["patient_id", "death_study_day"]], last_day=last_day
+        cd.cohort_daily(ctx()), p[["patient_id", "death_study_day"]], last_day=last_day
     )
-    df = resp.merge(load_arms(services.engine()), on="patient_id").merge(
+    df = resp.merge(load_arms(engine()), on="patient_id").merge(
         p[["patient_id", "phenotype"]], on="patient_id"
     )
     return arm_summary(df, outcome_col="responder", stratum_col="phenotype")
 
 
 def test_cohp001_primary_panel_equals_core(request_ctx):
-    from components import cohort_data as cd
-
-    res = cd.primary(FULL, cd.CohortFilters.make())
+    res = compute("primary", FULL, cd.CohortFilters.make())
     expected = core_primary()
     got = res["summary_d9"]
     pd.testing.assert_frame_equal(
@@ -93,7 +117,7 @@ def test_cohp001_primary_panel_equals_core(request_ctx):
     # the synthetic cohort reproduces the published split (clinical.md 1.8.3)
     assert (overall["events_treated"], overall["n_treated"]) == (46, 131)
     assert (overall["events_control"], overall["n_control"]) == (26, 145)
-    d15 = cd.primary(FULL, cd.CohortFilters.make())["summary_d15"]
+    d15 = compute("primary", FULL, cd.CohortFilters.make())["summary_d15"]
     pd.testing.assert_frame_equal(
         d15.drop(columns="stratum").reset_index(drop=True),
         core_primary(15).drop(columns="stratum").reset_index(drop=True),
@@ -101,10 +125,7 @@ def test_cohp001_primary_panel_equals_core(request_ctx):
 
 
 def test_cohp002_rendered_primary_table_shows_core_numbers(request_ctx):
-    from components import cohort_data as cd
-    from components.pages import cohort
-
-    blob = dump(cohort.render_panel("primary", FULL, cd.CohortFilters.make()))
+    blob = dump(render("primary", FULL, cd.CohortFilters.make()))
     assert "46/131 (35.1 %)" in blob
     assert "26/145 (17.9 %)" in blob
     assert "17.2 (6.8 to 27.2)" in blob
@@ -113,44 +134,37 @@ def test_cohp002_rendered_primary_table_shows_core_numbers(request_ctx):
 
 
 def test_cohp003_filters_change_every_number_and_counts(request_ctx):
-    from components import cohort_data as cd
-    from components.pages import cohort
-
     f = cd.CohortFilters.make(phenotype="MALS")
-    assert cd.counts(FULL, f) == (276, 48)
-    s = cd.primary(FULL, f)["summary_d9"]
+    assert cd.counts(ctx(FULL), f) == (276, 48)
+    s = compute("primary", FULL, f)["summary_d9"]
     assert (s.iloc[0]["events_treated"], s.iloc[0]["n_treated"]) == (12, 25)
     assert (s.iloc[0]["events_control"], s.iloc[0]["n_control"]) == (4, 23)
-    km = cd.survival(FULL, f, 28)["km"]
+    km = compute("survival", FULL, f)[28]["km"]
     assert sum(int(r.at_risk["n_at_risk"].iloc[0]) for r in km.values()) == 48
     assert cohort.url_search("survival", f) == "?tab=survival&phenotype=MALS"
     assert cohort.filters_from_query({"phenotype": "MALS", "age": "bogus,65-79"}).age == ("65-79",)
 
 
 def test_cohp004_km_panel_equals_core_kaplan_meier(request_ctx):
-    from components import cohort_data as cd
-    from components import services
-    from components.pages import cohort
     from core.endpoints import time_to_death
     from core.repository import load_arms
     from core.stats import cox_hr, kaplan_meier
 
-    p = services.cohort_patients()
+    p = cd.cohort_patients(ctx())
     t = time_to_death(p[["patient_id", "death_study_day"]], horizon_days=28).merge(
-        load_arms(services.engine()), on="patient_id"
+        load_arms(engine()), on="patient_id"
     )
     km = kaplan_meier(
         t["duration_days"], t["event"], t["arm"], horizon=28, at_risk_times=(0, 7, 14, 21, 28)
     )
     cox = cox_hr(t["duration_days"], t["event"], t["arm"], horizon=28)
-    data = cohort.panel_data("survival", FULL, cd.CohortFilters.make())
-    fig = data["figures"]["km28"]
+    fig = view("survival", FULL, cd.CohortFilters.make()).figures()["km28"]
     at_risk = {tr.name: [int(x) for x in tr.text] for tr in fig.data if tr.mode == "text"}
     assert at_risk == {
         "Precision immunotherapy at risk": km["precision"].at_risk["n_at_risk"].tolist(),
         "Placebo at risk": km["placebo"].at_risk["n_at_risk"].tolist(),
     }
-    res = cd.survival(FULL, cd.CohortFilters.make(), 28)
+    res = compute("survival", FULL, cd.CohortFilters.make())[28]
     assert res["cox"].hazard_ratio == pytest.approx(cox.hazard_ratio)
     assert res["mortality"].events_treated + res["mortality"].events_control == int(
         t["event"].sum()
@@ -158,26 +172,19 @@ def test_cohp004_km_panel_equals_core_kaplan_meier(request_ctx):
 
 
 def test_cohp005_table_one_equals_core_and_has_no_p_values(request_ctx):
-    from components import cohort_data as cd
-    from components.pages import cohort
-
-    t1 = cd.baseline(FULL, cd.CohortFilters.make())["by_group"]
+    t1 = compute("baseline", FULL, cd.CohortFilters.make())["by_group"]
     age = t1[t1["variable"] == "age_years"].set_index("group")
-    df = cd.analysis_frame(FULL, cd.CohortFilters.make())
+    df = cd.analysis_frame(ctx(FULL), cd.CohortFilters.make())
     for label in ("Precision immunotherapy", "Placebo"):
         assert age.loc[label, "mean"] == pytest.approx(
             df.loc[df["group"] == label, "age_years"].mean()
         )
-    frame, _labels = cohort.panel_data("baseline", FULL, cd.CohortFilters.make())["tables"][
-        "table1_group"
-    ]
+    frame = view("baseline", FULL, cd.CohortFilters.make()).tables()["table1_group"]
     assert "SMD" in frame.columns
     assert not [c for c in frame.columns if re.search(r"\bp\b|p-value", c, re.IGNORECASE)]
 
 
 def test_cohp006_blinded_code_path_never_loads_the_arm(request_ctx, monkeypatch):
-    from components import cohort_data as cd
-    from components.pages import cohort
     from core import repository
 
     def refuse(*_a, **_k):
@@ -185,23 +192,21 @@ def test_cohp006_blinded_code_path_never_loads_the_arm(request_ctx, monkeypatch)
 
     monkeypatch.setattr(repository, "load_arms", refuse)
     f = cd.CohortFilters.make(country="Greece")  # a fresh cache key
-    for tab in cohort.TAB_KEYS:
-        cohort.render_panel(tab, NONE, f)
-    assert "group" not in cd.analysis_frame(NONE, f).columns
+    for tab in TAB_KEYS:
+        render(tab, NONE, f)
+    assert "group" not in cd.analysis_frame(ctx(NONE), f).columns
     with pytest.raises(PermissionError):
-        cd._group_frame("v", NONE.scope, ArmVisibility.NONE)
+        load_groups("v", ArmVisibility.NONE)
 
 
 @pytest.mark.parametrize("principal", [NONE, CODED, FULL], ids=["blinded", "coded", "full"])
 def test_cohp007_layout_and_every_tab_respect_blinding(request_ctx, principal):
-    from components import cohort_data as cd
-    from components.pages import cohort
 
     f = cd.CohortFilters.make()
     parts = [dump(cohort.build_layout(principal, {}))]
-    parts += [dump(cohort.render_panel(tab, principal, f)) for tab in cohort.TAB_KEYS]
+    parts += [dump(render(tab, principal, f)) for tab in TAB_KEYS]
     csv = [
-        t.to_csv() for tab in cohort.TAB_KEYS for t in cohort.all_tables(principal, f, tab).values()
+        t.to_csv() for tab in TAB_KEYS for t in cohort.all_tables(ctx(principal), f, tab).values()
     ]
     blob = "\n".join(parts + csv)
     low = blob.lower()
@@ -224,9 +229,7 @@ def test_cohp007_layout_and_every_tab_respect_blinding(request_ctx, principal):
 
 
 def test_cohp008_coded_view_orders_by_letter_and_differences_are_a_minus_b(request_ctx):
-    from components import cohort_data as cd
-
-    res = cd.primary(CODED, cd.CohortFilters.make())
+    res = compute("primary", CODED, cd.CohortFilters.make())
     props = res["proportions_d9"]
     assert list(props.loc[props["stratum"] == "overall", "group"]) == ["Group A", "Group B"]
     s = res["summary_d9"].iloc[0]
@@ -236,10 +239,7 @@ def test_cohp008_coded_view_orders_by_letter_and_differences_are_a_minus_b(reque
 
 
 def test_cohp009_publication_badge_is_green_on_the_published_counts(request_ctx):
-    from components import cohort_data as cd
-    from components.pages import cohort
-
-    check = cd.publication_check()
+    check = publication_check()
     assert check["match"].all()
     primary = check.iloc[0]
     assert primary["computed_rd"] == "17.2 (6.8 to 27.2)"
@@ -249,34 +249,28 @@ def test_cohp009_publication_badge_is_green_on_the_published_counts(request_ctx)
 
 
 def test_cohp010_drilldown_lists_the_patients_behind_a_number(request_ctx):
-    from components import cohort_data as cd
-
     f = cd.CohortFilters.make()
     title, frame = cd.drilldown(
-        FULL, f, "responders", stratum="overall", group="Precision immunotherapy"
+        ctx(FULL), f, "responders", stratum="overall", group="Precision immunotherapy"
     )
     assert len(frame) == 46
     assert frame["responder_d9"].all()
     assert title.startswith("Responders (day 9)")
-    _t, blinded = cd.drilldown(NONE, f, "responders", stratum="overall", group="Placebo")
+    _t, blinded = cd.drilldown(ctx(NONE), f, "responders", stratum="overall", group="Placebo")
     assert blinded.empty
-    _t, pooled = cd.drilldown(NONE, f, "responders", stratum="overall")
+    _t, pooled = cd.drilldown(ctx(NONE), f, "responders", stratum="overall")
     assert len(pooled) == 72
     assert "group" not in pooled.columns
     aesi_pt = "Anaemia"
-    title, hidden = cd.drilldown(NONE, f, "ae", pt=aesi_pt)
+    title, hidden = cd.drilldown(ctx(NONE), f, "ae", pt=aesi_pt)
     assert hidden.empty
     assert "could reveal allocation" in title
 
 
 def test_cohp011_report_is_stamped_and_self_contained(request_ctx):
-    from components import cohort_data as cd
-    from components import services
-    from components.pages import cohort
-
     f = cd.CohortFilters.make(phenotype="SIP")
     text = cohort.report_html(NONE, f, now=datetime(2025, 1, 2, 3, 4, 5))
-    assert services.dataset_info().version in text
+    assert dataset_info().version in text
     assert "phenotype: SIP" in text
     assert "Blinded: pooled and by immune state only" in text
     assert "Blinded monitor (monitor)" in text
@@ -290,33 +284,31 @@ def test_cohp011_report_is_stamped_and_self_contained(request_ctx):
 
 
 def test_cohp012_completeness_query_list_matches_core_endpoint(request_ctx):
-    from components import cohort_data as cd
-    from components import services
     from core.endpoints import sofa_response
 
-    res = cd.completeness(NONE, cd.CohortFilters.make())
-    p = services.cohort_patients()
-    resp = sofa_response(services.cohort_daily(), p[["patient_id", "death_study_day"]])
+    res = compute("completeness", NONE, cd.CohortFilters.make())
+    p = cd.cohort_patients(ctx())
+    resp = sofa_response(cd.cohort_daily(ctx()), p[["patient_id", "death_study_day"]])
     locf = set(resp.loc[resp["n_locf_days"] > 0, "patient_id"])
     assert locf <= set(res["query"]["patient_id"])
     grid = res["grid"]
     assert grid["share_measured"].between(0, 1).all()
     assert int(grid["n_patient_days"].sum()) == int(
-        services.cohort_daily()["study_day"].between(1, 15).sum()
+        cd.cohort_daily(ctx())["study_day"].between(1, 15).sum()
     )
 
 
-def test_cohp013_warm_cache_answers_quickly(request_ctx):
-    import time
-
-    from components import cohort_data as cd
-    from components.pages import cohort
-
+def test_cohp013_warm_panel_is_served_from_the_cache(request_ctx, monkeypatch):
     f = cd.CohortFilters.make(age="65-79")
-    cohort.render_panel("primary", FULL, f)
-    started = time.perf_counter()
-    cohort.render_panel("primary", FULL, f)
-    assert time.perf_counter() - started < 1.0
+    first = render("primary", FULL, f)
+
+    def fail(*_a, **_k):
+        raise AssertionError("a warm panel must not be rendered again")
+
+    monkeypatch.setattr(cohort, "render_view", fail)
+    assert render("primary", FULL, f) == first
+    with pytest.raises(AssertionError, match="rendered again"):  # another key is computed
+        render("primary", FULL, cd.CohortFilters.make(age="ge80"))
 
 
 def test_cohp014_pages_registry_keeps_the_cohort_page(app):

@@ -8,8 +8,11 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
-from components import services, tables
-from components.auth import Role, current_principal
+from components.format import records, safe_csv_frame
+from components.server.audit import audit
+from components.server.auth import Role, current_principal
+from components.server.context import engine
+from core.repository import load_audit
 
 AUDIT_ROLES = (Role.STATISTICIAN,)
 
@@ -25,9 +28,7 @@ def layout(**_: str) -> html.Div:
                 ),
             ]
         )
-    from core.repository import load_audit
-
-    audit = load_audit(services.engine()).sort_values("id", ascending=False)
+    trail = load_audit(engine()).sort_values("id", ascending=False)
     return html.Div(
         [
             html.H1("Audit trail", className="h4"),
@@ -42,8 +43,8 @@ def layout(**_: str) -> html.Div:
             dcc.Download(id="audit-download"),
             dag.AgGrid(
                 id="audit-grid",
-                rowData=tables.records(audit),
-                columnDefs=[{"field": c} for c in audit.columns],
+                rowData=records(trail),
+                columnDefs=[{"field": c} for c in trail.columns],
                 defaultColDef={
                     "sortable": True,
                     "filter": True,
@@ -67,10 +68,8 @@ def download(_n: int):
     principal = current_principal()
     if principal.role not in AUDIT_ROLES:
         return dash.no_update
-    from core.repository import load_audit
-
-    services.audit("export", "audit_log")
-    frame = tables.safe_csv_frame(load_audit(services.engine()))
+    audit("export", "audit_log")
+    frame = safe_csv_frame(load_audit(engine()))
     return dcc.send_data_frame(frame.to_csv, "audit-trail.csv", index=False)
 
 

@@ -1,20 +1,17 @@
-"""Cohort page for trial monitors and the DSMB (issue 7).
-
-One tab per panel (flow, baseline, primary, trajectories, survival, immune, safety,
-completeness), rendered lazily: only the active tab is computed, by the cached functions of
-:mod:`components.cohort_data`, and drawn by the pure builders of
-:mod:`components.cohort_figures`. Filters and the tab live in the URL
+"""Cohort page for trial monitors and the DSMB: one tab per panel of
+:data:`components.cohort.PANELS`, rendered lazily (only the active tab is computed), filters,
+drill-down, CSV per table and the one-click HTML report. Filters and the tab live in the URL
 (``/cohort?tab=primary&phenotype=SIP&age=65-79``), so a link reproduces the view.
 
-Blinding is decided on the server from ``current_principal().arm_visibility``: blinded roles
-get pooled / by-phenotype panels (the arm table is not even loaded), the DSMB closed session
-gets coded groups. Component ids, the URL and stores never carry a group; table columns of
-groups are the neutral fields ``g0``, ``g1`` with the label only as the header.
+Blinding is decided on the server by :mod:`components.blinding` through the data layer:
+blinded roles get pooled / by-phenotype panels (the arm table is not even loaded), the DSMB
+closed session gets coded groups. Component ids, the URL and stores never carry a group; table
+columns of groups are the neutral fields ``g0``, ``g1`` with the label only as the header.
 """
 
 from __future__ import annotations
 
-import html as html_lib
+import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -23,26 +20,25 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
+import plotly
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from components import cohort_data as cd
-from components import cohort_figures as cf
-from components import ids, services
-from components.auth import ArmVisibility, Principal, current_principal
-from components.tables import records, safe_csv_frame
+from components import ids
+from components.blinding import BLINDING_WORDS, HIDDEN, groups_for
+from components.cohort import BY_KEY, DEFAULT_PANEL, PANELS, Panel, PanelView, report
+from components.cohort.panel import Drill
+from components.cohort.publication import publication_check
+from components.data import cohort as data
+from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
+from components.data.keys import Context
+from components.format import fmt_num, records, safe_csv_frame
+from components.server.audit import audit
+from components.server.auth import ArmVisibility, Principal, current_principal
+from components.server.cache import cache
+from components.server.context import dataset_info
+from components.theme import PHENOTYPE_LABELS
+from core.vocab import Phenotype
 
-TABS = (
-    ("flow", "CONSORT flow"),
-    ("baseline", "Baseline (Table 1)"),
-    ("primary", "Primary endpoint"),
-    ("trajectories", "SOFA trajectories"),
-    ("survival", "Survival"),
-    ("immune", "Immune reversal"),
-    ("safety", "Safety"),
-    ("completeness", "Data completeness"),
-)
-TAB_KEYS = tuple(k for k, _ in TABS)
-DEFAULT_TAB = "primary"
 FILTER_LABELS = {
     "site": "Site",
     "country": "Country",
@@ -51,16 +47,21 @@ FILTER_LABELS = {
     "age": "Age band",
     "sofa": "Baseline SOFA band",
 }
-HIDDEN = "hidden: could reveal allocation"
-BLINDING_WORDS = {
-    ArmVisibility.NONE: "Blinded: pooled and by immune state only",
-    ArmVisibility.CODED: "Closed session: coded groups (Group A / Group B)",
-    ArmVisibility.FULL: "Unblinded: treatment allocation shown",
-}
+#: drill-down rows shown on the page (the CSV of a table has them all)
+DRILL_MAX_ROWS = 500
 
 
 def filter_id(name: str) -> str:
     return f"cohort-f-{name}"
+
+
+def panel_for(tab: str | None) -> Panel:
+    return BY_KEY.get(tab or "", DEFAULT_PANEL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering a PanelView as components (pure)
+# ---------------------------------------------------------------------------------------------
 
 
 def graph(name: str, fig: Any) -> dcc.Graph:
@@ -114,313 +115,36 @@ def hidden_chip(explanation: str) -> html.Div:
     )
 
 
-def section(title: str, *children: Any, csv: str | None = None) -> dbc.Card:
-    head = [html.H2(title, className="h6 d-inline-block mb-2")]
-    if csv:
-        head.append(csv_button(csv))
-    return dbc.Card(dbc.CardBody([html.Div(head), *children]), className="mb-3")
+def render_view(panel: Panel, view: PanelView) -> html.Div:
+    """A panel's sections as cards: figure, then table, with a CSV button per table."""
+    children: list[Any] = [html.H2(panel.label, className="h5 mb-2 cohort-panel-title")]
+    children += [hidden_chip(c) for c in view.chips]
+    children += [html.P(n, className="small text-muted mb-2") for n in view.notes]
+    for s in view.sections:
+        has_table = s.table_name is not None and s.table is not None
+        head: list[Any] = [html.H2(s.title, className="h6 d-inline-block mb-2")]
+        if has_table:
+            head.append(csv_button(s.table_name))
+        parts: list[Any] = [html.Div(head)]
+        if s.figure is not None and s.figure_name is not None:
+            parts.append(graph(s.figure_name, s.figure))
+        if has_table:
+            parts.append(grid(s.table_name, s.table, dict(s.headers)))
+        children.append(dbc.Card(dbc.CardBody(parts), className="mb-3"))
+    return html.Div(children, className=f"cohort-panel cohort-panel-{panel.key}")
 
 
-def group_headers(labels: tuple[str, ...], suffix: str = "") -> dict[str, str]:
-    return {f"g{i}": f"{lab}{suffix}" for i, lab in enumerate(labels)}
+@cache.memoize()
+def _panel_json(context: Context, key: str, filters: CohortFilters) -> dict[str, Any]:
+    """A rendered panel as plain component JSON, memoized per context (version, rules, access)
+    and filters: building plotly figures costs far more than fetching their JSON."""
+    panel = BY_KEY[key]
+    tree = render_view(panel, panel.view(context, filters))
+    return json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder))
 
 
-# ---------------------------------------------------------------------------------------------
-# Panels: content + the display frames behind every table (also used for CSV and the report)
-# ---------------------------------------------------------------------------------------------
-
-
-def panel_data(tab: str, principal: Principal, filters: cd.CohortFilters) -> dict[str, Any]:
-    """Figures and display tables of one tab: ``{"figures": {...}, "tables": {...}, ...}``."""
-    g = cd.groups_for(principal.arm_visibility)
-    rules = services.settings().endpoint_rules
-    figs: dict[str, Any] = {}
-    tables: dict[str, tuple[pd.DataFrame, dict[str, str]]] = {}
-    notes: list[str] = []
-    chips: list[str] = []
-    if tab == "flow":
-        res = cd.consort(principal, filters)
-        figs["consort"] = cf.consort_figure(res["counts"], order=g.labels, title="CONSORT flow")
-        tables["consort"] = (cf.consort_table(res["counts"]), {})
-        notes += res["notes"]
-    elif tab == "baseline":
-        res = cd.baseline(principal, filters)
-        tables["table1_group"] = (
-            cf.table_one_display(res["by_group"], g.labels),
-            group_headers(g.labels),
-        )
-        tables["table1_phenotype"] = (
-            cf.table_one_display(res["by_phenotype"], cd.PHENOTYPE_STRATA),
-            group_headers(cd.PHENOTYPE_STRATA),
-        )
-        notes.append(
-            "No baseline p-values (CONSORT): balance is shown as the absolute standardized "
-            "mean difference (SMD; < 0.1 is usually read as balanced)."
-        )
-    elif tab == "primary":
-        res = cd.primary(principal, filters)
-        for tag, last in (("d9", rules.last_day), ("d15", rules.day15_last_day)):
-            figs[f"responders_{tag}"] = cf.responders_figure(
-                res[f"proportions_{tag}"],
-                g.labels,
-                title=f"SOFA response by day {last} (decrease > {rules.threshold})",
-                threshold=rules.threshold,
-            )
-            tables[f"primary_{tag}"] = (
-                cf.primary_table(res[f"proportions_{tag}"], res[f"summary_{tag}"], g.labels),
-                group_headers(g.labels, ": responders [95 % CI]"),
-            )
-        if len(res["forest"]):
-            figs["forest"] = cf.forest_figure(
-                res["forest"],
-                compared=g.compared,
-                difference_words=g.difference_words,
-                title="Subgroups (day-9 response; exploratory)",
-            )
-            tables["forest"] = (
-                cf.forest_table(res["forest"], compared=g.compared),
-                group_headers(g.labels),
-            )
-        if g.compared:
-            notes.append(
-                f"Risk difference = {g.difference_words} (percentage points, Newcombe 95 % CI); "
-                "odds ratio with Woolf 95 % CI; two-sided Fisher exact P; interaction P from a "
-                "logistic likelihood-ratio test. Subgroup analyses are exploratory."
-            )
-        else:
-            notes.append(
-                "Pooled responder proportions with Wilson 95 % CI; comparisons between "
-                "allocation groups are not shown in the blinded view."
-            )
-    elif tab == "trajectories":
-        res = cd.trajectories(principal, filters)
-        figs["trajectories"] = cf.trajectory_figure(
-            res["trajectories"], title="Mean SOFA by study day (95 % CI)"
-        )
-        figs["decrease"] = cf.decrease_histogram(
-            res["decrease_histogram"],
-            threshold=rules.threshold,
-            title=f"Day-9 SOFA decrease ({res['n_evaluable']} evaluable patients)",
-        )
-        traj = res["trajectories"].rename(
-            columns={
-                "arm": "Group",
-                "study_day": "Study day",
-                "n_patients": "Patients (n)",
-                "mean_sofa": "Mean SOFA (points)",
-                "sd_sofa": "SD (points)",
-                "ci_lower": "95 % CI lower",
-                "ci_upper": "95 % CI upper",
-            }
-        )
-        tables["trajectories"] = (traj.round(2), {})
-    elif tab == "survival":
-        for horizon in (28, 90):
-            res = cd.survival(principal, filters, horizon)
-            ann = cf.km_annotation(
-                res["logrank"],
-                res["cox"],
-                ratio_words=g.difference_words.replace(" − ", " vs ") if g.compared else "",
-            )
-            if not g.compared and res["logrank"] is not None:
-                ann = ann.replace("Log-rank P", "Log-rank P (MALS vs SIP)")
-            figs[f"km{horizon}"] = cf.km_figure(
-                res["km"],
-                horizon=horizon,
-                annotation=ann,
-                title=f"Survival to day {horizon}",
-            )
-            tables[f"at_risk_{horizon}"] = (cf.km_table(res["km"]), {})
-            if res["mortality"] is not None:
-                t = cf.comparison_texts(res["mortality"])
-                m = res["mortality"]
-                tables[f"mortality_{horizon}"] = (
-                    pd.DataFrame(
-                        [
-                            {
-                                "Outcome": f"{horizon}-day mortality",
-                                "g0": cf.fmt_prop(m.events_treated, m.n_treated),
-                                "g1": cf.fmt_prop(m.events_control, m.n_control),
-                                "Risk difference, % (95 % CI)": t["rd"],
-                                "Odds ratio (95 % CI)": t["or"],
-                                "Fisher P": t["p"],
-                            }
-                        ]
-                    ),
-                    group_headers(g.labels),
-                )
-        if not g.compared:
-            chips.append("Survival by allocation group is not shown in the blinded view.")
-    elif tab == "immune":
-        res = cd.immune(principal, filters)
-        figs["reversal"] = cf.reversal_figure(
-            res["reversal_props"],
-            g.labels,
-            title=f"Immune reversal by day 28 ({res['n_evaluable']} patients with ≥ 2 samples)",
-        )
-        figs["phenotype_shift"] = cf.phenotype_shift_figure(
-            res["phenotype_over_time"],
-            windows=[w[2] for w in cd.SHIFT_WINDOWS],
-            title="Immune state over time (last sample per window)",
-        )
-        if len(res["reversal"]):
-            tables["reversal"] = (
-                cf.primary_table(res["reversal_props"], res["reversal"], g.labels),
-                group_headers(g.labels, ": reversed [95 % CI]"),
-            )
-        if len(res["shifts"]):
-            tables["shifts"] = (res["shifts"].rename(columns={"arm": "Group"}), {})
-        if not g.compared:
-            chips.append(
-                "Post-baseline HLA-DR and ferritin by allocation group (they move with the "
-                "active products) are withheld; pooled summaries only."
-            )
-        notes.append(
-            "SIP reversal: HLA-DR > 8000 AB/C with ferritin < 4420 ng/mL; MALS reversal: "
-            "ferritin fall ≥ 15 % from baseline."
-        )
-    elif tab == "safety":
-        res = cd.safety(principal, filters)
-        figs["ae"] = cf.ae_figure(
-            res["table"],
-            list(res["n_by_group"]),
-            title="Most frequent adverse events (preferred terms)",
-        )
-        labels = tuple(res["n_by_group"])
-        heads = {}
-        for i, lab in enumerate(labels):
-            heads[f"g{i}"] = f"{lab} (n = {res['n_by_group'][lab]}): patients (%) · events"
-            heads[f"g{i}_serious"] = f"{lab}: serious (patients)"
-            heads[f"g{i}_severe"] = f"{lab}: severe (patients)"
-        tables["ae"] = (cf.ae_table(res["table"], labels), heads)
-        if res["aesi"]:
-            rows = []
-            for item in res["aesi"]:
-                m = item["comparison"]
-                t = cf.comparison_texts(m)
-                rows.append(
-                    {
-                        "Adverse event of special interest": item["aesi"],
-                        "g0": cf.fmt_prop(m.events_treated, m.n_treated),
-                        "g1": cf.fmt_prop(m.events_control, m.n_control),
-                        "Risk difference, % (95 % CI)": t["rd"],
-                        "Fisher P": t["p"],
-                    }
-                )
-            tables["aesi"] = (pd.DataFrame(rows), group_headers(g.labels))
-        else:
-            chips.append(
-                "Anemia and hemorrhage (adverse events of special interest) by allocation "
-                "group, and the patients behind them, are withheld; pooled counts only."
-            )
-        deaths = res["deaths"].rename(
-            columns={
-                "patient_id": "Patient",
-                "site_id": "Site",
-                "phenotype": "Immune state",
-                "death_study_day": "Study day of death",
-                "group": "Group",
-            }
-        )
-        tables["deaths"] = (deaths, {})
-    elif tab == "completeness":
-        res = cd.completeness(principal, filters)
-        figs["completeness"] = cf.completeness_heatmap(
-            res["grid"], title="SOFA components measured (not imputed), % per site and study day"
-        )
-        tables["query"] = (
-            res["query"].rename(
-                columns={
-                    "patient_id": "Patient",
-                    "site_id": "Site",
-                    "day1_components_imputed": "Day-1 components imputed (scored 0)",
-                    "days_2_9_carried_forward": "Days 2–9 carried forward (LOCF)",
-                    "days_2_9_scored_24_after_death": "Days 2–9 scored 24 (death)",
-                    "sofa_decrease_day9": "Day-9 SOFA decrease (points)",
-                    "responder_day9": "Responder (day 9)",
-                }
-            ),
-            {},
-        )
-        notes.append(
-            "Query list: patients whose primary endpoint uses imputed days (day-1 components "
-            "scored 0, or days 2–9 carried forward). Export it to raise data queries."
-        )
-    else:
-        raise ValueError(f"unknown tab {tab!r}")
-    return {"figures": figs, "tables": tables, "notes": notes, "chips": chips}
-
-
-TABLE_TITLES = {
-    "consort": "CONSORT counts",
-    "table1_group": "Table 1 by allocation group",
-    "table1_phenotype": "Table 1 by immune state",
-    "primary_d9": "Primary endpoint: SOFA response by day 9",
-    "primary_d15": "Secondary endpoint: SOFA response by day 15",
-    "forest": "Subgroup estimates",
-    "trajectories": "Mean SOFA by study day",
-    "at_risk_28": "Numbers at risk (day 28)",
-    "at_risk_90": "Numbers at risk (day 90)",
-    "mortality_28": "28-day mortality",
-    "mortality_90": "90-day mortality",
-    "reversal": "Immune reversal by day 28",
-    "shifts": "Immune-state shifts",
-    "ae": "Adverse events by system organ class and preferred term",
-    "aesi": "Adverse events of special interest",
-    "deaths": "Deaths to day 90",
-    "query": "Endpoint depends on imputed days: query list",
-}
-
-
-def table_title(name: str, principal: Principal) -> str:
-    title = TABLE_TITLES.get(name, name)
-    if name == "table1_group" and principal.arm_visibility is ArmVisibility.NONE:
-        return "Table 1 (pooled)"
-    return title
-
-
-def render_panel(tab: str, principal: Principal, filters: cd.CohortFilters) -> html.Div:
-    data = panel_data(tab, principal, filters)
-    figs, tables = data["figures"], data["tables"]
-    children: list[Any] = [html.H2(dict(TABS)[tab], className="h5 mb-2 cohort-panel-title")]
-    children += [hidden_chip(c) for c in data["chips"]]
-    children += [html.P(n, className="small text-muted mb-2") for n in data["notes"]]
-    pairs = {
-        "primary": [
-            ("responders_d9", "primary_d9"),
-            ("responders_d15", "primary_d15"),
-            ("forest", "forest"),
-        ],
-        "survival": [
-            ("km28", "mortality_28"),
-            (None, "at_risk_28"),
-            ("km90", "mortality_90"),
-            (None, "at_risk_90"),
-        ],
-        "flow": [("consort", "consort")],
-        "trajectories": [("trajectories", None), ("decrease", "trajectories")],
-        "immune": [("reversal", "reversal"), ("phenotype_shift", "shifts")],
-        "safety": [("ae", "ae"), (None, "aesi"), (None, "deaths")],
-        "completeness": [("completeness", None), (None, "query")],
-        "baseline": [(None, "table1_group"), (None, "table1_phenotype")],
-    }[tab]
-    for fig_name, table_name in pairs:
-        parts: list[Any] = []
-        if fig_name and fig_name in figs:
-            parts.append(graph(fig_name, figs[fig_name]))
-        if table_name and table_name in tables:
-            frame, labels = tables[table_name]
-            parts.append(grid(table_name, frame, labels))
-        if parts:
-            title = (
-                table_title(table_name, principal)
-                if table_name in tables
-                else (figs[fig_name].layout.title.text or fig_name)
-            )
-            children.append(
-                section(title, *parts, csv=table_name if table_name in tables else None)
-            )
-    return html.Div(children, className=f"cohort-panel cohort-panel-{tab}")
+def cached_panel(tab: str, context: Context, filters: CohortFilters) -> dict[str, Any]:
+    return _panel_json(context, panel_for(tab).key, filters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +153,7 @@ def render_panel(tab: str, principal: Principal, filters: cd.CohortFilters) -> h
 
 
 def publication_badge() -> html.Span:
-    check = cd.publication_check()
+    check = publication_check()
     ok = bool(check["match"].all())
     details = "; ".join(
         f"{r['outcome']} {r['counts']}: RD {r['computed_rd']} (printed {r['published_rd']}), "
@@ -456,8 +180,8 @@ def publication_badge() -> html.Span:
 # ---------------------------------------------------------------------------------------------
 
 
-def filters_from_query(query: dict[str, Any]) -> cd.CohortFilters:
-    return cd.CohortFilters.make(**{k: query.get(k) for k in cd.FILTER_FIELDS})
+def filters_from_query(query: dict[str, Any]) -> CohortFilters:
+    return CohortFilters.make(**{k: query.get(k) for k in FILTER_FIELDS})
 
 
 def count_text(before: int, after: int) -> str:
@@ -466,39 +190,51 @@ def count_text(before: int, after: int) -> str:
     return f"{after} of {before} analysed patients after filtering"
 
 
-def filter_bar(principal: Principal, filters: cd.CohortFilters) -> dbc.Row:
-    options = cd.filter_options(principal)
-    cols = []
-    for name in cd.FILTER_FIELDS:
-        cols.append(
-            dbc.Col(
-                [
-                    dbc.Label(
-                        FILTER_LABELS[name], html_for=filter_id(name), className="small mb-0"
-                    ),
-                    dcc.Dropdown(
-                        id=filter_id(name),
-                        options=getattr(options, name),
-                        value=list(getattr(filters, name)),
-                        multi=True,
-                        placeholder="all",
-                    ),
-                ],
-                md=2,
-            )
+def filter_options(context: Context) -> dict[str, list[dict[str, str]]]:
+    counted = data.filter_counts(context)
+
+    def label(name: str, value: str) -> str:
+        return PHENOTYPE_LABELS[Phenotype(value)] if name == "phenotype" else value
+
+    out = {
+        name: [{"label": f"{label(name, v)} ({n})", "value": v} for v, n in values]
+        for name, values in counted.items()
+    }
+    out["age"] = [{"label": lab, "value": k} for k, lab, _lo, _hi in AGE_BANDS]
+    out["sofa"] = [{"label": lab, "value": k} for k, lab, _lo, _hi in SOFA_BANDS]
+    return out
+
+
+def filter_bar(context: Context, filters: CohortFilters) -> dbc.Row:
+    options = filter_options(context)
+    cols = [
+        dbc.Col(
+            [
+                dbc.Label(FILTER_LABELS[name], html_for=filter_id(name), className="small mb-0"),
+                dcc.Dropdown(
+                    id=filter_id(name),
+                    options=options[name],
+                    value=list(getattr(filters, name)),
+                    multi=True,
+                    placeholder="all",
+                ),
+            ],
+            md=2,
         )
+        for name in FILTER_FIELDS
+    ]
     return dbc.Row(cols, className="g-2 mb-2")
 
 
 def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
-    tab = query.get("tab") if query.get("tab") in TAB_KEYS else DEFAULT_TAB
+    panel = panel_for(query.get("tab"))
     filters = filters_from_query(query)
-    info = services.dataset_info()
-    if not info.ready:
+    if not dataset_info().ready:
         return html.Div(
             [html.H1("Cohort", className="h4"), dbc.Alert("No data loaded yet.", color="info")]
         )
-    before, after = cd.counts(principal, filters)
+    context = Context.current(principal)
+    before, after = data.counts(context, filters)
     vis = principal.arm_visibility
     return html.Div(
         [
@@ -522,18 +258,18 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 ],
                 className="mb-2",
             ),
-            html.Div(filter_bar(principal, filters), id=ids.COHORT_FILTERS),
+            html.Div(filter_bar(context, filters), id=ids.COHORT_FILTERS),
             html.Div(
                 count_text(before, after), id=ids.COHORT_COUNT, className="small mb-2 fw-semibold"
             ),
             dbc.Tabs(
-                [dbc.Tab(label=label, tab_id=key) for key, label in TABS],
+                [dbc.Tab(label=p.label, tab_id=p.key) for p in PANELS],
                 id=ids.COHORT_TABS,
-                active_tab=tab,
+                active_tab=panel.key,
                 className="mb-3",
             ),
             dcc.Loading(
-                html.Div(cached_panel(tab, principal, filters), id="cohort-panel"),
+                html.Div(cached_panel(panel.key, context, filters), id="cohort-panel"),
                 delay_show=300,
             ),
             dbc.Card(
@@ -560,18 +296,22 @@ def layout(**query: str) -> html.Div:
 
 
 # ---------------------------------------------------------------------------------------------
-# Callbacks (thin: parse inputs → cached functions → pure builders)
+# Callbacks (thin: parse inputs → data / panels → pure builders)
 # ---------------------------------------------------------------------------------------------
 
-FILTER_INPUTS = [Input(filter_id(n), "value") for n in cd.FILTER_FIELDS]
-FILTER_STATES = [State(filter_id(n), "value") for n in cd.FILTER_FIELDS]
+FILTER_INPUTS = [Input(filter_id(n), "value") for n in FILTER_FIELDS]
+FILTER_STATES = [State(filter_id(n), "value") for n in FILTER_FIELDS]
 
 
-def _filters(values: tuple[Any, ...]) -> cd.CohortFilters:
-    return cd.CohortFilters.make(**dict(zip(cd.FILTER_FIELDS, values, strict=True)))
+def _filters(values: tuple[Any, ...]) -> CohortFilters:
+    return CohortFilters.make(**dict(zip(FILTER_FIELDS, values, strict=True)))
 
 
-def url_search(tab: str, filters: cd.CohortFilters) -> str:
+def filters_describe(values: tuple[Any, ...]) -> str:
+    return "filters: " + _filters(values).describe()
+
+
+def url_search(tab: str, filters: CohortFilters) -> str:
     return "?" + urlencode({"tab": tab, **filters.query()})
 
 
@@ -584,72 +324,26 @@ def url_search(tab: str, filters: cd.CohortFilters) -> str:
     prevent_initial_call=True,
 )
 def update_panel(tab: str, *values: Any):
-    principal = current_principal()
-    tab = tab if tab in TAB_KEYS else DEFAULT_TAB
+    context = Context.current(current_principal())
+    panel = panel_for(tab)
     filters = _filters(values)
-    before, after = cd.counts(principal, filters)
+    before, after = data.counts(context, filters)
     return (
-        cached_panel(tab, principal, filters),
+        cached_panel(panel.key, context, filters),
         count_text(before, after),
-        url_search(tab, filters),
+        url_search(panel.key, filters),
     )
 
 
-@services.cache.memoize()
-def _panel_json(
-    version: str, rules_key: str, access: Principal, tab: str, filters_key: tuple[Any, ...]
-) -> dict[str, Any]:
-    """A rendered panel as plain component JSON, memoized per data version, rules, access
-    (role, sites, unmask state), tab and filters: building plotly figures costs far more than
-    fetching their JSON. Rendered for ``access`` itself, never for the ambient request user."""
-    import json
-
-    import plotly
-
-    tree = render_panel(tab, access, cd.CohortFilters.make(**dict(filters_key)))
-    return json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder))
-
-
-def cached_panel(tab: str, principal: Principal, filters: cd.CohortFilters) -> dict[str, Any]:
-    s = services.settings()
-    return _panel_json(
-        services.dataset_info().version,
-        s.sofa_rules.key(),
-        principal.for_cache(),
-        tab,
-        filters.key(),
-    )
-
-
-def drill_selection(
-    trigger: dict[str, Any], click: dict[str, Any] | None
-) -> tuple[str, dict] | None:
-    """Map a click on a named figure / grid to a drill-down selection."""
-    if not click:
-        return None
+def drill_selection(trigger: dict[str, Any], click: dict[str, Any] | None) -> Drill | None:
+    """The drill-down behind a click on a named cohort figure or grid: asked of the panel that
+    draws the element (element names are unique over all panels)."""
     name = trigger.get("name")
-    if trigger.get("type") == "cohort-graph":
-        points = click.get("points") or []
-        if not points:
-            return None
-        pt = points[0]
-        custom = pt.get("customdata")
-        if name in ("responders_d9", "responders_d15") and custom:
-            return "responders", {"stratum": custom[0], "group": custom[1], "endpoint": name[-2:]}
-        if name == "ae" and custom:
-            return "ae", {"pt": custom[0], "group": custom[1]}
-        if name == "completeness":
-            return "site_day", {"site_id": pt.get("y"), "study_day": pt.get("x")}
+    if trigger.get("type") not in ("cohort-graph", "cohort-grid") or not click:
         return None
-    if trigger.get("type") == "cohort-grid" and name in ("primary_d9", "primary_d15"):
-        col = click.get("colId") or ""
-        stratum = (click.get("data") or {}).get("stratum_key")
-        if col.startswith("g") and col[1:].isdigit() and stratum:
-            return "responders", {
-                "stratum": stratum,
-                "group_index": int(col[1:]),
-                "endpoint": name[-2:],
-            }
+    for panel in PANELS:
+        if name in panel.drills:
+            return panel.drill(name, click)
     return None
 
 
@@ -664,28 +358,27 @@ def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
     trigger = ctx.triggered_id
     if not isinstance(trigger, dict) or not ctx.triggered:
         return no_update
-    click = ctx.triggered[0]["value"]
-    sel = drill_selection(dict(trigger), click)
+    sel = drill_selection(dict(trigger), ctx.triggered[0]["value"])
     if sel is None:
         return no_update
     kind, args = sel
-    principal = current_principal()
-    g = cd.groups_for(principal.arm_visibility)
+    context = Context.current(current_principal())
     if "group_index" in args:
+        labels = groups_for(context.visibility).labels
         i = args.pop("group_index")
-        args["group"] = g.labels[i] if i < len(g.labels) else None
-    title, frame = cd.drilldown(principal, _filters(values), kind, **args)
+        args["group"] = labels[i] if i < len(labels) else None
+    title, frame = data.drilldown(context, _filters(values), kind, **args)
     return drilldown_view(title, frame)
 
 
 def drilldown_view(title: str, frame: pd.DataFrame) -> html.Div:
-    shown = frame.head(500)
+    shown = frame.head(DRILL_MAX_ROWS)
     rows = [
         html.Tr(
             [
                 html.Td(html.A(r["patient_id"], href=f"/patient/{r['patient_id']}")),
                 *[
-                    html.Td(cf._num(v, 2) if isinstance(v, float) else str(v))
+                    html.Td(fmt_num(v, 2) if isinstance(v, float) else str(v))
                     for k, v in r.items()
                     if k != "patient_id"
                 ],
@@ -705,16 +398,9 @@ def drilldown_view(title: str, frame: pd.DataFrame) -> html.Div:
     )
 
 
-def all_tables(
-    principal: Principal, filters: cd.CohortFilters, tab: str
-) -> dict[str, pd.DataFrame]:
+def all_tables(context: Context, filters: CohortFilters, tab: str) -> dict[str, pd.DataFrame]:
     """CSV-ready frames of a tab: group fields renamed to their labels."""
-    out = {}
-    for name, (frame, labels) in panel_data(tab, principal, filters)["tables"].items():
-        out[name] = frame.drop(columns=[c for c in frame.columns if c.endswith("_key")]).rename(
-            columns=labels
-        )
-    return out
+    return panel_for(tab).view(context, filters).tables()
 
 
 @callback(
@@ -730,13 +416,13 @@ def download_csv(clicks: list[Any], tab: str, *values: Any):
         return no_update
     if not ctx.triggered or not ctx.triggered[0]["value"]:
         return no_update
-    principal = current_principal()
-    filters = _filters(values)
+    context = Context.current(current_principal())
     name = trigger["name"]
-    tables = all_tables(principal, filters, tab if tab in TAB_KEYS else DEFAULT_TAB)
+    tables = all_tables(context, _filters(values), tab)
     if name not in tables:
         return no_update
     frame = safe_csv_frame(tables[name])
+    audit("export", f"cohort-{name}.csv", filters_describe(values))
     return dcc.send_data_frame(frame.to_csv, f"cohort-{name}.csv", index=False)
 
 
@@ -745,60 +431,23 @@ def download_csv(clicks: list[Any], tab: str, *values: Any):
 # ---------------------------------------------------------------------------------------------
 
 
-def report_html(principal: Principal, filters: cd.CohortFilters, *, now: datetime) -> str:
-    """Self-contained HTML report of every panel (plotly.js inlined once; nothing fetched)."""
-    info = services.dataset_info()
-    before, after = cd.counts(principal, filters)
-    esc = html_lib.escape
+def report_html(principal: Principal, filters: CohortFilters, *, now: datetime) -> str:
+    """Self-contained HTML report of every panel of :data:`PANELS` for this principal."""
+    info = dataset_info()
+    context = Context.current(principal)
+    before, after = data.counts(context, filters)
     stamp = (
-        f"<table class='stamp'><tr><th>Data version</th><td>{esc(info.version)}</td></tr>"
-        f"<tr><th>Synthetic data</th><td>{'yes' if info.synthetic else 'no'}</td></tr>"
-        f"<tr><th>Filters</th><td>{esc(filters.describe())}</td></tr>"
-        f"<tr><th>Patients</th><td>{esc(count_text(before, after))}</td></tr>"
-        f"<tr><th>Blinding mode</th><td>{esc(BLINDING_WORDS[principal.arm_visibility])}</td></tr>"
-        f"<tr><th>Role</th><td>{esc(principal.label)} ({esc(principal.user)})</td></tr>"
-        f"<tr><th>Generated</th><td>{now:%Y-%m-%d %H:%M:%S} UTC</td></tr></table>"
+        ("Data version", info.version),
+        ("Synthetic data", "yes" if info.synthetic else "no"),
+        ("Filters", filters.describe()),
+        ("Patients", count_text(before, after)),
+        ("Blinding mode", BLINDING_WORDS[principal.arm_visibility]),
+        ("Role", f"{principal.label} ({principal.user})"),
     )
-    check = cd.publication_check()
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        "<title>ImmunoSep cohort report</title><style>",
-        (
-            "body{font-family:system-ui,Arial,sans-serif;margin:2rem;color:#222}"
-            "table{border-collapse:collapse;font-size:12px;margin:0.5rem 0}"
-            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
-            ".stamp th{background:#f3f3f3}.chip{border:1px dashed #99a;border-radius:1rem;"
-            "padding:0 .5rem;background:#eef}h2{margin-top:2rem;border-bottom:1px solid #ddd}"
-        ),
-        "</style></head><body>",
-        "<h1>ImmunoSep: cohort report</h1>",
-        stamp,
-        (
-            f"<p>Publication check: <b>{'reproduces' if check['match'].all() else 'DOES NOT reproduce'}"
-            "</b> the published primary-endpoint statistics.</p>"
-        ),
-    ]
-    plotly_inlined = False
-    for key, label in TABS:
-        data = panel_data(key, principal, filters)
-        parts.append(f"<h2>{esc(label)}</h2>")
-        parts += [f"<p><span class='chip'>{HIDDEN}</span> {esc(c)}</p>" for c in data["chips"]]
-        parts += [f"<p><small>{esc(n)}</small></p>" for n in data["notes"]]
-        for fig in data["figures"].values():
-            parts.append(
-                fig.to_html(
-                    full_html=False,
-                    include_plotlyjs=not plotly_inlined,
-                    config={"displaylogo": False},
-                )
-            )
-            plotly_inlined = True
-        for name, (frame, labels) in data["tables"].items():
-            shown = frame.drop(columns=[c for c in frame.columns if c.endswith("_key")])
-            parts.append(f"<h3>{esc(table_title(name, principal))}</h3>")
-            parts.append(shown.rename(columns=labels).to_html(index=False, escape=True, na_rep="–"))
-    parts.append("</body></html>")
-    return "".join(parts)
+    views = [(p.label, p.view(context, filters)) for p in PANELS]
+    return report.report_html(
+        views, stamp=stamp, publication_ok=bool(publication_check()["match"].all()), now=now
+    )
 
 
 @callback(
@@ -813,6 +462,7 @@ def download_report(n: int | None, *values: Any):
     principal = current_principal()
     now = datetime.now(UTC).replace(tzinfo=None)
     text = report_html(principal, _filters(values), now=now)
+    audit("export", "cohort-report.html", filters_describe(values))
     return {"content": text, "filename": f"immunosep-cohort-{now:%Y%m%dT%H%M%S}.html"}
 
 

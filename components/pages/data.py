@@ -17,9 +17,16 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
+from flask import current_app
 
-from components import ids, services, tables
-from components.auth import Role, current_principal
+from components import ids, warmup
+from components.format import records
+from components.server.audit import audit
+from components.server.auth import Role, current_principal
+from components.server.context import dataset_info, engine, settings
+from core.exceptions import DataValidationError
+from core.io import import_tables, read_files
+from core.repository import load_import_log
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ALLOWED_SUFFIXES = (".csv", ".parquet")
@@ -27,16 +34,14 @@ IMPORT_ROLES = (Role.STATISTICIAN, Role.DEMO)
 
 
 def import_log_rows() -> list[dict[str, Any]]:
-    from core.repository import load_import_log
-
-    log = load_import_log(services.engine())
-    return tables.records(log.sort_values("id", ascending=False)) if len(log) else []
+    log = load_import_log(engine())
+    return records(log.sort_values("id", ascending=False)) if len(log) else []
 
 
 def layout(**_: str) -> html.Div:
     principal = current_principal()
     may_import = principal.role in IMPORT_ROLES
-    info = services.dataset_info()
+    info = dataset_info()
     log_rows = import_log_rows()
     return html.Div(
         [
@@ -109,7 +114,7 @@ def problem_table(problems: pd.DataFrame) -> html.Div:
             dbc.Alert(f"{len(problems)} problem(s) found; nothing was imported.", color="danger"),
             dag.AgGrid(
                 id="data-problems",
-                rowData=tables.records(problems),
+                rowData=records(problems),
                 columnDefs=[{"field": c} for c in problems.columns],
                 defaultColDef={
                     "sortable": True,
@@ -132,9 +137,6 @@ def problem_table(problems: pd.DataFrame) -> html.Div:
     prevent_initial_call=True,
 )
 def upload(contents: list[str] | None, filenames: list[str] | None):
-    from core.exceptions import DataValidationError
-    from core.io import import_tables, read_files
-
     principal = current_principal()
     if principal.role not in IMPORT_ROLES:
         return dbc.Alert("Your role may not import data.", color="danger"), dash.no_update
@@ -158,18 +160,16 @@ def upload(contents: list[str] | None, filenames: list[str] | None):
         try:
             tables_in = read_files(paths)
             result = import_tables(
-                services.engine(),
+                engine(),
                 tables_in,
                 user=principal.user,
-                rules=services.settings().sofa_rules,
+                rules=settings().sofa_rules,
             )
         except DataValidationError as exc:
             return problem_table(pd.DataFrame(exc.records())), dash.no_update
-    services.audit("import", ",".join(filenames or []), f"{result.status} {result.dataset_version}")
+    audit("import", ",".join(filenames or []), f"{result.status} {result.dataset_version}")
     if result.status == "imported":
-        from flask import current_app
-
-        services.start_warm_up(current_app._get_current_object())
+        warmup.start(current_app._get_current_object())
     msg = (
         f"Imported: {sum(result.inserted.values())} rows, dataset version {result.dataset_version}."
         if result.status == "imported"

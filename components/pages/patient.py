@@ -7,6 +7,7 @@ never loaded for this page.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,10 +15,18 @@ import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
+import plotly
+import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from components import figures, ids, services, tables
-from components.auth import Principal, current_principal
+from components import figures, ids, tables
+from components.data.cohort import visible_patients
+from components.data.keys import Context
+from components.data.patient import PatientView, check_patient_access, patient_view
+from components.format import safe_csv_frame
+from components.server.audit import audit
+from components.server.auth import current_principal
+from components.server.cache import cache
 from components.theme import PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.exceptions import UnknownPatientError
 from core.vocab import Phenotype
@@ -138,8 +147,7 @@ def not_found(patient_id: str) -> html.Div:
 
 
 def picker() -> html.Div:
-    principal = current_principal()
-    pts = services.visible_patients(principal)
+    pts = visible_patients(Context.current(current_principal()))
     return html.Div(
         [
             html.H1("Patient", className="h4"),
@@ -154,43 +162,48 @@ def picker() -> html.Div:
     )
 
 
-def timeline_figure(view: services.PatientView, *, day: int | None, layers: list[str]):
+def support_lanes(view: PatientView, context: Context) -> pd.DataFrame:
+    return figures.support_segments(
+        view.infusions,
+        view.episodes,
+        view.doses,
+        anchor_time=pd.Timestamp(view.patient["anchor_time"]),
+        max_day=context.sofa_rules.max_study_day,
+        min_minutes=context.sofa_rules.vasopressor_min_minutes,
+    )
+
+
+def timeline_figure(
+    view: PatientView, context: Context, *, day: int | None, layers: list[str]
+) -> go.Figure:
     if view.daily.empty:
         return figures.empty_figure("No observations yet for this patient.")
-    s = services.settings()
     return figures.sofa_timeline(
         view.daily,
         death_study_day=view.patient.get("death_study_day"),
         selected_day=day,
         show_sofa2="sofa2" in layers,
-        endpoint_last_day=s.endpoint_rules.last_day,
-        max_day=s.sofa_rules.max_study_day,
-        lanes=view.lanes if "support" in layers else None,
-        death_score=s.endpoint_rules.death_score,
+        endpoint_last_day=context.endpoint_rules.last_day,
+        max_day=context.sofa_rules.max_study_day,
+        lanes=support_lanes(view, context) if "support" in layers else None,
+        death_score=context.endpoint_rules.death_score,
     )
 
 
-@services.cache.memoize()
+@cache.memoize()
 def _timeline_json(
-    version: str,
-    rules_key: str,
-    access: Principal,
-    patient_id: str,
-    day: int | None,
-    layers: tuple[str, ...],
+    context: Context, patient_id: str, day: int | None, layers: tuple[str, ...]
 ) -> dict[str, Any]:
     """The timeline figure as plain JSON, memoized per data version, rules, access (role,
     sites, unmask state), patient, day and layers (building a plotly figure costs far more than
     fetching it). Computed for ``access`` itself, never for the ambient request user."""
-    view = services.patient_view(access, patient_id)
-    return timeline_figure(view, day=day, layers=list(layers)).to_plotly_json()
+    view = patient_view(context, patient_id)
+    return timeline_figure(view, context, day=day, layers=list(layers)).to_plotly_json()
 
 
-@services.cache.memoize()
-def _biomarker_json(
-    version: str, thresholds_key: str, access: Principal, patient_id: str
-) -> dict[str, Any]:
-    view = services.patient_view(access, patient_id)
+@cache.memoize()
+def _biomarker_json(context: Context, patient_id: str) -> dict[str, Any]:
+    view = patient_view(context, patient_id)
     note = (
         "Post-baseline ferritin and HLA-DR are hidden in this blinded view: "
         "their course can reveal the allocation."
@@ -198,35 +211,21 @@ def _biomarker_json(
         else None
     )
     return figures.biomarker_trajectory(
-        view.biomarkers, thresholds=services.settings().phenotype_thresholds, note=note
+        view.biomarkers, thresholds=context.thresholds, note=note
     ).to_plotly_json()
 
 
 def cached_timeline(
-    principal: Principal, patient_id: str, *, day: int | None, layers: list[str]
+    context: Context, patient_id: str, *, day: int | None, layers: list[str]
 ) -> dict[str, Any]:
-    s = services.settings()
-    return _timeline_json(
-        services.dataset_info().version,
-        s.sofa_rules.key(),
-        principal.for_cache(),
-        patient_id,
-        day,
-        tuple(layers),
-    )
+    return _timeline_json(context, patient_id, day, tuple(layers))
 
 
-def cached_biomarkers(principal: Principal, patient_id: str) -> dict[str, Any]:
-    s = services.settings()
-    return _biomarker_json(
-        services.dataset_info().version,
-        s.phenotype_thresholds.key(),
-        principal.for_cache(),
-        patient_id,
-    )
+def cached_biomarkers(context: Context, patient_id: str) -> dict[str, Any]:
+    return _biomarker_json(context, patient_id)
 
 
-def why_section(view: services.PatientView, day: int | None):
+def why_section(view: PatientView, day: int | None):
     if day is None or view.daily.empty:
         return html.P(
             "Click a day on the timeline to see why it scored what it did.", className="text-muted"
@@ -244,40 +243,25 @@ def layout(
 ):
     if not patient_id:
         return picker()
-    principal = current_principal()
+    context = Context.current(current_principal())
     try:
-        services.check_patient_access(principal, patient_id)
+        check_patient_access(context, patient_id)
     except UnknownPatientError:
         return not_found(patient_id)
-    services.audit("view_patient", patient_id, f"day={day} layers={layers}")
-    s = services.settings()
-    return _page_json(
-        services.dataset_info().version,
-        s.sofa_rules.key(),
-        principal.for_cache(),
-        patient_id,
-        day,
-        ",".join(parse_layers(layers)),
-    )
+    audit("view_patient", patient_id, f"day={day} layers={layers}")
+    return _page_json(context, patient_id, day, ",".join(parse_layers(layers)))
 
 
-@services.cache.memoize()
-def _page_json(
-    version: str, rules_key: str, access: Principal, patient_id: str, day: str | None, layers: str
-) -> dict[str, Any]:
-    """The whole patient page as plain component JSON, memoized per data version, rules,
-    access, patient, day and layers; built for ``access`` itself, never the ambient user."""
-    import json
-
-    import plotly
-
-    tree = build_page(access, patient_id, day, layers)
+@cache.memoize()
+def _page_json(context: Context, patient_id: str, day: str | None, layers: str) -> dict[str, Any]:
+    """The whole patient page as plain component JSON, memoized per context (data version,
+    rules, access), patient, day and layers; built for that access, never the ambient user."""
+    tree = build_page(context, patient_id, day, layers)
     return json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder))
 
 
-def build_page(principal: Principal, patient_id: str, day: str | None, layers: str | None):
-    view = services.patient_view(principal, patient_id)
-    s = services.settings()
+def build_page(context: Context, patient_id: str, day: str | None, layers: str | None):
+    view = patient_view(context, patient_id)
     p = view.patient
     days = view.daily["study_day"].tolist()
     last_day = int(max(days)) if days else None
@@ -352,7 +336,7 @@ def build_page(principal: Principal, patient_id: str, day: str | None, layers: s
                                     dcc.Graph(
                                         id=ids.PATIENT_TIMELINE,
                                         figure=cached_timeline(
-                                            principal, patient_id, day=selected, layers=layer_list
+                                            context, patient_id, day=selected, layers=layer_list
                                         ),
                                         config={
                                             "displaylogo": False,
@@ -369,8 +353,8 @@ def build_page(principal: Principal, patient_id: str, day: str | None, layers: s
                     dbc.Col(
                         endpoint_card(
                             {**view.endpoint, "window_closed": p.get("endpoint_window_closed")},
-                            last_day=s.endpoint_rules.last_day,
-                            threshold=s.endpoint_rules.threshold,
+                            last_day=context.endpoint_rules.last_day,
+                            threshold=context.endpoint_rules.threshold,
                             current_day=last_day or 0,
                         ),
                         lg=3,
@@ -394,7 +378,7 @@ def build_page(principal: Principal, patient_id: str, day: str | None, layers: s
                         else None,
                         dcc.Graph(
                             id=ids.PATIENT_BIOMARKERS,
-                            figure=cached_biomarkers(principal, patient_id),
+                            figure=cached_biomarkers(context, patient_id),
                             config={"displaylogo": False},
                         ),
                     ]
@@ -474,9 +458,10 @@ def click_day(click: dict[str, Any] | None, options: list[dict[str, Any]]):
     prevent_initial_call=True,
 )
 def update_day(day: int | None, layers: list[str], patient_id: str):
-    view = services.patient_view(current_principal(), patient_id)
+    context = Context.current(current_principal())
+    view = patient_view(context, patient_id)
     search = "?" + urlencode({"day": day, "layers": ",".join(layers or [])}) if day else no_update
-    timeline = cached_timeline(current_principal(), patient_id, day=day, layers=layers or [])
+    timeline = cached_timeline(context, patient_id, day=day, layers=layers or [])
     return timeline, why_section(view, day), search
 
 
@@ -487,9 +472,9 @@ def update_day(day: int | None, layers: list[str], patient_id: str):
     prevent_initial_call=True,
 )
 def download_labs(_n: int, patient_id: str):
-    view = services.patient_view(current_principal(), patient_id)
-    frame = tables.safe_csv_frame(tables.labs_by_day(view.daily))
-    services.audit("export", f"labs-{patient_id}.csv")
+    view = patient_view(Context.current(current_principal()), patient_id)
+    frame = safe_csv_frame(tables.labs_by_day(view.daily))
+    audit("export", f"labs-{patient_id}.csv")
     return dcc.send_data_frame(frame.to_csv, f"labs-{patient_id}.csv", index=False)
 
 

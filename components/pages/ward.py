@@ -15,9 +15,12 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from components import ids, services
-from components.auth import Principal, current_principal
-from components.tables import fmt_number
+from components import ids
+from components.data.keys import Context
+from components.data.ward import site_counts, ward_board
+from components.format import fmt_number
+from components.server.auth import current_principal
+from components.server.cache import cache
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGANS, SOFA_COLUMNS, Phenotype
 
@@ -183,8 +186,8 @@ def column_defs() -> list[dict[str, Any]]:
 def layout(
     site: str | None = None, day: str | None = None, q: str | None = None, **_: str
 ) -> html.Div:
-    principal = current_principal()
-    options = services.site_options(principal)
+    context = Context.current(current_principal())
+    options = [{"label": f"{s} ({n} patients)", "value": s} for s, n in site_counts(context)]
     if not options:
         return html.Div(
             [html.H1("Ward board", className="h4"), dbc.Alert("No patients to show.", color="info")]
@@ -194,9 +197,9 @@ def layout(
     as_of = int(day) if day and day.isdigit() else None
     day_options = [{"label": "Latest", "value": "latest"}] + [
         {"label": f"Day {d}", "value": str(d)}
-        for d in range(1, services.settings().sofa_rules.max_study_day + 1)
+        for d in range(1, context.sofa_rules.max_study_day + 1)
     ]
-    board = services.ward_board(principal, site, as_of)
+    board = ward_board(context, site, as_of)
     return html.Div(
         [
             dcc.Location(id="ward-url", refresh=False),
@@ -304,26 +307,21 @@ def layout(
     prevent_initial_call=True,
 )
 def update_board(site: str, day: str):
-    principal = current_principal()
     as_of = int(day) if day and day != "latest" else None
-    rows = cached_rows(principal, site, as_of)
+    rows = cached_rows(Context.current(current_principal()), site, as_of)
     search = f"?site={site}" + (f"&day={as_of}" if as_of else "")
     return rows, f"{len(rows)} patients", search
 
 
-@services.cache.memoize()
-def _rows(
-    version: str, rules_key: str, access: Principal, site: str, as_of: int | None
-) -> list[dict]:
-    """Grid rows of one site's board, memoized per data version, rules, access, site and day."""
-    return ward_rows(services.ward_board(access, site, as_of))
+@cache.memoize()
+def _rows(context: Context, site: str, as_of: int | None) -> list[dict]:
+    """Grid rows of one site's board, memoized per context (version, rules, access), site and
+    day."""
+    return ward_rows(ward_board(context, site, as_of))
 
 
-def cached_rows(principal: Principal, site: str, as_of: int | None) -> list[dict[str, Any]]:
-    s = services.settings()
-    return _rows(
-        services.dataset_info().version, s.sofa_rules.key(), principal.for_cache(), site, as_of
-    )
+def cached_rows(context: Context, site: str, as_of: int | None) -> list[dict[str, Any]]:
+    return _rows(context, site, as_of)
 
 
 @callback(

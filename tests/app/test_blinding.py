@@ -531,7 +531,7 @@ def test_blind009_security_headers(login_app):
 def test_blind010_csv_exports_neutralise_formulas():
     import pandas as pd
 
-    from components.tables import safe_csv_frame
+    from components.format import safe_csv_frame
 
     frame = pd.DataFrame(
         {"a": ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "ok", None], "n": [1, 2, 3, 4, 5, 6]}

@@ -100,7 +100,7 @@ def test_cache001_redis_outage_recompute_and_recovery(demo_db_url, tmp_path, cap
     # Redis is back (same port, empty): caching resumes: new computations land in Redis again
     with redis_server(port, tmp_path) as r:
         assert r.keys("immunosep:*") == []
-        from components.cachebackend import RETRY_AFTER_S
+        from components.server.cache import RETRY_AFTER_S
 
         time.sleep(RETRY_AFTER_S + 0.2)  # the circuit breaker retries Redis after this pause
         again = client.get("/api/v1/cohort/summary")

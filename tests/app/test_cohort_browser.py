@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from components.pages.cohort import TABS
+from components.cohort import PANELS
 from tests.app.conftest import save_screenshot
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def test_coh_e2e001_every_tab_renders(browser, live_server):
     assert "reproduces the publication" in browser.find_element(By.ID, "cohort-badge").text
     count = browser.find_element(By.ID, "cohort-count").text
     assert count == "276 analysed patients (no filter)"
-    for key, label in TABS:
+    for key, label in ((p.key, p.label) for p in PANELS):
         browser.find_element(
             By.XPATH, f"//a[contains(@class,'nav-link') and text()='{label}']"
         ).click()

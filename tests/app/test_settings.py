@@ -17,7 +17,7 @@ def test_set001_defaults_without_environment():
     assert s.database_url == f"sqlite:///{PROJECT_ROOT / 'data' / 'immunosep.sqlite'}"
     assert s.redis_url is None
     assert s.cache_backend == "filesystem"
-    assert s.cache_config()["CACHE_TYPE"] == "components.cachebackend.TwoLevelCache"
+    assert s.cache_config()["CACHE_TYPE"] == "components.server.cache.TwoLevelCache"
     assert "CACHE_REDIS_URL" not in s.cache_config()
     assert (s.port, s.mode, s.secret_key) == (8050, "demo", "k")
 
@@ -32,7 +32,7 @@ def test_set002_environment_then_override_precedence():
     s = Settings.from_env(env, port=9002)
     assert s.port == 9002
     assert s.cache_config() == {
-        "CACHE_TYPE": "components.cachebackend.TwoLevelCache",
+        "CACHE_TYPE": "components.server.cache.TwoLevelCache",
         "CACHE_REDIS_URL": "redis://127.0.0.1:6379/3",
         "CACHE_DEFAULT_TIMEOUT": 86400,
         "CACHE_KEY_PREFIX": "immunosep:",

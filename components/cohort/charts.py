@@ -18,12 +18,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from components.figures import base_layout
+from components.format import MINUS, comparison_texts, fmt_num, fmt_p, fmt_prop, fmt_ratio, fmt_rd  # noqa: F401
 from components.theme import GROUP_COLOURS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS, POOLED_COLOUR
 from core.vocab import ARM_LABELS, Arm, Phenotype
 
 #: DSMB coded groups: neutral Tol "muted" indigo / teal, by code letter (not by arm)
 CODED_COLOURS = {"Group A": "#332288", "Group B": "#44AA99"}
-MINUS = "−"
 
 
 def colour_for(label: str, index: int = 0) -> str:
@@ -47,62 +47,6 @@ def stratum_label(value: str) -> str:
         return PHENOTYPE_LABELS[Phenotype(value)]
     except ValueError:
         return str(value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Number formatting shared by the panels and the publication badge
-# ---------------------------------------------------------------------------------------------
-
-
-def _num(x: float, digits: int) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
-        return "–"
-    s = f"{x:.{digits}f}"
-    if s.startswith("-"):
-        s = MINUS + s[1:]
-    if s in (f"{MINUS}0.{'0' * digits}", f"{MINUS}0"):
-        s = s[1:]
-    return s
-
-
-def fmt_p(p: float) -> str:
-    """JAMA style: 2 decimals, 3 when below .01, '<.001' below .0005; no leading zero."""
-    if p is None or math.isnan(p):
-        return "–"
-    if p < 0.0005:
-        return "<.001"
-    r3 = round(p, 3)
-    s = f"{r3:.3f}" if r3 < 0.01 else f"{round(p, 2):.2f}"
-    if s.startswith("1"):
-        return ">.99"
-    return s.removeprefix("0")
-
-
-def fmt_rd(rd: float, lo: float, hi: float) -> str:
-    """Risk difference in percentage points with its CI, e.g. '17.2 (6.8 to 27.2)'."""
-    return f"{_num(100 * rd, 1)} ({_num(100 * lo, 1)} to {_num(100 * hi, 1)})"
-
-
-def fmt_ratio(x: float, lo: float, hi: float) -> str:
-    return f"{_num(x, 2)} ({_num(lo, 2)}–{_num(hi, 2)})"
-
-
-def comparison_texts(cmp: Any) -> dict[str, str]:
-    """Texts of a :class:`core.stats.ProportionComparison` as the paper prints them."""
-    return {
-        "rd": fmt_rd(cmp.risk_difference, *cmp.risk_difference_ci),
-        "or": fmt_ratio(cmp.odds_ratio, *cmp.odds_ratio_ci),
-        "p": fmt_p(cmp.p_value),
-    }
-
-
-def fmt_prop(events: int, n: int, lo: float | None = None, hi: float | None = None) -> str:
-    if not n:
-        return "–"
-    s = f"{int(events)}/{int(n)} ({_num(100 * events / n, 1)} %)"
-    if lo is not None and hi is not None and not math.isnan(lo):
-        s += f" [{_num(100 * lo, 1)}–{_num(100 * hi, 1)}]"
-    return s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,7 +552,7 @@ def km_table(km: Mapping[str, Any]) -> pd.DataFrame:
         for t, n in zip(res.at_risk["time_days"], res.at_risk["n_at_risk"], strict=True):
             row[f"Day {int(t)}"] = int(n)
         row["Median survival (days)"] = (
-            "not reached" if math.isinf(res.median_days) else _num(res.median_days, 0)
+            "not reached" if math.isinf(res.median_days) else fmt_num(res.median_days, 0)
         )
         rows.append(row)
     return pd.DataFrame(rows)
@@ -690,7 +634,7 @@ def ae_table(table: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
                 continue
             r = r.iloc[0]
             row[f"g{i}"] = (
-                f"{int(r['n_patients'])} ({_num(float(r['percent_of_arm']), 1)} %) · {int(r['n_events'])} events"
+                f"{int(r['n_patients'])} ({fmt_num(float(r['percent_of_arm']), 1)} %) · {int(r['n_events'])} events"
             )
             row[f"g{i}_serious"] = int(r["n_patients_serious"])
             row[f"g{i}_severe"] = int(r["n_patients_severe"])
@@ -878,13 +822,15 @@ def table_one_display(t1: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
                     continue
                 r = r.iloc[0]
                 if kind == "continuous" and r["summary"] == "median_iqr":
-                    row[f"g{i}"] = f"{_num(r['median'], 1)} [{_num(r['q1'], 1)}–{_num(r['q3'], 1)}]"
+                    row[f"g{i}"] = (
+                        f"{fmt_num(r['median'], 1)} [{fmt_num(r['q1'], 1)}–{fmt_num(r['q3'], 1)}]"
+                    )
                 elif kind == "continuous":
-                    row[f"g{i}"] = f"{_num(r['mean'], 1)} ({_num(r['sd'], 1)})"
+                    row[f"g{i}"] = f"{fmt_num(r['mean'], 1)} ({fmt_num(r['sd'], 1)})"
                 else:
-                    row[f"g{i}"] = f"{int(r['count'])} ({_num(r['percent'], 1)} %)"
+                    row[f"g{i}"] = f"{int(r['count'])} ({fmt_num(r['percent'], 1)} %)"
             smd = float(part["smd"].iloc[0])
-            row["SMD"] = _num(smd, 2) if j == 0 and not math.isnan(smd) else ""
+            row["SMD"] = fmt_num(smd, 2) if j == 0 and not math.isnan(smd) else ""
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from flask_caching import Cache
 from flask_caching.backends import FileSystemCache, RedisCache
 from flask_caching.backends.base import BaseCache
 from redis.exceptions import RedisError
@@ -191,3 +192,10 @@ class TwoLevelCache(BaseCache):
         except SHARED_ERRORS as exc:
             self._shared_failed("clear", exc)
             return False
+
+
+#: the flask-caching front object: bound to the Flask server by ``app.create_app`` (or
+#: :func:`components.server.context.bare_app`) with ``init_app``. Every memoized function of
+#: the data and cohort layers hangs on it; the key is built from the function's arguments
+#: (a :class:`components.data.keys.Context` carries version, rules and access).
+cache = Cache()

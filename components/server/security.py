@@ -33,7 +33,8 @@ from flask import Flask, Response, g, jsonify, redirect, request, session
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from components.auth import Principal, Role
+from components.server.auth import Principal, Role
+from components.server.context import dataset_info
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -193,8 +194,6 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
         if path.startswith(PUBLIC_PREFIXES):
             return None
         if settings.mode == "demo":
-            from components.services import dataset_info
-
             info = dataset_info()
             if info.ready and not info.synthetic:
                 return refuse(
@@ -283,7 +282,7 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
     def internal_error(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             return exc  # type: ignore[return-value]
-        from components.auth import NotAuthenticated
+        from components.server.auth import NotAuthenticated
 
         if isinstance(exc, NotAuthenticated):
             return refuse(401, "authentication required")

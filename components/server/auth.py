@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from flask import current_app, g
+
 
 class Role(StrEnum):
     CLINICIAN = "clinician"
@@ -81,10 +83,9 @@ def current_principal() -> Principal:
     """The principal of the current request.
 
     Demo mode: the demo principal (unblinded, synthetic data only). Login mode: the principal
-    that the request gate (:mod:`components.security`) authenticated; none -> NotAuthenticated.
+    that the request gate (:mod:`components.server.security`) authenticated; none ->
+    NotAuthenticated.
     """
-    from flask import current_app, g
-
     settings = current_app.extensions["immunosep"]["settings"]
     if settings.mode == "demo":
         return DEMO_PRINCIPAL

@@ -1,0 +1,71 @@
+"""The self-contained HTML report of every cohort panel (plotly.js inlined once; nothing is
+fetched when it is opened). Pure: panel views and the stamp in, HTML text out."""
+
+from __future__ import annotations
+
+import html as html_lib
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+
+from components.blinding import HIDDEN
+from components.cohort.panel import PanelView
+
+STYLE = (
+    "body{font-family:system-ui,Arial,sans-serif;margin:2rem;color:#222}"
+    "table{border-collapse:collapse;font-size:12px;margin:0.5rem 0}"
+    "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
+    ".stamp th{background:#f3f3f3}.chip{border:1px dashed #99a;border-radius:1rem;"
+    "padding:0 .5rem;background:#eef}h2{margin-top:2rem;border-bottom:1px solid #ddd}"
+)
+
+
+def report_html(
+    views: Sequence[tuple[str, PanelView]],
+    *,
+    stamp: Sequence[tuple[str, str]],
+    publication_ok: bool,
+    now: datetime,
+) -> str:
+    """The report: a stamp table (data version, filters, role, …), the publication check and,
+    per panel, its chips, notes, figures and tables (group headers applied)."""
+    esc = html_lib.escape
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in stamp)
+    rows += f"<tr><th>Generated</th><td>{now:%Y-%m-%d %H:%M:%S} UTC</td></tr>"
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>ImmunoSep cohort report</title><style>{STYLE}</style></head><body>",
+        "<h1>ImmunoSep: cohort report</h1>",
+        f"<table class='stamp'>{rows}</table>",
+        (
+            f"<p>Publication check: <b>{'reproduces' if publication_ok else 'DOES NOT reproduce'}"
+            "</b> the published primary-endpoint statistics.</p>"
+        ),
+    ]
+    plotly_inlined = False
+    for label, view in views:
+        parts.append(f"<h2>{esc(label)}</h2>")
+        parts += [f"<p><span class='chip'>{HIDDEN}</span> {esc(c)}</p>" for c in view.chips]
+        parts += [f"<p><small>{esc(n)}</small></p>" for n in view.notes]
+        for fig in view.figures().values():
+            parts.append(
+                fig.to_html(
+                    full_html=False,
+                    include_plotlyjs=not plotly_inlined,
+                    config={"displaylogo": False},
+                )
+            )
+            plotly_inlined = True
+        for section in view.sections:
+            table = section.csv_frame()
+            if table is None:
+                continue
+            parts.append(f"<h3>{esc(section.title)}</h3>")
+            parts.append(_table_html(table))
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=True, na_rep="–")

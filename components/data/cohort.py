@@ -1,0 +1,447 @@
+"""Cohort data: shared loaders, per-patient outcomes, filters, the analysis frame, drill-down rows.
+
+Data flow: the shared loaders (patients with their baseline phenotype, the compact daily SOFA,
+adverse events; role-independent, memoized per data version and rules) → :func:`patient_outcomes`
+(one row per analysed patient: baseline, bands, day-9 / day-15 SOFA response, mortality;
+never the arm) → :func:`base` (restricted to the role's sites, plus the ``group`` column when
+:mod:`components.blinding` allows one) → :func:`analysis_frame` (filters: a cheap mask). The
+cohort panels (:mod:`components.cohort`) compute on the analysis frame with ``core``.
+
+Every memoized function takes a :class:`components.data.keys.Context` (and frozen filters):
+the key carries the version, every rule set and the access; rules are read from the context.
+Frames come back as copies where a caller could mutate them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+from components.blinding import POOLED_LABEL, groups_for, load_groups, may_list_aesi_patients
+from components.data.keys import Context
+from components.server.auth import ArmVisibility
+from components.server.cache import cache
+from components.server.context import engine
+from core.endpoints import mortality, sofa_response, time_to_death
+from core.phenotype import classify_frame, immune_reversal, phenotype_over_time
+from core.repository import (
+    load_adverse_events,
+    load_biomarkers,
+    load_cohort_daily,
+    load_data_cutoff,
+    load_patients,
+    load_sites,
+)
+from core.time import study_day
+from core.vocab import SOFA_TOTAL, Phenotype
+
+PHENOTYPE_STRATA = (Phenotype.MALS.value, Phenotype.SIP.value)
+
+#: (url value, label, lower inclusive, upper exclusive)
+AGE_BANDS: tuple[tuple[str, str, float, float], ...] = (
+    ("lt50", "< 50 y", 0.0, 50.0),
+    ("50-64", "50–64 y", 50.0, 65.0),
+    ("65-79", "65–79 y", 65.0, 80.0),
+    ("ge80", "≥ 80 y", 80.0, math.inf),
+)
+SOFA_BANDS: tuple[tuple[str, str, float, float], ...] = (
+    ("0-5", "SOFA 0–5", 0.0, 6.0),
+    ("6-9", "SOFA 6–9", 6.0, 10.0),
+    ("10-13", "SOFA 10–13", 10.0, 14.0),
+    ("ge14", "SOFA ≥ 14", 14.0, math.inf),
+)
+#: immune-reversal horizon (clinical.md 1.6)
+REVERSAL_BY_DAY = 28
+
+# ---------------------------------------------------------------------------------------------
+# Filters
+# ---------------------------------------------------------------------------------------------
+
+#: filter name → column of the analysis frame (the URL uses the names)
+FILTER_COLUMNS = {
+    "site": "site_id",
+    "country": "country",
+    "phenotype": "phenotype",
+    "infection": "infection_type",
+    "age": "age_band",
+    "sofa": "sofa_band",
+}
+FILTER_FIELDS = tuple(FILTER_COLUMNS)
+
+
+@dataclass(frozen=True)
+class CohortFilters:
+    """Normalised cohort filters (sorted, de-duplicated tuples; empty = no restriction).
+    Frozen: its repr is part of the cache key of every filtered result."""
+
+    site: tuple[str, ...] = ()
+    country: tuple[str, ...] = ()
+    phenotype: tuple[str, ...] = ()
+    infection: tuple[str, ...] = ()
+    age: tuple[str, ...] = ()
+    sofa: tuple[str, ...] = ()
+
+    @classmethod
+    def make(cls, **values: Any) -> CohortFilters:
+        """From lists / comma-separated strings / None; unknown band values are dropped."""
+        out: dict[str, tuple[str, ...]] = {}
+        for name in FILTER_FIELDS:
+            raw = values.get(name)
+            if raw is None or raw == "":
+                items: list[str] = []
+            elif isinstance(raw, str):
+                items = [x for x in raw.split(",") if x]
+            else:
+                items = [str(x) for x in raw if x is not None and str(x)]
+            if name == "age":
+                items = [x for x in items if x in {b[0] for b in AGE_BANDS}]
+            if name == "sofa":
+                items = [x for x in items if x in {b[0] for b in SOFA_BANDS}]
+            out[name] = tuple(sorted(set(items)))
+        return cls(**out)
+
+    def active(self) -> bool:
+        return any(getattr(self, n) for n in FILTER_FIELDS)
+
+    def query(self) -> dict[str, str]:
+        """Query-string parameters (only the active filters)."""
+        return {n: ",".join(getattr(self, n)) for n in FILTER_FIELDS if getattr(self, n)}
+
+    def describe(self) -> str:
+        parts = [f"{n}: {', '.join(getattr(self, n))}" for n in FILTER_FIELDS if getattr(self, n)]
+        return "; ".join(parts) if parts else "none (all patients)"
+
+    def patient_level(self) -> bool:
+        """Filters that need a stored patient (not only a screening row)."""
+        return bool(self.infection or self.age or self.sofa)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared loaders (role-independent; keyed by the shared context)
+# ---------------------------------------------------------------------------------------------
+
+
+@cache.memoize()
+def _patients(ctx: Context) -> pd.DataFrame:
+    patients = load_patients(engine(), rules=ctx.sofa_rules)
+    classes = classify_frame(patients, thresholds=ctx.thresholds)
+    out = pd.concat([patients, classes], axis=1)
+    cutoff = load_data_cutoff(engine())
+    window = pd.Timedelta(hours=24 * ctx.endpoint_rules.last_day)
+    out["endpoint_window_closed"] = (
+        (out["anchor_time"] + window <= cutoff) if cutoff is not None else False
+    )
+    return out
+
+
+def cohort_patients(ctx: Context) -> pd.DataFrame:
+    """All patients with baseline phenotype and death study day (never the arm). A copy."""
+    return _patients(ctx.shared()).copy()
+
+
+@cache.memoize()
+def _daily(ctx: Context) -> pd.DataFrame:
+    return load_cohort_daily(engine(), rules_key=ctx.sofa_rules.key())
+
+
+def cohort_daily(ctx: Context) -> pd.DataFrame:
+    """The whole cohort's compact daily SOFA (``core.repository.COHORT_DAILY_COLUMNS``:
+    patient, study day, total, number of imputed components). A copy."""
+    return _daily(ctx.shared()).copy()
+
+
+@cache.memoize()
+def _adverse_events(ctx: Context) -> pd.DataFrame:
+    return load_adverse_events(engine())
+
+
+def cohort_adverse_events(ctx: Context) -> pd.DataFrame:
+    """All adverse events (no arm; role-independent), memoized per data version. A copy."""
+    return _adverse_events(ctx.shared()).copy()
+
+
+def visible_patients(ctx: Context) -> pd.DataFrame:
+    """Patients the context's access may see (site restriction applies to data, not menus)."""
+    p = cohort_patients(ctx)
+    if ctx.sites is not None:
+        p = p[p["site_id"].isin(ctx.sites)]
+    return p.reset_index(drop=True)
+
+
+def site_countries() -> pd.DataFrame:
+    """``site_id, country`` (db.sites has no country column yet: the synthetic site names
+    carry it, "… (Greece)")."""
+    sites = load_sites(engine())
+    if "country" not in sites.columns:
+        sites["country"] = sites["name"].map(
+            lambda n: (re.search(r"\(([^)]+)\)\s*$", n or "") or [None, "unknown"])[1]
+        )
+    return sites[["site_id", "country"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-patient outcomes and the analysis frame
+# ---------------------------------------------------------------------------------------------
+
+
+def _band(values: pd.Series, bands: tuple[tuple[str, str, float, float], ...]) -> pd.Series:
+    v = pd.to_numeric(values, errors="coerce").astype(float)
+    out = pd.Series(None, index=values.index, dtype=object)
+    for key, _label, lo, hi in bands:
+        out = out.mask((v >= lo) & (v < hi), key)
+    return out
+
+
+def _cut(values: pd.Series, at: float, above: str, below: str) -> np.ndarray:
+    return np.where(values.isna(), None, np.where(values >= at, above, below))
+
+
+@cache.memoize()
+def _patient_outcomes(ctx: Context) -> pd.DataFrame:
+    rules = ctx.endpoint_rules
+    p = cohort_patients(ctx).merge(site_countries(), on="site_id", how="left")
+    daily = cohort_daily(ctx)
+    day1 = daily[daily["study_day"] == 1].set_index("patient_id")
+    p["baseline_sofa"] = p["patient_id"].map(day1[SOFA_TOTAL]).astype(float)
+    last = daily.sort_values("study_day", kind="stable").groupby("patient_id").tail(1)
+    last = last.set_index("patient_id")
+    p["last_study_day"] = p["patient_id"].map(last["study_day"]).astype("Int64")
+    p["latest_sofa_total"] = p["patient_id"].map(last[SOFA_TOTAL]).astype(float)
+    p["day1_components_imputed"] = (
+        p["patient_id"].map(day1["n_components_imputed"]).fillna(0).astype(int)
+    )
+    deaths = p[["patient_id", "death_study_day"]]
+    for last_day, tag in ((rules.last_day, "d9"), (rules.day15_last_day, "d15")):
+        r = sofa_response(
+            daily,
+            deaths,
+            last_day=last_day,
+            threshold=rules.threshold,
+            death_score=rules.death_score,
+        ).set_index("patient_id")
+        for col in ("responder", "sofa_decrease", "evaluable", "n_locf_days", "n_death_days"):
+            p[f"{col}_{tag}"] = p["patient_id"].map(r[col])
+        p[f"responder_{tag}"] = p[f"responder_{tag}"].fillna(False).astype(bool)
+    for horizon in (28, 90):
+        m = mortality(deaths, horizon_days=horizon).set_index("patient_id")
+        t = time_to_death(deaths, horizon_days=horizon).set_index("patient_id")
+        p[f"died_{horizon}"] = p["patient_id"].map(m["died"]).astype(bool)
+        p[f"duration_{horizon}"] = p["patient_id"].map(t["duration_days"]).astype(float)
+        p[f"event_{horizon}"] = p["patient_id"].map(t["event"]).astype(bool)
+    p["age_band"] = _band(p["age_years"], AGE_BANDS)
+    p["sofa_band"] = _band(p["baseline_sofa"], SOFA_BANDS)
+    p["apache_ge_25"] = _cut(p["apache_ii"], 25, "≥ 25", "< 25")
+    p["charlson_ge_5"] = _cut(p["charlson"], 5, "≥ 5", "< 5")
+    p["sofa_ge_10"] = _cut(p["baseline_sofa"], 10, "≥ 10", "< 10")
+    return p.reset_index(drop=True)
+
+
+def patient_outcomes(ctx: Context) -> pd.DataFrame:
+    """One row per analysed patient with every per-patient derived column (endpoints,
+    mortality, bands). Role-independent and never holds the arm: computed once per data
+    version and rules, then restricted and labelled per role by :func:`base`."""
+    return _patient_outcomes(ctx.shared())
+
+
+@cache.memoize()
+def base(ctx: Context) -> pd.DataFrame:
+    """One row per analysed patient the context may see (``group`` only when blinding allows)."""
+    p = patient_outcomes(ctx)
+    if ctx.sites is not None:
+        p = p[p["site_id"].isin(ctx.sites)]
+    if ctx.visibility is not ArmVisibility.NONE:
+        p = p.merge(load_groups(ctx.version, ctx.visibility), on="patient_id", how="left")
+    return p.reset_index(drop=True)
+
+
+def mask(frame: pd.DataFrame, f: CohortFilters) -> pd.Series:
+    keep = pd.Series(True, index=frame.index)
+    for name, col in FILTER_COLUMNS.items():
+        values = getattr(f, name)
+        if values:
+            keep &= frame[col].isin(values)
+    return keep
+
+
+def frame(ctx: Context, filters: CohortFilters) -> pd.DataFrame:
+    """The filtered analysis frame, uncopied (panels read it, never mutate it)."""
+    b = base(ctx)
+    out = b[mask(b, filters)].reset_index(drop=True)
+    if ctx.visibility is ArmVisibility.NONE and "group" in out.columns:
+        raise AssertionError("group column present in a blinded frame")
+    return out
+
+
+def analysis_frame(ctx: Context, filters: CohortFilters) -> pd.DataFrame:
+    """The filtered analysis frame (a copy)."""
+    return frame(ctx, filters).copy()
+
+
+@cache.memoize()
+def counts(ctx: Context, filters: CohortFilters) -> tuple[int, int]:
+    """Analysed patients before and after filtering (memoized: a warm filter change must not
+    unpickle the whole analysis frame, ~20 MB at 100,000 patients, just to count it)."""
+    b = base(ctx)
+    return len(b), int(mask(b, filters).sum())
+
+
+@cache.memoize()
+def filter_counts(ctx: Context) -> dict[str, list[tuple[str, int]]]:
+    """(value, patients) per filter that counts values; the bands list their fixed values."""
+    b = base(ctx)
+    out: dict[str, list[tuple[str, int]]] = {}
+    for name in ("site", "country", "phenotype", "infection"):
+        c = b[FILTER_COLUMNS[name]].dropna().value_counts()
+        out[name] = [(str(v), int(c[v])) for v in sorted(c.index, key=str)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooled proportions (comparisons come from core.stats)
+# ---------------------------------------------------------------------------------------------
+
+
+def wilson(events: int, n: int) -> tuple[float, float]:
+    """Wilson 95 % CI of one proportion (statsmodels); NaN for n = 0."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    lo, hi = proportion_confint(events, n, alpha=0.05, method="wilson")
+    return float(lo), float(hi)
+
+
+def proportion_rows(df: pd.DataFrame, outcome: str, by: list[str]) -> pd.DataFrame:
+    """n, events, proportion and Wilson 95 % CI per level of ``by`` (vectorised counts)."""
+    if df.empty:
+        return pd.DataFrame(columns=[*by, "n", "events", "proportion", "ci_lower", "ci_upper"])
+    g = df.groupby(by, dropna=True, observed=True)[outcome]
+    out = g.agg(n="size", events="sum").reset_index()
+    out["events"] = out["events"].astype(int)
+    out["proportion"] = out["events"] / out["n"]
+    cis = [wilson(int(e), int(n)) for e, n in zip(out["events"], out["n"], strict=True)]
+    out["ci_lower"] = [c[0] for c in cis]
+    out["ci_upper"] = [c[1] for c in cis]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Immune samples (role- and filter-independent)
+# ---------------------------------------------------------------------------------------------
+
+#: columns of the per-sample phenotype table kept in the cache (shift_summary + windows)
+OVER_TIME_COLUMNS = (
+    "patient_id",
+    "study_day",
+    "sample_index",
+    "baseline_phenotype",
+    "phenotype",
+    "phenotype_shift",
+    "reversal",
+)
+
+
+@cache.memoize()
+def _immune_samples(ctx: Context) -> dict[str, pd.DataFrame]:
+    thresholds = ctx.thresholds
+    patients = cohort_patients(ctx)
+    bio = load_biomarkers(engine())
+    bio = bio[bio["patient_id"].isin(patients["patient_id"])]
+    anchor = bio["patient_id"].map(patients.set_index("patient_id")["anchor_time"])
+    bio = bio.assign(study_day=study_day(bio["time"], anchor, rules=ctx.sofa_rules))
+    bio = bio[bio["study_day"].fillna(0) >= 1].reset_index(drop=True)
+    bio["study_day"] = bio["study_day"].astype(int)
+    rev = immune_reversal(
+        bio, patients[["patient_id", "phenotype"]], by_day=REVERSAL_BY_DAY, thresholds=thresholds
+    )
+    if len(bio):
+        ot = phenotype_over_time(bio, thresholds=thresholds, time_col="study_day")
+        ot = ot[list(OVER_TIME_COLUMNS)]
+    else:
+        ot = pd.DataFrame(columns=list(OVER_TIME_COLUMNS))
+    return {"reversal": rev, "over_time": ot}
+
+
+def immune_samples(ctx: Context) -> dict[str, pd.DataFrame]:
+    """Per-sample phenotypes and per-patient reversal of every analysed patient
+    (:func:`core.phenotype.phenotype_over_time`, :func:`core.phenotype.immune_reversal`, by
+    day 28; biomarker days by :func:`core.time.study_day`). Never the arm: the panels filter
+    and group it, blinded roles pooled only."""
+    return _immune_samples(ctx.shared())
+
+
+# ---------------------------------------------------------------------------------------------
+# Drill-down rows
+# ---------------------------------------------------------------------------------------------
+
+DRILL_COLUMNS = (
+    "patient_id",
+    "site_id",
+    "phenotype",
+    "baseline_sofa",
+    "sofa_decrease_d9",
+    "responder_d9",
+    "death_study_day",
+)
+
+
+def drilldown(
+    ctx: Context, filters: CohortFilters, kind: str, **sel: Any
+) -> tuple[str, pd.DataFrame]:
+    """Patients behind a clicked bar or number: ``(title, frame)``.
+
+    ``kind``: ``responders`` (``stratum``, ``group``, ``endpoint`` d9|d15), ``ae`` (``pt``,
+    ``group``), ``site_day`` (``site_id``, ``study_day``), ``consort`` (``group``,
+    ``phenotype``). Blinded roles get no group column and cannot select by group; they cannot
+    list the patients of an adverse event of special interest
+    (:func:`components.blinding.may_list_aesi_patients`).
+    """
+    g = groups_for(ctx.visibility)
+    df = analysis_frame(ctx, filters)
+    group = sel.get("group")
+    if g.compared and group in g.labels:
+        df = df[df["group"] == group]
+    elif group not in (None, POOLED_LABEL) and not g.compared:
+        return ("Not available in the blinded view", df.iloc[0:0][["patient_id"]])
+    if kind == "responders":
+        tag = sel.get("endpoint", "d9")
+        if tag not in ("d9", "d15"):
+            raise ValueError(f"unknown endpoint {tag!r}: expected 'd9' or 'd15'")
+        stratum = sel.get("stratum") or "overall"
+        if stratum != "overall":
+            df = df[df["phenotype"] == stratum]
+        df = df[df[f"responder_{tag}"]]
+        last = ctx.endpoint_rules.last_day if tag == "d9" else ctx.endpoint_rules.day15_last_day
+        title = f"Responders (day {last}), {stratum}"
+    elif kind == "ae":
+        pt = sel.get("pt")
+        aes = cohort_adverse_events(ctx)
+        hit = aes[aes["pt"] == pt]
+        if not may_list_aesi_patients(ctx.visibility) and hit["aesi"].notna().any():
+            return (
+                f"{pt}: patient listing hidden: could reveal allocation",
+                df.iloc[0:0][["patient_id"]],
+            )
+        df = df[df["patient_id"].isin(hit["patient_id"])]
+        title = f"Patients with {pt}"
+    elif kind == "site_day":
+        daily = cohort_daily(ctx)
+        day = int(sel.get("study_day", 1))
+        d = daily[(daily["study_day"] == day) & (daily["n_components_imputed"] > 0)]
+        df = df[(df["site_id"] == sel.get("site_id")) & df["patient_id"].isin(d["patient_id"])]
+        title = f"Site {sel.get('site_id')}, study day {day}: patients with imputed components"
+    elif kind == "consort":
+        ph = sel.get("phenotype")
+        if ph:
+            df = df[df["phenotype"] == ph]
+        title = "Analysed patients" + (f", {ph}" if ph else "")
+    else:
+        raise ValueError(f"unknown drill-down kind {kind!r}")
+    if group and g.compared:
+        title += f", {group}"
+    cols = [*DRILL_COLUMNS, *(["group"] if g.compared else [])]
+    return title, df[cols].reset_index(drop=True)
