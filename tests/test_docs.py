@@ -294,7 +294,7 @@ def _outside_patterns() -> list[tuple[str, re.Pattern[str], str]]:
         (
             ".md",
             re.compile(rf"(?<![\w./-])((?:\.{{1,2}}/|[\w-]+/)*)({names})\.md\b"),
-            "names a spec file without docs/",
+            "names a spec file outside docs/ (write docs/<name>.md)",
         ),
     ]
 
@@ -311,9 +311,11 @@ def test_docs006_nothing_points_outside_the_repository():
                 for needle, pattern, why in patterns
                 if needle in line
                 for m in pattern.finditer(line)
-                if not (why.startswith("names") and m.group(1) == "docs/")
+                if not (pattern.groups and m.group(1) == "docs/")
             ]
-            for start, end, found, why in hits:  # one message per reference, the widest match
-                if not any(s <= start and end <= e and (s, e) != (start, end) for s, e, *_ in hits):
+            covered = -1  # one message per reference: the widest of overlapping matches
+            for start, end, found, why in sorted(hits, key=lambda h: (h[0], -h[1])):
+                if start >= covered:
                     problems.append(f"{name}:{number}: {found!r} {why}")
+                covered = max(covered, end)
     _fail(problems, "references outside the repository")
