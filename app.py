@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         title="ImmunoSep",
         update_title=None,
         serve_locally=True,
-        # Deliberate (style.md 8.13 notwithstanding): without this, Dash Pages builds a
+        # Deliberate (docs/conventions.md 8.13 notwithstanding): without this, Dash Pages builds a
         # "validation layout" by calling every page layout during the FIRST request and then
         # sends it to EVERY client in the index page config. With role- and site-dependent
         # layouts that would leak the first user's data to everyone. Callback ids are instead

@@ -1,4 +1,4 @@
-"""Every component id, prefixed by its page (style.md section 6)."""
+"""Every component id, prefixed by its page (docs/conventions.md section 6)."""
 
 from typing import Final
 

@@ -46,7 +46,7 @@ _REL_EPS = 1e-12  # float slack so that exactly-on-the-band-edge values count as
 
 @dataclass(frozen=True)
 class Classification:
-    """One immune classification with the reason in words (style.md §5)."""
+    """One immune classification with the reason in words (docs/conventions.md §5)."""
 
     phenotype: Phenotype
     reason: str
@@ -109,7 +109,7 @@ def classify(
     Notes
     -----
     NaN is tested explicitly: ``NaN < 5000`` is False and would otherwise fall through to
-    "not eligible" (style.md §5). Negative or infinite values raise ``ValueError``.
+    "not eligible" (docs/conventions.md §5). Negative or infinite values raise ``ValueError``.
     """
     f_thr = thresholds.ferritin_mals_above_ng_ml
     h_thr = thresholds.hla_dr_sip_below_ab_per_cell

@@ -9,12 +9,12 @@ Methods follow clinical.md §1.7 and §6 (SRC-AUDIT; reproduction graded [D]):
 * Breslow–Day homogeneity with Tarone's adjustment, treatment × subgroup interaction by a
   logistic-regression likelihood-ratio test, Kaplan–Meier / log-rank / Cox (lifelines);
 * mean SOFA trajectories, adverse events by SOC × PT, CONSORT counts and Table 1 with
-  standardized mean differences (no baseline p-values; features.md §5.2, CONSORT).
+  standardized mean differences (no baseline p-values; docs/features.md §5.2, CONSORT).
 
 Every function returns numbers (tidy DataFrames or frozen dataclasses); formatting belongs
 to the UI. Group labels are free: the arm values are normally :class:`core.vocab.Arm`
 (``'precision'`` / ``'placebo'``), but a coded DSMB view may pass ``'Group A'`` /
-``'Group B'`` through the ``treated`` / ``control`` parameters (features.md §6.2).
+``'Group B'`` through the ``treated`` / ``control`` parameters (docs/blinding.md §6.2).
 """
 
 from __future__ import annotations
@@ -467,7 +467,7 @@ def forest_rows(
     treated: Hashable = Arm.PRECISION.value,
     control: Hashable = Arm.PLACEBO.value,
 ) -> pd.DataFrame:
-    """Tidy rows for a subgroup forest plot (features.md §5.5).
+    """Tidy rows for a subgroup forest plot (docs/features.md §5.5).
 
     Parameters
     ----------
@@ -521,7 +521,7 @@ def forest_rows(
 
 @dataclass(frozen=True)
 class KaplanMeierResult:
-    """Kaplan–Meier estimate for one group (features.md §5.4)."""
+    """Kaplan–Meier estimate for one group (docs/features.md §5.4)."""
 
     group: Hashable
     #: time_days, survival, ci_lower, ci_upper (log(-log) CI, lifelines default), n_at_risk,
@@ -720,7 +720,7 @@ def sofa_trajectories(
     value_col: str = "sofa_total",
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Mean daily SOFA per arm with a t-based CI (features.md §3; clinical.md §1.6).
+    """Mean daily SOFA per arm with a t-based CI (docs/features.md §3; clinical.md §1.6).
 
     Parameters
     ----------
@@ -788,7 +788,7 @@ def adverse_event_table(
     *,
     arm_col: str = "arm",
 ) -> pd.DataFrame:
-    """Patients with ≥ 1 adverse event by arm × SOC × PT (features.md §5.6; clinical.md §1.8.4).
+    """Patients with ≥ 1 adverse event by arm × SOC × PT (docs/features.md §5.6; clinical.md §1.8.4).
 
     Parameters
     ----------
@@ -889,7 +889,7 @@ def adverse_event_table(
 def consort_counts(
     disposition: pd.DataFrame, arms: pd.DataFrame, *, arm_col: str = "arm"
 ) -> pd.DataFrame:
-    """CONSORT flow counts from a disposition table (clinical.md §1.8.1; features.md §5.1).
+    """CONSORT flow counts from a disposition table (clinical.md §1.8.1; docs/features.md §5.1).
 
     Parameters
     ----------
@@ -1041,7 +1041,7 @@ def table_one(
 ) -> pd.DataFrame:
     """Baseline Table 1 by group with standardized mean differences and NO p-values.
 
-    CONSORT: baseline p-values are not reported in a randomised trial (features.md §5.2);
+    CONSORT: baseline p-values are not reported in a randomised trial (docs/features.md §5.2);
     balance is shown by the SMD instead (clinical.md §1.8.2 lists the ImmunoSep baseline).
 
     Parameters

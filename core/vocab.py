@@ -1,7 +1,7 @@
 """Shared vocabulary of core and UI: organs, phenotypes, arms, column names.
 
 One place for names, so ``core`` and ``components`` never spell a column twice
-(teal's shared argument convention; see ../shared/spec/style.md section 5).
+(teal's shared argument convention; see docs/conventions.md section 5).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Phenotype(StrEnum):
 
 
 class Arm(StrEnum):
-    """Randomised arm. Server-side only for blinded roles (features.md section 6)."""
+    """Randomised arm. Server-side only for blinded roles (docs/blinding.md section 6)."""
 
     PRECISION = "precision"
     PLACEBO = "placebo"

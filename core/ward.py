@@ -5,7 +5,7 @@ clinical rules used here (the SAP primary endpoint, clinical.md 1.5 / SRC-AUDIT)
 as in :mod:`core.endpoints`; this module only decides what a ward physician sees *on a given
 day*: who is getting worse, in which organ, and whether the endpoint is on track.
 
-Alerts (features.md section 8):
+Alerts (docs/features.md section 8):
 - ``"<organ> +N"``: a component rose by 2 or more points since the previous study day;
 - ``"new vasopressor"``: a qualifying vasopressor/inotrope infusion today that was not there
   the day before;

@@ -61,7 +61,7 @@ def test_sofa001_respiration_boundaries(pf: float, support: bool, expected: int)
     assert got == expected
 
 
-# SRC-VINCENT platelets < 150/100/50/20 (style.md 7 edge list)
+# SRC-VINCENT platelets < 150/100/50/20 (docs/conventions.md 7 edge list)
 @pytest.mark.parametrize(
     ("platelets", "expected"),
     [(400, 0), (150, 0), (149, 1), (100, 1), (99, 2), (50, 2), (49, 3), (20, 3), (19, 4), (0, 4)],

@@ -1,7 +1,7 @@
 """Who is asking: the principal of the current request and what their role may see.
 
 The role decides, on the server, whether the randomised arm may be used at all
-(features.md section 6). Blinded roles never get arm data from the service layer.
+(docs/blinding.md section 6). Blinded roles never get arm data from the service layer.
 """
 
 from __future__ import annotations
