@@ -8,6 +8,7 @@ from dash import dcc, html
 
 from components import ids
 from components.server.auth import ArmVisibility, Principal, Role
+from components.unmask import unmask_control
 
 NAV_ITEMS = (
     ("Ward board", "/"),
@@ -50,8 +51,6 @@ def build_navbar(principal: Principal, *, login: bool = False) -> dbc.Navbar:
     links = [dbc.NavItem(dbc.NavLink(label, href=href, active="exact")) for label, href in items]
     extras = []
     if principal.role is Role.DSMB and not principal.unmasked:
-        from components.unmask import unmask_control
-
         extras.append(unmask_control())
     if login:
         extras.append(

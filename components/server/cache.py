@@ -26,7 +26,9 @@ from typing import Any
 from flask_caching import Cache
 from flask_caching.backends import FileSystemCache, RedisCache
 from flask_caching.backends.base import BaseCache
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,6 @@ class TwoLevelCache(BaseCache):
     @classmethod
     def factory(cls, app, config, args, kwargs):
         if config.get("CACHE_REDIS_URL"):
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
             config = dict(config)
             # no client-side retries with backoff: a down Redis must fail fast (the breaker
             # below then skips it), never stall a request for seconds

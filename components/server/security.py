@@ -33,7 +33,7 @@ from flask import Flask, Response, g, jsonify, redirect, request, session
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from components.server.auth import Principal, Role
+from components.server.auth import NotAuthenticated, Principal, Role
 from components.server.context import dataset_info
 from settings import Settings
 
@@ -282,8 +282,6 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
     def internal_error(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             return exc  # type: ignore[return-value]
-        from components.server.auth import NotAuthenticated
-
         if isinstance(exc, NotAuthenticated):
             return refuse(401, "authentication required")
         ref = uuid.uuid4().hex[:10]
