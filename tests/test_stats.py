@@ -10,6 +10,9 @@ precision* (|computed − printed| ≤ half a unit of the last printed digit).
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ import pytest
 from scipy import optimize
 from scipy import stats as sps
 
+import core.stats as stats_pkg
 from core.exceptions import DataValidationError
 from core.stats import (
     adverse_event_table,
@@ -723,10 +727,6 @@ def test_table_one_numbers_and_no_p_values():
 def test_stats_interaction_with_separation_is_not_estimable_but_does_not_crash():
     """A subgroup level where one arm has no events (quasi-separation) must not crash the
     forest plot (found by the blinding crawler on a single-site filter)."""
-    import pandas as pd
-
-    from core.stats import interaction_test
-
     rows = []
     for level, arm, events, n in (
         ("a", "precision", 0, 6),
@@ -738,6 +738,33 @@ def test_stats_interaction_with_separation_is_not_estimable_but_does_not_crash()
     res = interaction_test(pd.DataFrame(rows), outcome_col="y", subgroup_col="sub")
     assert 0.0 <= res.p_value <= 1.0
     assert res.lr_statistic > 0
-    import math
-
     assert math.isnan(res.interaction_odds_ratio)
+
+
+def test_statistics_backends_load_lazily_until_import_backends() -> None:
+    """``import core.stats`` stays light (no statsmodels / lifelines) until import_backends()."""
+    code = (
+        "import sys\n"
+        "import core.stats\n"
+        "def heavy():\n"
+        "    return sorted({m.split('.')[0] for m in sys.modules} & {'statsmodels', 'lifelines'})\n"
+        "assert heavy() == [], heavy()\n"
+        "core.stats.import_backends()\n"
+        "assert heavy() == ['lifelines', 'statsmodels'], heavy()\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_package_keeps_every_public_name() -> None:
+    """The names callers import from ``core.stats`` (app, components, tests) stay there."""
+    used = {
+        "AE_TABLE_COLUMNS", "adverse_event_table", "arm_summary", "breslow_day",
+        "categorical_smd", "compare_proportions", "consort_counts", "cox_hr", "forest_rows",
+        "import_backends", "interaction_test", "kaplan_meier", "logrank", "sofa_trajectories",
+        "standardized_mean_difference", "table_one", "ProportionComparison",
+        "KaplanMeierResult", "BreslowDayResult", "InteractionResult", "LogRankResult",
+        "CoxResult",
+    }  # fmt: skip
+    assert used <= set(stats_pkg.__all__)
+    assert all(hasattr(stats_pkg, name) for name in stats_pkg.__all__)

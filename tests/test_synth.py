@@ -7,6 +7,7 @@ SRC-JAMA-ABS). Tolerances are stated next to each published number.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -16,7 +17,12 @@ import pytest
 from core.derive import derive_daily_sofa
 from core.endpoints import mortality, sofa_response
 from core.phenotype import classify_frame, immune_reversal
+from core.rules import SofaRules
 from core.synth import SCREENING_EXCLUSIONS, SyntheticTrial, death_study_day, generate_trial
+from core.synth.cohort import draw_cohort
+from core.synth.flow import draw_flow
+from core.synth.latent import draw_trajectories
+from core.time import study_day
 from core.units import ACCEPTED_UNITS, normalize_infusions, normalize_observations, unit_key
 
 PRECISION, PLACEBO = "precision", "placebo"
@@ -412,6 +418,46 @@ def test_death_study_day_helper() -> None:
     assert str(got.dtype) == "Int64"
     assert got.iloc[:3].tolist() == [1, 2, 28]
     assert got.isna().tolist() == [False, False, False, True]
+
+
+def test_death_study_day_follows_the_study_day_rule() -> None:
+    """death_study_day is core.time.study_day: the calendar clock moves it with the rule."""
+    pts = pd.DataFrame(
+        {
+            "anchor_time": pd.to_datetime(["2022-01-01 22:00", "2022-01-01 22:00"]),
+            "death_time": pd.to_datetime(["2022-01-02 03:00", pd.NaT]),
+        },
+        index=[7, 9],
+    )
+    rolling = death_study_day(pts)
+    calendar = death_study_day(pts, rules=SofaRules(study_day="calendar_date"))
+    assert rolling.name == calendar.name == "death_study_day"
+    assert rolling.index.tolist() == [7, 9]
+    assert rolling.tolist()[0] == 1
+    assert calendar.tolist()[0] == 2
+    assert calendar.isna().tolist() == [False, True]
+    expected = study_day(pts["death_time"], pts["anchor_time"]).rename("death_study_day")
+    pd.testing.assert_series_equal(rolling, expected)
+
+
+def test_trajectory_fallback_leaves_the_cohort_untouched() -> None:
+    """Responders that cannot improve (all-zero day 1) take the deterministic fallback: a flat
+    course on a copy of the charting mask, the cohort's own mask unchanged."""
+    rng = np.random.Generator(np.random.PCG64(1))
+    flow = draw_flow(rng, 40, 0)
+    cohort = draw_cohort(rng, flow, null=False)
+    stuck = dataclasses.replace(
+        cohort,
+        base=np.zeros_like(cohort.base),
+        responder=np.ones(cohort.m, bool),
+        death_day=np.full(cohort.m, np.inf),
+    )
+    before = stuck.observed.copy()
+    latent = draw_trajectories(rng, stuck, n_days=28)
+    assert np.array_equal(stuck.observed, before)
+    assert latent.observed[:, :, 1:9].all()
+    assert (latent.latent == 0).all()
+    assert np.allclose(latent.delta, 0.0)
 
 
 # --- scaling ------------------------------------------------------------------------------------
