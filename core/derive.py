@@ -37,13 +37,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from core import sofa as _sofa
 from core.exceptions import DataValidationError, Problem
 from core.rules import SofaRules
-from core.sofa import (
-    CREATININE_MG_DL_BREAKS,
-    score_respiration,
-    score_sofa,
-)
+from core.sofa import score_respiration, score_sofa
 from core.sofa2 import score_sofa2
 from core.time import (
     NS_PER_HOUR,
@@ -53,7 +50,12 @@ from core.time import (
     day_start_ns,
     study_day_ns,
 )
-from core.units import SCORED_DRUGS, normalize_infusions, normalize_observations
+from core.units import (
+    CANONICAL_UNITS,
+    SCORED_DRUGS,
+    normalize_infusions,
+    normalize_observations,
+)
 from core.vocab import SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL, Organ
 
 #: 15 = normal GCS assumed when no GCS before sedation is known (SRC-MIMIC gcs.sql, SRC-RICU)
@@ -788,6 +790,7 @@ def derive_daily_sofa(
             "urine_hours": u_hours_g,
         },
         si=si,
+        rules=rules,
     )
     return DailySofa(daily=filled, provenance=prov)
 
@@ -839,6 +842,126 @@ def _render(
     return out
 
 
+# --- rule phrases, generated from core.sofa's named cut-offs and the SofaRules settings -------
+# (core.sofa's constants are read at call time, so the texts can never drift from the scorer)
+
+
+def _below_phrases(breaks: tuple[float, ...]) -> tuple[str, ...]:
+    """Phrase per score 0..4 for "x < break" organs (score 0 = at or above the first break)."""
+    return (f">= {_fmt(breaks[0])}", *(f"< {_fmt(b)}" for b in breaks))
+
+
+def _at_or_above_phrases(breaks: tuple[float, ...]) -> tuple[str, ...]:
+    """Phrase per score 0..4 for "x >= break" organs (score 0 = below the first break)."""
+    return (f"< {_fmt(breaks[0])}", *(f">= {_fmt(b)}" for b in breaks))
+
+
+def _gcs_phrases() -> tuple[str, ...]:
+    """GCS phrase per score 0..4, e.g. ``15``, ``13-14``, ..., ``< 6`` (integer scale)."""
+    b = _sofa.GCS_BREAKS
+    bands = (f"{_fmt(b[k])}-{_fmt(b[k - 1] - 1)}" for k in range(1, len(b)))
+    return (_fmt(b[0]), *bands, f"< {_fmt(b[-1])}")
+
+
+def _pf_phrases() -> tuple[str, ...]:
+    """P/F phrase per score 0..4; scores 3-4 need respiratory support."""
+    p = _below_phrases(_sofa.PAO2_FIO2_MMHG_BREAKS)
+    return (*p[:3], *(f"{x} with support" for x in p[3:]))
+
+
+def _pf_capped_phrase() -> str:
+    return f"< {_fmt(_sofa.PAO2_FIO2_MMHG_BREAKS[2])} without respiratory support (capped at 2)"
+
+
+def _urine_phrases() -> dict[int, str]:
+    u3, u4 = _sofa.URINE_ML_24H_SCORE3_BELOW, _sofa.URINE_ML_24H_SCORE4_BELOW
+    return {0: f">= {_fmt(u3)}", 3: f"< {_fmt(u3)}", 4: f"< {_fmt(u4)}"}
+
+
+def vasopressor_duration_text(rules: SofaRules = SofaRules()) -> str:
+    """The infusion-duration rule in words, e.g. ``">= 60 min rule"``.
+
+    From ``rules.vasopressor_min_minutes`` and ``rules.require_vasopressor_60min``; for UI
+    labels and the provenance texts (SRC-VINCENT "at least 1 h", SRC-RICU ``vaso60``).
+    """
+    if not rules.require_vasopressor_60min:
+        return "no minimum duration"
+    return f">= {_fmt(rules.vasopressor_min_minutes)} min rule"
+
+
+def vasopressor_counts(minutes: object, rules: SofaRules = SofaRules()) -> np.ndarray:
+    """Whether an infusion run of ``minutes`` (merged run length) counts for SOFA (bool array).
+
+    The same test :func:`qualifying_infusions` applies after merging segments less than
+    ``rules.vasopressor_merge_gap_minutes`` apart; for displays that show a run's length.
+    """
+    m = np.asarray(minutes, dtype=np.float64)
+    if not rules.require_vasopressor_60min:
+        return np.ones(m.shape, dtype=bool)
+    return m >= rules.vasopressor_min_minutes
+
+
+def _drug_phrase(drug: str) -> str:
+    tiers = _sofa.drug_tiers(drug)
+    return f"{drug} " + ", ".join(f"> {_fmt(x)} -> {pts}" for x, pts in tiers)
+
+
+def organ_rule_texts(rules: SofaRules = SofaRules()) -> dict[Organ, str]:
+    """One sentence per organ describing how it is scored under ``rules``.
+
+    Generated from core.sofa's named cut-offs and the SofaRules settings (FiO2 window,
+    support definition, vasopressor minutes and merge gap, sedated-GCS rule, urine hours),
+    so a legend or tooltip never re-types a number (clinical.md 2.8).
+
+    Returns
+    -------
+    dict
+        :class:`core.vocab.Organ` -> text.
+    """
+    pf = _pf_phrases()
+    support = ", ".join(k.replace("_", " ") for k in SUPPORT_KINDS[rules.respiratory_support])
+    plt = _below_phrases(_sofa.PLATELETS_10E3_PER_UL_BREAKS)
+    bili = _at_or_above_phrases(_sofa.BILIRUBIN_MG_DL_BREAKS)
+    creat = _at_or_above_phrases(_sofa.CREATININE_MG_DL_BREAKS)
+    gcs = _gcs_phrases()
+    urine = _urine_phrases()
+
+    def tiers(phrases: tuple[str, ...]) -> str:
+        return ", ".join(f"{p} -> {k}" for k, p in enumerate(phrases) if k)
+
+    if rules.require_vasopressor_60min:
+        duration = (
+            f"counted when infused for >= {_fmt(rules.vasopressor_min_minutes)} min "
+            f"(segments less than {_fmt(rules.vasopressor_merge_gap_minutes)} min apart merged)"
+        )
+    else:
+        duration = "counted at any duration"
+    sedated = (
+        "under sedation the last GCS before sedation (15 if none)"
+        if rules.gcs_sedated == "pre_sedation_or_15"
+        else "GCS as charted, also under sedation"
+    )
+    return {
+        Organ.RESPIRATION: (
+            f"PaO2/FiO2 (mmHg; FiO2 charted up to {_fmt(rules.fio2_match_window_hours)} h "
+            f"before the PaO2): {tiers(pf)}; support = {support}"
+        ),
+        Organ.COAGULATION: f"platelets ({CANONICAL_UNITS['platelets']}): {tiers(plt)}",
+        Organ.LIVER: f"bilirubin ({CANONICAL_UNITS['bilirubin']}): {tiers(bili)}",
+        Organ.CARDIOVASCULAR: (
+            f"MAP < {_fmt(_sofa.MAP_MMHG_SCORE1_BELOW)} mmHg -> 1; "
+            + "; ".join(_drug_phrase(d) for d in SCORED_DRUGS)
+            + f" (mcg/kg/min), {duration}"
+        ),
+        Organ.CNS: f"GCS {tiers(gcs)}; {sedated}",
+        Organ.RENAL: (
+            f"creatinine ({CANONICAL_UNITS['creatinine']}): {tiers(creat)}; urine output "
+            f"{urine[3]} mL/24 h -> 3, {urine[4]} -> 4 (scaled to 24 h when at least "
+            f"{_fmt(rules.urine_min_observed_hours)} h observed)"
+        ),
+    }
+
+
 def _threshold_template(
     label: str, canon_unit: str, phrases: tuple[str, ...]
 ) -> Callable[..., str]:
@@ -852,63 +975,87 @@ def _threshold_template(
     return template
 
 
-def _cns_template(sedated: bool, charted: float, pre: float, score: int) -> str:
-    phrase = ("15", "13-14", "10-12", "6-9", "< 6")[score]
-    if not sedated:
-        return f"GCS {_fmt(charted)} {phrase} -> {score}"
-    if np.isnan(pre):
-        return f"sedated: no GCS before sedation -> 15 (charted during sedation: {_fmt(charted)}) -> {score}"
-    return (
-        f"sedated: pre-sedation GCS {_fmt(pre)} (charted during sedation: {_fmt(charted)}) "
-        f"{phrase} -> {score}"
-    )
+def _cns_template_for() -> Callable[..., str]:
+    phrases = _gcs_phrases()
+    normal = _fmt(GCS_NORMAL)
 
-
-def _resp_template(
-    pao2: float,
-    pao2_unit: str,
-    pao2_mmhg: float,
-    fio2: float,
-    fio2_unit: str,
-    pf: float,
-    capped: bool,
-    score: int,
-) -> str:
-    phrase = (">= 400", "< 400", "< 300", "< 200 with support", "< 100 with support")[score]
-    if capped:
-        phrase = "< 200 without respiratory support (capped at 2)"
-    conv = f" = {_fmt(pao2_mmhg)} mmHg" if pao2_unit != "mmHg" else ""
-    return (
-        f"PaO2 {_fmt(pao2)} {pao2_unit}{conv} / FiO2 {_fmt(fio2)} {fio2_unit} "
-        f"= P/F {_fmt(pf)} mmHg {phrase} -> {score}"
-    )
-
-
-def _urine_template(total: float, hours: float, per_24h: float, u_score: int, score: int) -> str:
-    phrase = {0: ">= 500", 3: "< 500", 4: "< 200"}[u_score]
-    scaled = f"-> {_fmt(per_24h)} mL/24h " if total != per_24h else ""
-    return f"urine {_fmt(total)} mL over {_fmt(hours)} h {scaled}{phrase} -> {score}"
-
-
-def _cv_template(
-    decider: int,
-    rate: float,
-    received: float,
-    unit: str,
-    minutes: float,
-    mapv: float,
-    low_map: bool,
-    score: int,
-) -> str:
-    if decider < len(SCORED_DRUGS):
+    def template(sedated: bool, charted: float, pre: float, score: int) -> str:
+        phrase = phrases[score]
+        if not sedated:
+            return f"GCS {_fmt(charted)} {phrase} -> {score}"
+        if np.isnan(pre):
+            return (
+                f"sedated: no GCS before sedation -> {normal} "
+                f"(charted during sedation: {_fmt(charted)}) -> {score}"
+            )
         return (
-            f"{SCORED_DRUGS[decider]} {_fmt(rate)} mcg/kg/min (received {_fmt(received)} {unit}) "
-            f"for {_fmt(minutes)} min (>= 60 min rule) -> {score}"
+            f"sedated: pre-sedation GCS {_fmt(pre)} (charted during sedation: {_fmt(charted)}) "
+            f"{phrase} -> {score}"
         )
-    if decider == len(SCORED_DRUGS):
-        op = "< 70" if low_map else ">= 70, no qualifying vasopressor"
-        return f"MAP {_fmt(mapv)} mmHg {op} -> {score}"
-    return f"no qualifying vasopressor and MAP missing -> {score}"
+
+    return template
+
+
+def _resp_template_for() -> Callable[..., str]:
+    phrases = _pf_phrases()
+    capped_phrase = _pf_capped_phrase()
+
+    def template(
+        pao2: float,
+        pao2_unit: str,
+        pao2_mmhg: float,
+        fio2: float,
+        fio2_unit: str,
+        pf: float,
+        capped: bool,
+        score: int,
+    ) -> str:
+        phrase = capped_phrase if capped else phrases[score]
+        conv = f" = {_fmt(pao2_mmhg)} mmHg" if pao2_unit != "mmHg" else ""
+        return (
+            f"PaO2 {_fmt(pao2)} {pao2_unit}{conv} / FiO2 {_fmt(fio2)} {fio2_unit} "
+            f"= P/F {_fmt(pf)} mmHg {phrase} -> {score}"
+        )
+
+    return template
+
+
+def _urine_template_for() -> Callable[..., str]:
+    phrases = _urine_phrases()
+
+    def template(total: float, hours: float, per_24h: float, u_score: int, score: int) -> str:
+        scaled = f"-> {_fmt(per_24h)} mL/24h " if total != per_24h else ""
+        return f"urine {_fmt(total)} mL over {_fmt(hours)} h {scaled}{phrases[u_score]} -> {score}"
+
+    return template
+
+
+def _cv_template_for(rules: SofaRules) -> Callable[..., str]:
+    duration = vasopressor_duration_text(rules)
+    map_cut = _fmt(_sofa.MAP_MMHG_SCORE1_BELOW)
+
+    def template(
+        decider: int,
+        rate: float,
+        received: float,
+        unit: str,
+        minutes: float,
+        mapv: float,
+        low_map: bool,
+        score: int,
+    ) -> str:
+        if decider < len(SCORED_DRUGS):
+            return (
+                f"{SCORED_DRUGS[decider]} {_fmt(rate)} mcg/kg/min "
+                f"(received {_fmt(received)} {unit}) for {_fmt(minutes)} min ({duration}) "
+                f"-> {score}"
+            )
+        if decider == len(SCORED_DRUGS):
+            op = f"< {map_cut}" if low_map else f">= {map_cut}, no qualifying vasopressor"
+            return f"MAP {_fmt(mapv)} mmHg {op} -> {score}"
+        return f"no qualifying vasopressor and MAP missing -> {score}"
+
+    return template
 
 
 def _imputed_template(kind: str, src_day: float) -> str:
@@ -928,6 +1075,7 @@ def _provenance(
     placed: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     extras: dict[str, np.ndarray],
     si: bool,
+    rules: SofaRules,
 ) -> pd.DataFrame:
     """Long provenance table (one row per patient-day and organ), built column-wise."""
     n = len(daily)
@@ -973,22 +1121,19 @@ def _provenance(
         }
 
     # single-variable organs
-    for organ, name, label, canon_unit, phrases in (
+    for organ, name, phrases in (
         (
             Organ.COAGULATION,
             "platelets",
-            "platelets",
-            "10^3/uL",
-            (">= 150", "< 150", "< 100", "< 50", "< 20"),
+            _below_phrases(_sofa.PLATELETS_10E3_PER_UL_BREAKS),
         ),
         (
             Organ.LIVER,
             "bilirubin",
-            "bilirubin",
-            "mg/dL",
-            ("< 1.2", ">= 1.2", ">= 2", ">= 6", ">= 12"),
+            _at_or_above_phrases(_sofa.BILIRUBIN_MG_DL_BREAKS),
         ),
     ):
+        label, canon_unit = name, CANONICAL_UNITS[name]
         vals, rows, _ = placed[name]
         score = comp(organ)
         rule = _render(
@@ -1010,7 +1155,7 @@ def _provenance(
     sed, src = extras["gcs_sedated"], extras["gcs_src_row"]
     pre = np.where(sed & (src >= 0), take(o_val, src, np.nan), np.nan)
     rule = _render(
-        _cns_template,
+        _cns_template_for(),
         {"sed": sed, "c": take(o_val, rows, np.nan), "p": pre, "s": score},
         (rows >= 0) & (score >= 0),
     )
@@ -1021,7 +1166,7 @@ def _provenance(
     score = comp(Organ.RESPIRATION)
     frow = extras["fio2_row"]
     rule = _render(
-        _resp_template,
+        _resp_template_for(),
         {
             "pa": take(o_val, rows, np.nan),
             "pu": o_unit_at(rows),
@@ -1029,7 +1174,9 @@ def _provenance(
             "fi": take(o_val, frow, np.nan),
             "fu": o_unit_at(frow),
             "pf": pf,
-            "cap": (score == 2) & (pf < 200) & ~extras["pf_support"].astype(bool),
+            "cap": (score == 2)
+            & (pf < _sofa.PAO2_FIO2_MMHG_BREAKS[2])
+            & ~extras["pf_support"].astype(bool),
             "s": score,
         },
         (rows >= 0) & (frow >= 0) & (score >= 0),
@@ -1041,14 +1188,16 @@ def _provenance(
     urine = placed["urine"][0]
     u_rows = np.where(np.isnan(urine), -1, placed["urine"][1])
     score = comp(Organ.RENAL)
-    c_score = np.where(
-        c_rows >= 0, np.searchsorted(np.array(CREATININE_MG_DL_BREAKS), creat, side="right"), -1
-    )
-    u_score = np.where(urine < 200, 4, np.where(urine < 500, 3, np.where(np.isnan(urine), -1, 0)))
+    c_score = np.where(c_rows >= 0, _sofa.score_creatinine(creat), -1)
+    u_score = np.where(np.isnan(urine), -1, _sofa.score_urine_output(urine))
     use_urine = (u_rows >= 0) & (u_score > c_score)
     renal_rows = np.where(use_urine, u_rows, c_rows)
     c_rule = _render(
-        _threshold_template("creatinine", "mg/dL", ("< 1.2", ">= 1.2", ">= 2", ">= 3.5", ">= 5")),
+        _threshold_template(
+            "creatinine",
+            CANONICAL_UNITS["creatinine"],
+            _at_or_above_phrases(_sofa.CREATININE_MG_DL_BREAKS),
+        ),
         {
             "v": take(o_val, c_rows, np.nan),
             "u": o_unit_at(c_rows),
@@ -1059,7 +1208,7 @@ def _provenance(
         ~use_urine & (c_rows >= 0) & (score >= 0),
     )
     u_rule = _render(
-        _urine_template,
+        _urine_template_for(),
         {
             "t": extras["urine_sum"],
             "h": extras["urine_hours"],
@@ -1081,12 +1230,7 @@ def _provenance(
     for d_i in range(len(SCORED_DRUGS) - 1, -1, -1):  # first drug in SCORED_DRUGS wins ties
         drug = SCORED_DRUGS[d_i]
         v = placed[drug][0]
-        if drug == "dopamine":
-            sub = np.where(v > 15, 4, np.where(v > 5, 3, np.where(v > 0, 2, 0)))
-        elif drug == "dobutamine":
-            sub = np.where(v > 0, 2, 0)
-        else:
-            sub = np.where(v > 0.1, 4, np.where(v > 0, 3, 0))
+        sub = _sofa.drug_points(drug, v)
         hit = (sub == score) & (score >= 2)
         decider[hit] = d_i
         inf_rows[hit] = placed[drug][1][hit]
@@ -1096,7 +1240,7 @@ def _provenance(
     decider[by_map] = len(SCORED_DRUGS)
     is_inf = decider < len(SCORED_DRUGS)
     rule = _render(
-        _cv_template,
+        _cv_template_for(rules),
         {
             "d": decider,
             "r": rate,
@@ -1104,7 +1248,7 @@ def _provenance(
             "u": take(i_unit, inf_rows, ""),
             "m": minutes,
             "map": map_vals,
-            "low": map_vals < 70,
+            "low": map_vals < _sofa.MAP_MMHG_SCORE1_BELOW,
             "s": score,
         },
         score >= 0,
@@ -1171,5 +1315,8 @@ __all__ = [
     "fill_trajectory",
     "gcs_under_sedation",
     "match_pao2_fio2",
+    "organ_rule_texts",
     "qualifying_infusions",
+    "vasopressor_counts",
+    "vasopressor_duration_text",
 ]
