@@ -40,9 +40,9 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from core.concepts import SCORED_DRUGS
 from core.exceptions import DataValidationError, Problem
 from core.rules import SofaRules
-from core.units import SCORED_DRUGS
 from core.vocab import SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL, Organ
 
 # --- cut-offs, half-open [lower, next_lower) (clinical.md 2.8; SRC-VINCENT, SRC-RICU) ---------

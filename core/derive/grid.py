@@ -15,6 +15,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from core.concepts import SCORED_DRUGS, SOFA_OBSERVATION_VARIABLES, aggregate_of
 from core.derive.impute import fill_trajectory
 from core.derive.primitives import (
     Clock,
@@ -35,27 +36,14 @@ from core.rules import SofaRules
 from core.sofa import score_respiration, score_sofa
 from core.sofa2 import score_sofa2
 from core.time import as_ns, day_start_ns
-from core.units import SCORED_DRUGS, normalize_infusions, normalize_observations
+from core.units import normalize_infusions, normalize_observations
 from core.vocab import RESPIRATORY_SUPPORT_KINDS, SOFA_COLUMNS, EpisodeKind, Organ
 
 #: observation variables the derivation reads (others, e.g. ferritin, are ignored here)
-SOFA_OBS_VARIABLES: Final = (
-    "pao2",
-    "fio2",
-    "platelets",
-    "bilirubin",
-    "creatinine",
-    "map",
-    "gcs_total",
-    "urine_output",
-)
-#: single-value organ inputs: variable -> worst of the day (clinical.md 2.8)
-_DAILY_WORST: Final = (
-    ("platelets", "min"),
-    ("bilirubin", "max"),
-    ("creatinine", "max"),
-    ("map", "min"),
-)
+SOFA_OBS_VARIABLES: Final = SOFA_OBSERVATION_VARIABLES
+#: single-value organ inputs reduced by their concept's daily aggregate (min / max)
+_DAILY_WORST_VARIABLES: Final = ("platelets", "bilirubin", "creatinine", "map")
+
 #: score_sofa input column -> the organ-input name of the worst-value steps
 _INPUT_OF: Final = {
     "pao2_fio2_mmhg": "pf",
@@ -191,9 +179,14 @@ def _episodes(episodes: pd.DataFrame, pids: pd.Index) -> _Episodes:
 
 
 def _lab_steps(o: _Obs) -> dict[str, Worst]:
-    """Platelets, bilirubin, creatinine, MAP: the worst value of each study day."""
+    """Platelets, bilirubin, creatinine, MAP: the worst value of each study day.
+
+    Worst = the variable's daily aggregate in :mod:`core.concepts` (min platelets and MAP,
+    max bilirubin and creatinine; clinical.md 2.8).
+    """
     worst: dict[str, Worst] = {}
-    for var, how in _DAILY_WORST:
+    for var in _DAILY_WORST_VARIABLES:
+        how = aggregate_of(var)
         idx = o.subset(var)
         k, w, pos = daily_worst_values(o.daykey[idx], o.value[idx], how=how, presorted=True)
         worst[var] = (k, w, idx[pos])
@@ -255,7 +248,8 @@ def _cns_step(o: _Obs, ep: _Episodes, rules: SofaRules) -> tuple[Worst, np.ndarr
     )
     keep = o.in_window[g_all]
     g_idx, eff, sedated, src = g_all[keep], eff[keep], sedated[keep], src[keep]
-    k, w, pos = daily_worst_values(o.daykey[g_idx], eff, how="min", presorted=True)
+    how = aggregate_of("gcs_total")
+    k, w, pos = daily_worst_values(o.daykey[g_idx], eff, how=how, presorted=True)
     src_row = np.where(src[pos] >= 0, g_all[np.maximum(src[pos], 0)], -1)
     return (k, w, g_idx[pos]), sedated[pos], src_row
 
@@ -299,7 +293,7 @@ def _vasopressor_step(
     for d_i, drug in enumerate(SCORED_DRUGS):
         m = drug_code[seg] == d_i
         key = i_p[seg[m]] * span_days + vday[m]
-        k, w, pos = daily_worst_values(key, i_rate[seg[m]], how="max")
+        k, w, pos = daily_worst_values(key, i_rate[seg[m]], how=aggregate_of(drug))
         worst[drug] = (k, w, seg[m][pos])
         worst[drug + "_minutes"] = (k, seg_minutes[m][pos], seg[m][pos])
     return worst

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core import sofa as _sofa
+from core.concepts import SCORED_DRUGS, concept
 from core.derive.primitives import GCS_NORMAL, take_col
 from core.derive.rule_text import (
     at_or_above_phrases,
@@ -26,7 +27,6 @@ from core.derive.rule_text import (
 from core.derive.rule_text import fmt_number as _fmt
 from core.rules import SofaRules
 from core.time import as_ns
-from core.units import CANONICAL_UNITS, SCORED_DRUGS
 from core.vocab import SOFA_COLUMNS, Organ
 
 
@@ -254,7 +254,7 @@ def build_provenance(
             at_or_above_phrases(_sofa.BILIRUBIN_MG_DL_BREAKS),
         ),
     ):
-        label, canon_unit = name, CANONICAL_UNITS[name]
+        label, canon_unit = name, concept(name).unit
         vals, rows, _ = placed[name]
         score = comp(organ)
         rule = render(
@@ -316,7 +316,7 @@ def build_provenance(
     c_rule = render(
         _threshold_template(
             "creatinine",
-            CANONICAL_UNITS["creatinine"],
+            concept("creatinine").unit,
             at_or_above_phrases(_sofa.CREATININE_MG_DL_BREAKS),
         ),
         {

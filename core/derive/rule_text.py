@@ -9,8 +9,8 @@ UI for legends and tooltips (:func:`organ_rule_texts`, :func:`vasopressor_durati
 from __future__ import annotations
 
 from core import sofa as _sofa
+from core.concepts import SCORED_DRUGS, concept
 from core.rules import SofaRules
-from core.units import CANONICAL_UNITS, SCORED_DRUGS
 from core.vocab import RESPIRATORY_SUPPORT_KINDS, Organ
 
 
@@ -112,8 +112,8 @@ def organ_rule_texts(rules: SofaRules = SofaRules()) -> dict[Organ, str]:
             f"PaO2/FiO2 (mmHg; FiO2 charted up to {_fmt(rules.fio2_match_window_hours)} h "
             f"before the PaO2): {tiers(pf)}; support = {support}"
         ),
-        Organ.COAGULATION: f"platelets ({CANONICAL_UNITS['platelets']}): {tiers(plt)}",
-        Organ.LIVER: f"bilirubin ({CANONICAL_UNITS['bilirubin']}): {tiers(bili)}",
+        Organ.COAGULATION: f"platelets ({concept('platelets').unit}): {tiers(plt)}",
+        Organ.LIVER: f"bilirubin ({concept('bilirubin').unit}): {tiers(bili)}",
         Organ.CARDIOVASCULAR: (
             f"MAP < {_fmt(_sofa.MAP_MMHG_SCORE1_BELOW)} mmHg -> 1; "
             + "; ".join(drug_phrase(d) for d in SCORED_DRUGS)
@@ -121,7 +121,7 @@ def organ_rule_texts(rules: SofaRules = SofaRules()) -> dict[Organ, str]:
         ),
         Organ.CNS: f"GCS {tiers(gcs)}; {sedated}",
         Organ.RENAL: (
-            f"creatinine ({CANONICAL_UNITS['creatinine']}): {tiers(creat)}; urine output "
+            f"creatinine ({concept('creatinine').unit}): {tiers(creat)}; urine output "
             f"{urine[3]} mL/24 h -> 3, {urine[4]} -> 4 (scaled to 24 h when at least "
             f"{_fmt(rules.urine_min_observed_hours)} h observed)"
         ),
