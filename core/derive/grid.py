@@ -10,6 +10,7 @@ it; :class:`_Grid` places those on the grid of study days 1..D per patient; then
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 import numpy as np
@@ -45,19 +46,21 @@ SOFA_OBS_VARIABLES: Final = SOFA_OBSERVATION_VARIABLES
 _DAILY_WORST_VARIABLES: Final = ("platelets", "bilirubin", "creatinine", "map")
 
 #: score_sofa input column -> the organ-input name of the worst-value steps
-_INPUT_OF: Final = {
-    "pao2_fio2_mmhg": "pf",
-    "platelets_10e3_per_ul": "platelets",
-    "bilirubin_mg_dl": "bilirubin",
-    "map_mmhg": "map",
-    "dopamine_mcg_kg_min": "dopamine",
-    "dobutamine_mcg_kg_min": "dobutamine",
-    "epinephrine_mcg_kg_min": "epinephrine",
-    "norepinephrine_mcg_kg_min": "norepinephrine",
-    "gcs_total": "gcs",
-    "creatinine_mg_dl": "creatinine",
-    "urine_output_ml_24h": "urine",
-}
+_INPUT_OF: Final = MappingProxyType(
+    {
+        "pao2_fio2_mmhg": "pf",
+        "platelets_10e3_per_ul": "platelets",
+        "bilirubin_mg_dl": "bilirubin",
+        "map_mmhg": "map",
+        "dopamine_mcg_kg_min": "dopamine",
+        "dobutamine_mcg_kg_min": "dobutamine",
+        "epinephrine_mcg_kg_min": "epinephrine",
+        "norepinephrine_mcg_kg_min": "norepinephrine",
+        "gcs_total": "gcs",
+        "creatinine_mg_dl": "creatinine",
+        "urine_output_ml_24h": "urine",
+    }
+)
 
 #: (grid keys, worst values, source row positions) of one organ input
 Worst = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -84,10 +87,12 @@ class DailySofa:
 
 
 def _codes(values: pd.Series, categories: pd.Index) -> np.ndarray:
+    """Integer code of each value in ``categories`` (-1 = unknown)."""
     return pd.Categorical(values, categories=categories).codes.astype(np.int64)
 
 
 def _prepare_patients(patients: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """Patient ids, anchor and death times (int64 ns); every problem raised at once."""
     problems = [
         Problem("patients", None, c, None, "a column of this name")
         for c in ("patient_id", "anchor_time")
@@ -119,6 +124,7 @@ def _prepare_patients(patients: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.
 
 
 def _unknown_patients(frame: pd.DataFrame, codes: np.ndarray, where: str, tcol: str) -> None:
+    """Raise DataValidationError for rows whose patient is not in ``patients``."""
     bad = np.flatnonzero(codes < 0)
     if bad.size:
         ids = frame["patient_id"].to_numpy()[bad]
@@ -162,6 +168,8 @@ class _Obs:
 
 @dataclass(frozen=True)
 class _Episodes:
+    """Episodes as arrays: patient code, kind, start and stop (int64 ns)."""
+
     pcode: np.ndarray
     kind: np.ndarray
     start: np.ndarray
@@ -169,6 +177,7 @@ class _Episodes:
 
 
 def _episodes(episodes: pd.DataFrame, pids: pd.Index) -> _Episodes:
+    """Episodes as arrays; unknown patients raise DataValidationError."""
     ep = episodes
     if not len(ep):
         e = np.zeros(0, dtype=np.int64)

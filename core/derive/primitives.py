@@ -30,6 +30,7 @@ def assign_study_day(times: object, anchors: object, rules: SofaRules = SofaRule
 
 
 def group_starts(sorted_key: np.ndarray) -> np.ndarray:
+    """Start positions of the runs of equal keys in a sorted key array."""
     if sorted_key.size == 0:
         return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
@@ -86,6 +87,7 @@ class Clock:
             raise ValueError("time span x patients too large for millisecond composite keys")
 
     def key(self, pcode: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+        """Composite int64 key: patient code, then milliseconds since the earliest time."""
         return pcode.astype(np.int64) * self.span + (t_ns - self.t0) // NS_PER_MS
 
 

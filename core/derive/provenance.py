@@ -61,6 +61,8 @@ def render(
 def _threshold_template(
     label: str, canon_unit: str, phrases: tuple[str, ...]
 ) -> Callable[..., str]:
+    """Template for single-threshold organs (platelets, bilirubin, creatinine)."""
+
     def template(val: float, unit: str, canon: float, score: int, si: bool) -> str:
         txt = f"{label} {_fmt(val)} {unit}"
         if unit != canon_unit:
@@ -72,6 +74,7 @@ def _threshold_template(
 
 
 def _cns_template_for() -> Callable[..., str]:
+    """Template of the CNS text (sedation: the substituted pre-sedation GCS)."""
     phrases = gcs_phrases()
     normal = _fmt(GCS_NORMAL)
 
@@ -93,6 +96,7 @@ def _cns_template_for() -> Callable[..., str]:
 
 
 def _resp_template_for() -> Callable[..., str]:
+    """Template of the respiration text (PaO2, FiO2, P/F, support cap)."""
     phrases = pf_phrases()
     capped_phrase = pf_capped_phrase()
 
@@ -117,6 +121,7 @@ def _resp_template_for() -> Callable[..., str]:
 
 
 def _urine_template_for() -> Callable[..., str]:
+    """Template of the urine-output text (sum, hours, scaled to 24 h)."""
     phrases = urine_phrases()
 
     def template(total: float, hours: float, per_24h: float, u_score: int, score: int) -> str:
@@ -127,6 +132,7 @@ def _urine_template_for() -> Callable[..., str]:
 
 
 def _cv_template_for(rules: SofaRules) -> Callable[..., str]:
+    """Template of the cardiovascular text (deciding drug and run, or MAP)."""
     duration = vasopressor_duration_text(rules)
     map_cut = _fmt(_sofa.MAP_MMHG_SCORE1_BELOW)
 
@@ -155,6 +161,7 @@ def _cv_template_for(rules: SofaRules) -> Callable[..., str]:
 
 
 def _imputed_template(kind: str, src_day: float) -> str:
+    """Rule text of an imputed component (names the policy and the source day)."""
     if kind == "locf":
         return f"missing -> carried forward from study day {int(src_day)} (locf)"
     if kind == "day1_zero":

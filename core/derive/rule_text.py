@@ -46,10 +46,12 @@ def pf_phrases() -> tuple[str, ...]:
 
 
 def pf_capped_phrase() -> str:
+    """P/F phrase when the score is capped at 2 without respiratory support."""
     return f"< {_fmt(_sofa.PAO2_FIO2_MMHG_BREAKS[2])} without respiratory support (capped at 2)"
 
 
 def urine_phrases() -> dict[int, str]:
+    """Urine-output phrase per urine score (0, 3, 4)."""
     u3, u4 = _sofa.URINE_ML_24H_SCORE3_BELOW, _sofa.URINE_ML_24H_SCORE4_BELOW
     return {0: f">= {_fmt(u3)}", 3: f"< {_fmt(u3)}", 4: f"< {_fmt(u4)}"}
 
@@ -66,6 +68,7 @@ def vasopressor_duration_text(rules: SofaRules = SofaRules()) -> str:
 
 
 def drug_phrase(drug: str) -> str:
+    """Tiers of one drug, e.g. ``dopamine > 0 -> 2, > 5 -> 3, > 15 -> 4``."""
     tiers = _sofa.drug_tiers(drug)
     return f"{drug} " + ", ".join(f"> {_fmt(x)} -> {pts}" for x, pts in tiers)
 
