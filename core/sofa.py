@@ -40,6 +40,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from core.concepts import SCORED_DRUGS
 from core.exceptions import DataValidationError, Problem
 from core.rules import SofaRules
 from core.vocab import SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL, Organ
@@ -118,6 +119,52 @@ def score_respiration(pf: np.ndarray, support: np.ndarray) -> np.ndarray:
     return out + extra * support.view(np.int8)
 
 
+def drug_tiers(drug: str) -> tuple[tuple[float, int], ...]:
+    """Points one agent earns alone: ``((above, points), ...)``, ascending.
+
+    A rate strictly above ``above`` (mcg/kg/min) earns ``points``; the highest tier reached
+    counts. Built from the module constants at call time (so the scorer, the provenance texts
+    and any display stay on the same numbers): dopamine ``> 0`` -> 2, ``>``
+    :data:`DOPAMINE_SCORE3_ABOVE` -> 3, ``>`` :data:`DOPAMINE_SCORE4_ABOVE` -> 4; dobutamine
+    ``> 0`` -> 2; epinephrine / norepinephrine ``> 0`` -> 3, ``>``
+    :data:`CATECHOLAMINE_SCORE4_ABOVE` -> 4 (SRC-VINCENT, clinical.md 2.8).
+
+    Raises
+    ------
+    ValueError
+        ``drug`` is not in :data:`SCORED_DRUGS`.
+    """
+    if drug == "dopamine":
+        return ((0.0, 2), (DOPAMINE_SCORE3_ABOVE, 3), (DOPAMINE_SCORE4_ABOVE, 4))
+    if drug == "dobutamine":
+        return ((0.0, 2),)
+    if drug in ("epinephrine", "norepinephrine"):
+        return ((0.0, 3), (CATECHOLAMINE_SCORE4_ABOVE, 4))
+    raise ValueError(f"drug must be one of {', '.join(SCORED_DRUGS)}, got {drug!r}")
+
+
+def drug_points(drug: str, rate_mcg_kg_min: object) -> np.ndarray:
+    """Cardiovascular points (int8, 0-4) that one agent earns alone at the given rate(s).
+
+    Parameters
+    ----------
+    drug
+        One of :data:`SCORED_DRUGS`.
+    rate_mcg_kg_min
+        Rate(s) in mcg/kg/min (scalar or array); a 0 or NaN rate never scores.
+
+    Returns
+    -------
+    ndarray
+        int8 points of the same shape, from :func:`drug_tiers` (every tier is ``rate > x``).
+    """
+    x = np.asarray(rate_mcg_kg_min, dtype=np.float64)
+    out = np.zeros(x.shape, dtype=np.int8)
+    for above, points in drug_tiers(drug):
+        out[x > above] = points
+    return out
+
+
 def score_cardiovascular(
     map_mmhg: np.ndarray,
     dopamine: np.ndarray,
@@ -127,32 +174,35 @@ def score_cardiovascular(
 ) -> np.ndarray:
     """Cardiovascular points 0-4 (int8): the worst of the per-agent tiers and MAP.
 
-    Every drug tier is guarded with ``> 0``, so a NaN or a zero dose never scores:
-    dopamine ``> 0`` -> 2, ``> 5`` -> 3, ``> 15`` -> 4; dobutamine ``> 0`` -> 2;
-    epinephrine / norepinephrine ``> 0`` -> 3, ``> 0.1`` -> 4; MAP ``< 70`` -> 1
-    (SRC-VINCENT, clinical.md 2.8).
+    Each agent scores by :func:`drug_points` (a NaN or a zero dose never scores); MAP below
+    :data:`MAP_MMHG_SCORE1_BELOW` scores 1 (SRC-VINCENT, clinical.md 2.8).
     """
+    out = (map_mmhg < MAP_MMHG_SCORE1_BELOW).astype(np.int8)
+    for drug, rate in (
+        ("dopamine", dopamine),
+        ("dobutamine", dobutamine),
+        ("epinephrine", epinephrine),
+        ("norepinephrine", norepinephrine),
+    ):
+        np.maximum(out, drug_points(drug, rate), out=out)
+    return out
 
-    def b(x: np.ndarray) -> np.ndarray:
-        return x.view(np.int8)
 
-    dopa = b(dopamine > 0) * np.int8(2) + b(dopamine > DOPAMINE_SCORE3_ABOVE)
-    dopa += b(dopamine > DOPAMINE_SCORE4_ABOVE)
-    epi = b(epinephrine > 0) * np.int8(3) + b(epinephrine > CATECHOLAMINE_SCORE4_ABOVE)
-    ne = b(norepinephrine > 0) * np.int8(3) + b(norepinephrine > CATECHOLAMINE_SCORE4_ABOVE)
-    out = np.maximum(dopa, b(dobutamine > 0) * np.int8(2))
-    np.maximum(out, epi, out=out)
-    np.maximum(out, ne, out=out)
-    np.maximum(out, b(map_mmhg < MAP_MMHG_SCORE1_BELOW), out=out)
+def score_creatinine(creatinine: np.ndarray) -> np.ndarray:
+    """Renal points 0-4 (int8) from creatinine alone (mg/dL, :data:`CREATININE_MG_DL_BREAKS`)."""
+    return _count_at_or_above(creatinine, CREATININE_MG_DL_BREAKS)
+
+
+def score_urine_output(urine_ml_24h: np.ndarray) -> np.ndarray:
+    """Renal points 0, 3 or 4 (int8) from urine output alone (mL/24 h); NaN -> 0."""
+    out = (urine_ml_24h < URINE_ML_24H_SCORE3_BELOW).view(np.int8) * np.int8(3)
+    out += (urine_ml_24h < URINE_ML_24H_SCORE4_BELOW).view(np.int8)
     return out
 
 
 def score_renal(creatinine: np.ndarray, urine_ml_24h: np.ndarray) -> np.ndarray:
     """Renal points 0-4 (int8): the worse of the creatinine and the urine-output score."""
-    creat = _count_at_or_above(creatinine, CREATININE_MG_DL_BREAKS)
-    urine = (urine_ml_24h < URINE_ML_24H_SCORE3_BELOW).view(np.int8) * np.int8(3)
-    urine += (urine_ml_24h < URINE_ML_24H_SCORE4_BELOW).view(np.int8)
-    return np.maximum(creat, urine)
+    return np.maximum(score_creatinine(creatinine), score_urine_output(urine_ml_24h))
 
 
 def _si_band(x: np.ndarray, bands: tuple[float, ...], score4_above: float) -> np.ndarray:
@@ -316,65 +366,58 @@ def _row_score(r: dict[str, object]) -> dict[str, int | None]:
         v = r.get(name)
         return None if _nan(v) else float(v)  # type: ignore[arg-type]
 
+    def below(x: float, breaks: tuple[float, ...]) -> int:
+        return sum(1 for b in breaks if x < b)
+
+    def at_or_above(x: float, breaks: tuple[float, ...]) -> int:
+        return sum(1 for b in breaks if x >= b)
+
     out: dict[str, int | None] = {}
     pf, support = f("pao2_fio2_mmhg"), bool(r.get("respiratory_support") is True)
+    pf_b = PAO2_FIO2_MMHG_BREAKS
     if pf is None:
         out["respiration"] = None
-    elif pf < 100 and support:
+    elif pf < pf_b[3] and support:
         out["respiration"] = 4
-    elif pf < 200 and support:
+    elif pf < pf_b[2] and support:
         out["respiration"] = 3
-    elif pf < 300:
+    elif pf < pf_b[1]:
         out["respiration"] = 2
-    elif pf < 400:
+    elif pf < pf_b[0]:
         out["respiration"] = 1
     else:
         out["respiration"] = 0
     plt = f("platelets_10e3_per_ul")
-    if plt is None:
-        out["coagulation"] = None
-    else:
-        out["coagulation"] = (
-            4 if plt < 20 else 3 if plt < 50 else 2 if plt < 100 else (1 if plt < 150 else 0)
-        )
+    out["coagulation"] = None if plt is None else below(plt, PLATELETS_10E3_PER_UL_BREAKS)
     bili = f("bilirubin_mg_dl")
-    if bili is None:
-        out["liver"] = None
-    else:
-        out["liver"] = (
-            4 if bili >= 12 else 3 if bili >= 6 else 2 if bili >= 2 else (1 if bili >= 1.2 else 0)
-        )
+    out["liver"] = None if bili is None else at_or_above(bili, BILIRUBIN_MG_DL_BREAKS)
     mp, dopa, dobu = f("map_mmhg"), f("dopamine_mcg_kg_min"), f("dobutamine_mcg_kg_min")
     epi, ne = f("epinephrine_mcg_kg_min"), f("norepinephrine_mcg_kg_min")
     if mp is None and dopa is None and dobu is None and epi is None and ne is None:
         out["cardiovascular"] = None
     else:
         dopa, dobu, epi, ne = dopa or 0.0, dobu or 0.0, epi or 0.0, ne or 0.0
-        if dopa > 15 or epi > 0.1 or ne > 0.1:
+        cat4 = CATECHOLAMINE_SCORE4_ABOVE
+        if dopa > DOPAMINE_SCORE4_ABOVE or epi > cat4 or ne > cat4:
             out["cardiovascular"] = 4
-        elif dopa > 5 or epi > 0 or ne > 0:
+        elif dopa > DOPAMINE_SCORE3_ABOVE or epi > 0 or ne > 0:
             out["cardiovascular"] = 3
         elif dopa > 0 or dobu > 0:
             out["cardiovascular"] = 2
-        elif mp is not None and mp < 70:
+        elif mp is not None and mp < MAP_MMHG_SCORE1_BELOW:
             out["cardiovascular"] = 1
         else:
             out["cardiovascular"] = 0
     gcs = f("gcs_total")
-    if gcs is None:
-        out["cns"] = None
-    else:
-        out["cns"] = 4 if gcs < 6 else 3 if gcs < 10 else 2 if gcs < 13 else 1 if gcs < 15 else 0
+    out["cns"] = None if gcs is None else below(gcs, GCS_BREAKS)
     cr, uo = f("creatinine_mg_dl"), f("urine_output_ml_24h")
     if cr is None and uo is None:
         out["renal"] = None
     else:
-        s = 0
-        if cr is not None:
-            s = 4 if cr >= 5 else 3 if cr >= 3.5 else 2 if cr >= 2 else 1 if cr >= 1.2 else 0
-        if uo is not None and uo < 200:
+        s = 0 if cr is None else at_or_above(cr, CREATININE_MG_DL_BREAKS)
+        if uo is not None and uo < URINE_ML_24H_SCORE4_BELOW:
             s = 4
-        elif uo is not None and uo < 500:
+        elif uo is not None and uo < URINE_ML_24H_SCORE3_BELOW:
             s = max(s, 3)
         out["renal"] = s
     return out

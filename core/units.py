@@ -9,6 +9,10 @@ Nothing is guessed and nothing is dropped: an unknown variable, an unknown unit,
 or an implausible value raises :class:`core.exceptions.DataValidationError` listing **all**
 problems at once, each naming patient, variable, time, value and what was expected.
 
+Variables, units, factors and ranges are described once in :mod:`core.concepts`; the tables
+here (:data:`CANONICAL_UNITS`, :data:`ACCEPTED_UNITS`, :data:`PLAUSIBLE_RANGES`,
+:data:`INFUSION_UNITS`, :data:`SCORED_DRUGS`) are read-only views of it.
+
 Sources: SRC-VINCENT (mg/dL bands), SRC-MIMIC ``bg.sql`` (FiO2 1-20 is probable O2 flow),
 SRC-RICU (plausibility ranges, ``plt`` units), SRC-SEP3 (lactate 2 mmol/L = 18 mg/dL).
 """
@@ -21,19 +25,19 @@ from typing import Final, NamedTuple
 import numpy as np
 import pandas as pd
 
+from core.concepts import (
+    BILIRUBIN_UMOL_L_PER_MG_DL,
+    CONVERSION_DECIMALS,
+    CREATININE_UMOL_L_PER_MG_DL,
+    DRUGS,
+    FIO2_FRACTION_PER_PCT,
+    KPA_TO_MMHG,
+    LACTATE_MG_DL_PER_MMOL_L,
+    OBSERVATIONS,
+    SCORED_DRUGS,
+)
 from core.exceptions import DataValidationError, Problem
 
-# --- conversion factors (clinical.md 5.1) -----------------------------------------------------
-#: bilirubin: 1 mg/dL = 17.1 umol/L (MW 584.66 g/mol -> 17.104) [D]
-BILIRUBIN_UMOL_L_PER_MG_DL: Final = 17.1
-#: creatinine: 1 mg/dL = 88.4 umol/L (MW 113.12 g/mol) [D]
-CREATININE_UMOL_L_PER_MG_DL: Final = 88.4
-#: PaO2: 1 kPa = 7.50062 mmHg (101.325 kPa = 760 mmHg) [D]
-KPA_TO_MMHG: Final = 7.50062
-#: lactate: 1 mmol/L = 9.01 mg/dL (MW 90.08 g/mol; Sepsis-3: 2 mmol/L = 18 mg/dL) [D]
-LACTATE_MG_DL_PER_MMOL_L: Final = 9.01
-#: FiO2 percent -> fraction
-FIO2_FRACTION_PER_PCT: Final = 0.01
 #: FiO2 values in (1, 20] (or [1, 20] charted as %) are probable O2 flow in L/min
 #: (SRC-MIMIC bg.sql, SRC-LOINC 3151-8 "Inhaled oxygen flow rate"); rejected, never converted
 FIO2_PROBABLE_FLOW_RANGE: Final = (1.0, 20.0)
@@ -47,72 +51,36 @@ class PlausibleRange(NamedTuple):
     unit: str
 
 
+# --- read-only views of core.concepts (the one place each variable is described) -------------
 #: canonical unit per observation variable (docs/architecture.md)
-CANONICAL_UNITS: Final = MappingProxyType(
-    {
-        "pao2": "mmHg",
-        "fio2": "fraction",
-        "platelets": "10^3/uL",
-        "bilirubin": "mg/dL",
-        "creatinine": "mg/dL",
-        "map": "mmHg",
-        "gcs_total": "points",
-        "urine_output": "mL",
-        "weight": "kg",
-        "ferritin": "ng/mL",
-        "hla_dr": "AB/C",
-        "lactate": "mmol/L",
-    }
-)
-
+CANONICAL_UNITS: Final = MappingProxyType({c.name: c.unit for c in OBSERVATIONS})
 #: accepted unit spellings (after :func:`unit_key`) -> multiplicative factor to canonical unit
-ACCEPTED_UNITS: Final = MappingProxyType(
-    {
-        "pao2": MappingProxyType({"mmhg": 1.0, "kpa": KPA_TO_MMHG}),
-        "fio2": MappingProxyType({"fraction": 1.0, "%": FIO2_FRACTION_PER_PCT}),
-        "platelets": MappingProxyType(
-            {"10^3/ul": 1.0, "k/ul": 1.0, "10^9/l": 1.0, "g/l": 1.0, "x10^3/ul": 1.0}
-            | {"x10^9/l": 1.0}
-        ),
-        "bilirubin": MappingProxyType({"mg/dl": 1.0, "umol/l": 1.0 / BILIRUBIN_UMOL_L_PER_MG_DL}),
-        "creatinine": MappingProxyType({"mg/dl": 1.0, "umol/l": 1.0 / CREATININE_UMOL_L_PER_MG_DL}),
-        "map": MappingProxyType({"mmhg": 1.0}),
-        "gcs_total": MappingProxyType({"points": 1.0}),
-        "urine_output": MappingProxyType({"ml": 1.0}),
-        "weight": MappingProxyType({"kg": 1.0}),
-        "ferritin": MappingProxyType({"ng/ml": 1.0, "ug/l": 1.0}),
-        "hla_dr": MappingProxyType({"ab/c": 1.0}),
-        "lactate": MappingProxyType({"mmol/l": 1.0, "mg/dl": 1.0 / LACTATE_MG_DL_PER_MMOL_L}),
-    }
-)
-
-#: plausible ranges in canonical units (SRC-RICU concept-dict ranges, widened for raw charting);
-#: reused by the data importer
+ACCEPTED_UNITS: Final = MappingProxyType({c.name: c.units for c in OBSERVATIONS})
+#: plausible ranges in canonical units (observations and scored drugs); reused by the importer
 PLAUSIBLE_RANGES: Final = MappingProxyType(
-    {
-        "pao2": PlausibleRange(10.0, 800.0, "mmHg"),
-        "fio2": PlausibleRange(0.21, 1.0, "fraction"),
-        "platelets": PlausibleRange(0.0, 2000.0, "10^3/uL"),
-        "bilirubin": PlausibleRange(0.0, 80.0, "mg/dL"),
-        "creatinine": PlausibleRange(0.0, 25.0, "mg/dL"),
-        "map": PlausibleRange(0.0, 250.0, "mmHg"),
-        "gcs_total": PlausibleRange(3.0, 15.0, "points"),
-        "urine_output": PlausibleRange(0.0, 5000.0, "mL"),
-        "weight": PlausibleRange(20.0, 350.0, "kg"),
-        "ferritin": PlausibleRange(0.0, 500_000.0, "ng/mL"),
-        "hla_dr": PlausibleRange(0.0, 200_000.0, "AB/C"),
-        "lactate": PlausibleRange(0.0, 50.0, "mmol/L"),
-        "norepinephrine": PlausibleRange(0.0, 5.0, "mcg/kg/min"),
-        "epinephrine": PlausibleRange(0.0, 5.0, "mcg/kg/min"),
-        "dopamine": PlausibleRange(0.0, 50.0, "mcg/kg/min"),
-        "dobutamine": PlausibleRange(0.0, 50.0, "mcg/kg/min"),
-    }
+    {c.name: PlausibleRange(c.low, c.high, c.unit) for c in (*OBSERVATIONS, *DRUGS)}
+)
+#: infusion rate units -> whether the rate must be divided by body weight
+INFUSION_UNITS: Final = MappingProxyType(
+    {u: False for d in DRUGS for u in d.units}
+    | {u: True for d in DRUGS for u in d.per_weight_units}
 )
 
-#: the vasoactive drugs scored by SOFA (SRC-VINCENT); others are stored but not scored
-SCORED_DRUGS: Final = ("norepinephrine", "epinephrine", "dopamine", "dobutamine")
-#: infusion rate units -> whether the rate must be divided by body weight
-INFUSION_UNITS: Final = MappingProxyType({"mcg/kg/min": False, "mcg/min": True})
+
+def convert(value: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """``value * factor`` in the canonical unit, exact at the SOFA cut-offs.
+
+    A converted value (factor != 1) is rounded to :data:`core.concepts.CONVERSION_DECIMALS`
+    decimals, far below any assay resolution, so that binary floating point cannot put a
+    value printed exactly on a cut-off one band low (102.6 umol/L bilirubin -> 6.0 mg/dL,
+    309.4 umol/L creatinine -> 3.5 mg/dL). Values already in the canonical unit are returned
+    unchanged. NaN stays NaN.
+    """
+    value = np.asarray(value, dtype=np.float64)
+    factor = np.asarray(factor, dtype=np.float64)
+    converted = np.round(value * factor, CONVERSION_DECIMALS)
+    return np.where(factor == 1.0, value, converted)
+
 
 OBSERVATION_COLUMNS: Final = ("patient_id", "time", "variable", "value", "unit")
 INFUSION_COLUMNS: Final = ("patient_id", "drug", "start", "stop", "rate", "unit")
@@ -204,9 +172,10 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
 
     Notes
     -----
-    Conversions (clinical.md 5.1): PaO2 kPa x 7.50062; FiO2 % x 0.01; bilirubin umol/L / 17.1;
-    creatinine umol/L / 88.4; lactate mg/dL / 9.01; platelets 10^9/L = G/L = K/uL x 1;
-    ferritin ug/L x 1 (pmol/L is rejected: its factor is [U]).
+    Conversions (clinical.md 5.1; factors in :mod:`core.concepts`): PaO2 kPa x 7.50062; FiO2 %
+    x 0.01; bilirubin umol/L / 17.1; creatinine umol/L / 88.4; lactate mg/dL / 9.01; platelets
+    10^9/L = G/L = K/uL x 1; ferritin ug/L x 1 (pmol/L is rejected: its factor is [U]).
+    Converted values are rounded by :func:`convert` (exact at the SOFA cut-offs).
     """
     _missing_columns(obs, OBSERVATION_COLUMNS, where)
     n = len(obs)
@@ -232,7 +201,7 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
     vc = np.where(known_var, var_codes, 0)
     factor = factor_lut[vc, np.where(has_unit, unit_codes, 0)]
     factor = np.where(known_var & has_unit, factor, np.nan)
-    value = raw * factor
+    value = convert(raw, factor)
 
     pid_missing = obs["patient_id"].isna().to_numpy()
     times = pd.to_datetime(obs["time"], errors="coerce")
@@ -426,3 +395,25 @@ def normalize_infusions(infusions: pd.DataFrame, patients: pd.DataFrame) -> pd.D
     out["unit_as_received"] = infusions["unit"]
     out["rate_mcg_kg_min"] = rate_kg
     return out
+
+
+__all__ = [
+    "ACCEPTED_UNITS",
+    "BILIRUBIN_UMOL_L_PER_MG_DL",
+    "CANONICAL_UNITS",
+    "CREATININE_UMOL_L_PER_MG_DL",
+    "FIO2_FRACTION_PER_PCT",
+    "FIO2_PROBABLE_FLOW_RANGE",
+    "INFUSION_COLUMNS",
+    "INFUSION_UNITS",
+    "KPA_TO_MMHG",
+    "LACTATE_MG_DL_PER_MMOL_L",
+    "OBSERVATION_COLUMNS",
+    "PLAUSIBLE_RANGES",
+    "SCORED_DRUGS",
+    "PlausibleRange",
+    "convert",
+    "normalize_infusions",
+    "normalize_observations",
+    "unit_key",
+]

@@ -70,6 +70,32 @@ ACTIVE_PRODUCT: Final = MappingProxyType(
 )
 
 
+class EpisodeKind(StrEnum):
+    """Kinds of the raw ``episodes`` table (docs/architecture.md "Raw long format")."""
+
+    INVASIVE_VENTILATION = "invasive_ventilation"
+    NONINVASIVE_VENTILATION = "noninvasive_ventilation"
+    CPAP = "cpap"
+    OXYGEN = "oxygen"  # oxygen only: never respiratory support for SOFA
+    SEDATION = "sedation"
+    RRT = "rrt"
+
+
+#: every episode kind, in declaration order (the importer's accepted values)
+EPISODE_KINDS: Final = tuple(k.value for k in EpisodeKind)
+#: episode kinds counted as respiratory support, per ``SofaRules.respiratory_support``
+#: (clinical.md "Decisions": invasive or non-invasive incl. CPAP by default; MIMIC: invasive only)
+RESPIRATORY_SUPPORT_KINDS: Final = MappingProxyType(
+    {
+        "invasive_or_noninvasive_incl_cpap": (
+            EpisodeKind.INVASIVE_VENTILATION.value,
+            EpisodeKind.NONINVASIVE_VENTILATION.value,
+            EpisodeKind.CPAP.value,
+        ),
+        "invasive_only": (EpisodeKind.INVASIVE_VENTILATION.value,),
+    }
+)
+
 #: the raw tables of the long format (docs/architecture.md), parents before children
 RAW_TABLES: Final = (
     "sites",

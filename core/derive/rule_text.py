@@ -1,0 +1,131 @@
+"""Rule texts generated from core.sofa's named cut-offs and the SofaRules settings.
+
+Nothing here re-types a number: the cut-offs are read from :mod:`core.sofa` **at call time**
+(so a changed constant changes every text) and the durations / windows from
+:class:`core.rules.SofaRules`. Used by the provenance ("why this score") and available to the
+UI for legends and tooltips (:func:`organ_rule_texts`, :func:`vasopressor_duration_text`).
+"""
+
+from __future__ import annotations
+
+from core import sofa as _sofa
+from core.concepts import SCORED_DRUGS, concept
+from core.rules import SofaRules
+from core.vocab import RESPIRATORY_SUPPORT_KINDS, Organ
+
+
+def fmt_number(x: float) -> str:
+    """A number as shown in rule texts: rounded to 2 decimals, no trailing zeros."""
+    return f"{round(float(x), 2):g}"
+
+
+_fmt = fmt_number
+
+
+def below_phrases(breaks: tuple[float, ...]) -> tuple[str, ...]:
+    """Phrase per score 0..4 for "x < break" organs (score 0 = at or above the first break)."""
+    return (f">= {_fmt(breaks[0])}", *(f"< {_fmt(b)}" for b in breaks))
+
+
+def at_or_above_phrases(breaks: tuple[float, ...]) -> tuple[str, ...]:
+    """Phrase per score 0..4 for "x >= break" organs (score 0 = below the first break)."""
+    return (f"< {_fmt(breaks[0])}", *(f">= {_fmt(b)}" for b in breaks))
+
+
+def gcs_phrases() -> tuple[str, ...]:
+    """GCS phrase per score 0..4, e.g. ``15``, ``13-14``, ..., ``< 6`` (integer scale)."""
+    b = _sofa.GCS_BREAKS
+    bands = (f"{_fmt(b[k])}-{_fmt(b[k - 1] - 1)}" for k in range(1, len(b)))
+    return (_fmt(b[0]), *bands, f"< {_fmt(b[-1])}")
+
+
+def pf_phrases() -> tuple[str, ...]:
+    """P/F phrase per score 0..4; scores 3-4 need respiratory support."""
+    p = below_phrases(_sofa.PAO2_FIO2_MMHG_BREAKS)
+    return (*p[:3], *(f"{x} with support" for x in p[3:]))
+
+
+def pf_capped_phrase() -> str:
+    """P/F phrase when the score is capped at 2 without respiratory support."""
+    return f"< {_fmt(_sofa.PAO2_FIO2_MMHG_BREAKS[2])} without respiratory support (capped at 2)"
+
+
+def urine_phrases() -> dict[int, str]:
+    """Urine-output phrase per urine score (0, 3, 4)."""
+    u3, u4 = _sofa.URINE_ML_24H_SCORE3_BELOW, _sofa.URINE_ML_24H_SCORE4_BELOW
+    return {0: f">= {_fmt(u3)}", 3: f"< {_fmt(u3)}", 4: f"< {_fmt(u4)}"}
+
+
+def vasopressor_duration_text(rules: SofaRules = SofaRules()) -> str:
+    """The infusion-duration rule in words, e.g. ``">= 60 min rule"``.
+
+    From ``rules.vasopressor_min_minutes`` and ``rules.require_vasopressor_60min``; for UI
+    labels and the provenance texts (SRC-VINCENT "at least 1 h", SRC-RICU ``vaso60``).
+    """
+    if not rules.require_vasopressor_60min:
+        return "no minimum duration"
+    return f">= {_fmt(rules.vasopressor_min_minutes)} min rule"
+
+
+def drug_phrase(drug: str) -> str:
+    """Tiers of one drug, e.g. ``dopamine > 0 -> 2, > 5 -> 3, > 15 -> 4``."""
+    tiers = _sofa.drug_tiers(drug)
+    return f"{drug} " + ", ".join(f"> {_fmt(x)} -> {pts}" for x, pts in tiers)
+
+
+def organ_rule_texts(rules: SofaRules = SofaRules()) -> dict[Organ, str]:
+    """One sentence per organ describing how it is scored under ``rules``.
+
+    Generated from core.sofa's named cut-offs and the SofaRules settings (FiO2 window,
+    support definition, vasopressor minutes and merge gap, sedated-GCS rule, urine hours),
+    so a legend or tooltip never re-types a number (clinical.md 2.8).
+
+    Returns
+    -------
+    dict
+        :class:`core.vocab.Organ` -> text.
+    """
+    pf = pf_phrases()
+    support = ", ".join(
+        k.replace("_", " ") for k in RESPIRATORY_SUPPORT_KINDS[rules.respiratory_support]
+    )
+    plt = below_phrases(_sofa.PLATELETS_10E3_PER_UL_BREAKS)
+    bili = at_or_above_phrases(_sofa.BILIRUBIN_MG_DL_BREAKS)
+    creat = at_or_above_phrases(_sofa.CREATININE_MG_DL_BREAKS)
+    gcs = gcs_phrases()
+    urine = urine_phrases()
+
+    def tiers(phrases: tuple[str, ...]) -> str:
+        return ", ".join(f"{p} -> {k}" for k, p in enumerate(phrases) if k)
+
+    if rules.require_vasopressor_60min:
+        duration = (
+            f"counted when infused for >= {_fmt(rules.vasopressor_min_minutes)} min "
+            f"(segments less than {_fmt(rules.vasopressor_merge_gap_minutes)} min apart merged)"
+        )
+    else:
+        duration = "counted at any duration"
+    sedated = (
+        "under sedation the last GCS before sedation (15 if none)"
+        if rules.gcs_sedated == "pre_sedation_or_15"
+        else "GCS as charted, also under sedation"
+    )
+    return {
+        Organ.RESPIRATION: (
+            f"PaO2/FiO2 (mmHg; FiO2 charted up to {_fmt(rules.fio2_match_window_hours)} h "
+            f"before the PaO2): {tiers(pf)}; support = {support}"
+        ),
+        Organ.COAGULATION: f"platelets ({concept('platelets').unit}): {tiers(plt)}",
+        Organ.LIVER: f"bilirubin ({concept('bilirubin').unit}): {tiers(bili)}",
+        Organ.CARDIOVASCULAR: (
+            f"MAP < {_fmt(_sofa.MAP_MMHG_SCORE1_BELOW)} mmHg -> 1; "
+            + "; ".join(drug_phrase(d) for d in SCORED_DRUGS)
+            + f" (mcg/kg/min), {duration}"
+        ),
+        Organ.CNS: f"GCS {tiers(gcs)}; {sedated}",
+        Organ.RENAL: (
+            f"creatinine ({concept('creatinine').unit}): {tiers(creat)}; urine output "
+            f"{urine[3]} mL/24 h -> 3, {urine[4]} -> 4 (scaled to 24 h when at least "
+            f"{_fmt(rules.urine_min_observed_hours)} h observed)"
+        ),
+    }
