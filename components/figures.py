@@ -26,8 +26,9 @@ from components.theme import (
     PHENOTYPE_LABELS,
     TOTAL_LINE_COLOUR,
 )
-from core.rules import PhenotypeThresholds
-from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Phenotype
+from core.derive import vasopressor_counts, vasopressor_duration_text
+from core.rules import PhenotypeThresholds, SofaRules
+from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL, EpisodeKind, Phenotype
 
 IMPUTATION_WORDS = {
     "day1_zero": "not measured on day 1: scored 0 (assumed normal)",
@@ -45,16 +46,16 @@ LANE_ORDER = (
     "Study drug",
 )
 VENT_COLOURS = {
-    "invasive_ventilation": "#4477AA",
-    "noninvasive_ventilation": "#77AADD",
-    "cpap": "#99DDFF",
-    "oxygen": "#DDDDDD",
+    EpisodeKind.INVASIVE_VENTILATION: "#4477AA",
+    EpisodeKind.NONINVASIVE_VENTILATION: "#77AADD",
+    EpisodeKind.CPAP: "#99DDFF",
+    EpisodeKind.OXYGEN: "#DDDDDD",
 }
 VENT_LABELS = {
-    "invasive_ventilation": "invasive ventilation",
-    "noninvasive_ventilation": "non-invasive ventilation",
-    "cpap": "CPAP",
-    "oxygen": "oxygen only",
+    EpisodeKind.INVASIVE_VENTILATION: "invasive ventilation",
+    EpisodeKind.NONINVASIVE_VENTILATION: "non-invasive ventilation",
+    EpisodeKind.CPAP: "CPAP",
+    EpisodeKind.OXYGEN: "oxygen only",
 }
 
 
@@ -279,14 +280,14 @@ def support_segments(
     *,
     anchor_time: pd.Timestamp,
     max_day: int = 28,
-    min_minutes: float = 60.0,
+    rules: SofaRules = SofaRules(),
 ) -> pd.DataFrame:
     """Organ-support lanes as tidy segments on the study-day axis.
 
     Returns ``lane, start_x, stop_x, label, colour, qualifying`` where ``x`` is
     ``days_since_anchor + 0.5`` (see module docstring). Infusions carry
-    ``rate_mcg_kg_min`` and, if present, ``qualifying`` (the minimum-duration rule,
-    ``SofaRules.vasopressor_min_minutes`` = ``min_minutes``, SRC-RICU vaso60).
+    ``rate_mcg_kg_min`` and, if present, ``qualifying``; otherwise a segment qualifies by
+    :func:`core.derive.vasopressor_counts` (``rules``' minimum duration, SRC-RICU vaso60).
     """
     rows: list[dict] = []
 
@@ -301,7 +302,7 @@ def support_segments(
             if r.x1 < 0.5 or r.x0 > lim:
                 continue
             minutes = (r.x1 - r.x0) * 24 * 60
-            qualifying = bool(getattr(r, "qualifying", minutes >= min_minutes))
+            qualifying = bool(getattr(r, "qualifying", vasopressor_counts(minutes, rules)))
             rate = getattr(r, "rate_mcg_kg_min", getattr(r, "rate", np.nan))
             rows.append(
                 {
@@ -309,7 +310,7 @@ def support_segments(
                     "start_x": max(r.x0, 0.5),
                     "stop_x": min(r.x1, lim),
                     "label": f"{r.drug} {rate:.3g} mcg/kg/min for {minutes:.0f} min"
-                    + ("" if qualifying else f" (under {min_minutes:g} min: not counted)"),
+                    + ("" if qualifying else f" (not counted: {vasopressor_duration_text(rules)})"),
                     "colour": ORGAN_COLOURS[ORGANS[3]] if qualifying else "#D8B5CC",
                     "qualifying": qualifying,
                 }
@@ -322,9 +323,9 @@ def support_segments(
                 continue
             if r.kind in VENT_COLOURS:
                 lane, colour, label = "Ventilation", VENT_COLOURS[r.kind], VENT_LABELS[r.kind]
-            elif r.kind == "sedation":
+            elif r.kind == EpisodeKind.SEDATION:
                 lane, colour, label = "Sedation", "#66CCEE", "sedation"
-            elif r.kind == "rrt":
+            elif r.kind == EpisodeKind.RRT:
                 lane, colour, label = "RRT", "#228833", "renal replacement therapy"
             else:
                 continue

@@ -8,6 +8,7 @@ import pytest
 
 from components import figures, tables
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS
+from core.rules import SofaRules
 from core.vocab import ORGANS, SOFA_COLUMNS
 
 
@@ -86,7 +87,12 @@ def test_fig005_support_segments_flag_short_infusions():
     seg = figures.support_segments(inf, ep, doses, anchor_time=anchor)
     nor = seg[seg["lane"] == "Norepinephrine"].reset_index(drop=True)
     assert list(nor["qualifying"]) == [False, True]
-    assert "not counted" in nor.loc[0, "label"]
+    assert "not counted: >= 60 min rule" in nor.loc[0, "label"]
+    # the lane follows the rule setting, not a literal 60: a 59-min run counts under a 30-min rule
+    short = figures.support_segments(
+        inf, ep, doses, anchor_time=anchor, rules=SofaRules(vasopressor_min_minutes=30)
+    )
+    assert short.loc[short["lane"] == "Norepinephrine", "qualifying"].tolist() == [True, True]
     # day 1 starts at x = 0.5: 2 h after the anchor is 0.5 + 2/24
     assert nor.loc[0, "start_x"] == pytest.approx(0.5 + 2 / 24)
     vent = seg[seg["lane"] == "Ventilation"].iloc[0]

@@ -169,7 +169,7 @@ def support_lanes(view: PatientView, context: Context) -> pd.DataFrame:
         view.doses,
         anchor_time=pd.Timestamp(view.patient["anchor_time"]),
         max_day=context.sofa_rules.max_study_day,
-        min_minutes=context.sofa_rules.vasopressor_min_minutes,
+        rules=context.sofa_rules,
     )
 
 
