@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +78,6 @@ def validate_and_type(
         problem, sorted; the importer writes the tables only when there is no problem.
     """
     problems: list[Problem] = []
-    typed: dict[str, pd.DataFrame] = {}
     names = dict(source_names or {})
 
     def where(table: str) -> str:
@@ -91,100 +90,121 @@ def validate_and_type(
             problems.append(
                 Problem(where(table), None, None, table, "a table in " + ", ".join(TABLE_SPECS))
             )
+    typed: dict[str, pd.DataFrame] = {}
     bad_cells: dict[str, set[tuple[int, str]]] = {}
     incomplete: set[str] = set()  # tables with a missing required column
     for table, spec in TABLE_SPECS.items():
         if table not in tables:
             continue
-        frame = tables[table]
-        src = where(table)
-        rows = file_rows(frame)
-        missing = [c for c, cs in spec.columns.items() if cs.required and c not in frame.columns]
-        for c in missing:
-            problems.append(
-                Problem(src, None, c, None, f"a column {c!r} ({spec.columns[c].expected()})")
-            )
-        out = pd.DataFrame(index=frame.index)
-        bad: set[tuple[int, str]] = set()
-        for c, cs in spec.columns.items():
-            if c not in frame.columns:
-                if not cs.required:
-                    out[c] = pd.Series(
-                        pd.NaT if cs.kind == "datetime" else None,
-                        index=frame.index,
-                        dtype="datetime64[ns]" if cs.kind == "datetime" else object,
-                    )
-                    if cs.kind == "float":
-                        out[c] = out[c].astype("float64")
-                continue
-            values, wrong = coerce(frame[c], cs.kind)
-            out[c] = values
-            for i in np.flatnonzero(wrong):
-                bad.add((int(rows[i]), c))
-                problems.append(
-                    Problem(src, int(rows[i]), c, plain(frame[c].iloc[i]), cs.expected())
-                )
-        if missing:
-            incomplete.add(table)
-            bad_cells[table] = bad
-            typed[table] = out
-            continue
-        present = [c for c in spec.columns if c in out.columns]
-        try:
-            with warnings.catch_warnings():
-                # pandera concatenates per-check failure cases, some of them all-NA: pandas
-                # warns about the dtype rule of that concat; the failure cases are unaffected
-                warnings.filterwarnings(
-                    "ignore",
-                    message="The behavior of DataFrame concatenation",
-                    category=FutureWarning,
-                )
-                _pandera_schema(spec, present).validate(out, lazy=True)
-        except pa.errors.SchemaErrors as exc:
-            fc = exc.failure_cases
-            pos_of = {lab: k for k, lab in enumerate(out.index)}
-            for rec in fc.itertuples(index=False):
-                if rec.index is None or (isinstance(rec.index, float) and np.isnan(rec.index)):
-                    continue
-                k = pos_of.get(rec.index)
-                if k is None or rec.column not in spec.columns:
-                    continue
-                row = int(rows[k])
-                if (row, rec.column) in bad:
-                    continue  # already reported as a wrong type
-                cs = spec.columns[rec.column]
-                exp = (
-                    "a value (this column may not be empty)"
-                    if rec.check == "not_nullable"
-                    else (cs.expected())
-                )
-                bad.add((row, rec.column))
-                problems.append(Problem(src, row, rec.column, plain(rec.failure_case), exp))
-        # duplicate natural keys within the file
-        key = list(spec.key)
-        dupl = out.duplicated(key, keep=False).to_numpy() & out[key].notna().all(axis=1).to_numpy()
-        if dupl.any():
-            first_row: dict[tuple[Any, ...], int] = {}
-            for k in np.flatnonzero(dupl):
-                kv = tuple(plain(out[c].iloc[k]) for c in key)
-                if kv not in first_row:
-                    first_row[kv] = int(rows[k])
-                    continue
-                problems.append(
-                    Problem(
-                        src,
-                        int(rows[k]),
-                        ", ".join(key),
-                        kv if len(kv) > 1 else kv[0],
-                        f"a unique ({', '.join(key)}); the same key is at row {first_row[kv]}",
-                        patient_id=kv[0] if key[0] == "patient_id" else None,
-                    )
-                )
-        bad_cells[table] = bad
+        out, bad, found, complete = _type_table(tables[table], spec, where(table))
+        problems.extend(found)
         typed[table] = out
+        bad_cells[table] = bad
+        if not complete:
+            incomplete.add(table)
+    info = _known_patients(typed.get("patients"), existing_patients)
+    problems.extend(_convert_units(typed, incomplete, bad_cells, info, where))
+    problems.extend(_cross_table_problems(typed, incomplete, info, set(withdrawn_ids), where))
+    return Validated(typed, dedupe(problems))
 
-    # ---- patients known to this import and to the database --------------------------------
-    new_patients = typed.get("patients")
+
+def _type_table(
+    frame: pd.DataFrame, spec: TableSpec, src: str
+) -> tuple[pd.DataFrame, set[tuple[int, str]], list[Problem], bool]:
+    """One table: required columns, types, pandera value checks, duplicate natural keys.
+
+    Returns
+    -------
+    tuple
+        The typed frame, the (file row, column) cells already reported, the problems, and
+        whether every required column is present (if not, values and keys are not checked).
+    """
+    problems: list[Problem] = []
+    rows = file_rows(frame)
+    missing = [c for c, cs in spec.columns.items() if cs.required and c not in frame.columns]
+    for c in missing:
+        problems.append(
+            Problem(src, None, c, None, f"a column {c!r} ({spec.columns[c].expected()})")
+        )
+    out = pd.DataFrame(index=frame.index)
+    bad: set[tuple[int, str]] = set()
+    for c, cs in spec.columns.items():
+        if c not in frame.columns:
+            if not cs.required:
+                out[c] = pd.Series(
+                    pd.NaT if cs.kind == "datetime" else None,
+                    index=frame.index,
+                    dtype="datetime64[ns]" if cs.kind == "datetime" else object,
+                )
+                if cs.kind == "float":
+                    out[c] = out[c].astype("float64")
+            continue
+        values, wrong = coerce(frame[c], cs.kind)
+        out[c] = values
+        for i in np.flatnonzero(wrong):
+            bad.add((int(rows[i]), c))
+            problems.append(Problem(src, int(rows[i]), c, plain(frame[c].iloc[i]), cs.expected()))
+    if missing:
+        return out, bad, problems, False
+    present = [c for c in spec.columns if c in out.columns]
+    try:
+        with warnings.catch_warnings():
+            # pandera concatenates per-check failure cases, some of them all-NA: pandas
+            # warns about the dtype rule of that concat; the failure cases are unaffected
+            warnings.filterwarnings(
+                "ignore",
+                message="The behavior of DataFrame concatenation",
+                category=FutureWarning,
+            )
+            _pandera_schema(spec, present).validate(out, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        pos_of = {lab: k for k, lab in enumerate(out.index)}
+        for rec in fc.itertuples(index=False):
+            if rec.index is None or (isinstance(rec.index, float) and np.isnan(rec.index)):
+                continue
+            k = pos_of.get(rec.index)
+            if k is None or rec.column not in spec.columns:
+                continue
+            row = int(rows[k])
+            if (row, rec.column) in bad:
+                continue  # already reported as a wrong type
+            cs = spec.columns[rec.column]
+            exp = (
+                "a value (this column may not be empty)"
+                if rec.check == "not_nullable"
+                else (cs.expected())
+            )
+            bad.add((row, rec.column))
+            problems.append(Problem(src, row, rec.column, plain(rec.failure_case), exp))
+    # duplicate natural keys within the file
+    key = list(spec.key)
+    dupl = out.duplicated(key, keep=False).to_numpy() & out[key].notna().all(axis=1).to_numpy()
+    if dupl.any():
+        first_row: dict[tuple[Any, ...], int] = {}
+        for k in np.flatnonzero(dupl):
+            kv = tuple(plain(out[c].iloc[k]) for c in key)
+            if kv not in first_row:
+                first_row[kv] = int(rows[k])
+                continue
+            problems.append(
+                Problem(
+                    src,
+                    int(rows[k]),
+                    ", ".join(key),
+                    kv if len(kv) > 1 else kv[0],
+                    f"a unique ({', '.join(key)}); the same key is at row {first_row[kv]}",
+                    patient_id=kv[0] if key[0] == "patient_id" else None,
+                )
+            )
+    return out, bad, problems, True
+
+
+def _known_patients(
+    new_patients: pd.DataFrame | None,
+    existing_patients: pd.DataFrame | Iterable[str] | None,
+) -> pd.DataFrame:
+    """Patients of this import and of the database, indexed by ``patient_id``."""
     known = _patient_frame(new_patients)
     if existing_patients is not None:
         if isinstance(existing_patients, pd.DataFrame):
@@ -197,9 +217,18 @@ def validate_and_type(
         elif len(ex):
             known = pd.concat([known, ex], ignore_index=True)
     known = known.dropna(subset=["patient_id"]).drop_duplicates("patient_id")
-    info = known.set_index("patient_id")
+    return known.set_index("patient_id")
 
-    # ---- unit conversion (core.units) -------------------------------------------------------
+
+def _convert_units(
+    typed: dict[str, pd.DataFrame],
+    incomplete: set[str],
+    bad_cells: Mapping[str, set[tuple[int, str]]],
+    info: pd.DataFrame,
+    where: Callable[[str], str],
+) -> list[Problem]:
+    """Observations and infusions to canonical units (core.units), in place in ``typed``."""
+    problems: list[Problem] = []
     if "observations" in typed and "observations" not in incomplete:
         obs = typed["observations"]
         ok = obs[["patient_id", "time", "variable", "value", "unit"]].notna().all(axis=1)
@@ -232,9 +261,19 @@ def validate_and_type(
             typed["infusions"] = converted.drop(columns=["_rate_kg"])
         except DataValidationError as exc:
             problems.extend(_remap_rows(exc.problems, candidates, where=where("infusions")))
+    return problems
 
-    # ---- cross-table rules ------------------------------------------------------------------
-    withdrawn = set(withdrawn_ids)
+
+def _cross_table_problems(
+    typed: Mapping[str, pd.DataFrame],
+    incomplete: set[str],
+    info: pd.DataFrame,
+    withdrawn: set[str],
+    where: Callable[[str], str],
+) -> list[Problem]:
+    """Unknown patients, event times before birth or after death, death before the anchor."""
+    problems: list[Problem] = []
+    withdrawn = set(withdrawn)
     if "disposition" in typed and "disposition" not in incomplete:
         disp = typed["disposition"]
         flag = disp["withdrawn_with_data_removal"].map(lambda v: v is True)
@@ -267,45 +306,8 @@ def validate_and_type(
                     patient_id=pid.iloc[k],
                 )
             )
-        if not spec.event_times:
-            continue
-        anchor = pid.map(info["anchor_time"]) if len(info) else pd.Series(pd.NaT, index=pid.index)
-        age = pid.map(info["age_years"]) if len(info) else pd.Series(np.nan, index=pid.index)
-        death = pid.map(info["death_time"]) if len(info) else pd.Series(pd.NaT, index=pid.index)
-        anchor = pd.to_datetime(anchor).astype("datetime64[ns]")
-        death = pd.to_datetime(death).astype("datetime64[ns]")
-        age = pd.to_numeric(age, errors="coerce").astype("float64")
-        # earliest possible birth: anchor - (age + 1) years (age in completed years)
-        birth = anchor - pd.to_timedelta((age + 1.0) * 365.25, unit="D")
-        for c in spec.event_times:
-            t = frame[c]
-            before = (t.notna() & birth.notna() & (t < birth)).to_numpy()
-            after = (t.notna() & death.notna() & (t > death)).to_numpy()
-            for k in np.flatnonzero(before):
-                problems.append(
-                    Problem(
-                        src,
-                        int(rows[k]),
-                        c,
-                        str(t.iloc[k]),
-                        f"a time after the patient's birth (born after {birth.iloc[k]:%Y-%m-%d}"
-                        f", from age {age.iloc[k]:g} years at {anchor.iloc[k]})",
-                        patient_id=pid.iloc[k],
-                        time=str(t.iloc[k]),
-                    )
-                )
-            for k in np.flatnonzero(after):
-                problems.append(
-                    Problem(
-                        src,
-                        int(rows[k]),
-                        c,
-                        str(t.iloc[k]),
-                        f"a time at or before the patient's death ({death.iloc[k]})",
-                        patient_id=pid.iloc[k],
-                        time=str(t.iloc[k]),
-                    )
-                )
+        if spec.event_times:
+            problems.extend(_event_time_problems(frame, spec, info, src))
     if "patients" in typed and "patients" not in incomplete:
         pt = typed["patients"]
         rows = file_rows(pt)
@@ -321,7 +323,54 @@ def validate_and_type(
                     patient_id=pt["patient_id"].iloc[k],
                 )
             )
-    return Validated(typed, dedupe(problems))
+    return problems
+
+
+def _event_time_problems(
+    frame: pd.DataFrame, spec: TableSpec, info: pd.DataFrame, src: str
+) -> list[Problem]:
+    """Event times before the earliest possible birth or after death."""
+    problems: list[Problem] = []
+    rows = file_rows(frame)
+    pid = frame["patient_id"]
+    anchor = pid.map(info["anchor_time"]) if len(info) else pd.Series(pd.NaT, index=pid.index)
+    age = pid.map(info["age_years"]) if len(info) else pd.Series(np.nan, index=pid.index)
+    death = pid.map(info["death_time"]) if len(info) else pd.Series(pd.NaT, index=pid.index)
+    anchor = pd.to_datetime(anchor).astype("datetime64[ns]")
+    death = pd.to_datetime(death).astype("datetime64[ns]")
+    age = pd.to_numeric(age, errors="coerce").astype("float64")
+    # earliest possible birth: anchor - (age + 1) years (age in completed years)
+    birth = anchor - pd.to_timedelta((age + 1.0) * 365.25, unit="D")
+    for c in spec.event_times:
+        t = frame[c]
+        before = (t.notna() & birth.notna() & (t < birth)).to_numpy()
+        after = (t.notna() & death.notna() & (t > death)).to_numpy()
+        for k in np.flatnonzero(before):
+            problems.append(
+                Problem(
+                    src,
+                    int(rows[k]),
+                    c,
+                    str(t.iloc[k]),
+                    f"a time after the patient's birth (born after {birth.iloc[k]:%Y-%m-%d}"
+                    f", from age {age.iloc[k]:g} years at {anchor.iloc[k]})",
+                    patient_id=pid.iloc[k],
+                    time=str(t.iloc[k]),
+                )
+            )
+        for k in np.flatnonzero(after):
+            problems.append(
+                Problem(
+                    src,
+                    int(rows[k]),
+                    c,
+                    str(t.iloc[k]),
+                    f"a time at or before the patient's death ({death.iloc[k]})",
+                    patient_id=pid.iloc[k],
+                    time=str(t.iloc[k]),
+                )
+            )
+    return problems
 
 
 def _remap_rows(
