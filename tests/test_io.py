@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from core import db, io
 from core import repository as repo
 from core.exceptions import DataValidationError, Problem
+from core.io import recompute
+from core.io.validate import validate_and_type
 from core.rules import SofaRules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -404,8 +406,8 @@ def test_io022_parquet_and_csv_give_same_content(tmp_path: Path) -> None:
         path = pq_dir / f"{name}.parquet"
         frame.to_parquet(path, index=False)
         pq_paths.append(path)
-    a = io._validate(io.read_files(csv_paths), existing_patients=None, source_names=None)
-    b = io._validate(io.read_files(pq_paths), existing_patients=None, source_names=None)
+    a = validate_and_type(io.read_files(csv_paths), existing_patients=None, source_names=None)
+    b = validate_and_type(io.read_files(pq_paths), existing_patients=None, source_names=None)
     assert a.problems == []
     assert b.problems == []
     assert io.content_hash(a.tables) == io.content_hash(b.tables)
@@ -431,7 +433,7 @@ def test_io030_failure_inside_transaction_leaves_no_trace(
     def exploding_derive(*args: object, **kwargs: object) -> object:
         raise RuntimeError("simulated crash after the raw inserts")
 
-    monkeypatch.setattr(io, "_derive", exploding_derive)
+    monkeypatch.setattr(recompute, "_derive", exploding_derive)
     with pytest.raises(RuntimeError, match="simulated crash"):
         io.import_tables(engine, base)
     assert stored_state(engine) == state
@@ -448,14 +450,15 @@ KILL_SCRIPT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from core import db, io
+    from core.io import recompute
     marker = Path(sys.argv[2])
-    real = io._derive
+    real = recompute._derive
     def slow_derive(*args, **kwargs):
         result = real(*args, **kwargs)
         marker.write_text("inserted")
         time.sleep(60)
         return result
-    io._derive = slow_derive
+    recompute._derive = slow_derive
     io.import_tables(db.make_engine(sys.argv[1]), io.template_tables())
     """
 )

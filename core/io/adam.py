@@ -1,0 +1,259 @@
+"""CDISC ADaM codes and the ADaM -> long-format mapping (ADSL, ADAE, ADLB inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from core.exceptions import DataValidationError, Problem
+from core.io.report import file_rows, plain
+from core.units import unit_key
+from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Arm
+
+STUDYID: Final = "IMMUNOSEP"
+
+#: ADLB / ADSOFA parameter codes <-> observation variables
+ADLB_PARAMCD: Final = MappingProxyType(
+    {
+        "PAO2": "pao2",
+        "FIO2": "fio2",
+        "PLAT": "platelets",
+        "BILI": "bilirubin",
+        "CREAT": "creatinine",
+        "MAP": "map",
+        "GCS": "gcs_total",
+        "UOUT": "urine_output",
+        "WEIGHT": "weight",
+        "LACTATE": "lactate",
+    }
+)
+#: ADLB parameters that go to the ``biomarkers`` table (value column, accepted units)
+ADLB_BIOMARKERS: Final = MappingProxyType(
+    {
+        "FERRITIN": ("ferritin_ng_ml", ("ng/ml", "ug/l")),
+        "HLADR": ("hla_dr_ab_per_cell", ("ab/c",)),
+    }
+)
+ADSOFA_PARAMCD: Final = MappingProxyType(
+    {
+        "SOFA": SOFA_TOTAL,
+        "SOFARESP": SOFA_COLUMNS[ORGANS[0]],
+        "SOFACOAG": SOFA_COLUMNS[ORGANS[1]],
+        "SOFALIVR": SOFA_COLUMNS[ORGANS[2]],
+        "SOFACARD": SOFA_COLUMNS[ORGANS[3]],
+        "SOFACNS": SOFA_COLUMNS[ORGANS[4]],
+        "SOFAREN": SOFA_COLUMNS[ORGANS[5]],
+    }
+)
+#: arm <-> ADaM ARMCD and ARM (label)
+ARMCD: Final = MappingProxyType({Arm.PRECISION: "PRECISION", Arm.PLACEBO: "PLACEBO"})
+ARM_LABEL: Final = MappingProxyType(
+    {Arm.PRECISION: "Precision immunotherapy", Arm.PLACEBO: "Placebo"}
+)
+
+
+def _adam_source(frame: pd.DataFrame, default: str) -> str:
+    return str(frame.attrs.get("source", default))
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], source: str) -> list[Problem]:
+    return [
+        Problem(source, None, c, None, f"an ADaM column {c!r}")
+        for c in columns
+        if c not in frame.columns
+    ]
+
+
+def _yn(series: pd.Series) -> pd.Series:
+    """ADaM Y/N flags to bool-like values (other values pass through to validation)."""
+    return series.map(
+        lambda v: {"Y": True, "N": False}.get(str(v).strip().upper(), v) if pd.notna(v) else None
+    )
+
+
+def _arm_from_adam(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    key = str(value).strip().casefold()
+    for arm in Arm:
+        if key in (arm.value, ARMCD[arm].casefold(), ARM_LABEL[arm].casefold()):
+            return arm.value
+    return str(value)
+
+
+def from_adam(
+    adsl: pd.DataFrame | None,
+    adae: pd.DataFrame | None = None,
+    adlb: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Map CDISC-style ADaM tables to the long formats.
+
+    Parameters
+    ----------
+    adsl
+        Subject level: ``USUBJID, SITEID, TRTSDTM, WEIGHTBL`` required; ``DTHDTM, AGE, SEX,
+        APACHEII, CCI, INFSRC, MVBL (Y/N), RANDDTM`` optional; ``ARMCD`` or ``ARM`` gives
+        the ``randomisation`` table (PRECISION / PLACEBO or the arm labels).
+    adae
+        ``USUBJID, ASTDTM, AEBODSYS, AEDECOD, AESER, AESEV, AREL`` (+ optional ``AESI``).
+    adlb
+        BDS of labs and vitals: ``USUBJID, PARAMCD, ADTM, AVAL, AVALU``; PARAMCD in
+        :data:`ADLB_PARAMCD` (observations) or :data:`ADLB_BIOMARKERS` (biomarkers).
+
+    Returns
+    -------
+    dict
+        Long-format tables whose index is the 0-based row of the ADaM file and whose
+        ``attrs["source"]`` is the ADaM file, so that validation problems point at it.
+        Values are not validated here (see :func:`validate_tables`).
+
+    Raises
+    ------
+    DataValidationError
+        Missing ADaM columns, or a biomarker row with a unit that has no conversion.
+    """
+    problems: list[Problem] = []
+    out: dict[str, pd.DataFrame] = {}
+    if adsl is not None:
+        src = _adam_source(adsl, "ADSL")
+        problems += _require(adsl, ("USUBJID", "SITEID", "TRTSDTM", "WEIGHTBL"), src)
+        if not problems:
+            mapping = {
+                "USUBJID": "patient_id",
+                "SITEID": "site_id",
+                "TRTSDTM": "anchor_time",
+                "WEIGHTBL": "weight_kg",
+                "DTHDTM": "death_time",
+                "AGE": "age_years",
+                "SEX": "sex",
+                "APACHEII": "apache_ii",
+                "CCI": "charlson",
+                "INFSRC": "infection_type",
+                "MVBL": "mechanical_ventilation",
+                "RANDDTM": "randomised_at",
+            }
+            pts = adsl[[c for c in mapping if c in adsl.columns]].rename(columns=mapping)
+            if "mechanical_ventilation" in pts:
+                pts["mechanical_ventilation"] = _yn(pts["mechanical_ventilation"])
+            pts.attrs["source"] = src
+            out["patients"] = pts
+            arm_col = (
+                "ARMCD" if "ARMCD" in adsl.columns else "ARM" if "ARM" in adsl.columns else None
+            )
+            if arm_col is not None:
+                rnd = pd.DataFrame(
+                    {
+                        "patient_id": adsl["USUBJID"],
+                        "arm": adsl[arm_col].map(_arm_from_adam),
+                        "randomised_at": adsl.get("RANDDTM", None),
+                    },
+                    index=adsl.index,
+                )
+                rnd.attrs["source"] = src
+                out["randomisation"] = rnd
+    if adae is not None:
+        src = _adam_source(adae, "ADAE")
+        req = ("USUBJID", "ASTDTM", "AEBODSYS", "AEDECOD", "AESER", "AESEV", "AREL")
+        missing = _require(adae, req, src)
+        problems += missing
+        if not missing:
+            sev = adae["AESEV"].map(
+                lambda v: (
+                    None
+                    if pd.isna(v)
+                    else {
+                        "SEVERE": True,
+                        "MILD": False,
+                        "MODERATE": False,
+                        "NOT SEVERE": False,
+                        "MILD/MODERATE": False,
+                    }.get(str(v).strip().upper(), v)
+                )
+            )
+            ae = pd.DataFrame(
+                {
+                    "patient_id": adae["USUBJID"],
+                    "onset_time": adae["ASTDTM"],
+                    "soc": adae["AEBODSYS"],
+                    "pt": adae["AEDECOD"],
+                    "serious": _yn(adae["AESER"]),
+                    "severe": sev,
+                    "related": _yn(adae["AREL"]),
+                    "aesi": adae["AESI"].map(
+                        lambda v: str(v).strip().lower() if pd.notna(v) else None
+                    )
+                    if "AESI" in adae
+                    else None,
+                },
+                index=adae.index,
+            )
+            ae.attrs["source"] = src
+            out["adverse_events"] = ae
+    if adlb is not None:
+        src = _adam_source(adlb, "ADLB")
+        missing = _require(adlb, ("USUBJID", "PARAMCD", "ADTM", "AVAL", "AVALU"), src)
+        problems += missing
+        if not missing:
+            code = (
+                adlb["PARAMCD"]
+                .astype(object)
+                .map(lambda v: str(v).strip().upper() if pd.notna(v) else v)
+            )
+            is_bio = code.isin(list(ADLB_BIOMARKERS)).to_numpy()
+            obs = pd.DataFrame(
+                {
+                    "patient_id": adlb["USUBJID"],
+                    "time": adlb["ADTM"],
+                    "variable": code.map(
+                        lambda v: ADLB_PARAMCD.get(v, v.lower() if isinstance(v, str) else v)
+                    ),
+                    "value": adlb["AVAL"],
+                    "unit": adlb["AVALU"],
+                },
+                index=adlb.index,
+            ).loc[~is_bio]
+            obs.attrs["source"] = src
+            out["observations"] = obs
+            if is_bio.any():
+                bio_rows = adlb.loc[is_bio]
+                rows = file_rows(adlb)[is_bio]
+                for k, unit, _val, cd in zip(
+                    rows, bio_rows["AVALU"], bio_rows["AVAL"], code[is_bio], strict=True
+                ):
+                    if unit_key(unit) not in ADLB_BIOMARKERS[cd][1]:
+                        problems.append(
+                            Problem(
+                                src,
+                                int(k),
+                                "AVALU",
+                                plain(unit),
+                                f"for {cd}: one of {', '.join(ADLB_BIOMARKERS[cd][1])}",
+                            )
+                        )
+                long = pd.DataFrame(
+                    {
+                        "patient_id": bio_rows["USUBJID"].to_numpy(),
+                        "time": bio_rows["ADTM"].to_numpy(),
+                        "column": code[is_bio].map(lambda v: ADLB_BIOMARKERS[v][0]).to_numpy(),
+                        "value": bio_rows["AVAL"].to_numpy(),
+                        "row": bio_rows.index.to_numpy(),
+                    }
+                )
+                first_row = long.groupby(["patient_id", "time"], sort=False)["row"].min()
+                wide = long.pivot_table(
+                    index=["patient_id", "time"], columns="column", values="value", aggfunc="first"
+                )
+                wide = wide.reindex(columns=["ferritin_ng_ml", "hla_dr_ab_per_cell"])
+                wide["row"] = first_row
+                bio = wide.reset_index().set_index("row").sort_index()
+                bio.index.name = None
+                bio.columns.name = None
+                bio.attrs["source"] = src
+                out["biomarkers"] = bio
+    if problems:
+        raise DataValidationError(problems)
+    return out

@@ -1,0 +1,100 @@
+"""The synthetic demo database: synthetic tables and a build that is safe across processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core import db
+from core.io.load import import_tables
+from core.io.schema import DEFAULT_SOFA_RULES, TABLE_SPECS
+from core.io.stored import has_data
+from core.rules import SofaRules
+from core.synth import generate_trial
+
+
+class _DemoLock:
+    """Cross-process lock around the demo build (lock file for SQLite, advisory lock for PG)."""
+
+    PG_KEY: Final = 0x1A7E51
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._file: Any = None
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Any:
+        if db.is_sqlite(self._engine):
+            database = self._engine.url.database
+            if database and database != ":memory:":
+                self._file = open(f"{database}.demo.lock", "a+b")
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        else:
+            self._conn = self._engine.connect()
+            self._conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": self.PG_KEY})
+            self._conn.commit()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+        if self._conn is not None:
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.PG_KEY})
+            self._conn.commit()
+            self._conn.close()
+
+
+def synthetic_tables(
+    *, seed: int = 20251208, n_randomised: int = 281, charting: str = "dense"
+) -> dict[str, pd.DataFrame]:
+    """The synthetic cohort of :func:`core.synth.generate_trial` as long-format tables
+    (``charting="sparse"``: one charting per variable and day, for 100,000-patient benchmarks)."""
+    trial = generate_trial(seed=seed, n_randomised=n_randomised, charting=charting)
+    if dataclasses.is_dataclass(trial):
+        items = {f.name: getattr(trial, f.name) for f in dataclasses.fields(trial)}
+    else:
+        items = dict(vars(trial))
+    return {
+        name: frame.reset_index(drop=True)
+        for name, frame in items.items()
+        if name in TABLE_SPECS and isinstance(frame, pd.DataFrame)
+    }
+
+
+def build_demo_database(
+    url_or_engine: str | Path | Engine,
+    *,
+    seed: int = 20251208,
+    n_randomised: int = 281,
+    rules: SofaRules = DEFAULT_SOFA_RULES,
+    charting: str = "dense",
+) -> str:
+    """Fill an empty database with the synthetic cohort; a no-op when data exist.
+
+    Safe to call from several processes at once: a lock serialises the builders and the
+    second one finds the data. Returns the dataset version.
+    """
+    engine = url_or_engine if isinstance(url_or_engine, Engine) else db.make_engine(url_or_engine)
+    try:
+        db.ensure_schema(engine)
+        with _DemoLock(engine):
+            if not has_data(engine):
+                tables = synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)
+                import_tables(
+                    engine,
+                    tables,
+                    source_names={t: f"synthetic:{t}" for t in tables},
+                    user="demo",
+                    rules=rules,
+                )
+        return db.dataset_version(engine)
+    finally:
+        if engine is not url_or_engine:
+            engine.dispose()

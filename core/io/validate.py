@@ -1,0 +1,447 @@
+"""Validation of long-format tables: every problem at once, nothing written.
+
+Per table: required columns, types (:mod:`core.io.coerce`), pandera value checks
+(vocabularies and ranges of :data:`~core.io.schema.TABLE_SPECS`) and duplicate natural keys;
+then unit conversion (:mod:`core.units`) and the cross-table rules (known patient, event time
+after birth and not after death, death not before the first dose).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from core import units
+from core.exceptions import DataValidationError, Problem
+from core.io.coerce import coerce
+from core.io.report import dedupe, file_rows, plain
+from core.io.schema import TABLE_SPECS, TableSpec
+
+
+def _pandera_schema(spec: TableSpec, columns: Iterable[str]) -> pa.DataFrameSchema:
+    cols: dict[str, pa.Column] = {}
+    for name in columns:
+        cs = spec.columns[name]
+        checks = []
+        if cs.isin is not None:
+            checks.append(pa.Check.isin(list(cs.isin), error=cs.expected()))
+        if cs.low is not None and cs.high is not None:
+            checks.append(pa.Check.in_range(cs.low, cs.high, error=cs.expected()))
+        cols[name] = pa.Column(checks=checks, nullable=cs.nullable, coerce=False)
+    return pa.DataFrameSchema(cols, strict=False)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Typed tables (canonical units) and every problem found (:func:`validate_and_type`)."""
+
+    tables: dict[str, pd.DataFrame]
+    problems: list[Problem]
+
+
+def _patient_frame(frame: pd.DataFrame | None) -> pd.DataFrame:
+    cols = ["patient_id", "anchor_time", "age_years", "death_time", "weight_kg"]
+    if frame is None:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    out = frame.reindex(columns=cols).copy()
+    out["patient_id"] = out["patient_id"].astype(object)
+    for c in ("anchor_time", "death_time"):
+        out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
+    for c in ("age_years", "weight_kg"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    return out
+
+
+def validate_and_type(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    existing_patients: pd.DataFrame | Iterable[str] | None,
+    source_names: Mapping[str, str] | None,
+    withdrawn_ids: Iterable[str] = (),
+) -> Validated:
+    """Type, convert and check tables: the work behind :func:`validate_tables`.
+
+    Parameters are those of :func:`validate_tables` (``existing_patients`` and
+    ``source_names`` may be None).
+
+    Returns
+    -------
+    Validated
+        The typed tables in canonical units (as far as they could be typed) and every
+        problem, sorted; the importer writes the tables only when there is no problem.
+    """
+    problems: list[Problem] = []
+    names = dict(source_names or {})
+
+    def where(table: str) -> str:
+        frame = tables.get(table)
+        attr = frame.attrs.get("source") if frame is not None else None
+        return names.get(table) or attr or table
+
+    for table in tables:
+        if table not in TABLE_SPECS:
+            problems.append(
+                Problem(where(table), None, None, table, "a table in " + ", ".join(TABLE_SPECS))
+            )
+    typed: dict[str, pd.DataFrame] = {}
+    bad_cells: dict[str, set[tuple[int, str]]] = {}
+    incomplete: set[str] = set()  # tables with a missing required column
+    for table, spec in TABLE_SPECS.items():
+        if table not in tables:
+            continue
+        out, bad, found, complete = _type_table(tables[table], spec, where(table))
+        problems.extend(found)
+        typed[table] = out
+        bad_cells[table] = bad
+        if not complete:
+            incomplete.add(table)
+    info = _known_patients(typed.get("patients"), existing_patients)
+    problems.extend(_convert_units(typed, incomplete, bad_cells, info, where))
+    problems.extend(_cross_table_problems(typed, incomplete, info, set(withdrawn_ids), where))
+    return Validated(typed, dedupe(problems))
+
+
+def _type_table(
+    frame: pd.DataFrame, spec: TableSpec, src: str
+) -> tuple[pd.DataFrame, set[tuple[int, str]], list[Problem], bool]:
+    """One table: required columns, types, pandera value checks, duplicate natural keys.
+
+    Returns
+    -------
+    tuple
+        The typed frame, the (file row, column) cells already reported, the problems, and
+        whether every required column is present (if not, values and keys are not checked).
+    """
+    problems: list[Problem] = []
+    rows = file_rows(frame)
+    missing = [c for c, cs in spec.columns.items() if cs.required and c not in frame.columns]
+    for c in missing:
+        problems.append(
+            Problem(src, None, c, None, f"a column {c!r} ({spec.columns[c].expected()})")
+        )
+    out = pd.DataFrame(index=frame.index)
+    bad: set[tuple[int, str]] = set()
+    for c, cs in spec.columns.items():
+        if c not in frame.columns:
+            if not cs.required:
+                out[c] = pd.Series(
+                    pd.NaT if cs.kind == "datetime" else None,
+                    index=frame.index,
+                    dtype="datetime64[ns]" if cs.kind == "datetime" else object,
+                )
+                if cs.kind == "float":
+                    out[c] = out[c].astype("float64")
+            continue
+        values, wrong = coerce(frame[c], cs.kind)
+        out[c] = values
+        for i in np.flatnonzero(wrong):
+            bad.add((int(rows[i]), c))
+            problems.append(Problem(src, int(rows[i]), c, plain(frame[c].iloc[i]), cs.expected()))
+    if missing:
+        return out, bad, problems, False
+    present = [c for c in spec.columns if c in out.columns]
+    try:
+        with warnings.catch_warnings():
+            # pandera concatenates per-check failure cases, some of them all-NA: pandas
+            # warns about the dtype rule of that concat; the failure cases are unaffected
+            warnings.filterwarnings(
+                "ignore",
+                message="The behavior of DataFrame concatenation",
+                category=FutureWarning,
+            )
+            _pandera_schema(spec, present).validate(out, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        pos_of = {lab: k for k, lab in enumerate(out.index)}
+        for rec in fc.itertuples(index=False):
+            if rec.index is None or (isinstance(rec.index, float) and np.isnan(rec.index)):
+                continue
+            k = pos_of.get(rec.index)
+            if k is None or rec.column not in spec.columns:
+                continue
+            row = int(rows[k])
+            if (row, rec.column) in bad:
+                continue  # already reported as a wrong type
+            cs = spec.columns[rec.column]
+            exp = (
+                "a value (this column may not be empty)"
+                if rec.check == "not_nullable"
+                else (cs.expected())
+            )
+            bad.add((row, rec.column))
+            problems.append(Problem(src, row, rec.column, plain(rec.failure_case), exp))
+    # duplicate natural keys within the file
+    key = list(spec.key)
+    dupl = out.duplicated(key, keep=False).to_numpy() & out[key].notna().all(axis=1).to_numpy()
+    if dupl.any():
+        first_row: dict[tuple[Any, ...], int] = {}
+        for k in np.flatnonzero(dupl):
+            kv = tuple(plain(out[c].iloc[k]) for c in key)
+            if kv not in first_row:
+                first_row[kv] = int(rows[k])
+                continue
+            problems.append(
+                Problem(
+                    src,
+                    int(rows[k]),
+                    ", ".join(key),
+                    kv if len(kv) > 1 else kv[0],
+                    f"a unique ({', '.join(key)}); the same key is at row {first_row[kv]}",
+                    patient_id=kv[0] if key[0] == "patient_id" else None,
+                )
+            )
+    return out, bad, problems, True
+
+
+def _known_patients(
+    new_patients: pd.DataFrame | None,
+    existing_patients: pd.DataFrame | Iterable[str] | None,
+) -> pd.DataFrame:
+    """Patients of this import and of the database, indexed by ``patient_id``."""
+    known = _patient_frame(new_patients)
+    if existing_patients is not None:
+        if isinstance(existing_patients, pd.DataFrame):
+            ex = _patient_frame(existing_patients)
+        else:
+            ex = _patient_frame(pd.DataFrame({"patient_id": list(existing_patients)}))
+        ex = ex[~ex["patient_id"].isin(known["patient_id"])]
+        if len(known) == 0:
+            known = ex
+        elif len(ex):
+            known = pd.concat([known, ex], ignore_index=True)
+    known = known.dropna(subset=["patient_id"]).drop_duplicates("patient_id")
+    return known.set_index("patient_id")
+
+
+def _convert_units(
+    typed: dict[str, pd.DataFrame],
+    incomplete: set[str],
+    bad_cells: Mapping[str, set[tuple[int, str]]],
+    info: pd.DataFrame,
+    where: Callable[[str], str],
+) -> list[Problem]:
+    """Observations and infusions to canonical units (core.units), in place in ``typed``."""
+    problems: list[Problem] = []
+    if "observations" in typed and "observations" not in incomplete:
+        obs = typed["observations"]
+        ok = obs[["patient_id", "time", "variable", "value", "unit"]].notna().all(axis=1)
+        ok &= ~pd.Series(
+            [(int(r), "value") in bad_cells["observations"] for r in file_rows(obs)],
+            index=obs.index,
+        )
+        candidates = obs.loc[ok]
+        try:
+            typed["observations"] = units.normalize_observations(
+                candidates, where=where("observations")
+            )
+        except DataValidationError as exc:
+            problems.extend(_remap_rows(_file_columns(exc.problems, candidates), candidates))
+            typed["observations"] = candidates.assign(
+                value_as_received=candidates["value"], unit_as_received=candidates["unit"]
+            )
+    if "infusions" in typed and "infusions" not in incomplete:
+        inf = typed["infusions"]
+        ok = inf[["patient_id", "start", "stop", "rate", "unit", "drug"]].notna().all(axis=1)
+        ok &= inf["patient_id"].isin(info.index)
+        candidates = inf.loc[ok]
+        weights = info.reset_index()[["patient_id", "weight_kg"]]
+        try:
+            converted = units.normalize_infusions(candidates, weights)
+            converted = converted.rename(columns={"rate_mcg_kg_min": "_rate_kg"})
+            scored = converted["_rate_kg"].notna()
+            converted["rate"] = converted["_rate_kg"].where(scored, converted["rate"])
+            converted["unit"] = converted["unit"].where(~scored, "mcg/kg/min")
+            typed["infusions"] = converted.drop(columns=["_rate_kg"])
+        except DataValidationError as exc:
+            problems.extend(_remap_rows(exc.problems, candidates, where=where("infusions")))
+    return problems
+
+
+def _cross_table_problems(
+    typed: Mapping[str, pd.DataFrame],
+    incomplete: set[str],
+    info: pd.DataFrame,
+    withdrawn: set[str],
+    where: Callable[[str], str],
+) -> list[Problem]:
+    """Unknown patients, event times before birth or after death, death before the anchor."""
+    problems: list[Problem] = []
+    withdrawn = set(withdrawn)
+    if "disposition" in typed and "disposition" not in incomplete:
+        disp = typed["disposition"]
+        flag = disp["withdrawn_with_data_removal"].map(lambda v: v is True)
+        withdrawn |= set(disp.loc[flag, "patient_id"].dropna())
+    for table, spec in TABLE_SPECS.items():
+        if (
+            table not in typed
+            or table in incomplete
+            or table == "patients"
+            or "patient_id" not in spec.columns
+        ):
+            continue
+        frame = typed[table]
+        src = where(table)
+        rows = file_rows(frame)
+        pid = frame["patient_id"]
+        unknown = pid.notna() & ~pid.isin(info.index)
+        if table in ("randomisation", "disposition"):
+            # randomised, then withdrawn with data removal: no patients row by design
+            unknown &= ~pid.isin(withdrawn)
+        unknown = unknown.to_numpy()
+        for k in np.flatnonzero(unknown):
+            problems.append(
+                Problem(
+                    src,
+                    int(rows[k]),
+                    "patient_id",
+                    pid.iloc[k],
+                    "a patient in the patients table of this import or already stored",
+                    patient_id=pid.iloc[k],
+                )
+            )
+        if spec.event_times:
+            problems.extend(_event_time_problems(frame, spec, info, src))
+    if "patients" in typed and "patients" not in incomplete:
+        pt = typed["patients"]
+        rows = file_rows(pt)
+        early = (pt["death_time"].notna() & (pt["death_time"] < pt["anchor_time"])).to_numpy()
+        for k in np.flatnonzero(early):
+            problems.append(
+                Problem(
+                    where("patients"),
+                    int(rows[k]),
+                    "death_time",
+                    str(pt["death_time"].iloc[k]),
+                    f"a death at or after the first study-drug dose ({pt['anchor_time'].iloc[k]})",
+                    patient_id=pt["patient_id"].iloc[k],
+                )
+            )
+    return problems
+
+
+def _event_time_problems(
+    frame: pd.DataFrame, spec: TableSpec, info: pd.DataFrame, src: str
+) -> list[Problem]:
+    """Event times before the earliest possible birth or after death."""
+    problems: list[Problem] = []
+    rows = file_rows(frame)
+    pid = frame["patient_id"]
+    anchor = pid.map(info["anchor_time"]) if len(info) else pd.Series(pd.NaT, index=pid.index)
+    age = pid.map(info["age_years"]) if len(info) else pd.Series(np.nan, index=pid.index)
+    death = pid.map(info["death_time"]) if len(info) else pd.Series(pd.NaT, index=pid.index)
+    anchor = pd.to_datetime(anchor).astype("datetime64[ns]")
+    death = pd.to_datetime(death).astype("datetime64[ns]")
+    age = pd.to_numeric(age, errors="coerce").astype("float64")
+    # earliest possible birth: anchor - (age + 1) years (age in completed years)
+    birth = anchor - pd.to_timedelta((age + 1.0) * 365.25, unit="D")
+    for c in spec.event_times:
+        t = frame[c]
+        before = (t.notna() & birth.notna() & (t < birth)).to_numpy()
+        after = (t.notna() & death.notna() & (t > death)).to_numpy()
+        for k in np.flatnonzero(before):
+            problems.append(
+                Problem(
+                    src,
+                    int(rows[k]),
+                    c,
+                    str(t.iloc[k]),
+                    f"a time after the patient's birth (born after {birth.iloc[k]:%Y-%m-%d}"
+                    f", from age {age.iloc[k]:g} years at {anchor.iloc[k]})",
+                    patient_id=pid.iloc[k],
+                    time=str(t.iloc[k]),
+                )
+            )
+        for k in np.flatnonzero(after):
+            problems.append(
+                Problem(
+                    src,
+                    int(rows[k]),
+                    c,
+                    str(t.iloc[k]),
+                    f"a time at or before the patient's death ({death.iloc[k]})",
+                    patient_id=pid.iloc[k],
+                    time=str(t.iloc[k]),
+                )
+            )
+    return problems
+
+
+def _remap_rows(
+    problems: Iterable[Problem], frame: pd.DataFrame, *, where: str | None = None
+) -> list[Problem]:
+    """Problems whose row is a 1-based position in ``frame`` -> 1-based file rows."""
+    rows = file_rows(frame)
+    out = []
+    for p in problems:
+        row = p.row
+        if row is not None and 1 <= row <= len(rows):
+            row = int(rows[row - 1])
+        out.append(dataclasses.replace(p, row=row, where=where or p.where))
+    return out
+
+
+def _file_columns(problems: Iterable[Problem], frame: pd.DataFrame) -> list[Problem]:
+    """core.units names the variable as the column; a file report names the file column.
+
+    ``problems`` carry 1-based positions in ``frame`` (before :func:`_remap_rows`).
+    """
+    out = []
+    for p in problems:
+        if p.column in units.CANONICAL_UNITS:
+            column = "unit" if p.expected.startswith("unit") else "value"
+            value = p.value
+            if column == "unit" and p.row is not None and 1 <= p.row <= len(frame):
+                value = plain(frame["unit"].iloc[p.row - 1])
+            p = dataclasses.replace(
+                p, column=column, value=value, expected=f"{p.column}: {p.expected}"
+            )
+        out.append(p)
+    return out
+
+
+def validate_tables(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    existing_patients: pd.DataFrame | Iterable[str] | None = None,
+    source_names: Mapping[str, str] | None = None,
+    withdrawn_ids: Iterable[str] = (),
+) -> list[Problem]:
+    """Every problem of a set of long-format tables, without writing anything.
+
+    Parameters
+    ----------
+    tables
+        Table name -> DataFrame (see :data:`TABLE_SPECS`); the index is the 0-based data row
+        in the source file (as returned by :func:`read_files`).
+    existing_patients
+        Patients already stored: a frame with ``patient_id, anchor_time, age_years,
+        death_time, weight_kg`` (enables the birth/death checks) or just the ids.
+    source_names
+        Table -> file name used in the report (default ``frame.attrs["source"]`` or the table).
+    withdrawn_ids
+        Patients already stored in ``disposition`` as withdrawn with data removal: their
+        ``randomisation`` / ``disposition`` rows need no ``patients`` row (nor do those of
+        patients flagged so in this import's disposition).
+
+    Returns
+    -------
+    list of Problem
+        Sorted by file and row; empty when the tables can be imported. Rules: unknown table,
+        required column missing, wrong type, empty required cell, value not in the vocabulary
+        (arm, sex, route, episode kind, ...), implausible value (ranges of core.units and the
+        table specs), unknown or unconvertible unit, duplicate natural key, unknown patient,
+        event time before birth (from age and anchor time) or after death.
+    """
+    return validate_and_type(
+        tables,
+        existing_patients=existing_patients,
+        source_names=source_names,
+        withdrawn_ids=withdrawn_ids,
+    ).problems
