@@ -230,7 +230,8 @@ def _bar_drill(tag: str):
 def _cell_drill(tag: str):
     def drill(click: Mapping[str, Any]) -> Drill | None:
         col = click.get("colId") or ""
-        stratum = (click.get("data") or {}).get("stratum_key")
+        # dash-ag-grid reports the row by its id (getRowId: the stratum_key column)
+        stratum = click.get("rowId") or (click.get("data") or {}).get("stratum_key")
         if not (col.startswith("g") and col[1:].isdigit() and stratum):
             return None
         return "responders", {"stratum": stratum, "group_index": int(col[1:]), "endpoint": tag}

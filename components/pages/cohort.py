@@ -47,6 +47,8 @@ FILTER_LABELS = {
     "age": "Age band",
     "sofa": "Baseline SOFA band",
 }
+#: the column that names a table row for drill-downs (``rowId`` of a cell click)
+ROW_KEY = "stratum_key"
 #: drill-down rows shown on the page (the CSV of a table has them all)
 DRILL_MAX_ROWS = 500
 
@@ -100,6 +102,8 @@ def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -
         ],
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 90, "flex": 1},
         dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300},
+        # the row id a cell click reports (dash-ag-grid's cellClicked carries no row data)
+        **({"getRowId": f"params.data.{ROW_KEY}"} if ROW_KEY in frame.columns else {}),
         style={"height": None},
         className="ag-theme-alpine cohort-grid",
     )

@@ -67,6 +67,8 @@ TABS = (
 )
 #: unblinded, DSMB closed session (coded groups), blinded
 ROLES = {"statistician": "stat", "dsmb": "dsmb", "monitor": "mon"}
+#: what a role's drill-down answers must never contain (test_blinding's patterns)
+ARM_PATTERN = {"monitor": blinding.NONE_PATTERN, "dsmb": blinding.CODED_PATTERN}
 CLICK_PROPS = ("clickData", "cellClicked")
 SMALL = 60  # points of a trace clicked one by one
 SMALL_HEATMAP = 500  # cells of a heat map clicked one by one
@@ -437,6 +439,10 @@ def test_click002_every_click_on_every_tab_answers_without_a_server_error(sessio
                 )
             elif answer.status == 200:
                 assert "response" in json.loads(answer.body)
+                # a drill-down of a blinded role never names an arm (not even in a title)
+                pattern = ARM_PATTERN.get(role)
+                if pattern is not None and (hit := pattern.search(answer.body)):
+                    failures.append(f"{role} / tab {tab} / {key}: arm word {hit.group(0)!r}")
     clickable = [
         c
         for c in walk(s.doc)
