@@ -191,7 +191,27 @@ def test_db_migration_v2_doses_unique_by_route(sqlite_url):
         )
         conn.execute(sa.text("DELETE FROM schema_version"))
         conn.execute(db.schema_version.insert(), [{"version": 1, "applied_at": db._utcnow()}])
-    assert db.ensure_schema(engine) == 2
+    assert db.ensure_schema(engine) == db.SCHEMA_VERSION
     names = {ix["name"] for ix in sa.inspect(engine).get_indexes("doses")}
     assert "ux_doses_patient_time_route" in names
     assert "ux_doses_patient_time" not in names
+
+
+def test_db_migration_v3_trial_keys_table_and_write_once_values(sqlite_url):
+    """A version-2 database gains ``trial_keys``; a stored key is written once: a second value
+    (another deployment's default) never replaces it."""
+    import sqlalchemy as sa
+
+    from core import repository as repo
+
+    engine = db.make_engine(sqlite_url)
+    db.ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE trial_keys"))
+        conn.execute(sa.text("DELETE FROM schema_version"))
+        conn.execute(db.schema_version.insert(), [{"version": 2, "applied_at": db._utcnow()}])
+    assert db.ensure_schema(engine) == 3
+    assert repo.load_trial_key(engine, "group_a_arm") is None
+    assert repo.ensure_trial_key(engine, "group_a_arm", "placebo") == "placebo"
+    assert repo.ensure_trial_key(engine, "group_a_arm", "precision") == "placebo"
+    assert repo.load_trial_key(engine, "group_a_arm") == "placebo"

@@ -34,7 +34,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def demo_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite file with the default synthetic cohort (built once, shared by xdist workers)."""
-    shared = tmp_path_factory.getbasetemp().parent
+    base = tmp_path_factory.getbasetemp()
+    # xdist workers share their run's folder; a plain run uses its own (never the parent, which
+    # every earlier run and every checkout on the machine shares: it could hold a stale cohort)
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     db = shared / "demo.sqlite"
     url = f"sqlite:///{db}"
     with open(shared / "demo.lock", "w") as lock:
