@@ -116,7 +116,9 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         suppress_callback_exceptions=True,
     )
     server = app.server
-    server.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=20 * 1024 * 1024)
+    server.config.update(
+        SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.request_max_bytes
+    )
     server.extensions[context.EXTENSION] = {"settings": settings}
     cache.init_app(server, config=settings.cache_config())
 

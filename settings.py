@@ -82,6 +82,10 @@ ENVIRONMENT: Final = MappingProxyType(
             "Flask session key. Unset: generated once and kept in data/.secret_key",
         ),
         "SESSION_MINUTES": ("480", "Login session lifetime in minutes"),
+        "IMMUNOSEP_UPLOAD_MAX_MB": (
+            "20",
+            "Largest file the Data page accepts, in MB (the HTTP request limit follows from it)",
+        ),
         "LOG_LEVEL": ("INFO", "Python logging level"),
     }
 )
@@ -129,6 +133,7 @@ class Settings:
     demo_seed: int = 20251208
     secret_key: str = ""
     session_minutes: int = 480
+    upload_max_mb: int = 20
     log_level: str = "INFO"
     sofa_rules: SofaRules = field(default_factory=SofaRules)
     phenotype_thresholds: PhenotypeThresholds = field(default_factory=PhenotypeThresholds)
@@ -181,9 +186,21 @@ class Settings:
             demo_seed=get_int("IMMUNOSEP_DEMO_SEED", 20251208),
             secret_key=secret,
             session_minutes=get_int("SESSION_MINUTES", 480),
+            upload_max_mb=get_int("IMMUNOSEP_UPLOAD_MAX_MB", 20),
             log_level=get("LOG_LEVEL", "INFO").upper(),
         )
         return replace(settings, **overrides)
+
+    @property
+    def upload_max_bytes(self) -> int:
+        """Largest uploaded file, in bytes (the Data page and ``core.io.read_files``)."""
+        return self.upload_max_mb * 1024 * 1024
+
+    @property
+    def request_max_bytes(self) -> int:
+        """Largest HTTP request body: an upload arrives base64-encoded (4/3 of the file) inside
+        the callback's JSON, so a file at the limit must still get through to be validated."""
+        return -(-self.upload_max_bytes * 4 // 3) + 1024 * 1024
 
     @property
     def database_kind(self) -> str:

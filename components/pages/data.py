@@ -28,7 +28,6 @@ from core.exceptions import DataValidationError
 from core.io import import_tables, read_files
 from core.repository import load_import_log
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ALLOWED_SUFFIXES = (".csv", ".parquet")
 IMPORT_ROLES = (Role.STATISTICIAN, Role.DEMO)
 
@@ -59,15 +58,15 @@ def layout(**_: str) -> html.Div:
                             "CSV or Parquet files in the long formats (patients.csv, observations.csv, "
                             "infusions.csv, episodes.csv, biomarkers.csv, doses.csv, randomisation.csv, "
                             "adverse_events.csv, disposition.csv) or ADaM ADSL/ADAE/ADLB. The table is taken "
-                            "from the file name. At most 20 MB per upload. Nothing is written unless every "
-                            "file is valid.",
+                            f"from the file name. At most {settings().upload_max_mb} MB per file. Nothing is "
+                            "written unless every file is valid.",
                             className="small",
                         ),
                         dcc.Upload(
                             id=ids.DATA_UPLOAD,
                             children=html.Div(["Drop files here or ", html.A("choose files")]),
                             multiple=True,
-                            max_size=MAX_UPLOAD_BYTES,
+                            max_size=settings().upload_max_bytes,
                             accept=",".join(ALLOWED_SUFFIXES),
                             disabled=not may_import,
                             className="border border-2 border-secondary-subtle rounded p-4 text-center bg-white",
@@ -152,13 +151,11 @@ def upload(contents: list[str] | None, filenames: list[str] | None):
         for name, content in zip(filenames or [], contents, strict=True):
             _header, _, payload = content.partition(",")
             data = base64.b64decode(payload)
-            if len(data) > MAX_UPLOAD_BYTES:
-                return dbc.Alert(f"{name}: larger than 20 MB", color="danger"), dash.no_update
             path = Path(tmp) / Path(name).name
             path.write_bytes(data)
             paths.append(path)
         try:
-            tables_in = read_files(paths)
+            tables_in = read_files(paths, max_bytes=settings().upload_max_bytes)
             result = import_tables(
                 engine(),
                 tables_in,

@@ -63,3 +63,11 @@ def test_set004_readme_documents_every_variable():
 def test_set005_unknown_override_rejected():
     with pytest.raises(TypeError, match="unknown settings"):
         Settings.from_env({"SECRET_KEY": "k"}, colour="red")
+
+
+def test_set006_upload_limit_in_one_place_and_the_request_limit_follows():
+    s = Settings.from_env({"SECRET_KEY": "k", "IMMUNOSEP_UPLOAD_MAX_MB": "5"})
+    assert s.upload_max_bytes == 5 * 1024 * 1024
+    # a file exactly at the limit, base64-encoded inside the callback JSON, still gets through
+    assert s.request_max_bytes >= -(-s.upload_max_bytes * 4 // 3) + 1000
+    assert Settings.from_env({"SECRET_KEY": "k"}).upload_max_mb == 20
