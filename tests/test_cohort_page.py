@@ -89,7 +89,7 @@ def dump(component) -> str:
 
 
 def core_primary(last_day: int = 9) -> pd.DataFrame:
-    """The primary analysis computed straight from core (no cohort_data code)."""
+    """The primary analysis computed straight from core (no data-layer or panel code)."""
     from core.endpoints import sofa_response
     from core.repository import load_arms
     from core.stats import arm_summary
