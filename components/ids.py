@@ -13,6 +13,7 @@ WARD_SITE: Final = "ward-site"
 WARD_SEARCH: Final = "ward-search"
 WARD_GRID: Final = "ward-grid"
 WARD_COUNT: Final = "ward-count"
+WARD_ELSEWHERE: Final = "ward-elsewhere"
 
 # patient page
 PATIENT_ID: Final = "patient-id"

@@ -5,12 +5,20 @@ clinical rules used here (the SAP primary endpoint, clinical.md 1.5 / SRC-AUDIT)
 as in :mod:`core.endpoints`; this module only decides what a ward physician sees *on a given
 day*: who is getting worse, in which organ, and whether the endpoint is on track.
 
-Alerts (docs/features.md section 8):
-- ``"<organ> +N"``: a component rose by 2 or more points since the previous study day;
+Clinical alerts (docs/features.md section 8), worst first:
+- ``"SOFA +N"``: the total rose by 2 or more points since the previous study day (the Sepsis-3
+  acute change, SRC-SEP3), also when no single organ rose by 2 (two +1 rises);
+- ``"<organ> +N"``: a component rose by 2 or more points;
 - ``"new vasopressor"``: a qualifying vasopressor/inotrope infusion today that was not there
-  the day before;
-- ``"missing <organ>"``: a component of a day inside the endpoint window (days 1..9) had no
-  measurement and was imputed (day-1 zero or LOCF), so the endpoint depends on imputed data.
+  the day before.
+
+Data-quality flags are kept apart (``data_flags``), so they never look like a deterioration:
+- ``"<organ> not measured"``: on the shown day, inside the endpoint window and alive, a
+  component had no measurement and was imputed (day-1 zero or LOCF): a lab the team can
+  still draw for the endpoint.
+
+The endpoint status comes from :func:`core.endpoints.sofa_response` in every case (final,
+or "so far" up to the shown day), the same function the patient page uses.
 """
 
 from __future__ import annotations
@@ -75,7 +83,9 @@ def ward_snapshot(
     requested day, or the patient's last day if earlier), ``died`` (dead by that day),
     ``sofa_total``, ``sofa_total_prev``, ``sofa_change_24h`` (NaN on day 1), the six components,
     ``endpoint_status`` (:class:`EndpointStatus`), ``endpoint_decrease`` (Δ so far or final),
-    ``alerts`` (tuple of strings), ``n_alerts``, ``worst_rise_organ``.
+    ``alerts`` (clinical, tuple of strings), ``n_alerts``, ``worst_rise_organ``,
+    ``data_flags`` (data quality, tuple), ``death_study_day`` (the day of death, whatever the
+    shown day: a patient discharged alive and dead later shows their last charted day).
     Patients without any daily row get ``study_day`` missing and status "not evaluable".
     """
     comp_cols = [SOFA_COLUMNS[o] for o in ORGANS]
@@ -97,13 +107,14 @@ def ward_snapshot(
     dd = death.reindex(out.index).astype("Float64")
     horizon = np.inf if as_of_day is None else as_of_day
     out["died"] = (dd.notna() & (dd <= horizon)).fillna(False).astype(bool)
+    out["death_study_day"] = dd.astype("Int64")
     out["sofa_total"] = last[SOFA_TOTAL].reindex(out.index).astype("Float64")
     out["sofa_total_prev"] = prev[SOFA_TOTAL].where(adjacent).reindex(out.index).astype("Float64")
     out["sofa_change_24h"] = out["sofa_total"] - out["sofa_total_prev"]
     for c in comp_cols:
         out[c] = last[c].reindex(out.index).astype("Int64")
 
-    # --- alerts -------------------------------------------------------------------------
+    # --- alerts ---------------------------------------------------------------------------
     rises = pd.DataFrame(
         {
             o.value: (
@@ -117,36 +128,43 @@ def ward_snapshot(
     new_vaso = (_vasopressor_on(last) & ~_vasopressor_on(prev) & adjacent).reindex(
         out.index, fill_value=False
     )
-    window = d[d["study_day"] <= rules.last_day]
     imputed_cols = [f"{o.value}_imputed" for o in ORGANS if f"{o.value}_imputed" in d.columns]
-    missing_by_patient = (
-        window.groupby("patient_id")[imputed_cols].any() if imputed_cols else pd.DataFrame()
-    )
     # per row: rising organs (≥ RISE_ALERT_POINTS), largest rise first (ties in organ order)
     organ_names = [o.value for o in ORGANS]
     rise = rises[organ_names].to_numpy(dtype=float, na_value=np.nan)
     rising = np.nan_to_num(rise, nan=0.0) >= RISE_ALERT_POINTS
     order = np.argsort(np.where(rising, -rise, np.inf), axis=1, kind="stable")
+    total_rise = out["sofa_change_24h"].to_numpy(dtype=float, na_value=np.nan)
     vaso = new_vaso.to_numpy(dtype=bool)
-    missing_names = [f"missing {c.removesuffix('_imputed')}" for c in imputed_cols]
-    missing = (
-        missing_by_patient.reindex(out.index).astype("boolean").fillna(False).to_numpy(dtype=bool)
+    shown_day = out["study_day"].to_numpy(dtype=float, na_value=np.nan)
+    alive_on_day = ~(dd.to_numpy(dtype=float, na_value=np.inf) <= shown_day)
+    in_window = (shown_day <= rules.last_day) & alive_on_day
+    today_missing = (
+        last[imputed_cols].reindex(out.index).astype("boolean").fillna(False).to_numpy(dtype=bool)
         if imputed_cols
         else np.zeros((len(out), 0), dtype=bool)
     )
+    missing_names = [f"{c.removesuffix('_imputed')} not measured" for c in imputed_cols]
     alerts: list[tuple[str, ...]] = []
+    flags: list[tuple[str, ...]] = []
     worst: list[str | None] = []
     for i in range(len(out)):
         up = [j for j in order[i] if rising[i, j]]
-        items = [f"{organ_names[j]} +{int(rise[i, j])}" for j in up]
+        items = [f"SOFA +{int(total_rise[i])}"] if total_rise[i] >= RISE_ALERT_POINTS else []
+        items += [f"{organ_names[j]} +{int(rise[i, j])}" for j in up]
         worst.append(organ_names[up[0]] if up else None)
         if vaso[i]:
             items.append("new vasopressor")
-        items += [name for name, flag in zip(missing_names, missing[i], strict=True) if flag]
         alerts.append(tuple(items))
+        flags.append(
+            tuple(n for n, f in zip(missing_names, today_missing[i], strict=True) if f)
+            if in_window[i]
+            else ()
+        )
     out["alerts"] = alerts
     out["n_alerts"] = [len(a) for a in alerts]
     out["worst_rise_organ"] = worst
+    out["data_flags"] = flags
 
     # --- endpoint status ----------------------------------------------------------------
     out["endpoint_status"] = EndpointStatus.NOT_EVALUABLE.value
@@ -194,17 +212,33 @@ def ward_snapshot(
         )
     running_mask = evaluable & ~final_mask
     if running_mask.any():
+        # the endpoint so far: the same function, with the window closing on the shown day
         ids = out.index[running_mask]
-        w = d[d["patient_id"].isin(ids) & (d["study_day"] >= 2)]
-        follow = w.groupby("patient_id")[SOFA_TOTAL].mean().reindex(ids)
-        base = baseline[SOFA_TOTAL].reindex(ids).astype(float)
-        delta = base - follow.astype(float)
-        out.loc[ids, "endpoint_decrease"] = delta.to_numpy()
-        out.loc[ids, "endpoint_status"] = np.select(
-            [delta.isna().to_numpy(), (delta > rules.threshold).to_numpy()],
-            [EndpointStatus.AWAITING.value, EndpointStatus.ON_TRACK.value],
-            EndpointStatus.OFF_TRACK.value,
-        )
+        days = out.loc[ids, "study_day"].astype(int)
+        for shown, group in days.groupby(days):
+            sub = group.index
+            if shown < 2:
+                out.loc[sub, "endpoint_status"] = EndpointStatus.AWAITING.value
+                continue
+            resp = sofa_response(
+                d[d["patient_id"].isin(sub)],
+                pd.DataFrame(
+                    {
+                        "patient_id": sub,
+                        "death_study_day": dd.reindex(sub).to_numpy(dtype=float, na_value=np.nan),
+                    }
+                ),
+                last_day=int(shown),
+                threshold=rules.threshold,
+                death_score=rules.death_score,
+            ).set_index("patient_id")
+            delta = resp["sofa_decrease"].reindex(sub)
+            out.loc[sub, "endpoint_decrease"] = delta.to_numpy()
+            out.loc[sub, "endpoint_status"] = np.where(
+                (delta > rules.threshold).to_numpy(),
+                EndpointStatus.ON_TRACK.value,
+                EndpointStatus.OFF_TRACK.value,
+            )
 
     carry = patients.set_index("patient_id").drop(columns=["death_study_day"], errors="ignore")
     out = out.join(carry, how="left")

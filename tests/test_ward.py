@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.endpoints import sofa_response
 from core.vocab import ORGANS, SOFA_COLUMNS
 from core.ward import EndpointStatus, ward_snapshot
 
@@ -60,7 +61,8 @@ def test_ward001_latest_day_change_and_alerts(cohort):
         3,
         5,
     )
-    assert b["alerts"] == ("cardiovascular +3", "renal +2", "new vasopressor")
+    assert b["alerts"] == ("SOFA +5", "cardiovascular +3", "renal +2", "new vasopressor")
+    assert b["data_flags"] == ()
     assert b["worst_rise_organ"] == "cardiovascular"
     assert b["endpoint_status"] == EndpointStatus.OFF_TRACK  # Δ = 3 - mean(3, 8) = -2.5
     assert b["endpoint_decrease"] == pytest.approx(-2.5)
@@ -77,12 +79,14 @@ def test_ward002_endpoint_met_after_day_9(cohort):
     assert a["alerts"] == ()
 
 
-def test_ward003_not_evaluable_and_missing_alert(cohort):
+def test_ward003_not_evaluable_and_data_flags_apart_from_alerts(cohort):
     daily, patients = cohort
     c = ward_snapshot(daily, patients).set_index("patient_id").loc["C"]
     assert c["endpoint_status"] == EndpointStatus.NOT_EVALUABLE
-    assert "missing renal" in c["alerts"]
-    assert "missing respiration" in c["alerts"]
+    assert c["data_flags"] == ()  # day 2 was measured
+    day1 = ward_snapshot(daily, patients, as_of_day=1).set_index("patient_id").loc["C"]
+    assert day1["data_flags"] == tuple(f"{o.value} not measured" for o in ORGANS)
+    assert day1["alerts"] == ()  # a missing lab is not a deterioration
 
 
 def test_ward004_death_uses_24_for_the_endpoint(cohort):
@@ -129,6 +133,43 @@ def test_ward010_equal_rises_keep_organ_order_and_a_one_point_rise_is_no_alert()
     )
     patients = pd.DataFrame({"patient_id": ["E"], "death_study_day": [np.nan]})
     e = ward_snapshot(daily, patients).set_index("patient_id").loc["E"]
-    assert e["alerts"] == ("coagulation +3", "liver +2", "renal +2", "missing cns")
+    assert e["alerts"] == ("SOFA +8", "coagulation +3", "liver +2", "renal +2")
+    assert e["data_flags"] == ("cns not measured",)
     assert e["worst_rise_organ"] == "coagulation"
     assert e["n_alerts"] == 4
+
+
+def test_ward011_two_one_point_rises_are_an_acute_change():
+    """Sepsis-3: a rise of the total by 2 or more is the alert, whichever organs make it."""
+    daily = pd.DataFrame([day("F", 1, resp=1, renal=1), day("F", 2, resp=2, renal=2)])
+    patients = pd.DataFrame({"patient_id": ["F"], "death_study_day": [np.nan]})
+    f = ward_snapshot(daily, patients).set_index("patient_id").loc["F"]
+    assert f["alerts"] == ("SOFA +2",)
+    assert f["worst_rise_organ"] is None
+    one = pd.DataFrame([day("G", 1, resp=1), day("G", 2, resp=2)])
+    g = ward_snapshot(one, patients.assign(patient_id="G")).set_index("patient_id").loc["G"]
+    assert g["alerts"] == ()
+
+
+def test_ward012_death_day_is_reported_whatever_day_is_shown(cohort):
+    """A patient charted until day 3 who died on day 41 shows day 3 and the death day 41;
+    the board marks death only on the death day itself."""
+    daily, patients = cohort
+    late = patients.assign(death_study_day=[np.nan, 41, np.nan, 4])
+    snap = ward_snapshot(daily, late).set_index("patient_id")
+    assert (snap.loc["B", "study_day"], snap.loc["B", "death_study_day"]) == (3, 41)
+    assert (snap.loc["D", "study_day"], snap.loc["D", "death_study_day"]) == (4, 4)
+    assert pd.isna(snap.loc["A", "death_study_day"])
+
+
+def test_ward013_running_endpoint_is_sofa_response_up_to_the_shown_day(cohort):
+    """The "so far" status is core.endpoints.sofa_response with the window closing on the shown
+    day (LOCF over a missing day included), the function the patient page uses."""
+    daily, patients = cohort
+    gap = daily[~((daily["patient_id"] == "A") & (daily["study_day"] == 3))]
+    a = ward_snapshot(gap, patients, as_of_day=5).set_index("patient_id").loc["A"]
+    direct = sofa_response(
+        gap[gap["study_day"] <= 5], patients[patients["patient_id"] == "A"], last_day=5
+    ).iloc[0]
+    assert a["endpoint_decrease"] == pytest.approx(direct["sofa_decrease"])
+    assert direct["n_locf_days"] == 1

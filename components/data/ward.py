@@ -19,6 +19,9 @@ CARRY_COLUMNS = (
     "phenotype",
     "phenotype_reason",
     "near_threshold",
+    # the endpoint is final once day 9 has passed at the data cut-off (LOCF fills the rest),
+    # exactly as on the patient page
+    "endpoint_window_closed",
 )
 
 

@@ -8,6 +8,7 @@ The arm is never shown here; the service layer never loads it for this page.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import dash
 import dash_ag_grid as dag
@@ -16,6 +17,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from components import ids
+from components.data.cohort import visible_patients
 from components.data.keys import Context
 from components.data.ward import site_counts, ward_board
 from components.format import fmt_number
@@ -24,6 +26,8 @@ from components.server.cache import cache
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGANS, SOFA_COLUMNS, Phenotype
 
+#: search matches listed from the user's other sites
+ELSEWHERE_MAX = 20
 SHORT_ORGAN = {
     ORGANS[0]: "Resp",
     ORGANS[1]: "Coag",
@@ -33,13 +37,25 @@ SHORT_ORGAN = {
     ORGANS[5]: "Renal",
 }
 
-#: background colour of an organ cell by points (0 white ... 4 dark red): severity, not organ
-SEVERITY_STYLES = (
-    {"condition": "params.value >= 4", "style": {"backgroundColor": "#8c1c13", "color": "white"}},
-    {"condition": "params.value == 3", "style": {"backgroundColor": "#d7301f", "color": "white"}},
-    {"condition": "params.value == 2", "style": {"backgroundColor": "#fc8d59", "color": "black"}},
-    {"condition": "params.value == 1", "style": {"backgroundColor": "#fdd49e", "color": "black"}},
-)
+#: organ cell class by points (0 white ... 4 dark red; severity, not organ). Class rules, not
+#: inline styles: ag-grid removes a class whose rule stops holding when the row data change,
+#: while an inline style would stay (the previous day's colours after a day switch)
+SEVERITY_CLASSES = {
+    "sev-4": "params.value >= 4",
+    "sev-3": "params.value == 3",
+    "sev-2": "params.value == 2",
+    "sev-1": "params.value == 1",
+}
+CHANGE_CLASSES = {
+    "chg-up2": "params.value >= 2",
+    "chg-up": "params.value == 1",
+    "chg-down": "params.value < 0",
+}
+
+
+def patient_href(patient_id: str, study_day: int | None) -> str:
+    """The patient page at the day the board shows (the window the user was looking at)."""
+    return f"/patient/{patient_id}" + (f"?day={study_day}" if study_day else "")
 
 
 def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
@@ -56,15 +72,27 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
         else:
             change_text = "= 0"
         phen = Phenotype(r["phenotype"])
+        shown = None if pd.isna(r["study_day"]) else int(r["study_day"])
+        death = r.get("death_study_day")
+        death = None if death is None or pd.isna(death) else int(death)
+        if death is None:
+            status = "alive"
+        elif death == shown:
+            status = f"died on study day {death}"
+        else:
+            status = f"died on study day {death} (last charted day {shown})"
         row = {
             "patient_id": r["patient_id"],
-            "study_day": None if pd.isna(r["study_day"]) else int(r["study_day"]),
-            "status": "died" if r["died"] else "in study",
+            "patient_link": f"[{r['patient_id']}]({patient_href(r['patient_id'], shown)})",
+            "study_day": shown,
+            "status": status,
             "died": bool(r["died"]),
+            "death_day": death,
             "sofa_total": None if pd.isna(r["sofa_total"]) else int(r["sofa_total"]),
             "change": None if change is None or pd.isna(change) else int(change),
             "change_text": change_text,
             "phenotype": PHENOTYPE_LABELS[phen] + (" ⚠ near" if r.get("near_threshold") else ""),
+            "phenotype_key": phen.value,
             "phenotype_reason": r.get("phenotype_reason") or "",
             "endpoint": r["endpoint_status"]
             + (
@@ -74,6 +102,7 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             ),
             "alerts": "; ".join(r["alerts"]),
             "n_alerts": int(r["n_alerts"]),
+            "data_flags": "; ".join(r.get("data_flags") or ()),
         }
         for organ in ORGANS:
             v = r[SOFA_COLUMNS[organ]]
@@ -90,95 +119,102 @@ def column_defs() -> list[dict[str, Any]]:
             "field": o.value,
             "headerName": SHORT_ORGAN[o],
             "headerTooltip": f"{ORGAN_LABELS[o]} SOFA points (0–4)",
-            "width": 74,
+            "width": 48,
             "filter": False,
             "suppressHeaderMenuButton": True,
             "type": "numericColumn",
-            "cellStyle": {
-                "styleConditions": list(SEVERITY_STYLES),
-                "defaultStyle": {"backgroundColor": "white"},
-            },
+            "cellClassRules": SEVERITY_CLASSES,
             "headerClass": f"organ-header organ-header-{o.value}",
         }
         for o in ORGANS
     ]
-    phen_styles = [
-        {
-            "condition": f"params.value && params.value.startsWith('{PHENOTYPE_LABELS[p]}')",
-            "style": {"color": PHENOTYPE_COLOURS[p], "fontWeight": "600"},
-        }
-        for p in Phenotype
-    ]
     return [
         {
-            "field": "patient_id",
+            "field": "patient_link",
             "headerName": "Patient",
             "pinned": "left",
-            "width": 140,
+            "width": 118,
             "filter": "agTextColumnFilter",
-            "cellStyle": {"textDecoration": "underline", "cursor": "pointer"},
+            "cellRenderer": "markdown",
+            "tooltipField": "patient_id",
         },
         {
             "field": "study_day",
             "headerName": "Day",
-            "headerTooltip": "Study day (24 h periods from the first study-drug dose)",
-            "width": 82,
+            "headerTooltip": "Study day (24 h periods from the first study-drug dose); † on the "
+            "day of death",
+            "width": 62,
             "type": "numericColumn",
-            "valueFormatter": {"function": "params.value + (params.data.died ? ' †' : '')"},
+            "valueFormatter": {
+                "function": "params.value + (params.data.death_day === params.value ? ' †' : '')"
+            },
             "tooltipField": "status",
         },
         {
             "field": "sofa_total",
             "headerName": "SOFA",
             "headerTooltip": "Total SOFA score (points, 0-24)",
-            "width": 90,
+            "width": 62,
             "type": "numericColumn",
-            "cellStyle": {"fontWeight": "700"},
+            "cellClass": "fw-bold",
         },
         {
             "field": "change",
-            "headerName": "24 h change",
+            "headerName": "24 h Δ",
             "headerTooltip": "Change of the total SOFA since the previous study day (points)",
-            "width": 118,
+            "width": 70,
             "type": "numericColumn",
             "valueFormatter": {
                 "function": "params.value > 0 ? '▲ +' + params.value : "
                 "(params.value < 0 ? '▼ ' + params.value : (params.value === 0 ? '= 0' : '–'))"
             },
-            "cellStyle": {
-                "styleConditions": [
-                    {
-                        "condition": "params.data.change >= 2",
-                        "style": {"color": "#b2182b", "fontWeight": "700"},
-                    },
-                    {"condition": "params.data.change > 0", "style": {"color": "#b2182b"}},
-                    {"condition": "params.data.change < 0", "style": {"color": "#2166ac"}},
-                ]
-            },
+            "cellClassRules": CHANGE_CLASSES,
         },
         *organ_cols,
         {
             "field": "phenotype",
             "headerName": "Phenotype",
-            "width": 135,
+            "width": 98,
             "tooltipField": "phenotype_reason",
-            "cellStyle": {"styleConditions": phen_styles},
-        },
-        {"field": "endpoint", "headerName": "Endpoint (day 9)", "width": 170},
-        {
-            "field": "alerts",
-            "headerName": "Alerts",
-            "flex": 1,
-            "minWidth": 160,
-            "tooltipField": "alerts",
+            # every condition sets the same properties as the default, so nothing of the
+            # previous row's style can stay behind after the data change
             "cellStyle": {
                 "styleConditions": [
                     {
-                        "condition": "params.data.n_alerts > 0",
-                        "style": {"color": "#8c1c13", "fontWeight": "600"},
+                        "condition": f"params.data.phenotype_key === '{p.value}'",
+                        "style": {"color": PHENOTYPE_COLOURS[p], "fontWeight": "600"},
                     }
-                ]
+                    for p in Phenotype
+                ],
+                "defaultStyle": {"color": "inherit", "fontWeight": "normal"},
             },
+        },
+        {
+            "field": "endpoint",
+            "headerName": "Endpoint",
+            "headerTooltip": "Primary endpoint (SOFA decrease > 1.4 by day 9): final, or so far",
+            "flex": 1,
+            "minWidth": 104,
+            "tooltipField": "endpoint",
+        },
+        {
+            "field": "alerts",
+            "headerName": "Alerts",
+            "headerTooltip": "Clinical: SOFA rise ≥ 2 in 24 h (Sepsis-3), organ rise ≥ 2, new "
+            "vasopressor",
+            "flex": 1,
+            "minWidth": 104,
+            "tooltipField": "alerts",
+            "cellClassRules": {"alert-on": "params.data.n_alerts > 0"},
+        },
+        {
+            "field": "data_flags",
+            "headerName": "Data",
+            "headerTooltip": "Data quality: endpoint components not measured today (imputed)",
+            "flex": 1,
+            "minWidth": 80,
+            "tooltipField": "data_flags",
+            "cellClass": "data-flag",
         },
     ]
 
@@ -257,6 +293,7 @@ def layout(
                 ],
                 className="g-2 mb-2",
             ),
+            html.Div(elsewhere(context, site, q), id=ids.WARD_ELSEWHERE),
             html.Div(
                 [
                     html.Span(
@@ -298,19 +335,52 @@ def layout(
     )
 
 
+def ward_search(site: str, as_of: int | None, q: str | None) -> str:
+    """The board's URL query: site, day and search text (a link reproduces the view)."""
+    return "?" + urlencode(
+        {"site": site, **({"day": as_of} if as_of else {}), **({"q": q} if q else {})}
+    )
+
+
+def elsewhere(context: Context, site: str, q: str | None) -> html.Div | None:
+    """Patients matching the search at the user's other sites (links to those boards)."""
+    text = (q or "").strip().casefold()
+    if len(text) < 3:
+        return None
+    pts = visible_patients(context)
+    hit = pts[pts["patient_id"].str.casefold().str.contains(text, regex=False)]
+    hit = hit[hit["site_id"] != site].sort_values("patient_id").head(ELSEWHERE_MAX)
+    if hit.empty:
+        return None
+    return html.Div(
+        [html.Span("Also at other sites: ", className="text-muted")]
+        + [
+            html.A(
+                f"{r.patient_id} ({r.site_id})",
+                href=ward_search(r.site_id, None, r.patient_id),
+                className="me-3",
+            )
+            for r in hit.itertuples()
+        ],
+        className="small mb-2",
+    )
+
+
 @callback(
     Output(ids.WARD_GRID, "rowData"),
     Output(ids.WARD_COUNT, "children"),
     Output("ward-url", "search"),
+    Output(ids.WARD_ELSEWHERE, "children"),
     Input(ids.WARD_SITE, "value"),
     Input("ward-day", "value"),
+    Input(ids.WARD_SEARCH, "value"),
     prevent_initial_call=True,
 )
-def update_board(site: str, day: str):
+def update_board(site: str, day: str, q: str | None):
     as_of = int(day) if day and day != "latest" else None
-    rows = cached_rows(Context.current(current_principal()), site, as_of)
-    search = f"?site={site}" + (f"&day={as_of}" if as_of else "")
-    return rows, f"{len(rows)} patients", search
+    context = Context.current(current_principal())
+    rows = cached_rows(context, site, as_of)
+    return rows, f"{len(rows)} patients", ward_search(site, as_of, q), elsewhere(context, site, q)
 
 
 @cache.memoize()
@@ -337,12 +407,15 @@ def search_board(text: str, options: dict[str, Any]):
 @callback(
     Output(ids.URL, "href", allow_duplicate=True),
     Input(ids.WARD_GRID, "cellClicked"),
+    State(ids.WARD_GRID, "rowData"),
     prevent_initial_call=True,
 )
-def open_patient(cell: dict[str, Any] | None):
+def open_patient(cell: dict[str, Any] | None, rows: list[dict[str, Any]] | None):
+    """A click anywhere on a row opens the patient at the day the board shows."""
     if not cell or not cell.get("rowId"):
         return no_update
-    return f"/patient/{cell['rowId']}"
+    day = next((r.get("study_day") for r in rows or [] if r["patient_id"] == cell["rowId"]), None)
+    return patient_href(cell["rowId"], day)
 
 
 def register() -> None:

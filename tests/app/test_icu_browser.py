@@ -9,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -64,7 +65,7 @@ def test_icu_e2e001_ward_click_opens_patient_with_core_numbers(browser, live_ser
     save_screenshot(browser, "icu-ward-1366")
     cell = WebDriverWait(browser, 30).until(
         ec.element_to_be_clickable(
-            (By.XPATH, f"//div[@col-id='patient_id' and normalize-space()='{PATIENT}']")
+            (By.XPATH, f"//div[@col-id='patient_link']//a[normalize-space()='{PATIENT}']")
         )
     )
     cell.click()
@@ -118,3 +119,50 @@ def test_icu_e2e003_unknown_patient_is_a_clear_message(browser, live_server):
     heading = wait_for(browser, "#_pages_content h1")
     assert heading.text == "Patient not found"
     assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+CHANGE_RE = re.compile(r"^(?:▲ \+(\d+)|▼ (-\d+)|= (0)|–)$")
+
+
+def change_cells_match_their_classes(driver) -> int:
+    """Every 24 h-change cell's colour class matches the value it shows; returns the count."""
+    cells = driver.find_elements(By.CSS_SELECTOR, ".ag-center-cols-container [col-id='change']")
+    for cell in cells:
+        m = CHANGE_RE.match(cell.text.strip())
+        assert m, cell.text
+        value = next((int(g) for g in m.groups() if g is not None), None)
+        classes = set(cell.get_attribute("class").split())
+        assert ("chg-up2" in classes) == (value is not None and value >= 2), (cell.text, classes)
+        assert ("chg-up" in classes) == (value == 1), (cell.text, classes)
+        assert ("chg-down" in classes) == (value is not None and value < 0), (cell.text, classes)
+    return len(cells)
+
+
+def test_icu_e2e004_day_switch_colours_follow_values_and_links_keep_the_day(browser, live_server):
+    browser.set_window_size(1024, 768)
+    browser.get(live_server.url + "/?site=SYN-S01&day=3")
+    wait_for(browser, ".ag-row")
+    time.sleep(0.5)
+    assert change_cells_match_their_classes(browser) > 0
+    browser.find_element(By.CSS_SELECTOR, "#ward-day").click()
+    WebDriverWait(browser, 10).until(
+        ec.element_to_be_clickable((By.XPATH, "//*[@role='option' and normalize-space()='Day 4']"))
+    ).click()
+    WebDriverWait(browser, 30).until(ec.url_contains("day=4"))
+    time.sleep(1.0)  # the grid re-renders the rows it already had with the day-4 values
+    assert change_cells_match_their_classes(browser) > 0
+    save_screenshot(browser, "icu-ward-1024-day4")
+    # at 1024 px every column is on screen (the last one, "Data", included)
+    header = browser.find_element(By.CSS_SELECTOR, ".ag-header-cell[col-id='data_flags']")
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    assert header.rect["x"] + header.rect["width"] <= width
+    # the patient id is a real link to the window the board shows, opened with the keyboard
+    link = browser.find_element(By.CSS_SELECTOR, ".ag-pinned-left-cols-container a")
+    href = link.get_attribute("href")
+    assert re.search(r"/patient/SYN-[\w-]+\?day=4$", href), href
+    link.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 30).until(ec.url_contains("/patient/"))
+    assert browser.current_url.endswith("?day=4")
+    WebDriverWait(browser, 30).until(
+        lambda d: "day 4" in d.find_element(By.ID, "patient-why").text.lower()
+    )
