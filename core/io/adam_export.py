@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from core import db
 from core import repository as repo
+from core.concepts import CONCEPTS, EXPORT_CODES
 from core.endpoints import sofa_response
 from core.io.adam import (
     ADLB_BIOMARKERS,
@@ -274,7 +275,7 @@ def _adlb(
                     "PARAMCD": code,
                     "ADTM": sub["time"],
                     "AVAL": sub[col],
-                    "AVALU": "ng/mL" if code == "FERRITIN" else "AB/C",
+                    "AVALU": CONCEPTS[EXPORT_CODES[code]].unit,
                 }
             )
         )
