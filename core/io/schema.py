@@ -151,10 +151,7 @@ TABLE_SPECS: Final[Mapping[str, TableSpec]] = MappingProxyType(
             {
                 "patient_id": _c("str"),
                 "time": _c("datetime"),
-                **{
-                    col: _in_range(name, nullable=True)
-                    for name, col in BIOMARKER_COLUMNS.items()
-                },
+                **{col: _in_range(name, nullable=True) for name, col in BIOMARKER_COLUMNS.items()},
             },
             key=("patient_id", "time"),
             event_times=("time",),
