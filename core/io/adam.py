@@ -13,7 +13,7 @@ from core.concepts import BIOMARKER_COLUMNS, CONCEPTS, EXPORT_CODES
 from core.exceptions import DataValidationError, Problem
 from core.io.report import file_rows, plain
 from core.units import unit_key
-from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Arm
+from core.vocab import ARM_LABELS, ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Arm
 
 STUDYID: Final = "IMMUNOSEP"
 
@@ -48,9 +48,7 @@ ADSOFA_PARAMCD: Final = MappingProxyType(
 )
 #: arm <-> ADaM ARMCD and ARM (label)
 ARMCD: Final = MappingProxyType({Arm.PRECISION: "PRECISION", Arm.PLACEBO: "PLACEBO"})
-ARM_LABEL: Final = MappingProxyType(
-    {Arm.PRECISION: "Precision immunotherapy", Arm.PLACEBO: "Placebo"}
-)
+ARM_LABEL: Final = ARM_LABELS
 
 
 def _adam_source(frame: pd.DataFrame, default: str) -> str:
