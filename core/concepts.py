@@ -77,6 +77,9 @@ class Concept:
         ``observation`` or ``drug``.
     per_weight_units
         Drugs only: rate units divided by body weight (kg) before the factor (mcg/min).
+    biomarker_column
+        Column of the wide raw ``biomarkers`` table that holds the variable (ferritin, HLA-DR:
+        stored there, not in ``observations``); None for variables of ``observations``.
     """
 
     name: str
@@ -91,6 +94,7 @@ class Concept:
     organ: Organ | None
     kind: Literal["observation", "drug"] = "observation"
     per_weight_units: tuple[str, ...] = field(default=())
+    biomarker_column: str | None = None
 
     def __post_init__(self) -> None:
         # freeze the unit table (a frozen dataclass only freezes the attribute, not the dict)
@@ -107,9 +111,21 @@ def _obs(
     aggregate: Aggregate,
     export_code: str | None,
     organ: Organ | None,
+    *,
+    biomarker_column: str | None = None,
 ) -> Concept:
     return Concept(
-        name, label, unit, units, low, high, aggregate, export_code, organ is not None, organ
+        name,
+        label,
+        unit,
+        units,
+        low,
+        high,
+        aggregate,
+        export_code,
+        organ is not None,
+        organ,
+        biomarker_column=biomarker_column,
     )
 
 
@@ -240,6 +256,7 @@ OBSERVATIONS: Final = (
         "none",
         "FERRITIN",
         None,
+        biomarker_column="ferritin_ng_ml",
     ),
     _obs(
         "hla_dr",
@@ -251,6 +268,7 @@ OBSERVATIONS: Final = (
         "none",
         "HLADR",
         None,
+        biomarker_column="hla_dr_ab_per_cell",
     ),
     _obs(
         "lactate",
@@ -296,6 +314,10 @@ def concept(name: str) -> Concept:
 SOFA_OBSERVATION_VARIABLES: Final = tuple(c.name for c in OBSERVATIONS if c.sofa_input)
 #: scored drug names, in table order
 SCORED_DRUGS: Final = tuple(c.name for c in DRUGS if c.sofa_input)
+#: variables of the wide raw ``biomarkers`` table -> their column there (ferritin, HLA-DR)
+BIOMARKER_COLUMNS: Final = MappingProxyType(
+    {c.name: c.biomarker_column for c in OBSERVATIONS if c.biomarker_column is not None}
+)
 #: ADLB PARAMCD -> observation variable (the ADaM export's parameter codes)
 EXPORT_CODES: Final = MappingProxyType(
     {c.export_code: c.name for c in OBSERVATIONS if c.export_code is not None}

@@ -9,33 +9,30 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from core.concepts import BIOMARKER_COLUMNS, CONCEPTS, EXPORT_CODES
 from core.exceptions import DataValidationError, Problem
 from core.io.report import file_rows, plain
 from core.units import unit_key
-from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Arm
+from core.vocab import ARM_LABELS, ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Arm
 
 STUDYID: Final = "IMMUNOSEP"
 
-#: ADLB / ADSOFA parameter codes <-> observation variables
+#: ADLB parameter codes <-> variables of the ``observations`` table (read-only view of
+#: core.concepts.EXPORT_CODES without the biomarkers)
 ADLB_PARAMCD: Final = MappingProxyType(
-    {
-        "PAO2": "pao2",
-        "FIO2": "fio2",
-        "PLAT": "platelets",
-        "BILI": "bilirubin",
-        "CREAT": "creatinine",
-        "MAP": "map",
-        "GCS": "gcs_total",
-        "UOUT": "urine_output",
-        "WEIGHT": "weight",
-        "LACTATE": "lactate",
-    }
+    {code: name for code, name in EXPORT_CODES.items() if name not in BIOMARKER_COLUMNS}
 )
-#: ADLB parameters that go to the ``biomarkers`` table (value column, accepted units)
+#: ADLB parameters that go to the ``biomarkers`` table: code -> (value column, accepted units
+#: after unit_key); read-only view of core.concepts. Only units with factor 1 are accepted:
+#: biomarker values are stored as received, never converted
 ADLB_BIOMARKERS: Final = MappingProxyType(
     {
-        "FERRITIN": ("ferritin_ng_ml", ("ng/ml", "ug/l")),
-        "HLADR": ("hla_dr_ab_per_cell", ("ab/c",)),
+        code: (
+            BIOMARKER_COLUMNS[name],
+            tuple(u for u, factor in CONCEPTS[name].units.items() if factor == 1.0),
+        )
+        for code, name in EXPORT_CODES.items()
+        if name in BIOMARKER_COLUMNS
     }
 )
 ADSOFA_PARAMCD: Final = MappingProxyType(
@@ -51,9 +48,7 @@ ADSOFA_PARAMCD: Final = MappingProxyType(
 )
 #: arm <-> ADaM ARMCD and ARM (label)
 ARMCD: Final = MappingProxyType({Arm.PRECISION: "PRECISION", Arm.PLACEBO: "PLACEBO"})
-ARM_LABEL: Final = MappingProxyType(
-    {Arm.PRECISION: "Precision immunotherapy", Arm.PLACEBO: "Placebo"}
-)
+ARM_LABEL: Final = ARM_LABELS
 
 
 def _adam_source(frame: pd.DataFrame, default: str) -> str:
@@ -247,7 +242,7 @@ def from_adam(
                 wide = long.pivot_table(
                     index=["patient_id", "time"], columns="column", values="value", aggfunc="first"
                 )
-                wide = wide.reindex(columns=["ferritin_ng_ml", "hla_dr_ab_per_cell"])
+                wide = wide.reindex(columns=[col for col, _units in ADLB_BIOMARKERS.values()])
                 wide["row"] = first_row
                 bio = wide.reset_index().set_index("row").sort_index()
                 bio.index.name = None

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from core import db
 from core import repository as repo
+from core.concepts import BIOMARKER_COLUMNS, CONCEPTS, EXPORT_CODES
 from core.endpoints import sofa_response
 from core.io.adam import (
     ADLB_BIOMARKERS,
@@ -79,8 +80,8 @@ def _adsl(
             lambda v: None if v is None or pd.isna(v) else ("Y" if v else "N")
         ),
         PHENO=pid.map(pheno),
-        FERRBL=patients["ferritin_ng_ml"],
-        HLADRBL=patients["hla_dr_ab_per_cell"],
+        FERRBL=patients[BIOMARKER_COLUMNS["ferritin"]],
+        HLADRBL=patients[BIOMARKER_COLUMNS["hla_dr"]],
         SOFABL=pid.map(day1),
         ITTFL="Y",
         MITTFL=pid.map(lambda p: "N" if bool(withdrawn.get(p, False)) else "Y"),
@@ -274,7 +275,7 @@ def _adlb(
                     "PARAMCD": code,
                     "ADTM": sub["time"],
                     "AVAL": sub[col],
-                    "AVALU": "ng/mL" if code == "FERRITIN" else "AB/C",
+                    "AVALU": CONCEPTS[EXPORT_CODES[code]].unit,
                 }
             )
         )

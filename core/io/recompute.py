@@ -138,7 +138,8 @@ def recompute_derived(
             else parts[0].reset_index(drop=True)
         )
     inf = raw["infusions"]
-    # stored rates of the scored drugs are already in mcg/kg/min (converted at ingestion)
+    # stored rates of the scored drugs are already in their canonical unit (core.concepts:
+    # mcg/kg/min, converted at ingestion), the unit of derive's ``rate_mcg_kg_min``
     inf["rate_mcg_kg_min"] = inf["rate"].where(inf["drug"].isin(SCORED_DRUGS))
     result = _derive(raw["observations"], inf, raw["episodes"], raw["patients"], rules=rules)
     key = rules.key()

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from core.concepts import BIOMARKER_COLUMNS, CONCEPTS
 from core.rules import EndpointRules, SofaRules
-from core.vocab import Arm, Phenotype
+from core.vocab import EPISODE_KINDS, Arm, Phenotype
 
 #: default SOFA rules (frozen, so a safe default argument)
 DEFAULT_SOFA_RULES: Final = SofaRules()
@@ -67,6 +68,13 @@ def _c(kind: Kind, **kw: Any) -> ColumnSpec:
 
 _OPT = {"required": False, "nullable": True}
 
+
+def _in_range(name: str, **kw: Any) -> ColumnSpec:
+    """A float column whose range and unit are those of the concept ``name``."""
+    c = CONCEPTS[name]
+    return ColumnSpec("float", low=c.low, high=c.high, unit=c.unit, **kw)
+
+
 #: the long-format tables accepted by the importer, in foreign-key order
 TABLE_SPECS: Final[Mapping[str, TableSpec]] = MappingProxyType(
     {
@@ -79,7 +87,7 @@ TABLE_SPECS: Final[Mapping[str, TableSpec]] = MappingProxyType(
                 "patient_id": _c("str"),
                 "site_id": _c("str"),
                 "anchor_time": _c("datetime"),
-                "weight_kg": _c("float", low=20.0, high=350.0, unit="kg"),
+                "weight_kg": _in_range("weight"),
                 "death_time": _c("datetime", **_OPT),
                 "age_years": _c("float", low=0.0, high=120.0, unit="years", **_OPT),
                 "sex": _c("str", isin=("F", "M"), **_OPT),
@@ -131,17 +139,7 @@ TABLE_SPECS: Final[Mapping[str, TableSpec]] = MappingProxyType(
         "episodes": TableSpec(
             {
                 "patient_id": _c("str"),
-                "kind": _c(
-                    "str",
-                    isin=(
-                        "invasive_ventilation",
-                        "noninvasive_ventilation",
-                        "cpap",
-                        "oxygen",
-                        "sedation",
-                        "rrt",
-                    ),
-                ),
+                "kind": _c("str", isin=EPISODE_KINDS),
                 "start": _c("datetime"),
                 "stop": _c("datetime", nullable=True),
             },
@@ -153,14 +151,11 @@ TABLE_SPECS: Final[Mapping[str, TableSpec]] = MappingProxyType(
             {
                 "patient_id": _c("str"),
                 "time": _c("datetime"),
-                "ferritin_ng_ml": _c("float", nullable=True, low=0.0, high=500_000.0, unit="ng/mL"),
-                "hla_dr_ab_per_cell": _c(
-                    "float", nullable=True, low=0.0, high=200_000.0, unit="AB/C"
-                ),
+                **{col: _in_range(name, nullable=True) for name, col in BIOMARKER_COLUMNS.items()},
             },
             key=("patient_id", "time"),
             event_times=("time",),
-            compare=("ferritin_ng_ml", "hla_dr_ab_per_cell"),
+            compare=tuple(BIOMARKER_COLUMNS.values()),
         ),
         "doses": TableSpec(
             {

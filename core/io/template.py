@@ -10,6 +10,10 @@ def template_tables() -> dict[str, pd.DataFrame]:
 
     Useful as a download template on the Data page and as a hand-checkable test fixture.
     Units are deliberately mixed (kPa, umol/L, %, mcg/min) to exercise conversion.
+
+    The variables, units, drugs and episode kinds below are deliberately typed out as raw
+    input (like a test fixture: what a site's file contains), not read from core.concepts /
+    core.vocab; validation checks them against the concepts like any other file.
     """
     ts = pd.Timestamp
     patients = pd.DataFrame(

@@ -12,17 +12,22 @@ import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from core import units
+from core.concepts import DRUGS
 from core.exceptions import DataValidationError, Problem
 from core.io.coerce import coerce
 from core.io.report import dedupe, file_rows, plain
 from core.io.schema import TABLE_SPECS, TableSpec
+
+#: canonical rate unit of each scored drug (core.concepts), written after conversion
+_DRUG_UNIT: Final = MappingProxyType({d.name: d.unit for d in DRUGS})
 
 
 def _pandera_schema(spec: TableSpec, columns: Iterable[str]) -> pa.DataFrameSchema:
@@ -257,7 +262,8 @@ def _convert_units(
             converted = converted.rename(columns={"rate_mcg_kg_min": "_rate_kg"})
             scored = converted["_rate_kg"].notna()
             converted["rate"] = converted["_rate_kg"].where(scored, converted["rate"])
-            converted["unit"] = converted["unit"].where(~scored, "mcg/kg/min")
+            # a scored rate is now in its drug's canonical unit (core.concepts: mcg/kg/min)
+            converted["unit"] = converted["unit"].where(~scored, converted["drug"].map(_DRUG_UNIT))
             typed["infusions"] = converted.drop(columns=["_rate_kg"])
         except DataValidationError as exc:
             problems.extend(_remap_rows(exc.problems, candidates, where=where("infusions")))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.concepts import BIOMARKER_COLUMNS
 from core.synth._base import DAY_S, choose, hours, to_datetime
 from core.synth.charting import Charting
 from core.synth.cohort import Cohort
@@ -106,8 +107,8 @@ def emit_biomarkers(rng: np.random.Generator, c: Cohort, ch: Charting, *, null: 
         {
             "patient_id": pid[pat[order]],
             "time": to_datetime(time_s[order]),
-            "ferritin_ng_ml": ferr[order],
-            "hla_dr_ab_per_cell": hla[order],
+            BIOMARKER_COLUMNS["ferritin"]: ferr[order],
+            BIOMARKER_COLUMNS["hla_dr"]: hla[order],
         }
     )
     return Sampling(table=table, subset=subset, reversal=reverse)

@@ -7,13 +7,19 @@ death = 24); trajectories that miss their designed responder status are redrawn.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
+from core.rules import EndpointRules
 from core.synth._base import N_DAYS_MAX
 from core.synth.cohort import Cohort
 
 __all__ = ["Latent", "draw_trajectories"]
+
+
+#: the SAP endpoint the designed responders must meet (default rules: day 9, > 1.4, death = 24)
+_SAP: Final = EndpointRules()
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,9 +60,9 @@ def _effective(lat: np.ndarray, observed: np.ndarray, last_icu: np.ndarray) -> n
 
 def _delta(eff: np.ndarray, death_day: np.ndarray) -> np.ndarray:
     """SAP Δ = SOFA(day 1) − mean(days 2..9), 24 from the day of death (clinical.md 1.5)."""
-    tot = eff[:, :, :9].sum(axis=1).astype(float)
-    days = np.arange(1, 10)
-    tot = np.where(days[None, :] >= death_day[:, None], 24.0, tot)
+    tot = eff[:, :, : _SAP.last_day].sum(axis=1).astype(float)
+    days = np.arange(1, _SAP.last_day + 1)
+    tot = np.where(days[None, :] >= death_day[:, None], float(_SAP.death_score), tot)
     tot[:, 0] = eff[:, :, 0].sum(axis=1)
     return tot[:, 0] - tot[:, 1:].mean(axis=1)
 
@@ -107,13 +113,13 @@ def draw_trajectories(rng: np.random.Generator, c: Cohort, *, n_days: int) -> La
             break
         lat[idx] = _draw_latent(rng, c.base[idx], c.responder[idx], c.death_day[idx], n_d)
         eff[idx] = _effective(lat[idx], observed[idx], last_icu[idx])
-        ok = (_delta(eff[idx], c.death_day[idx]) > 1.4) == c.responder[idx]
+        ok = (_delta(eff[idx], c.death_day[idx]) > _SAP.threshold) == c.responder[idx]
         need[idx[ok]] = False
     idx = np.flatnonzero(need)
     if idx.size:  # deterministic fallback (rare): flat course, or a 2-point drop from day 2
         drop = np.where(c.responder[idx, None, None], 2, 0)
         lat[idx, :, 1:] = np.maximum(c.base[idx, :, None] - drop, 0)
         observed = observed.copy()  # the cohort's mask stays as drawn
-        observed[idx, :, 1:9] = True
+        observed[idx, :, 1 : _SAP.last_day] = True
         eff[idx] = _effective(lat[idx], observed[idx], last_icu[idx])
     return Latent(latent=lat, effective=eff, delta=_delta(eff, c.death_day), observed=observed)

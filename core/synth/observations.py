@@ -10,21 +10,85 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from core.concepts import (
+    BILIRUBIN_UMOL_L_PER_MG_DL,
+    BIOMARKER_COLUMNS,
+    CREATININE_UMOL_L_PER_MG_DL,
+    FIO2_FRACTION_PER_PCT,
+    KPA_TO_MMHG,
+    LACTATE_MG_DL_PER_MMOL_L,
+    OBSERVATIONS,
+    concept,
+)
+from core.sofa import (
+    BILIRUBIN_MG_DL_BREAKS,
+    CREATININE_MG_DL_BREAKS,
+    GCS_BREAKS,
+    MAP_MMHG_SCORE1_BELOW,
+    PAO2_FIO2_MMHG_BREAKS,
+    PLATELETS_10E3_PER_UL_BREAKS,
+    URINE_ML_24H_SCORE3_BELOW,
+    URINE_ML_24H_SCORE4_BELOW,
+)
 from core.synth._base import CARD, CNS, COAG, LIVER, RENAL, RESP, band, expand, hours, to_datetime
 from core.synth.charting import Charting
 from core.synth.cohort import Cohort
+from core.synth.published import ALTERNATIVE_UNITS
 
 __all__ = ["Sedation", "emit_observations"]
 
+
+def _bands(
+    cuts: tuple[float, ...],
+    lowest: float,
+    highest: float,
+    insets: tuple[tuple[float, float], ...],
+) -> tuple[tuple[float, float], ...]:
+    """Raw-value bands per score 0..4, inside the half-open SOFA intervals of ``cuts``.
+
+    ``cuts`` are the four cut-offs of :mod:`core.sofa` in score order (descending when a low
+    value scores high, e.g. P/F); ``lowest`` / ``highest`` are the generator's outer ends and
+    ``insets[score]`` the margins kept from the lower and upper end of the score's interval
+    (rounded to 6 decimals so that e.g. 1.2 - 0.1 is the double 1.1).
+    """
+    ascending = cuts[0] < cuts[-1]
+    edges = (lowest, *cuts, highest) if ascending else (highest, *cuts, lowest)
+    out = []
+    for score, (inset_lo, inset_hi) in enumerate(insets):
+        lo, hi = sorted((edges[score], edges[score + 1]))
+        out.append((round(lo + inset_lo, 6), round(hi - inset_hi, 6)))
+    return tuple(out)
+
+
 # bands of raw values per score 0..4 (inside the half-open SOFA intervals, with margins)
-_PF_BANDS: Final = ((410, 520), (310, 390), (210, 290), (112, 190), (56, 95))
-_PLT_BANDS: Final = ((155, 380), (102, 147), (52, 97), (21, 48), (4, 18))
-_BILI_BANDS: Final = ((0.3, 1.1), (1.26, 1.9), (2.1, 5.7), (6.2, 11.5), (12.5, 22.0))
-_CREA_BANDS: Final = ((0.5, 1.12), (1.27, 1.92), (2.08, 3.4), (3.58, 4.9), (5.1, 8.5))
-_GCS_BANDS: Final = ((15, 15), (13, 14), (10, 12), (6, 9), (3, 5))
-_BILI_UMOL_PER_MG: Final = 17.1
-_CREA_UMOL_PER_MG: Final = 88.4
-_KPA_TO_MMHG: Final = 7.50062
+_PF_BANDS: Final = _bands(
+    PAO2_FIO2_MMHG_BREAKS, 56, 520, ((10, 0), (10, 10), (10, 10), (12, 10), (0, 5))
+)
+_PLT_BANDS: Final = _bands(
+    PLATELETS_10E3_PER_UL_BREAKS, 4, 380, ((5, 0), (2, 3), (2, 3), (1, 2), (0, 2))
+)
+_BILI_BANDS: Final = _bands(
+    BILIRUBIN_MG_DL_BREAKS,
+    0.3,
+    22.0,
+    ((0, 0.1), (0.06, 0.1), (0.1, 0.3), (0.2, 0.5), (0.5, 0)),
+)
+_CREA_BANDS: Final = _bands(
+    CREATININE_MG_DL_BREAKS,
+    0.5,
+    8.5,
+    ((0, 0.08), (0.07, 0.08), (0.08, 0.1), (0.08, 0.1), (0.1, 0)),
+)
+# GCS is an integer: score 0 is 15, the others [cut, next cut - 1], down to the lowest GCS
+_GCS_BANDS: Final = tuple(
+    (int(lo), int(hi))
+    for lo, hi in _bands(
+        GCS_BREAKS,
+        concept("gcs_total").low,
+        concept("gcs_total").high,
+        ((0, 0), (0, 1), (0, 1), (0, 1), (0, 1)),
+    )
+)
 _FIO2_GRID: Final = (0.21, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -40,44 +104,30 @@ class Sedation:
 class _Rows:
     """Collects observation rows as integer-coded arrays (no per-row Python objects)."""
 
-    # VARIABLES / UNITS / SOURCES: the observation variables this generator writes; left here
-    # for core.concepts (one row per observation variable) to take over.
-
-    VARIABLES: Final = (
-        "pao2",
-        "fio2",
-        "platelets",
-        "bilirubin",
-        "creatinine",
-        "map",
-        "gcs_total",
-        "urine_output",
-        "weight",
-        "lactate",
+    #: the observation variables of core.concepts (those of the ``biomarkers`` table excluded),
+    #: in concept order (the sort's tie-break)
+    VARIABLES: Final = tuple(c.name for c in OBSERVATIONS if c.name not in BIOMARKER_COLUMNS)
+    #: unit spellings: each variable's canonical unit, then the sites' alternative units
+    UNITS: Final = tuple(
+        dict.fromkeys(
+            [
+                *(concept(v).unit for v in VARIABLES),
+                *(ALTERNATIVE_UNITS[v] for v in VARIABLES if v in ALTERNATIVE_UNITS),
+            ]
+        )
     )
-    UNITS: Final = (
-        "mmHg",
-        "kPa",
-        "fraction",
-        "%",
-        "10^3/uL",
-        "10^9/L",
-        "mg/dL",
-        "umol/L",
-        "points",
-        "mL",
-        "kg",
-        "mmol/L",
-    )
+    #: where a value was charted (the ``source`` column: provenance, not a concept fact)
     SOURCES: Final = ("blood_gas", "ventilator", "lab", "monitor", "nursing")
 
     def __init__(self) -> None:
         self.parts: list[tuple[np.ndarray, ...]] = []
 
-    def add(self, pat, time_s, var: str, value, unit, source: str) -> None:
-        """Append rows of one variable (``unit``: a code of :meth:`unit`, scalar or per row)."""
+    def add(self, pat, time_s, var: str, value, source: str, *, alternative=False) -> None:
+        """Append rows of one variable, in its canonical unit or (``alternative``, scalar or
+        per row) in the site's alternative unit :data:`~core.synth.published.ALTERNATIVE_UNITS`."""
         k = np.asarray(pat).size
-        unit_code = np.broadcast_to(np.asarray(unit, dtype=np.int64), (k,))
+        alt = np.broadcast_to(np.asarray(alternative, dtype=bool), (k,))
+        unit_code = np.where(alt, self._alternative_code(var), self.UNITS.index(concept(var).unit))
         self.parts.append(
             (
                 np.asarray(pat, np.int64),
@@ -90,9 +140,10 @@ class _Rows:
         )
 
     @classmethod
-    def unit(cls, name: str) -> int:
-        """Code of a unit name."""
-        return cls.UNITS.index(name)
+    def _alternative_code(cls, var: str) -> int:
+        """Code of the alternative unit of ``var`` (-1 if it has none: never charted so)."""
+        alt = ALTERNATIVE_UNITS.get(var)
+        return -1 if alt is None else cls.UNITS.index(alt)
 
 
 def _slot_times(rng, counts: np.ndarray, lo_h: float, hi_h: float):
@@ -158,13 +209,17 @@ def emit_observations(
     card = sc[own, CARD]
     wv = np.where(
         card == 0,
-        rng.uniform(72, 88, own.size),
-        np.where(card == 1, rng.uniform(52, 68, own.size), rng.uniform(58, 82, own.size)),
+        rng.uniform(MAP_MMHG_SCORE1_BELOW + 2, 88, own.size),
+        np.where(
+            card == 1,
+            rng.uniform(52, MAP_MMHG_SCORE1_BELOW - 2, own.size),
+            rng.uniform(58, 82, own.size),
+        ),
     )
     val = np.rint(np.where(worst, wv, wv + rng.uniform(0, 22, own.size)))
     t = day0[own] + hours(off)
     ok = keep_alive(own, t)
-    rows.add(pd_pat[own][ok], t[ok], "map", val[ok], _Rows.unit("mmHg"), "monitor")
+    rows.add(pd_pat[own][ok], t[ok], "map", val[ok], "monitor")
 
     # ---- GCS (CNS), with a few sedation episodes ---------------------------------------------
     mv_vent_day = c.mv[pd_pat] & (pd_day <= 9) & (pd_day < np.minimum(death_day[pd_pat], 99))
@@ -196,7 +251,7 @@ def emit_observations(
     val = np.where(is_sed & (pos == 1), 3.0, val)
     t = day0[own] + hours(off)
     ok = keep_alive(own, t)
-    rows.add(pd_pat[own][ok], t[ok], "gcs_total", val[ok], _Rows.unit("points"), "nursing")
+    rows.add(pd_pat[own][ok], t[ok], "gcs_total", val[ok], "nursing")
     sed_start_s = day0[sp] + hours(s_start)
     sed_stop_s = day0[sp] + hours(s_stop)
 
@@ -218,13 +273,11 @@ def emit_observations(
     ok = keep_alive(own, t_gas)
     p = pd_pat[own]
     is_kpa = kpa[p]
-    pao2_val = np.where(is_kpa, np.round(pao2 / _KPA_TO_MMHG, 2), pao2)
-    pao2_unit = np.where(is_kpa, _Rows.unit("kPa"), _Rows.unit("mmHg"))
-    rows.add(p[ok], t_gas[ok], "pao2", pao2_val[ok], pao2_unit[ok], "blood_gas")
+    pao2_val = np.where(is_kpa, np.round(pao2 / KPA_TO_MMHG, 2), pao2)
+    rows.add(p[ok], t_gas[ok], "pao2", pao2_val[ok], "blood_gas", alternative=is_kpa[ok])
     is_pct = fio2_pct[p]
-    fio2_val = np.where(is_pct, np.rint(fio2 * 100), fio2)
-    fio2_unit = np.where(is_pct, _Rows.unit("%"), _Rows.unit("fraction"))
-    rows.add(p[ok], t_fio2[ok], "fio2", fio2_val[ok], fio2_unit[ok], "ventilator")
+    fio2_val = np.where(is_pct, np.rint(fio2 / FIO2_FRACTION_PER_PCT), fio2)
+    rows.add(p[ok], t_fio2[ok], "fio2", fio2_val[ok], "ventilator", alternative=is_pct[ok])
 
     # ---- labs: platelets, bilirubin, creatinine drawn together 1-2x per day -----------------
     k_lab = rng.integers(1, 3, npd) if dense else np.ones(npd, np.int64)
@@ -238,24 +291,26 @@ def emit_observations(
     plt = np.rint(band(rng, sc[own, COAG], _PLT_BANDS))
     plt = np.where(worst, plt, np.ceil(plt * rng.uniform(1.0, 1.2, own.size)))
     ok = alive & ob[own, COAG]
-    plt_unit = np.where(plt_1e9[p], _Rows.unit("10^9/L"), _Rows.unit("10^3/uL"))
-    rows.add(p[ok], t[ok], "platelets", plt[ok], plt_unit[ok], "lab")
+    rows.add(p[ok], t[ok], "platelets", plt[ok], "lab", alternative=plt_1e9[p][ok])
     # bilirubin (max is worst)
     worst = rng.integers(0, k_lab)[own] == pos
     bili = band(rng, sc[own, LIVER], _BILI_BANDS)
     bili = np.where(worst, bili, bili * rng.uniform(0.8, 1.0, own.size))
     si = si_chem[p]
-    bili_val = np.where(si, np.rint(bili * _BILI_UMOL_PER_MG), np.round(bili, 2))
-    bili_unit = np.where(si, _Rows.unit("umol/L"), _Rows.unit("mg/dL"))
+    bili_val = np.where(si, np.rint(bili * BILIRUBIN_UMOL_L_PER_MG_DL), np.round(bili, 2))
     ok = alive & ob[own, LIVER]
-    rows.add(p[ok], t[ok], "bilirubin", bili_val[ok], bili_unit[ok], "lab")
+    rows.add(p[ok], t[ok], "bilirubin", bili_val[ok], "lab", alternative=si[ok])
     # creatinine and urine output (renal = max of both; urine drives some 3-4 days)
     renal_pd = sc[:, RENAL]
     uo_driven = (renal_pd >= 3) & (rng.random(npd) < 0.3)
     crea_score_pd = np.where(uo_driven, rng.integers(0, 3, npd), renal_pd)
     uo_total = np.where(
         uo_driven,
-        np.where(renal_pd == 4, rng.uniform(40, 160, npd), rng.uniform(235, 400, npd)),
+        np.where(
+            renal_pd == 4,
+            rng.uniform(40, URINE_ML_24H_SCORE4_BELOW - 40, npd),
+            rng.uniform(URINE_ML_24H_SCORE4_BELOW + 35, URINE_ML_24H_SCORE3_BELOW - 100, npd),
+        ),
         np.where(
             renal_pd == 4,
             rng.uniform(100, 1500, npd),
@@ -265,17 +320,15 @@ def emit_observations(
     worst = rng.integers(0, k_lab)[own] == pos
     crea = band(rng, crea_score_pd[own], _CREA_BANDS)
     crea = np.where(worst, crea, crea * rng.uniform(0.85, 1.0, own.size))
-    crea_val = np.where(si, np.rint(crea * _CREA_UMOL_PER_MG), np.round(crea, 2))
-    crea_unit = np.where(si, _Rows.unit("umol/L"), _Rows.unit("mg/dL"))
-    rows.add(p[alive], t[alive], "creatinine", crea_val[alive], crea_unit[alive], "lab")
+    crea_val = np.where(si, np.rint(crea * CREATININE_UMOL_L_PER_MG_DL), np.round(crea, 2))
+    rows.add(p[alive], t[alive], "creatinine", crea_val[alive], "lab", alternative=si[alive])
     # lactate (not scored), first lab draw of the day
     if dense:
         first = alive & (pos == 0)
         lac = np.round(np.exp(rng.normal(0.6, 0.45, own.size)) * (1 + 0.25 * sc[own, CARD]), 1)
         lac_mg = np.isin(country[p], ("Italy",))
-        lac_val = np.where(lac_mg, np.round(lac * 9.01, 1), lac)
-        lac_unit = np.where(lac_mg, _Rows.unit("mg/dL"), _Rows.unit("mmol/L"))
-        rows.add(p[first], t[first], "lactate", lac_val[first], lac_unit[first], "lab")
+        lac_val = np.where(lac_mg, np.round(lac * LACTATE_MG_DL_PER_MMOL_L, 1), lac)
+        rows.add(p[first], t[first], "lactate", lac_val[first], "lab", alternative=lac_mg[first])
 
     # urine output: every 4 h (dense) or 8 h (sparse), volumes sum to the day's total
     k_uo = np.full(npd, 6 if dense else 3, np.int64)
@@ -287,13 +340,13 @@ def emit_observations(
     vol = np.rint(uo_total[own] * share / tot_share[own])
     t = day0[own] + hours(off)
     ok = keep_alive(own, t)
-    rows.add(pd_pat[own][ok], t[ok], "urine_output", vol[ok], _Rows.unit("mL"), "nursing")
+    rows.add(pd_pat[own][ok], t[ok], "urine_output", vol[ok], "nursing")
 
     # weight on day 1
     d1 = np.flatnonzero(pd_day == 1)
     t = day0[d1] + hours(rng.uniform(0.2, 0.9, d1.size))
     ok = keep_alive(d1, t)
-    rows.add(pd_pat[d1][ok], t[ok], "weight", weight[pd_pat[d1]][ok], _Rows.unit("kg"), "nursing")
+    rows.add(pd_pat[d1][ok], t[ok], "weight", weight[pd_pat[d1]][ok], "nursing")
 
     sedation = Sedation(pat=pd_pat[sp], start_s=sed_start_s, stop_s=sed_stop_s)
     return _observations_frame(rows, ch.pid), sedation

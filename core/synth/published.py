@@ -104,6 +104,19 @@ UNITS_BY_COUNTRY: Final = MappingProxyType(
         "Italy": (False, False, True, False, False),
     }
 )
+#: the spelling a site with the convention above charts a variable in instead of its canonical
+#: unit (core.concepts; each is an accepted unit of its concept, tests/test_concept_usage.py);
+#: lactate in mg/dL is charted by the Italian sites
+ALTERNATIVE_UNITS: Final = MappingProxyType(
+    {
+        "pao2": "kPa",
+        "fio2": "%",
+        "platelets": "10^9/L",
+        "bilirubin": "umol/L",
+        "creatinine": "umol/L",
+        "lactate": "mg/dL",
+    }
+)
 ENROLMENT_DAYS: Final = 900.0  # 5 Aug 2021 .. about Jan 2024, so day 90 ends by Apr 2024
 INFECTIONS: Final = (
     ("community-acquired pneumonia", 0.37),
