@@ -20,7 +20,7 @@ from components import ids
 from components.data.cohort import visible_patients
 from components.data.keys import Context
 from components.data.ward import site_counts, ward_board
-from components.format import fmt_number
+from components.format import fmt_num
 from components.server.auth import current_principal
 from components.server.cache import cache
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
@@ -32,7 +32,7 @@ SHORT_ORGAN = {
     ORGANS[0]: "Resp",
     ORGANS[1]: "Coag",
     ORGANS[2]: "Liver",
-    ORGANS[3]: "Cardio",
+    ORGANS[3]: "CV",
     ORGANS[4]: "CNS",
     ORGANS[5]: "Renal",
 }
@@ -91,15 +91,11 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             "sofa_total": None if pd.isna(r["sofa_total"]) else int(r["sofa_total"]),
             "change": None if change is None or pd.isna(change) else int(change),
             "change_text": change_text,
-            "phenotype": PHENOTYPE_LABELS[phen] + (" ⚠ near" if r.get("near_threshold") else ""),
+            "phenotype": PHENOTYPE_LABELS[phen] + (" ⚠" if r.get("near_threshold") else ""),
             "phenotype_key": phen.value,
             "phenotype_reason": r.get("phenotype_reason") or "",
             "endpoint": r["endpoint_status"]
-            + (
-                ""
-                if pd.isna(r["endpoint_decrease"])
-                else f" (Δ {fmt_number(r['endpoint_decrease'], 2)})"
-            ),
+            + ("" if pd.isna(r["endpoint_decrease"]) else f" {fmt_num(r['endpoint_decrease'], 2)}"),
             "alerts": "; ".join(r["alerts"]),
             "n_alerts": int(r["n_alerts"]),
             "data_flags": "; ".join(r.get("data_flags") or ()),
@@ -119,7 +115,7 @@ def column_defs() -> list[dict[str, Any]]:
             "field": o.value,
             "headerName": SHORT_ORGAN[o],
             "headerTooltip": f"{ORGAN_LABELS[o]} SOFA points (0–4)",
-            "width": 48,
+            "width": 50,
             "filter": False,
             "suppressHeaderMenuButton": True,
             "type": "numericColumn",
@@ -137,6 +133,8 @@ def column_defs() -> list[dict[str, Any]]:
             "filter": "agTextColumnFilter",
             "cellRenderer": "markdown",
             "tooltipField": "patient_id",
+            # Enter on the focused link follows it (ag-grid would otherwise take the key)
+            "suppressKeyboardEvent": {"function": "params.event.key === 'Enter'"},
         },
         {
             "field": "study_day",
@@ -174,6 +172,8 @@ def column_defs() -> list[dict[str, Any]]:
         {
             "field": "phenotype",
             "headerName": "Phenotype",
+            "headerTooltip": "Immune phenotype at baseline; ⚠ = a biomarker near its threshold "
+            "(hover a cell for the values)",
             "width": 98,
             "tooltipField": "phenotype_reason",
             # every condition sets the same properties as the default, so nothing of the
@@ -192,9 +192,10 @@ def column_defs() -> list[dict[str, Any]]:
         {
             "field": "endpoint",
             "headerName": "Endpoint",
-            "headerTooltip": "Primary endpoint (SOFA decrease > 1.4 by day 9): final, or so far",
+            "headerTooltip": "Primary endpoint (SOFA decrease > 1.4 by day 9), final or so far: "
+            "status and the decrease (points)",
             "flex": 1,
-            "minWidth": 104,
+            "minWidth": 118,
             "tooltipField": "endpoint",
         },
         {
@@ -203,7 +204,7 @@ def column_defs() -> list[dict[str, Any]]:
             "headerTooltip": "Clinical: SOFA rise ≥ 2 in 24 h (Sepsis-3), organ rise ≥ 2, new "
             "vasopressor",
             "flex": 1,
-            "minWidth": 104,
+            "minWidth": 90,
             "tooltipField": "alerts",
             "cellClassRules": {"alert-on": "params.data.n_alerts > 0"},
         },
@@ -212,7 +213,7 @@ def column_defs() -> list[dict[str, Any]]:
             "headerName": "Data",
             "headerTooltip": "Data quality: endpoint components not measured today (imputed)",
             "flex": 1,
-            "minWidth": 80,
+            "minWidth": 66,
             "tooltipField": "data_flags",
             "cellClass": "data-flag",
         },
@@ -318,7 +319,15 @@ def layout(
                 id=ids.WARD_GRID,
                 columnDefs=column_defs(),
                 rowData=ward_rows(board),
-                defaultColDef={"sortable": True, "filter": True, "resizable": True},
+                defaultColDef={
+                    "sortable": True,
+                    "filter": True,
+                    "resizable": True,
+                    # the column menu and filter buttons would squeeze the short headers; the
+                    # search box and the sort cover the board
+                    "suppressHeaderMenuButton": True,
+                    "suppressHeaderFilterButton": True,
+                },
                 dashGridOptions={
                     "quickFilterText": q or "",
                     "rowHeight": 30,
