@@ -71,9 +71,12 @@ def test_coh_e2e003_drilldown_lists_patients_with_links(browser, live_server):
     browser.set_window_size(1400, 1000)
     browser.get(live_server.url + "/cohort?tab=primary")
     wait_panel(browser, "primary")
-    bar = browser.find_elements(
-        By.CSS_SELECTOR, ".cohort-panel-primary .js-plotly-plot .bars .point path"
-    )[0]
+    # wait for the bars themselves (plotly draws after the panel arrives; slow on a busy machine)
+    bar = WebDriverWait(browser, 40).until(
+        ec.presence_of_element_located(
+            (By.CSS_SELECTOR, ".cohort-panel-primary .js-plotly-plot .bars .point path")
+        )
+    )
     # plotly's drag layer sits on top of the bars: hover the bar, then click where it is
     ActionChains(browser).move_to_element(bar).pause(0.5).click().perform()
     WebDriverWait(browser, 20).until(
