@@ -26,6 +26,17 @@ ORGANS: Final = tuple(Organ)
 #: component score column per organ, e.g. ``sofa_renal``
 SOFA_COLUMNS: Final = MappingProxyType({o: f"sofa_{o.value}" for o in Organ})
 SOFA_TOTAL: Final = "sofa_total"
+#: short organ name for tight displays (ward board headers, "what changed" texts)
+ORGAN_SHORT: Final = MappingProxyType(
+    {
+        Organ.RESPIRATION: "Resp",
+        Organ.COAGULATION: "Coag",
+        Organ.LIVER: "Liver",
+        Organ.CARDIOVASCULAR: "CV",
+        Organ.CNS: "CNS",
+        Organ.RENAL: "Renal",
+    }
+)
 
 #: score_sofa input columns (one row = one patient-day, worst value of the day)
 SOFA_INPUT_COLUMNS: Final = (

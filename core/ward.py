@@ -19,18 +19,27 @@ Data-quality flags are kept apart (``data_flags``), so they never look like a de
 
 The endpoint status comes from :func:`core.endpoints.sofa_response` in every case (final,
 or "so far" up to the shown day), the same function the patient page uses.
+
+"What changed" (:func:`what_changed`): per patient and organ whose score moved since the
+previous study day, the deciding variable and its value on both days in the canonical unit
+(``"Renal 1→3: creatinine 1.4→3.6 mg/dL"``), from the provenance table of
+:mod:`core.derive.provenance`; an imputed day says so instead of showing a number.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Final, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from core.concepts import CONCEPTS
 from core.endpoints import sofa_response
 from core.rules import EndpointRules
-from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
+from core.units import unit_key
+from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Organ
 
 VASOPRESSOR_COLUMNS = (
     "norepinephrine_mcg_kg_min",
@@ -243,3 +252,314 @@ def ward_snapshot(
     carry = patients.set_index("patient_id").drop(columns=["death_study_day"], errors="ignore")
     out = out.join(carry, how="left")
     return out.reset_index()
+
+
+# --- what changed -----------------------------------------------------------------------------
+
+
+class ChangeVariable(NamedTuple):
+    """How a deciding variable is shown in a "what changed" text."""
+
+    label: str
+    #: daily-table column holding the day's deciding value in the canonical unit (None: the
+    #: provenance value is already canonical, e.g. the pre-sedation GCS)
+    daily_column: str | None
+    unit: str
+    #: decimals shown (trailing zeros dropped): the resolution that keeps a value on the right
+    #: side of its SOFA cut-off (creatinine 1.95 is not "2.0"; norepinephrine 0.095 not "0.1")
+    digits: int
+
+
+#: deciding variable (provenance ``variable``) -> display; units from core.concepts
+CHANGE_VARIABLES: Final = MappingProxyType(
+    {
+        "pao2": ChangeVariable("P/F", "pao2_fio2_mmhg", "mmHg", 0),
+        "platelets": ChangeVariable("platelets", "platelets_10e3_per_ul", "10^3/uL", 0),
+        "bilirubin": ChangeVariable("bilirubin", "bilirubin_mg_dl", "mg/dL", 2),
+        "creatinine": ChangeVariable("creatinine", "creatinine_mg_dl", "mg/dL", 2),
+        "urine_output": ChangeVariable("urine", "urine_output_ml_24h", "mL/24 h", 0),
+        "map": ChangeVariable("MAP", "map_mmhg", "mmHg", 0),
+        "gcs_total": ChangeVariable("GCS", None, "", 0),
+        "norepinephrine": ChangeVariable(
+            "norepinephrine", "norepinephrine_mcg_kg_min", "mcg/kg/min", 3
+        ),
+        "epinephrine": ChangeVariable("epinephrine", "epinephrine_mcg_kg_min", "mcg/kg/min", 3),
+        "dopamine": ChangeVariable("dopamine", "dopamine_mcg_kg_min", "mcg/kg/min", 2),
+        "dobutamine": ChangeVariable("dobutamine", "dobutamine_mcg_kg_min", "mcg/kg/min", 2),
+    }
+)
+#: what an imputed day says instead of a number (never an imputed value shown as measured)
+IMPUTED_PHRASES: Final = MappingProxyType(
+    {"locf": "not measured, carried forward", "day1_zero": "not measured, scored 0"}
+)
+NOT_MEASURED = "not measured"
+NO_VALUE = "no deciding value"
+#: columns of :func:`what_changed`
+CHANGE_COLUMNS: Final = (
+    "patient_id",
+    "organ",
+    "study_day",
+    "previous_day",
+    "score_before",
+    "score_after",
+    "change",
+    "variable",
+    "variable_before",
+    "value_before",
+    "value_after",
+    "unit",
+    "unit_before",
+    "imputed_before",
+    "imputed_after",
+    "text",
+)
+
+
+def _fmt_numbers(values: np.ndarray, digits: np.ndarray) -> np.ndarray:
+    """``values`` as text with ``digits`` decimals, trailing zeros dropped (vectorised)."""
+    out = np.full(values.size, "", dtype=object)
+    for d in np.unique(digits):
+        hit = (digits == d) & ~np.isnan(values)
+        if hit.any():
+            out[hit] = np.char.mod(f"%.{int(d)}f", np.round(values[hit], int(d)) + 0.0)
+    s = pd.Series(out, dtype=object)
+    frac = s.str.contains(".", regex=False)
+    s[frac] = s[frac].str.rstrip("0").str.rstrip(".")
+    return s.replace("-0", "0").to_numpy(dtype=object)
+
+
+def _canonical(day_rows: pd.DataFrame, daily: pd.DataFrame | None) -> pd.DataFrame:
+    """Label, canonical value, unit and decimals of each provenance row's deciding value.
+
+    With ``daily``: the day's value of the variable in the canonical unit (the derivation's
+    worst value of the day, which is the deciding one: P/F, urine per 24 h, drug rate per kg).
+    Without it (or where that is missing): the provenance value as received, converted with
+    the concept's factor; a per-weight drug unit (mcg/min) cannot be converted without the
+    weight and keeps its received unit, labelled as such.
+    """
+    var = day_rows["variable"].astype(object).where(day_rows["variable"].notna(), None)
+    received = pd.to_numeric(day_rows["value"], errors="coerce").to_numpy(dtype=float)
+    unit_in = day_rows["unit"].astype(object).to_numpy()
+    n = len(day_rows)
+    label = var.to_numpy(dtype=object).copy()
+    unit = np.array([u if isinstance(u, str) else "" for u in unit_in], dtype=object)
+    value = received.copy()
+    digits = np.full(n, 2, dtype=np.int64)
+    daily_vals = None
+    if daily is not None and len(daily):
+        keys = day_rows[["patient_id", "study_day"]].astype({"study_day": "int64"})
+        cols = [c.daily_column for c in CHANGE_VARIABLES.values() if c.daily_column in daily]
+        daily_vals = keys.merge(
+            daily[["patient_id", "study_day", *cols]].astype({"study_day": "int64"}),
+            on=["patient_id", "study_day"],
+            how="left",
+        )
+    keys_unit = pd.Series(unit_in, dtype=object).map(
+        lambda u: unit_key(u) if isinstance(u, str) else None
+    )
+    for name, show in CHANGE_VARIABLES.items():
+        hit = (var == name).to_numpy()
+        if not hit.any():
+            continue
+        label[hit] = show.label
+        digits[hit] = show.digits
+        conc = CONCEPTS.get(name)
+        # as received, converted with the concept's factor where the unit is a known one
+        factor = (
+            keys_unit[hit].map(dict(conc.units)).to_numpy(dtype=float, na_value=np.nan)
+            if conc is not None
+            else np.full(int(hit.sum()), np.nan)
+        )
+        conv = received[hit] * factor
+        conv_ok = ~np.isnan(factor)
+        v = np.where(conv_ok, conv, received[hit])
+        u = np.where(conv_ok, conc.unit if conc is not None else "", unit[hit]).astype(object)
+        if name == "pao2":  # without the daily P/F: PaO2, not P/F
+            label[hit] = "PaO2"
+        if daily_vals is not None and show.daily_column in daily_vals:
+            dv = pd.to_numeric(daily_vals.loc[hit, show.daily_column], errors="coerce").to_numpy(
+                dtype=float
+            )
+            have = ~np.isnan(dv)
+            v = np.where(have, dv, v)
+            u = np.where(have, show.unit, u).astype(object)
+            if name == "pao2":
+                label[hit] = np.where(have, show.label, "PaO2")
+        if show.daily_column is None:
+            u = np.full(int(hit.sum()), show.unit, dtype=object)
+        value[hit] = v
+        unit[hit] = u
+    return pd.DataFrame(
+        {"label": label, "value": value, "unit": unit, "digits": digits}, index=day_rows.index
+    )
+
+
+def _side_text(
+    label: pd.Series, number: pd.Series, unit: pd.Series, imputed: pd.Series, kind: pd.Series
+) -> pd.Series:
+    """One day's deciding value: ``"creatinine 3.6 mg/dL"``, or what stood in for it."""
+    measured = (label.fillna("") + " " + number + " " + unit).str.strip()
+    phrase = kind.map(dict(IMPUTED_PHRASES)).fillna(NOT_MEASURED)
+    has_value = number != ""
+    return pd.Series(
+        np.where(imputed, phrase, np.where(has_value, measured, NO_VALUE)), index=label.index
+    )
+
+
+def what_changed(
+    provenance: pd.DataFrame,
+    *,
+    day: int | pd.Series,
+    previous_day: int | None = None,
+    daily: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per patient and organ whose SOFA score moved from ``previous_day`` to ``day``: one row.
+
+    Parameters
+    ----------
+    provenance
+        Long provenance (``patient_id, study_day, organ, score, variable, value, unit,
+        imputed, imputation``; :func:`core.derive.derive_daily_sofa` ``.provenance`` or the
+        stored ``sofa_provenance``), any number of patients.
+    day, previous_day
+        The day shown and the day compared with (default ``day - 1``; none before day 1).
+        ``day`` may also be a Series patient_id -> day (each patient's own shown day, compared
+        with the day before; ``previous_day`` is then ignored).
+    daily
+        Optional daily SOFA of the same patients: the deciding values are then taken in the
+        canonical unit from it (P/F instead of PaO2, urine per 24 h, drug rates per kg for a
+        rate received in mcg/min). Without it the received value is converted with the
+        concept's factor where possible, else shown in its received unit.
+
+    Returns
+    -------
+    DataFrame (:data:`CHANGE_COLUMNS`), largest change first per patient (rises before falls
+    on ties, then organ order): ``score_before``, ``score_after``, ``change``, ``variable``
+    (of ``day``) and ``variable_before``, ``value_before`` / ``value_after`` in ``unit`` /
+    ``unit_before`` (NaN for an imputed day: never an imputed value as a measured one),
+    ``imputed_before`` / ``imputed_after`` and ``text``, e.g.
+    ``"Renal 1→3: creatinine 1.4→3.6 mg/dL"``, ``"CV 1→3: MAP 62 mmHg → dopamine 6
+    mcg/kg/min"``, ``"Resp 1→2: not measured, carried forward → P/F 280 mmHg"``.
+    A patient without a row on either day, or without a score change, has no row.
+    """
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in CHANGE_COLUMNS})
+    if provenance.empty:
+        return empty
+    if isinstance(day, pd.Series):  # a day per patient (the board's "latest": each own day)
+        day_of = provenance["patient_id"].map(day).to_numpy(dtype=float, na_value=np.nan)
+        prev_of = day_of - 1
+    else:
+        prev = day - 1 if previous_day is None else previous_day
+        if prev < 1 or prev == day:
+            return empty
+        day_of = np.full(len(provenance), float(day))
+        prev_of = np.full(len(provenance), float(prev))
+    sd = provenance["study_day"].to_numpy(dtype=float)
+    is_after = sd == day_of
+    is_before = (sd == prev_of) & (prev_of >= 1)
+    p = provenance[is_after | is_before].assign(
+        _after=is_after[is_after | is_before],
+        _day=day_of[is_after | is_before],
+        _prev=prev_of[is_after | is_before],
+    )
+    score = pd.to_numeric(p["score"], errors="coerce")
+    p = p[score.notna()]
+    # only the (patient, organ) pairs whose score moved get their values looked up
+    wide = (
+        pd.DataFrame(
+            {
+                "k": p["patient_id"].astype(str) + "\x1f" + p["organ"].astype(str),
+                "d": p["_after"].to_numpy(),
+                "s": score[score.notna()].to_numpy(dtype=float),
+            }
+        )
+        .drop_duplicates(["k", "d"])
+        .pivot(index="k", columns="d", values="s")
+    )
+    if True not in wide.columns or False not in wide.columns:
+        return empty
+    moved = wide.index[(wide[True] != wide[False]) & wide[True].notna() & wide[False].notna()]
+    p = p[(p["patient_id"].astype(str) + "\x1f" + p["organ"].astype(str)).isin(moved)]
+    if p.empty:
+        return empty
+    shown = _canonical(p, daily)
+    imputed = p["imputed"].astype("boolean").fillna(False).astype(bool)
+    frame = pd.DataFrame(
+        {
+            "patient_id": p["patient_id"].to_numpy(),
+            "organ": p["organ"].astype(str).to_numpy(),
+            "study_day": p["study_day"].astype("int64").to_numpy(),
+            "score": pd.to_numeric(p["score"]).astype(float).to_numpy(),
+            "variable": p["variable"].astype(object).where(p["variable"].notna(), None).to_numpy(),
+            "label": shown["label"].to_numpy(),
+            # an imputed day has no deciding value of its own: never shown as a number
+            "value": np.where(imputed.to_numpy(), np.nan, shown["value"].to_numpy(dtype=float)),
+            "unit": shown["unit"].to_numpy(),
+            "digits": shown["digits"].to_numpy(),
+            "imputed": imputed.to_numpy(),
+            "imputation": p["imputation"].astype(object).to_numpy() if "imputation" in p else None,
+        }
+    )
+    key = ["patient_id", "organ"]
+    after = frame[p["_after"].to_numpy()].drop_duplicates(key)
+    before = frame[~p["_after"].to_numpy()].drop_duplicates(key)
+    m = after.merge(before, on=key, suffixes=("_a", "_b"))
+    m = m[m["score_a"] != m["score_b"]].reset_index(drop=True)
+    if m.empty:
+        return empty
+
+    num_b = pd.Series(_fmt_numbers(m["value_b"].to_numpy(float), m["digits_b"].to_numpy()))
+    num_a = pd.Series(_fmt_numbers(m["value_a"].to_numpy(float), m["digits_a"].to_numpy()))
+    side_b = _side_text(m["label_b"], num_b, m["unit_b"], m["imputed_b"], m["imputation_b"])
+    side_a = _side_text(m["label_a"], num_a, m["unit_a"], m["imputed_a"], m["imputation_a"])
+    same = (
+        (m["label_a"] == m["label_b"])
+        & (m["unit_a"] == m["unit_b"])
+        & (num_a != "")
+        & (num_b != "")
+    )
+    joined = (m["label_a"] + " " + num_b + "→" + num_a + " " + m["unit_a"]).str.strip()
+    body = pd.Series(np.where(same, joined, side_b + " → " + side_a))
+    short = m["organ"].map({o.value: ORGAN_SHORT[o] for o in Organ})
+    s_b = m["score_b"].astype(int).astype(str)
+    s_a = m["score_a"].astype(int).astype(str)
+    text = short + " " + s_b + "→" + s_a + ": " + body
+
+    change = (m["score_a"] - m["score_b"]).astype(int)
+    organ_rank = m["organ"].map({o.value: i for i, o in enumerate(ORGANS)})
+    out = pd.DataFrame(
+        {
+            "patient_id": m["patient_id"],
+            "organ": m["organ"],
+            "study_day": m["study_day_a"].astype(int),
+            "previous_day": m["study_day_b"].astype(int),
+            "score_before": m["score_b"].astype(int),
+            "score_after": m["score_a"].astype(int),
+            "change": change,
+            "variable": m["variable_a"],
+            "variable_before": m["variable_b"],
+            "value_before": m["value_b"].astype(float),
+            "value_after": m["value_a"].astype(float),
+            "unit": m["unit_a"],
+            "unit_before": m["unit_b"],
+            "imputed_before": m["imputed_b"].astype(bool),
+            "imputed_after": m["imputed_a"].astype(bool),
+            "text": text,
+            "_abs": change.abs(),
+            "_rank": organ_rank,
+        }
+    )
+    out = out.sort_values(
+        ["patient_id", "_abs", "change", "_rank"],
+        ascending=[True, False, False, True],
+        kind="stable",
+    )
+    return out.drop(columns=["_abs", "_rank"]).reset_index(drop=True)[list(CHANGE_COLUMNS)]
+
+
+def change_texts(changes: pd.DataFrame, patient_ids: pd.Index | pd.Series) -> pd.Series:
+    """Per patient (in ``patient_ids`` order): the tuple of :func:`what_changed` texts, largest
+    change first; ``()`` for a patient without a change."""
+    grouped = changes.groupby("patient_id", sort=False)["text"].agg(tuple)
+    ids = pd.Index(patient_ids)
+    return pd.Series([grouped.get(pid, ()) for pid in ids], index=ids, name="changes", dtype=object)
