@@ -110,6 +110,47 @@ def why_rows(provenance: pd.DataFrame, study_day: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def changes_list(changes: pd.DataFrame, day: int) -> html.Div:
+    """ "What changed since day N−1": one line per organ whose score moved
+    (:func:`core.ward.what_changed` texts, largest change first)."""
+    title = html.Div(f"What changed since day {day - 1}", className="card-title-sm mb-1")
+    if day <= 1:
+        return html.Div(
+            [
+                html.Div("What changed", className="card-title-sm mb-1"),
+                html.P("Day 1: no previous day to compare with.", className="text-muted small"),
+            ],
+            className="what-changed mb-2",
+        )
+    if changes.empty:
+        body: html.Ul | html.P = html.P(
+            "No organ score changed.", className="text-muted small mb-2"
+        )
+    else:
+        body = html.Ul(
+            [
+                html.Li(
+                    [
+                        html.Span(
+                            "■ ",
+                            style={"color": ORGAN_COLOURS[Organ(r["organ"])]},
+                            **{"aria-hidden": "true"},
+                        ),
+                        html.Span(
+                            "▲ " if r["change"] > 0 else "▼ ",
+                            className="text-danger" if r["change"] > 0 else "text-primary",
+                            title="score up" if r["change"] > 0 else "score down",
+                        ),
+                        r["text"],
+                    ]
+                )
+                for r in changes.to_dict("records")
+            ],
+            className="list-unstyled mb-2",
+        )
+    return html.Div([title, body], className="what-changed")
+
+
 def why_table(rows: pd.DataFrame) -> dbc.Table:
     header = html.Thead(
         html.Tr(

@@ -1,4 +1,5 @@
-"""Patient page: SOFA timeline, "why this score", support lanes, phenotype and endpoint (issue 6).
+"""Patient page: SOFA timeline, "what changed" and "why this score", support lanes, phenotype and
+endpoint (issue 6).
 
 Deep link: ``/patient/<id>?day=<n>&layers=sofa2,support``. The day and the layers live in the
 URL so a link reproduces the view. Study-drug doses are shown as "study drug" only; the arm is
@@ -30,6 +31,7 @@ from components.server.cache import cache
 from components.theme import PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.exceptions import UnknownPatientError
 from core.vocab import Phenotype
+from core.ward import what_changed
 
 LAYER_OPTIONS = [
     {"label": "Organ-support lanes", "value": "support"},
@@ -230,8 +232,10 @@ def why_section(view: PatientView, day: int | None):
         return html.P(
             "Click a day on the timeline to see why it scored what it did.", className="text-muted"
         )
+    changes = what_changed(view.provenance, day=day, daily=view.daily)
     return html.Div(
         [
+            tables.changes_list(changes, day),
             html.Div(f"Why this score: day {day}", className="card-title-sm mb-1"),
             tables.why_table(tables.why_rows(view.provenance, day)),
         ]

@@ -1,7 +1,9 @@
 """Ward board: one row per patient of the selected site (issue 6).
 
-Who is getting worse (24 h change, rising organ), why (which organ), and which immune
-phenotype, sortable and filterable (dash-ag-grid). A click on a row opens the patient page.
+Who is getting worse (24 h change, rising organ), why (which organ and which value: "what
+changed" since the day before, core.ward.what_changed, the first change in the Alerts cell and
+the full list in its tooltip), and which immune phenotype, sortable and filterable
+(dash-ag-grid). A click on a row opens the patient page.
 The arm is never shown here; the service layer never loads it for this page.
 """
 
@@ -24,18 +26,11 @@ from components.format import fmt_num
 from components.server.auth import current_principal
 from components.server.cache import cache
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
-from core.vocab import ORGANS, SOFA_COLUMNS, Phenotype
+from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, Phenotype
 
 #: search matches listed from the user's other sites
 ELSEWHERE_MAX = 20
-SHORT_ORGAN = {
-    ORGANS[0]: "Resp",
-    ORGANS[1]: "Coag",
-    ORGANS[2]: "Liver",
-    ORGANS[3]: "CV",
-    ORGANS[4]: "CNS",
-    ORGANS[5]: "Renal",
-}
+SHORT_ORGAN = ORGAN_SHORT
 
 #: organ cell class by points (0 white ... 4 dark red; severity, not organ). Class rules, not
 #: inline styles: ag-grid removes a class whose rule stops holding when the row data change,
@@ -58,6 +53,15 @@ def patient_href(patient_id: str, study_day: int | None) -> str:
     return f"/patient/{patient_id}" + (f"?day={study_day}" if study_day else "")
 
 
+def alerts_tooltip(alerts: tuple[str, ...], changes: tuple[str, ...], day: int | None) -> str:
+    """The Alerts cell's tooltip: the alerts, then every change since the day before."""
+    lines = ["; ".join(alerts)] if alerts else []
+    if changes:
+        lines.append(f"What changed since day {day - 1}:" if day else "What changed:")
+        lines += [f"• {c}" for c in changes]
+    return "\n".join(lines)
+
+
 def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
     """Display rows for the grid (pure: formatting only)."""
     rows = []
@@ -71,6 +75,7 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             change_text = f"▼ {int(change)}"
         else:
             change_text = "= 0"
+        changes = tuple(r.get("changes") or ())
         phen = Phenotype(r["phenotype"])
         shown = None if pd.isna(r["study_day"]) else int(r["study_day"])
         death = r.get("death_study_day")
@@ -98,6 +103,10 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             + ("" if pd.isna(r["endpoint_decrease"]) else f" {fmt_num(r['endpoint_decrease'], 2)}"),
             "alerts": "; ".join(r["alerts"]),
             "n_alerts": int(r["n_alerts"]),
+            # what changed since the day before: the first (largest) in the cell, all in the
+            # tooltip
+            "why": changes[0] if changes else "",
+            "alerts_tip": alerts_tooltip(r["alerts"], changes, shown),
             "data_flags": "; ".join(r.get("data_flags") or ()),
         }
         for organ in ORGANS:
@@ -202,11 +211,19 @@ def column_defs() -> list[dict[str, Any]]:
             "field": "alerts",
             "headerName": "Alerts",
             "headerTooltip": "Clinical: SOFA rise ≥ 2 in 24 h (Sepsis-3), organ rise ≥ 2, new "
-            "vasopressor",
+            "vasopressor; then what changed since the day before (organ points, deciding value "
+            "before → now; hover a cell for every change)",
             "flex": 1,
             "minWidth": 90,
-            "tooltipField": "alerts",
-            "cellClassRules": {"alert-on": "params.data.n_alerts > 0"},
+            "tooltipField": "alerts_tip",
+            "valueFormatter": {
+                "function": "params.data.why ? (params.value ? params.value + ' · ' : '') + "
+                "params.data.why : params.value"
+            },
+            "cellClassRules": {
+                "alert-on": "params.data.n_alerts > 0",
+                "why-only": "params.data.n_alerts === 0 && !!params.data.why",
+            },
         },
         {
             "field": "data_flags",
