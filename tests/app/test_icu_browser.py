@@ -8,6 +8,7 @@ import time
 
 import pandas as pd
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -173,3 +174,46 @@ def test_icu_e2e004_day_switch_colours_follow_values_and_links_keep_the_day(brow
     WebDriverWait(browser, 30).until(
         lambda d: f"day {shown}" in d.find_element(By.ID, "patient-why").text.lower()
     )
+
+
+def test_icu_e2e005_what_changed_on_the_board_and_the_patient_page(browser, live_server):
+    """The Alerts cell shows the first change (organ points, value before → now), the tooltip
+    every change; every column still fits at 1024 px; the patient page lists the changes."""
+    for width, height in ((1440, 900), (1024, 768)):
+        browser.set_window_size(width, height)
+        browser.get(live_server.url + "/?site=SYN-S09&day=4")
+        wait_for(browser, ".ag-row")
+        time.sleep(0.5)
+        cells = browser.find_elements(
+            By.CSS_SELECTOR, ".ag-center-cols-container [col-id='alerts']"
+        )
+        texts = [c.text for c in cells]
+        assert any(re.search(r"\b(Resp|Coag|Liver|CV|CNS|Renal) \d→\d: ", t) for t in texts), texts
+        header = browser.find_element(By.CSS_SELECTOR, ".ag-header-cell[col-id='data_flags']")
+        client = browser.execute_script("return document.documentElement.clientWidth")
+        assert header.rect["x"] + header.rect["width"] <= client
+        save_screenshot(browser, f"icu-ward-changes-{width}")
+    # hover the first cell with a change: the tooltip lists the changes
+    cell = next(c for c in cells if "→" in c.text)
+    ActionChains(browser).move_to_element(cell).perform()
+    tip = WebDriverWait(browser, 10).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".ag-tooltip"))
+    )
+    assert "What changed since day 3" in tip.text
+    save_screenshot(browser, "icu-ward-changes-tooltip")
+    # the patient page of that row, at the same day
+    row_index = cell.find_element(By.XPATH, "./ancestor::div[@row-index]").get_attribute(
+        "row-index"
+    )
+    link = browser.find_element(
+        By.CSS_SELECTOR, f".ag-pinned-left-cols-container .ag-row[row-index='{row_index}'] a"
+    )
+    browser.set_window_size(1440, 900)
+    browser.get(link.get_attribute("href"))
+    WebDriverWait(browser, 30).until(
+        lambda d: "what changed since day" in d.find_element(By.ID, "patient-why").text.lower()
+    )
+    why = browser.find_element(By.ID, "patient-why")
+    browser.execute_script("arguments[0].scrollIntoView()", why)
+    assert re.search(r"(Resp|Coag|Liver|CV|CNS|Renal) \d→\d: ", why.text), why.text
+    save_screenshot(browser, "icu-patient-what-changed")
