@@ -213,7 +213,7 @@ def column_defs() -> list[dict[str, Any]]:
             "headerTooltip": "Clinical: SOFA rise ≥ 2 in 24 h (Sepsis-3), organ rise ≥ 2, new "
             "vasopressor; then what changed since the day before (organ points, deciding value "
             "before → now; hover a cell for every change)",
-            "flex": 1,
+            "flex": 3,  # the widest text: alerts and what changed
             "minWidth": 90,
             "tooltipField": "alerts_tip",
             "valueFormatter": {
