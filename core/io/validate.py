@@ -436,12 +436,15 @@ def _icu_stay_problems(
     ).drop_duplicates(["patient_id", "start"])  # a repeated key is reported by its own rule
     parts = [new]
     if stored is not None and len(stored):
-        old = stored.loc[stored["patient_id"].isin(new["patient_id"]), ["patient_id", "start"]]
-        old = old.assign(
-            stop=stored.loc[old.index, "stop"], row=np.int64(0)
-        )  # row 0: a stored stay
-        old["start"] = pd.to_datetime(old["start"]).astype("datetime64[ns]")
-        old["stop"] = pd.to_datetime(old["stop"]).astype("datetime64[ns]")
+        mine = stored["patient_id"].isin(new["patient_id"])
+        old = pd.DataFrame(
+            {
+                "patient_id": stored.loc[mine, "patient_id"].astype(object),
+                "start": pd.to_datetime(stored.loc[mine, "start"]).astype("datetime64[ns]"),
+                "stop": pd.to_datetime(stored.loc[mine, "stop"]).astype("datetime64[ns]"),
+                "row": np.int64(0),  # row 0: a stored stay
+            }
+        )
         same = old.set_index(["patient_id", "start"]).index.isin(
             new.set_index(["patient_id", "start"]).index
         )
@@ -455,11 +458,11 @@ def _icu_stay_problems(
         never,
         both["stop"].to_numpy("datetime64[ns]").astype(np.int64),
     )
-    both["_end"] = stop_ns
-    latest_end = both.groupby("patient_id", sort=False)["_end"].cummax()
-    prev_end = latest_end.groupby(both["patient_id"], sort=False).shift(1)
-    overlap = (prev_end.notna() & (prev_end.fillna(0).astype(np.int64) > start_ns)).to_numpy()
-    first_of_patient = (both.groupby("patient_id", sort=False).cumcount()).to_numpy()
+    # latest end among a patient's earlier stays (int64 throughout: "never" must stay exact)
+    latest_end = pd.Series(stop_ns).groupby(both["patient_id"], sort=False).cummax().to_numpy()
+    first_of_patient = both.groupby("patient_id", sort=False).cumcount().to_numpy()
+    prev_end = np.concatenate([[np.iinfo(np.int64).min], latest_end[:-1]])
+    overlap = (first_of_patient > 0) & (prev_end > start_ns)
 
     def describe(j: int) -> str:
         end = both["stop"].iloc[j]

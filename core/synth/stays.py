@@ -6,12 +6,13 @@ after every other table: the other tables are byte-identical to a generator with
 Rules (times in whole seconds, like every synthetic time):
 
 - admission 2-36 h before the first study-drug dose (``anchor``), uniform;
-- discharge: a patient who dies while charted in the ICU leaves at death (``stop =
-  death_time``); one discharged by the cohort (:attr:`~core.synth.cohort.Cohort.last_icu`
-  before day 28, no charting afterwards) leaves 0.5-6 h after the end of that study day;
-  the others (charted to the horizon) 2-12 h after their last charted value. A stay never
-  ends before the last charted value (observation, infusion or episode stop) and never after
-  death: a discharge drawn after death becomes death in the ICU;
+- discharge, in this order: a patient discharged by the cohort
+  (:attr:`~core.synth.cohort.Cohort.last_icu` before day 28, no charting afterwards) leaves
+  0.5-6 h after the end of that study day; else a patient who dies (by day 90) dies in the
+  ICU (``stop = death_time``); else (alive, charted to day 28) the patient leaves 2-12 h
+  after the last charted value. A stay never ends before the last charted value
+  (observation, infusion or episode stop) and never after death: a discharge drawn at or
+  after death becomes a death in the ICU;
 - about :data:`READMISSION_SHARE` of the patients discharged alive come back once, 1-21 days
   later, for 1-8 days (ending at death if they die during it);
 - unit ``"<site_id> ICU"``; beds numbered per site, the lowest bed free at admission (a bed
@@ -130,15 +131,17 @@ def emit_icu_stays(
 
     start = anchor - hours(before_h)
     data_end = _last_charted_s(ch, observations, infusions, episodes)
-    dies_charted = np.isfinite(c.death_day) & (c.death_day <= ch.last)
-    discharged = (c.last_icu < N_DAYS_MAX) & (c.last_icu <= n_days)
+    # the cohort's ICU discharge (after study day last_icu; charted or not, n_days aside)
+    discharged = c.last_icu < N_DAYS_MAX
     leave = np.where(
         discharged,
         anchor + c.last_icu.astype(np.int64) * DAY_S + hours(after_day_h),
         data_end + hours(after_last_h),
     )
     leave = np.maximum(leave, data_end + 1)
-    died_in_icu = dies_charted | (leave >= death_s)
+    # no discharge by the cohort and dead by day 90: dies in the ICU; a discharge drawn at or
+    # after death is a death in the ICU as well
+    died_in_icu = (~discharged & (death_s < never)) | (leave >= death_s)
     stop = np.where(died_in_icu, death_s, leave)
 
     # one readmission for a few of the patients discharged alive, starting before death
