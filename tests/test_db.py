@@ -244,7 +244,9 @@ def test_db_migration_v4_icu_stays_table_key_and_census_indexes(
     assert insp.has_table("icu_stays")
     cols = {c["name"]: c for c in insp.get_columns("icu_stays")}
     assert {"patient_id", "unit", "bed", "start", "stop"} <= set(cols)
-    assert not cols["start"]["nullable"] and cols["stop"]["nullable"] and cols["bed"]["nullable"]
+    assert not cols["start"]["nullable"]
+    assert cols["stop"]["nullable"]
+    assert cols["bed"]["nullable"]
     indexes = {
         ix["name"]: (tuple(ix["column_names"]), bool(ix["unique"]))
         for ix in insp.get_indexes("icu_stays")
