@@ -34,7 +34,7 @@ from core import vocab
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
 
 #: version of the table layout below; bump it and append a migration when the layout changes
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 #: hash of an empty dataset (before the first import)
 EMPTY_HASH: Final = hashlib.sha256(b"immunosep-empty-dataset").hexdigest()
@@ -72,6 +72,26 @@ patients = sa.Table(
     sa.Column("mechanical_ventilation", sa.Boolean),
     sa.Column("randomised_at", sa.DateTime),
     sa.Index("ix_patients_site_id", "site_id"),
+)
+
+#: ICU stays (admission to discharge) per patient; several per patient on readmission. A
+#: missing ``stop`` means the patient is still in the ICU. "Who is in the ICU at time t" is
+#: ``start <= t AND (stop > t OR stop IS NULL)`` (:func:`core.repository.icu_census`): the
+#: (start, stop) index serves times early in the data, the (stop, start) index the present
+#: (few stays end after "now", open stays are NULL in that index)
+icu_stays = sa.Table(
+    "icu_stays",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.patient_id"), nullable=False),
+    sa.Column("unit", sa.String(100), nullable=False),
+    sa.Column("bed", sa.String(40)),
+    sa.Column("start", sa.DateTime, nullable=False),
+    sa.Column("stop", sa.DateTime),
+    # natural key; doubles as the per-patient index
+    sa.Index("ux_icu_stays_patient_start", "patient_id", "start", unique=True),
+    sa.Index("ix_icu_stays_start_stop", "start", "stop"),
+    sa.Index("ix_icu_stays_stop_start", "stop", "start"),
 )
 
 randomisation = sa.Table(
@@ -273,6 +293,7 @@ trial_keys = sa.Table(
 RAW_TABLES: Final = vocab.RAW_TABLES
 #: tables holding one patient's rows (patient_id column), raw and derived
 PATIENT_TABLES: Final = (
+    "icu_stays",
     "observations",
     "infusions",
     "episodes",
@@ -352,8 +373,15 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
 
     - 2: study-drug doses are unique by (patient, time, route), not (patient, time).
     - 3: ``trial_keys`` (per-trial settings such as the DSMB group coding).
+    - 4: ``icu_stays`` (ICU admission / discharge per patient, for the ICU census).
     """
-    return MappingProxyType({2: _v2_dose_key_with_route, 3: _v3_trial_keys})
+    return MappingProxyType({2: _v2_dose_key_with_route, 3: _v3_trial_keys, 4: _v4_icu_stays})
+
+
+def _v4_icu_stays(conn: Connection) -> None:
+    # create_all on one table also creates its indexes (checkfirst: an interrupted or
+    # hand-made table is left as it is)
+    icu_stays.create(conn, checkfirst=True)
 
 
 def _v3_trial_keys(conn: Connection) -> None:

@@ -339,6 +339,102 @@ def load_patient_raw(engine: Engine, patient_id: str) -> PatientRaw:
     )
 
 
+def load_icu_stays(
+    engine: Engine, *, site_id: str | None = None, patient_ids: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """ICU stays ``patient_id, unit, bed, start, stop`` (``stop`` NaT: still in the ICU),
+    ordered by patient and admission; optionally of one site's patients or of some patients."""
+    t = db.icu_stays
+    where = None
+    if site_id is not None:
+        site_patients = sa.select(db.patients.c.patient_id).where(db.patients.c.site_id == site_id)
+        where = t.c.patient_id.in_(site_patients)
+    return _select(
+        engine,
+        t,
+        where=where,
+        in_column="patient_id" if patient_ids is not None else None,
+        in_values=patient_ids,
+        order_by=("patient_id", "start"),
+    )
+
+
+#: columns of :func:`icu_census`
+ICU_CENSUS_COLUMNS = (
+    "patient_id",
+    "site_id",
+    "unit",
+    "bed",
+    "icu_admission_time",
+    "anchor_time",
+    "death_time",
+)
+
+
+def _naive_utc(at: datetime | pd.Timestamp | str) -> datetime:
+    """A clock time as the store keeps it: timezone-naive UTC, microseconds."""
+    ts = pd.Timestamp(at)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.floor("us").to_pydatetime()
+
+
+def icu_census(
+    engine: Engine, at: datetime | pd.Timestamp | str, *, site_id: str | None = None
+) -> pd.DataFrame:
+    """The patients in the ICU at the clock time ``at``: THE census rule of the store.
+
+    A patient is in the ICU at ``at`` when one of their stays covers it, ``start <= at <
+    stop`` (``stop`` missing: still in the ICU), and they are alive, ``death_time`` missing
+    or ``> at``. At ``at == stop`` the patient has left, at ``at == death_time`` they are no
+    longer counted, at ``at == start`` they are in. One SQL query on the (start, stop) /
+    (stop, start) indexes of ``icu_stays`` joined to ``patients`` by key, streamed.
+
+    Parameters
+    ----------
+    engine
+        Database.
+    at
+        Clock time, timezone-naive UTC like every stored time (a timezone-aware time is
+        converted to UTC).
+    site_id
+        Only this site's patients (None = all sites).
+
+    Returns
+    -------
+    DataFrame
+        :data:`ICU_CENSUS_COLUMNS`: ``patient_id, site_id, unit, bed, icu_admission_time``
+        (start of the covering stay), ``anchor_time, death_time``; one row per patient,
+        ordered by site and patient (the same on SQLite and PostgreSQL).
+    """
+    s, p = db.icu_stays, db.patients
+    t = _naive_utc(at)
+    cols = [
+        s.c.patient_id,
+        p.c.site_id,
+        s.c.unit,
+        s.c.bed,
+        s.c.start.label("icu_admission_time"),
+        p.c.anchor_time,
+        p.c.death_time,
+    ]
+    where = [
+        s.c.start <= t,
+        sa.or_(s.c.stop.is_(None), s.c.stop > t),
+        sa.or_(p.c.death_time.is_(None), p.c.death_time > t),
+    ]
+    if site_id is not None:
+        where.append(p.c.site_id == site_id)
+    stmt = (
+        sa.select(*cols)
+        .select_from(s.join(p, p.c.patient_id == s.c.patient_id))
+        .where(*where)
+        .order_by(p.c.site_id, s.c.patient_id)
+    )
+    with engine.connect() as conn:
+        return _frame(conn, stmt, cols)
+
+
 def load_biomarkers(engine: Engine, *, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Biomarker samples ``patient_id, time, ferritin_ng_ml, hla_dr_ab_per_cell``."""
     return _select(

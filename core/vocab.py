@@ -111,6 +111,7 @@ RESPIRATORY_SUPPORT_KINDS: Final = MappingProxyType(
 RAW_TABLES: Final = (
     "sites",
     "patients",
+    "icu_stays",
     "randomisation",
     "observations",
     "infusions",

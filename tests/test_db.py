@@ -210,8 +210,63 @@ def test_db_migration_v3_trial_keys_table_and_write_once_values(sqlite_url):
         conn.execute(sa.text("DROP TABLE trial_keys"))
         conn.execute(sa.text("DELETE FROM schema_version"))
         conn.execute(db.schema_version.insert(), [{"version": 2, "applied_at": db._utcnow()}])
-    assert db.ensure_schema(engine) == 3
+    assert db.ensure_schema(engine) == db.SCHEMA_VERSION
     assert repo.load_trial_key(engine, "group_a_arm") is None
     assert repo.ensure_trial_key(engine, "group_a_arm", "placebo") == "placebo"
     assert repo.ensure_trial_key(engine, "group_a_arm", "precision") == "placebo"
     assert repo.load_trial_key(engine, "group_a_arm") == "placebo"
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_db_migration_v4_icu_stays_table_key_and_census_indexes(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A version-3 database gains ``icu_stays`` (natural key (patient_id, start), indexes on
+    (start, stop) and (stop, start) for "who is in the ICU at time t"); stored rows survive."""
+    engine = db.make_engine(request.getfixturevalue(f"{backend}_url"))
+    db.ensure_schema(engine)
+    t0 = pd.Timestamp("2024-03-01 08:00").to_pydatetime()
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE icu_stays"))
+        conn.execute(sa.text("DELETE FROM schema_version"))
+        conn.execute(db.schema_version.insert(), [{"version": 3, "applied_at": db._utcnow()}])
+        conn.execute(db.sites.insert(), [{"site_id": "SYN-S01"}])
+        conn.execute(
+            db.patients.insert(),
+            [{"patient_id": "P1", "site_id": "SYN-S01", "anchor_time": t0, "weight_kg": 70.0}],
+        )
+    assert not sa.inspect(engine).has_table("icu_stays")
+    assert db.ensure_schema(engine) == db.SCHEMA_VERSION == 4
+    assert db.ensure_schema(engine) == 4  # idempotent
+    insp = sa.inspect(engine)
+    assert insp.has_table("icu_stays")
+    cols = {c["name"]: c for c in insp.get_columns("icu_stays")}
+    assert {"patient_id", "unit", "bed", "start", "stop"} <= set(cols)
+    assert not cols["start"]["nullable"]
+    assert cols["stop"]["nullable"]
+    assert cols["bed"]["nullable"]
+    indexes = {
+        ix["name"]: (tuple(ix["column_names"]), bool(ix["unique"]))
+        for ix in insp.get_indexes("icu_stays")
+    }
+    assert indexes["ux_icu_stays_patient_start"] == (("patient_id", "start"), True)
+    assert indexes["ix_icu_stays_start_stop"][0] == ("start", "stop")
+    assert indexes["ix_icu_stays_stop_start"][0] == ("stop", "start")
+    fks = insp.get_foreign_keys("icu_stays")
+    assert [(f["referred_table"], f["constrained_columns"]) for f in fks] == [
+        ("patients", ["patient_id"])
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.patients)).scalar() == 1
+        versions = [r[0] for r in conn.execute(sa.select(db.schema_version.c.version))]
+    assert sorted(versions) == [3, 4]
+    row = {"patient_id": "P1", "unit": "ICU-A", "start": t0, "stop": None}
+    with engine.begin() as conn:
+        conn.execute(db.icu_stays.insert(), [row])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(db.icu_stays.insert(), [row])  # same (patient_id, start)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(db.icu_stays.insert(), [{**row, "patient_id": "NOPE"}])
+    engine.dispose()

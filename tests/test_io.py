@@ -71,6 +71,7 @@ def test_io001_round_trip(any_url: str) -> None:
     assert dict(result.inserted) == {
         "sites": 2,
         "patients": 3,
+        "icu_stays": 3,
         "randomisation": 3,
         "observations": 72,
         "infusions": 3,
@@ -158,6 +159,7 @@ def test_io003_overlapping_import_adds_only_new_rows(sqlite_url: str) -> None:
     assert dict(second.inserted) == {
         "sites": 0,
         "patients": 0,
+        "icu_stays": 0,
         "randomisation": 0,
         "observations": 42,
         "infusions": 0,

@@ -19,6 +19,7 @@ from core.endpoints import mortality, sofa_response
 from core.phenotype import classify_frame, immune_reversal
 from core.rules import SofaRules
 from core.synth import SCREENING_EXCLUSIONS, SyntheticTrial, death_study_day, generate_trial
+from core.synth import generate as synth_generate
 from core.synth.cohort import draw_cohort
 from core.synth.flow import draw_flow
 from core.synth.latent import draw_trajectories
@@ -499,3 +500,18 @@ def test_sparse_charting_keeps_the_scores() -> None:
 def test_invalid_arguments(kwargs) -> None:
     with pytest.raises(ValueError):
         generate_trial(**kwargs)
+
+
+def test_icu_stays_draw_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stays have their own random stream: another stream changes only ``icu_stays``
+    (every other table, truth included, stays byte-identical), the same seed repeats them."""
+    base = generate_trial(n_randomised=60, seed=11)
+    again = generate_trial(n_randomised=60, seed=11)
+    pd.testing.assert_frame_equal(base.icu_stays, again.icu_stays)
+    monkeypatch.setattr(synth_generate, "stays_rng", lambda seed: np.random.default_rng([seed, 1]))
+    other = generate_trial(n_randomised=60, seed=11)
+    for name in (*SyntheticTrial.TABLES, "truth", "latent_daily"):
+        if name != "icu_stays":
+            pd.testing.assert_frame_equal(getattr(base, name), getattr(other, name), obj=name)
+    assert not base.icu_stays["start"].equals(other.icu_stays["start"])
+    assert set(base.icu_stays["patient_id"]) == set(base.patients["patient_id"])

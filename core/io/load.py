@@ -140,6 +140,14 @@ def _new_rows(
     return new, int(exists.sum()) - int(conflict_mask.sum()), conflicts
 
 
+def _stored_stays(conn: Connection, stays: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Stored ICU stays of the patients of an ``icu_stays`` file (None without such a file)."""
+    if stays is None or "patient_id" not in stays.columns or len(stays) == 0:
+        return None
+    ids = sorted({str(v) for v in stays["patient_id"].dropna()})
+    return read_table(conn, db.icu_stays, patient_ids=ids)
+
+
 def _storable(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     cols = [c.name for c in db.metadata.tables[table].columns if c.name != "id"]
     return frame.reindex(columns=cols)
@@ -193,6 +201,7 @@ def import_tables(
             existing_patients=stored_patients(conn),
             source_names=names,
             withdrawn_ids=stored_withdrawn_ids(conn),
+            existing_stays=_stored_stays(conn, tables.get("icu_stays")),
         )
         if validated.problems:
             raise DataValidationError(validated.problems)

@@ -100,6 +100,20 @@ TABLE_SPECS: Final[Mapping[str, TableSpec]] = MappingProxyType(
             key=("patient_id",),
             compare=("site_id", "anchor_time", "weight_kg", "death_time", "age_years", "sex"),
         ),
+        # one row per ICU stay (admission to discharge); stop empty = still in the ICU.
+        # validate.py adds: stop >= start, a patient's stays never overlap (file and store)
+        "icu_stays": TableSpec(
+            {
+                "patient_id": _c("str"),
+                "unit": _c("str"),
+                "bed": _c("str", **_OPT),
+                "start": _c("datetime"),
+                "stop": _c("datetime", nullable=True),
+            },
+            key=("patient_id", "start"),
+            event_times=("start", "stop"),
+            compare=("unit", "bed", "stop"),
+        ),
         "randomisation": TableSpec(
             {
                 "patient_id": _c("str"),

@@ -6,7 +6,7 @@ import pandas as pd
 
 
 def template_tables() -> dict[str, pd.DataFrame]:
-    """A tiny valid table set in the long formats (3 patients, 2 sites).
+    """A tiny valid table set in the long formats (3 patients, 2 sites, one ICU stay each).
 
     Useful as a download template on the Data page and as a hand-checkable test fixture.
     Units are deliberately mixed (kPa, umol/L, %, mcg/min) to exercise conversion.
@@ -62,6 +62,21 @@ def template_tables() -> dict[str, pd.DataFrame]:
     )
     observations["source"] = "template"
     a = patients["anchor_time"]
+    # ICU stays: admitted a few hours before the first dose; SYN-S01-0002 dies in the ICU
+    # (discharge = death), SYN-S02-0003 is still in the ICU (stop empty)
+    icu_stays = pd.DataFrame(
+        {
+            "patient_id": patients["patient_id"],
+            "unit": ["SYN-S01 ICU", "SYN-S01 ICU", "SYN-S02 ICU"],
+            "bed": ["3", "7", None],
+            "start": [
+                a[0] - pd.Timedelta(hours=8),
+                a[1] - pd.Timedelta(hours=4),
+                a[2] - pd.Timedelta(hours=3),
+            ],
+            "stop": [a[0] + pd.Timedelta(days=3), patients["death_time"][1], pd.NaT],
+        }
+    )
     infusions = pd.DataFrame(
         {
             "patient_id": ["SYN-S01-0001", "SYN-S01-0001", "SYN-S01-0002"],
@@ -133,6 +148,7 @@ def template_tables() -> dict[str, pd.DataFrame]:
     return {
         "sites": sites,
         "patients": patients,
+        "icu_stays": icu_stays,
         "randomisation": randomisation,
         "observations": observations,
         "infusions": infusions,

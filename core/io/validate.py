@@ -3,7 +3,8 @@
 Per table: required columns, types (:mod:`core.io.coerce`), pandera value checks
 (vocabularies and ranges of :data:`~core.io.schema.TABLE_SPECS`) and duplicate natural keys;
 then unit conversion (:mod:`core.units`) and the cross-table rules (known patient, event time
-after birth and not after death, death not before the first dose).
+after birth and not after death, death not before the first dose, ICU stays that end before
+they start or overlap another stay of the patient, in the file or stored).
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ def validate_and_type(
     existing_patients: pd.DataFrame | Iterable[str] | None,
     source_names: Mapping[str, str] | None,
     withdrawn_ids: Iterable[str] = (),
+    existing_stays: pd.DataFrame | None = None,
 ) -> Validated:
     """Type, convert and check tables: the work behind :func:`validate_tables`.
 
-    Parameters are those of :func:`validate_tables` (``existing_patients`` and
-    ``source_names`` may be None).
+    Parameters are those of :func:`validate_tables` (``existing_patients``,
+    ``source_names`` and ``existing_stays`` may be None).
 
     Returns
     -------
@@ -110,6 +112,12 @@ def validate_and_type(
     info = _known_patients(typed.get("patients"), existing_patients)
     problems.extend(_convert_units(typed, incomplete, bad_cells, info, where))
     problems.extend(_cross_table_problems(typed, incomplete, info, set(withdrawn_ids), where))
+    if "icu_stays" in typed and "icu_stays" not in incomplete:
+        problems.extend(
+            _icu_stay_problems(
+                typed["icu_stays"], where("icu_stays"), bad_cells["icu_stays"], existing_stays
+            )
+        )
     return Validated(typed, dedupe(problems))
 
 
@@ -379,6 +387,122 @@ def _event_time_problems(
     return problems
 
 
+def _icu_stay_problems(
+    stays: pd.DataFrame,
+    src: str,
+    bad: set[tuple[int, str]],
+    stored: pd.DataFrame | None,
+) -> list[Problem]:
+    """ICU stays that end before they start, and stays of one patient that overlap.
+
+    Two stays overlap when one starts before the other ends (an open stay, ``stop`` empty,
+    never ends); a stay may start at the very time the previous one ends (a transfer). File
+    rows are checked against each other and against the ``stored`` stays of their patients (a
+    stored stay with the same natural key is the same stay, compared by the importer). Each
+    overlap is reported once, on the file row that comes later in time (or on the earlier
+    file row's ``stop`` when the later stay is stored), naming the other stay.
+    """
+    problems: list[Problem] = []
+    if len(stays) == 0:
+        return problems
+    rows = file_rows(stays)
+    pid, start, stop = stays["patient_id"], stays["start"], stays["stop"]
+    typed_ok = np.array(
+        [not any((int(r), c) in bad for c in ("patient_id", "start", "stop")) for r in rows],
+        dtype=bool,
+    )
+    usable = typed_ok & pid.notna().to_numpy() & start.notna().to_numpy()
+    backwards = usable & (stop.notna() & (stop < start)).to_numpy()
+    for k in np.flatnonzero(backwards):
+        problems.append(
+            Problem(
+                src,
+                int(rows[k]),
+                "stop",
+                str(stop.iloc[k]),
+                f"an ICU discharge at or after the admission (start {start.iloc[k]})",
+                patient_id=pid.iloc[k],
+                time=str(stop.iloc[k]),
+            )
+        )
+    keep = usable & ~backwards
+    new = pd.DataFrame(
+        {
+            "patient_id": pid.to_numpy()[keep],
+            "start": start.to_numpy()[keep],
+            "stop": stop.to_numpy()[keep],
+            "row": rows[keep],
+        }
+    ).drop_duplicates(["patient_id", "start"])  # a repeated key is reported by its own rule
+    parts = [new]
+    if stored is not None and len(stored):
+        mine = stored["patient_id"].isin(new["patient_id"])
+        old = pd.DataFrame(
+            {
+                "patient_id": stored.loc[mine, "patient_id"].astype(object),
+                "start": pd.to_datetime(stored.loc[mine, "start"]).astype("datetime64[ns]"),
+                "stop": pd.to_datetime(stored.loc[mine, "stop"]).astype("datetime64[ns]"),
+                "row": np.int64(0),  # row 0: a stored stay
+            }
+        )
+        same = old.set_index(["patient_id", "start"]).index.isin(
+            new.set_index(["patient_id", "start"]).index
+        )
+        parts.append(old.loc[~same])
+    both = pd.concat(parts, ignore_index=True) if len(parts) > 1 else new
+    both = both.sort_values(["patient_id", "start", "row"], kind="stable", ignore_index=True)
+    never = np.iinfo(np.int64).max
+    start_ns = both["start"].to_numpy("datetime64[ns]").astype(np.int64)
+    stop_ns = np.where(
+        both["stop"].isna().to_numpy(),
+        never,
+        both["stop"].to_numpy("datetime64[ns]").astype(np.int64),
+    )
+    # latest end among a patient's earlier stays (int64 throughout: "never" must stay exact)
+    latest_end = pd.Series(stop_ns).groupby(both["patient_id"], sort=False).cummax().to_numpy()
+    first_of_patient = both.groupby("patient_id", sort=False).cumcount().to_numpy()
+    prev_end = np.concatenate([[np.iinfo(np.int64).min], latest_end[:-1]])
+    overlap = (first_of_patient > 0) & (prev_end > start_ns)
+
+    def describe(j: int) -> str:
+        end = both["stop"].iloc[j]
+        span = f"{both['start'].iloc[j]} to {'still in the ICU' if pd.isna(end) else end}"
+        r = int(both["row"].iloc[j])
+        return f"stored stay {span}" if r == 0 else f"row {r}: {span}"
+
+    for k in np.flatnonzero(overlap):
+        lo = k - int(first_of_patient[k])
+        j = lo + int(np.argmax(stop_ns[lo:k]))  # the earlier stay that reaches furthest
+        if int(both["row"].iloc[k]) != 0:
+            problems.append(
+                Problem(
+                    src,
+                    int(both["row"].iloc[k]),
+                    "start",
+                    str(both["start"].iloc[k]),
+                    "an ICU admission at or after the end of the patient's earlier stay "
+                    f"({describe(j)}); stays of one patient must not overlap",
+                    patient_id=both["patient_id"].iloc[k],
+                    time=str(both["start"].iloc[k]),
+                )
+            )
+        elif int(both["row"].iloc[j]) != 0:
+            end = both["stop"].iloc[j]
+            problems.append(
+                Problem(
+                    src,
+                    int(both["row"].iloc[j]),
+                    "stop",
+                    None if pd.isna(end) else str(end),
+                    "an ICU discharge at or before the admission of the patient's later stay "
+                    f"({describe(k)}); stays of one patient must not overlap",
+                    patient_id=both["patient_id"].iloc[j],
+                    time=str(both["start"].iloc[j]),
+                )
+            )
+    return problems
+
+
 def _remap_rows(
     problems: Iterable[Problem], frame: pd.DataFrame, *, where: str | None = None
 ) -> list[Problem]:
@@ -418,6 +542,7 @@ def validate_tables(
     existing_patients: pd.DataFrame | Iterable[str] | None = None,
     source_names: Mapping[str, str] | None = None,
     withdrawn_ids: Iterable[str] = (),
+    existing_stays: pd.DataFrame | None = None,
 ) -> list[Problem]:
     """Every problem of a set of long-format tables, without writing anything.
 
@@ -435,6 +560,9 @@ def validate_tables(
         Patients already stored in ``disposition`` as withdrawn with data removal: their
         ``randomisation`` / ``disposition`` rows need no ``patients`` row (nor do those of
         patients flagged so in this import's disposition).
+    existing_stays
+        ICU stays already stored (``patient_id, start, stop``): the stays of this import must
+        not overlap them either.
 
     Returns
     -------
@@ -443,11 +571,13 @@ def validate_tables(
         required column missing, wrong type, empty required cell, value not in the vocabulary
         (arm, sex, route, episode kind, ...), implausible value (ranges of core.units and the
         table specs), unknown or unconvertible unit, duplicate natural key, unknown patient,
-        event time before birth (from age and anchor time) or after death.
+        event time before birth (from age and anchor time) or after death, ICU discharge
+        before admission, overlapping ICU stays of one patient.
     """
     return validate_and_type(
         tables,
         existing_patients=existing_patients,
         source_names=source_names,
         withdrawn_ids=withdrawn_ids,
+        existing_stays=existing_stays,
     ).problems

@@ -1,7 +1,8 @@
 """Stage 4, emission: every raw table (and the design tables) from the latent cohort.
 
 The order of the calls below is the order of the random draws: changing it changes every
-table after the change.
+table after the change. ``icu_stays`` draws from its own stream (``stays_rng``), last, so it
+never shifts the draws of the other tables.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from core.synth.flow import Flow
 from core.synth.latent import Latent
 from core.synth.observations import emit_observations
 from core.synth.patients import emit_disposition, emit_doses, emit_patients
+from core.synth.stays import emit_icu_stays
 from core.synth.support import emit_episodes, emit_infusions
 from core.synth.truth import design_truth
 
@@ -32,8 +34,12 @@ def emit_tables(
     n_days: int,
     dense: bool,
     null: bool,
+    stays_rng: np.random.Generator,
 ) -> dict[str, pd.DataFrame]:
     """All tables from the latent cohort (raw values land in the latent score bands).
+
+    ``rng`` draws every table but ``icu_stays``, which draws from ``stays_rng``
+    (:func:`core.synth.stays.stays_rng`).
 
     Returns
     -------
@@ -50,9 +56,20 @@ def emit_tables(
     adverse_events = emit_adverse_events(rng, c, ch, null=null)
     disposition = emit_disposition(rng, flow, sampling.table)
     truth, latent_daily = design_truth(c, latent, sampling, ch.pid, n_days=n_days)
+    icu_stays = emit_icu_stays(
+        stays_rng,
+        c,
+        ch,
+        patients["site_id"].to_numpy(),
+        n_days=n_days,
+        observations=observations,
+        infusions=infusions,
+        episodes=episodes,
+    )
     return {
         "sites": flow.sites,
         "patients": patients,
+        "icu_stays": icu_stays,
         "randomisation": randomisation,
         "observations": observations,
         "infusions": infusions,

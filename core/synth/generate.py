@@ -14,6 +14,7 @@ from core.synth.emit import emit_tables
 from core.synth.flow import draw_flow
 from core.synth.latent import draw_trajectories
 from core.synth.published import N_RANDOMISED_PUBLISHED
+from core.synth.stays import stays_rng
 from core.synth.trial import SyntheticTrial
 
 __all__ = ["generate_trial"]
@@ -33,8 +34,9 @@ def generate_trial(
     Parameters
     ----------
     seed
-        Seed of the single ``numpy.random.Generator(PCG64(seed))``; same arguments give
-        byte-identical tables.
+        Seed of the ``numpy.random.Generator(PCG64(seed))`` that draws every table but
+        ``icu_stays`` (drawn from its own stream, ``default_rng([seed, STAYS_STREAM])``, so
+        adding it left the other tables unchanged); same arguments give byte-identical tables.
     n_randomised
         Randomised patients (281 as published); every count scales proportionally.
     scenario
@@ -78,6 +80,13 @@ def generate_trial(
     cohort = draw_cohort(rng, flow, null=null)
     latent = draw_trajectories(rng, cohort, n_days=n_days)
     tables = emit_tables(
-        rng, flow, cohort, latent, n_days=n_days, dense=charting == "dense", null=null
+        rng,
+        flow,
+        cohort,
+        latent,
+        n_days=n_days,
+        dense=charting == "dense",
+        null=null,
+        stays_rng=stays_rng(int(seed)),
     )
     return SyntheticTrial(**tables, seed=int(seed), scenario=scenario)

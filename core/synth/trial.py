@@ -20,11 +20,13 @@ class SyntheticTrial:
 
     Attributes
     ----------
-    sites, patients, randomisation, observations, infusions, episodes, biomarkers, doses,
-    adverse_events, disposition
+    sites, patients, icu_stays, randomisation, observations, infusions, episodes, biomarkers,
+    doses, adverse_events, disposition
         The raw long-format tables (column names and units of docs/architecture.md).
         Withdrawn patients (consent withdrawn with data removal) appear only in
-        ``randomisation`` and ``disposition``.
+        ``randomisation`` and ``disposition``. ``icu_stays``: one stay per analysed patient
+        (admission before the first dose, discharge or death), a few readmissions
+        (:mod:`core.synth.stays`).
     truth
         Per analysed patient the design: ``patient_id, arm, phenotype, baseline_sofa,
         designed_responder, latent_sofa_decrease, death_study_day, last_icu_day,
@@ -39,6 +41,7 @@ class SyntheticTrial:
 
     sites: pd.DataFrame
     patients: pd.DataFrame
+    icu_stays: pd.DataFrame
     randomisation: pd.DataFrame
     observations: pd.DataFrame
     infusions: pd.DataFrame
