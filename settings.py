@@ -16,6 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+import pandas as pd
+
 from core.rules import EndpointRules, PhenotypeThresholds, SofaRules
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent
@@ -82,6 +84,14 @@ ENVIRONMENT: Final = MappingProxyType(
             "Flask session key. Unset: generated once and kept in data/.secret_key",
         ),
         "SESSION_MINUTES": ("480", "Login session lifetime in minutes"),
+        "IMMUNOSEP_CLOCK": (
+            "replay in demo mode, now in login mode",
+            (
+                "What 'now' is for the ward: now (the real time), replay (the synthetic trial "
+                "replayed onto the present, cycling through its enrolment period day by day) or "
+                "a fixed ISO 8601 UTC time"
+            ),
+        ),
         "IMMUNOSEP_UPLOAD_MAX_MB": (
             "20",
             "Largest file the Data page accepts, in MB (the HTTP request limit follows from it)",
@@ -97,6 +107,19 @@ def _resolve_sqlite(url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         return prefix + str(PROJECT_ROOT / url[len(prefix) :])
     return url
+
+
+def _clock(value: str) -> str:
+    """``now``, ``replay`` or an ISO 8601 time (checked here, at start)."""
+    if value.lower() in {"now", "replay"}:
+        return value.lower()
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        raise ValueError(
+            f"IMMUNOSEP_CLOCK={value!r}: expected 'now', 'replay' or an ISO 8601 date-time"
+        ) from None
+    return value
 
 
 def _secret_key(path: Path) -> str:
@@ -134,6 +157,7 @@ class Settings:
     secret_key: str = ""
     session_minutes: int = 480
     upload_max_mb: int = 20
+    clock: str = "now"
     log_level: str = "INFO"
     sofa_rules: SofaRules = field(default_factory=SofaRules)
     phenotype_thresholds: PhenotypeThresholds = field(default_factory=PhenotypeThresholds)
@@ -187,6 +211,7 @@ class Settings:
             secret_key=secret,
             session_minutes=get_int("SESSION_MINUTES", 480),
             upload_max_mb=get_int("IMMUNOSEP_UPLOAD_MAX_MB", 20),
+            clock=_clock(get("IMMUNOSEP_CLOCK", "replay" if mode == "demo" else "now")),
             log_level=get("LOG_LEVEL", "INFO").upper(),
         )
         return replace(settings, **overrides)

@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, abort, jsonify, request
 from components.data.cohort import CohortFilters, analysis_frame
 from components.data.keys import Context
 from components.data.patient import patient_view
+from components.data.ward import board_at, clock_now
 from components.server.audit import audit
 from components.server.auth import current_principal
 from components.server.context import dataset_info
@@ -62,6 +63,20 @@ def _cohort(principal) -> pd.DataFrame:
     """The principal's patients with per-patient outcomes (the cohort page's memoized
     analysis frame: site restriction applied, ``group`` only for roles that may see one)."""
     return analysis_frame(Context.current(principal), CohortFilters())
+
+
+def _time_arg(name: str) -> pd.Timestamp | None:
+    """An ISO 8601 date-time query parameter as naive UTC; HTTP 400 naming it otherwise."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        ts = pd.Timestamp(raw)
+    except (ValueError, TypeError):
+        ts = None
+    if ts is None or pd.isna(ts):
+        abort(400, description=f"{name}={raw!r}: expected an ISO 8601 date-time")
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tz is not None else ts
 
 
 def blueprint() -> Blueprint:
@@ -126,6 +141,26 @@ def blueprint() -> Blueprint:
             days=_records(view.daily[cols]),
             endpoint={k: _clean(v) for k, v in view.endpoint.items()},
         )
+
+    @bp.get("/ward")
+    def ward():
+        """The ward board at a clock time (``?at=`` ISO 8601, UTC if no offset; default: the
+        ward's now, IMMUNOSEP_CLOCK): the patients in the ICU then, alive, in the user's sites
+        (``?site=`` one of them), with SOFA over the 24 h before ``at``. Never the arm."""
+        principal = current_principal()
+        ctx = Context.current(principal)
+        site = request.args.get("site") or None
+        if site is not None and principal.sites is not None and site not in principal.sites:
+            abort(404)
+        at = _time_arg("at") or clock_now(ctx)
+        board = board_at(ctx, at, site)
+        audit("api_ward", site or "all sites", f"at={at.isoformat()}")
+        rows = []
+        for r in _records(board):
+            r["alerts"] = list(r["alerts"] or ())
+            r["data_quality"] = list(r.pop("data_flags") or ())
+            rows.append(r)
+        return jsonify(at=at.isoformat(), site=site, n_patients=len(rows), patients=rows)
 
     @bp.get("/cohort/summary")
     def cohort_summary():

@@ -21,6 +21,7 @@ from core import db
 from core.exceptions import UnknownPatientError
 from core.rules import SofaRules
 from core.time import study_day
+from core.units import SCORED_DRUGS
 from core.vocab import ORGANS, SOFA_TOTAL
 
 _CHUNK = 5000
@@ -531,3 +532,67 @@ def load_patient_site(engine: Engine, patient_id: str) -> str | None:
         return conn.execute(
             sa.select(db.patients.c.site_id).where(db.patients.c.patient_id == patient_id)
         ).scalar()
+
+
+@dataclass(frozen=True)
+class RawWindow:
+    """Stored raw rows of some patients inside a clock window (derive's inputs)."""
+
+    patients: pd.DataFrame
+    observations: pd.DataFrame
+    infusions: pd.DataFrame
+    episodes: pd.DataFrame
+
+
+def load_raw_window(
+    engine: Engine,
+    patient_ids: Iterable[str],
+    *,
+    start: datetime | pd.Timestamp | str,
+    stop: datetime | pd.Timestamp | str,
+) -> RawWindow:
+    """Raw observations, infusions and episodes of some patients in ``[start, stop)``.
+
+    Observations charted in the window; infusions and episodes that overlap it, clipped to
+    it (nothing after ``stop`` is ever seen: the board at a clock time knows only the past).
+    Values are stored in canonical units; infusions carry ``rate_mcg_kg_min`` for the scored
+    drugs, as :func:`core.derive.derive_daily_sofa` expects.
+    """
+    ids = list(dict.fromkeys(patient_ids))
+    t0, t1 = _naive_utc(start), _naive_utc(stop)
+    o, i, e = db.observations, db.infusions, db.episodes
+    obs = _select(
+        engine,
+        o,
+        where=sa.and_(o.c.time >= t0, o.c.time < t1),
+        in_column="patient_id",
+        in_values=ids,
+        order_by=("patient_id", "time"),
+    )
+    inf = _select(
+        engine,
+        i,
+        where=sa.and_(i.c.start < t1, i.c.stop > t0),
+        in_column="patient_id",
+        in_values=ids,
+        order_by=("patient_id", "start"),
+    )
+    ep = _select(
+        engine,
+        e,
+        where=sa.and_(e.c.start < t1, sa.or_(e.c.stop.is_(None), e.c.stop > t0)),
+        in_column="patient_id",
+        in_values=ids,
+        order_by=("patient_id", "start"),
+    )
+    t0_ts, t1_ts = pd.Timestamp(t0), pd.Timestamp(t1)
+    inf["start"] = inf["start"].clip(lower=t0_ts)
+    inf["stop"] = inf["stop"].clip(upper=t1_ts)
+    # stored rates of the scored drugs are in their canonical unit (converted at ingestion)
+    inf["rate_mcg_kg_min"] = inf["rate"].where(inf["drug"].isin(SCORED_DRUGS))
+    ep["start"] = ep["start"].clip(lower=t0_ts)
+    ep["stop"] = ep["stop"].fillna(t1_ts).clip(upper=t1_ts)
+    pts = _select(
+        engine, db.patients, in_column="patient_id", in_values=ids, order_by=("patient_id",)
+    )
+    return RawWindow(patients=pts, observations=obs, infusions=inf, episodes=ep)

@@ -77,3 +77,22 @@ def study_day(times: object, anchors: object, *, rules: SofaRules = SofaRules())
     missing = (t == _NAT) | (a == _NAT)
     days = study_day_ns(np.where(missing, 0, t), np.where(missing, 0, a), rules)
     return pd.Series(pd.arrays.IntegerArray(days.astype(np.int64), missing), index=index)
+
+
+#: the replay clock's fixed origin: the replayed trial starts its cycle at this instant
+REPLAY_EPOCH: Final = pd.Timestamp("2026-01-01 00:00")
+
+
+def replay_time(
+    now: pd.Timestamp, span_start: pd.Timestamp, span_stop: pd.Timestamp
+) -> pd.Timestamp:
+    """The synthetic time that the real time ``now`` replays (demo clock).
+
+    The data's period ``[span_start, span_stop)``, widened to whole days, is laid end to end
+    from :data:`REPLAY_EPOCH` on; ``now`` maps into it at the same time of day, so the board
+    changes during the day as the trial did, and a day later shows the trial's next day.
+    """
+    start = pd.Timestamp(span_start).floor("D")
+    days = max(1, int(np.ceil((pd.Timestamp(span_stop) - start) / pd.Timedelta(days=1))))
+    offset = (pd.Timestamp(now) - REPLAY_EPOCH) % pd.Timedelta(days=days)
+    return start + offset

@@ -28,6 +28,8 @@ previous study day, the deciding variable and its value on both days in the cano
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple
@@ -36,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 from core.concepts import CONCEPTS
+from core.derive import derive_daily_sofa
 from core.endpoints import sofa_response
-from core.rules import EndpointRules
+from core.rules import EndpointRules, SofaRules
 from core.units import unit_key
 from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, SOFA_TOTAL, Organ
 
@@ -563,3 +566,100 @@ def change_texts(changes: pd.DataFrame, patient_ids: pd.Index | pd.Series) -> pd
     grouped = changes.groupby("patient_id", sort=False)["text"].agg(tuple)
     ids = pd.Index(patient_ids)
     return pd.Series([grouped.get(pid, ()) for pid in ids], index=ids, name="changes", dtype=object)
+
+
+# --- the board at a clock time: SOFA over the last 24 hours ---------------------------------
+
+#: days of history the rolling board derives, so that a component not measured in the last
+#: 24 h is carried forward from the days before (LOCF, flagged) exactly as in the daily score
+ROLLING_LOOKBACK_DAYS: Final = 7
+NO_RECENT_DATA: Final = "no SOFA data in the last 24 h"
+#: rolling-board columns (the organ components follow SOFA_COLUMNS)
+ROLLING_COLUMNS: Final = (
+    "patient_id",
+    "sofa_24h",
+    "sofa_24h_prev",
+    "sofa_24h_change",
+    "alerts",
+    "n_alerts",
+    "worst_rise_organ",
+    "data_flags",
+)
+
+
+def rolling_sofa(
+    observations: pd.DataFrame,
+    infusions: pd.DataFrame,
+    episodes: pd.DataFrame,
+    patients: pd.DataFrame,
+    *,
+    at: pd.Timestamp,
+    rules: SofaRules = SofaRules(),
+    lookback_days: int = ROLLING_LOOKBACK_DAYS,
+) -> pd.DataFrame:
+    """SOFA of the 24 hours ending at ``at`` and of the 24 hours before, per patient.
+
+    Not a second scorer: :func:`core.derive.derive_daily_sofa` (worst values, the same
+    ``rules``) runs on a clock anchored at ``at - lookback_days·24 h`` with the rolling 24 h
+    day rule, so day ``lookback_days`` is ``[at - 24 h, at)`` and the day before is the
+    previous 24 hours. Only the past is used: raw rows must end before ``at`` (see
+    :func:`core.repository.load_raw_window`), and a death after ``at`` is unknown at ``at``.
+
+    Returns
+    -------
+    DataFrame
+        The daily rows (``study_day`` = window day, components, ``sofa_total``, imputation
+        flags, vasopressor inputs) of the last two window days, for the patients who have any.
+    """
+    at = pd.Timestamp(at)
+    window_rules = replace(
+        rules, study_day="rolling_24h_from_first_dose", max_study_day=lookback_days
+    )
+    pts = patients.assign(anchor_time=at - pd.Timedelta(days=lookback_days), death_time=pd.NaT)
+    daily = derive_daily_sofa(observations, infusions, episodes, pts, rules=window_rules).daily
+    return daily[daily["study_day"] >= lookback_days - 1].reset_index(drop=True)
+
+
+def rolling_board(
+    window_daily: pd.DataFrame,
+    patient_ids: pd.Series | list[str],
+    *,
+    lookback_days: int = ROLLING_LOOKBACK_DAYS,
+    no_previous: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Alerts and flags of the last 24 hours (:data:`ROLLING_COLUMNS` + the components).
+
+    The same alert rules as the daily board (:func:`ward_snapshot`: Sepsis-3 total rise,
+    organ rises, new vasopressor; data flags apart), applied to the last 24 h against the 24 h
+    before. A patient without any SOFA input in the last 24 h gets no score (never an old
+    day's score shown as current) and the flag :data:`NO_RECENT_DATA`. ``no_previous``: the
+    patients whose previous 24 h lie before their ICU admission; they get no change and no
+    rise alert (a zero-imputed day before admission is not a baseline).
+    """
+    ids = pd.Series(list(patient_ids), dtype=object)
+    skip = set(no_previous)
+    if skip:
+        prev_day = window_daily["study_day"] == lookback_days - 1
+        window_daily = window_daily[~(prev_day & window_daily["patient_id"].isin(skip))]
+    recent = window_daily[window_daily["study_day"] == lookback_days]["patient_id"]
+    snap = ward_snapshot(
+        window_daily,
+        pd.DataFrame({"patient_id": ids, "death_study_day": np.nan}),
+        as_of_day=lookback_days,
+        rules=EndpointRules(last_day=lookback_days),
+    ).set_index("patient_id")
+    out = pd.DataFrame(index=pd.Index(ids, name="patient_id"))
+    stale = ~out.index.isin(recent)
+    comp_cols = [SOFA_COLUMNS[o] for o in ORGANS]
+    out["sofa_24h"] = snap["sofa_total"].mask(stale)
+    out["sofa_24h_prev"] = snap["sofa_total_prev"].mask(stale)
+    out["sofa_24h_change"] = snap["sofa_change_24h"].mask(stale)
+    for c in comp_cols:
+        out[c] = snap[c].mask(stale)
+    out["alerts"] = [() if s else a for a, s in zip(snap["alerts"], stale, strict=True)]
+    out["n_alerts"] = [len(a) for a in out["alerts"]]
+    out["worst_rise_organ"] = snap["worst_rise_organ"].mask(stale)
+    out["data_flags"] = [
+        (NO_RECENT_DATA,) if s else f for f, s in zip(snap["data_flags"], stale, strict=True)
+    ]
+    return out.reset_index()

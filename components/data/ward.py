@@ -3,15 +3,31 @@ what changed since the day before (core.ward.what_changed over the stored proven
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from components.data.cohort import cohort_patients, visible_patients
 from components.data.keys import Context
 from components.server.cache import cache
 from components.server.context import engine
-from core.repository import load_daily_sofa, load_provenance
+from components.server.context import settings
+from core.repository import (
+    icu_census,
+    load_daily_sofa,
+    load_icu_stays,
+    load_provenance,
+    load_raw_window,
+)
+from core.time import replay_time, study_day
 from core.vocab import ORGANS, SOFA_COLUMNS
-from core.ward import change_texts, ward_snapshot, what_changed
+from core.ward import (
+    ROLLING_LOOKBACK_DAYS,
+    change_texts,
+    rolling_board,
+    rolling_sofa,
+    ward_snapshot,
+    what_changed,
+)
 
 #: patient columns the board carries next to the daily SOFA
 CARRY_COLUMNS = (
@@ -85,3 +101,100 @@ def ward_board(ctx: Context, site_id: str, as_of_day: int | None) -> pd.DataFram
     if ctx.sites is not None and site_id not in ctx.sites:
         return pd.DataFrame()
     return _ward(ctx.shared(), site_id, as_of_day).copy()
+
+
+# --- the board at a clock time (ICU census, SOFA over the last 24 hours) ----------------------
+
+#: board-at-a-time columns, in API order (the six organ components follow ``sofa_24h_change``)
+AT_COLUMNS = (
+    "patient_id",
+    "site_id",
+    "unit",
+    "bed",
+    "icu_admission_time",
+    "sofa_24h",
+    "sofa_24h_change",
+    *(SOFA_COLUMNS[o] for o in ORGANS),
+    "alerts",
+    "data_flags",
+    "phenotype",
+    "study_day",
+    "endpoint_status",
+    "endpoint_decrease",
+)
+
+
+def board_at(ctx: Context, at: pd.Timestamp, site_id: str | None = None) -> pd.DataFrame:
+    """The patients in the ICU at ``at`` (the context's sites; one site or all), with SOFA over
+    the 24 h ending at ``at``, alerts and flags (:func:`core.ward.rolling_board`), phenotype,
+    and for trial participants the study day at ``at`` and the endpoint status known then."""
+    if site_id is not None and ctx.sites is not None and site_id not in ctx.sites:
+        return pd.DataFrame(columns=list(AT_COLUMNS))
+    return _board_at(ctx.shared(), pd.Timestamp(at).floor("s"), site_id, ctx.sites).copy()
+
+
+@cache.memoize()
+def _board_at(
+    ctx: Context, at: pd.Timestamp, site_id: str | None, sites: tuple[str, ...] | None
+) -> pd.DataFrame:
+    census = icu_census(engine(), at, site_id=site_id)
+    if sites is not None:
+        census = census[census["site_id"].isin(sites)]
+    if census.empty:
+        return pd.DataFrame(columns=list(AT_COLUMNS))
+    ids = census["patient_id"].tolist()
+    raw = load_raw_window(
+        engine(), ids, start=at - pd.Timedelta(days=ROLLING_LOOKBACK_DAYS), stop=at
+    )
+    window = rolling_sofa(
+        raw.observations, raw.infusions, raw.episodes, raw.patients, at=at, rules=ctx.sofa_rules
+    )
+    # admitted within the last 24 h: the 24 h before are not an ICU baseline
+    new = census.loc[census["icu_admission_time"] > at - pd.Timedelta(hours=24), "patient_id"]
+    board = rolling_board(window, ids, no_previous=new).set_index("patient_id")
+    # trial participants: study day at `at` and the endpoint as known then (its window closes
+    # at anchor + last_day·24 h; core.ward.ward_snapshot over the completed study days)
+    pts = cohort_patients(ctx).set_index("patient_id").reindex(ids)
+    day_at = study_day(pd.Series(at, index=pts.index), pts["anchor_time"], rules=ctx.sofa_rules)
+    closes = pts["anchor_time"] + pd.Timedelta(hours=24 * ctx.endpoint_rules.last_day)
+    daily = load_daily_sofa(engine(), rules_key=ctx.sofa_rules.key(), patient_ids=ids)
+    # only the study days completed by `at` (a stored day holds its whole 24 h: the rest of
+    # the current day is the future at `at`)
+    daily = daily[daily["study_day"] < daily["patient_id"].map(day_at).astype(float)]
+    carry = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "death_study_day": np.nan,  # alive at `at` (the census rule)
+            "endpoint_window_closed": (closes <= at).to_numpy(),
+        }
+    )
+    trial = ward_snapshot(daily, carry, rules=ctx.endpoint_rules).set_index("patient_id")
+    out = census.set_index("patient_id")[["site_id", "unit", "bed", "icu_admission_time"]]
+    out = out.join(board).join(trial[["endpoint_status", "endpoint_decrease"]])
+    out["phenotype"] = pts["phenotype"]
+    out["study_day"] = day_at.where(day_at >= 1)
+    return out.reset_index()[list(AT_COLUMNS)]
+
+
+def clock_now(ctx: Context, *, real_now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """What "now" is for the ward (``IMMUNOSEP_CLOCK``): the real UTC time, a fixed time, or
+    the demo's replay of the synthetic trial onto the present (:func:`core.time.replay_time`
+    over the period the trial's patients were in the ICU)."""
+    real = pd.Timestamp.now(tz="UTC").tz_localize(None) if real_now is None else real_now
+    clock = settings().clock
+    if clock == "now":
+        return real
+    if clock != "replay":
+        fixed = pd.Timestamp(clock)
+        return fixed.tz_convert("UTC").tz_localize(None) if fixed.tz is not None else fixed
+    start, stop = _replay_span(ctx.shared())
+    return replay_time(real, start, stop)
+
+
+@cache.memoize()
+def _replay_span(ctx: Context) -> tuple[pd.Timestamp, pd.Timestamp]:
+    stays = load_icu_stays(engine())
+    if stays.empty:
+        anchors = cohort_patients(ctx)["anchor_time"]
+        return anchors.min(), anchors.max() + pd.Timedelta(days=1)
+    return stays["start"].min(), stays["stop"].max()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import logging
 from pathlib import Path
 from typing import Any, Final
 
@@ -12,11 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import db
+from core.exceptions import DataValidationError
 from core.io.load import import_tables
 from core.io.schema import DEFAULT_SOFA_RULES, TABLE_SPECS
 from core.io.stored import has_data
 from core.rules import SofaRules
 from core.synth import generate_trial
+
+log = logging.getLogger(__name__)
 
 
 class _DemoLock:
@@ -94,7 +98,36 @@ def build_demo_database(
                     user="demo",
                     rules=rules,
                 )
+            elif _stays_missing(engine):
+                _backfill_stays(engine, seed=seed, n_randomised=n_randomised, charting=charting)
         return db.dataset_version(engine)
     finally:
         if engine is not url_or_engine:
             engine.dispose()
+
+
+def _stays_missing(engine: Engine) -> bool:
+    """A synthetic demo database written before ICU stays existed (schema < 4)."""
+    with engine.connect() as conn:
+        n_stays = conn.execute(sa.select(sa.func.count()).select_from(db.icu_stays)).scalar_one()
+        n_real = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(db.patients)
+            .where(db.patients.c.patient_id.not_like("SYN-%"))
+        ).scalar_one()
+    return n_stays == 0 and n_real == 0
+
+
+def _backfill_stays(engine: Engine, *, seed: int, n_randomised: int, charting: str) -> None:
+    """Add the generator's ICU stays to a demo database built before they existed (the same
+    seed and size give the same patients); anything else is left as it is, and logged."""
+    stays = synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)["icu_stays"]
+    try:
+        import_tables(
+            engine,
+            {"icu_stays": stays},
+            source_names={"icu_stays": "synthetic:icu_stays"},
+            user="demo",
+        )
+    except DataValidationError as exc:
+        log.warning("demo ICU stays not added (the stored cohort differs): %s", exc)

@@ -55,6 +55,8 @@ API = (
     "/api/v1/patients",
     "/api/v1/patients/SYN-01-0001/sofa",
     "/api/v1/cohort/summary",
+    "/api/v1/ward",
+    "/api/v1/ward?at=2022-06-01T08:00:00",
 )
 
 
