@@ -14,6 +14,8 @@ WARD_SEARCH: Final = "ward-search"
 WARD_GRID: Final = "ward-grid"
 WARD_COUNT: Final = "ward-count"
 WARD_ELSEWHERE: Final = "ward-elsewhere"
+WARD_POLL: Final = "ward-poll"
+WARD_VERSION: Final = "ward-version"
 
 # patient page
 PATIENT_ID: Final = "patient-id"

@@ -28,6 +28,8 @@ from components.server.cache import cache
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, Phenotype
 
+#: how often the board checks for new data (one single-row query)
+POLL_SECONDS = 30
 #: search matches listed from the user's other sites
 ELSEWHERE_MAX = 20
 SHORT_ORGAN = ORGAN_SHORT
@@ -257,6 +259,10 @@ def layout(
     return html.Div(
         [
             dcc.Location(id="ward-url", refresh=False),
+            # live: a cheap check of the data version; the rows are sent again only when an
+            # import changed it
+            dcc.Interval(id=ids.WARD_POLL, interval=POLL_SECONDS * 1000),
+            dcc.Store(id=ids.WARD_VERSION, data=context.version),
             html.H1("Ward board", className="h4"),
             dbc.Row(
                 [
@@ -403,10 +409,31 @@ def elsewhere(context: Context, site: str, q: str | None) -> html.Div | None:
     prevent_initial_call=True,
 )
 def update_board(site: str, day: str, q: str | None):
+    """Site, day or search changed: the rows, the count, the URL and other sites' matches."""
     as_of = int(day) if day and day != "latest" else None
     context = Context.current(current_principal())
     rows = cached_rows(context, site, as_of)
     return rows, f"{len(rows)} patients", ward_search(site, as_of, q), elsewhere(context, site, q)
+
+
+@callback(
+    Output(ids.WARD_GRID, "rowData", allow_duplicate=True),
+    Output(ids.WARD_COUNT, "children", allow_duplicate=True),
+    Output(ids.WARD_VERSION, "data"),
+    Input(ids.WARD_POLL, "n_intervals"),
+    State(ids.WARD_VERSION, "data"),
+    State(ids.WARD_SITE, "value"),
+    State("ward-day", "value"),
+    prevent_initial_call=True,
+)
+def refresh_if_new_data(_n: int, shown_version: str | None, site: str, day: str):
+    """New data (an import) appear without a reload; nothing is sent while they are the same."""
+    context = Context.current(current_principal())
+    if context.version == shown_version:
+        return no_update, no_update, no_update
+    as_of = int(day) if day and day != "latest" else None
+    rows = cached_rows(context, site, as_of)
+    return rows, f"{len(rows)} patients", context.version
 
 
 @cache.memoize()
