@@ -296,6 +296,34 @@ def load_provenance(engine: Engine, patient_id: str, *, rules_key: str) -> pd.Da
     )
 
 
+def load_provenance_days(
+    engine: Engine, patient_days: pd.Series, *, rules_key: str
+) -> pd.DataFrame:
+    """Provenance of many patients, each for its own study days, in one pass per chunk.
+
+    ``patient_days``: study day per patient id (index = patient_id; repeated ids allowed for
+    several days). Reads the patients' rows for the days listed (an indexed IN over patients,
+    filtered to the days) instead of one query per patient.
+    """
+    t = db.sofa_provenance
+    if patient_days.empty:
+        return _select(engine, t, where=sa.false())
+    days = sorted({int(d) for d in patient_days.to_numpy()})
+    out = _select(
+        engine,
+        t,
+        where=sa.and_(t.c.rules_key == rules_key, t.c.study_day.in_(days)),
+        in_column="patient_id",
+        in_values=[str(p) for p in patient_days.index],
+        order_by=("patient_id", "study_day", "organ"),
+    )
+    wanted = pd.MultiIndex.from_arrays(
+        [patient_days.index.astype(str), patient_days.to_numpy().astype(int)]
+    )
+    keep = pd.MultiIndex.from_arrays([out["patient_id"], out["study_day"].astype(int)]).isin(wanted)
+    return out[keep].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class PatientRaw:
     """All raw rows of one patient (never the arm)."""

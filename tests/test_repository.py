@@ -222,3 +222,20 @@ def test_repo009_postgres_reads(postgres_url: str) -> None:
     assert repo.record_audit(eng, user="u", role="r", action="a") == 1
     assert repo.load_audit(eng)["user"].tolist() == ["u"]
     eng.dispose()
+
+
+def test_repo020_bulk_provenance_equals_the_per_patient_reads(any_engine: sa.Engine) -> None:
+    """load_provenance_days: each patient's own days, the same rows as load_provenance."""
+    key = SofaRules().key()
+    wanted = pd.Series([2, 3, 1], index=[P1, P1, P3])
+    bulk = repo.load_provenance_days(any_engine, wanted, rules_key=key)
+    one = [repo.load_provenance(any_engine, p, rules_key=key) for p in (P1, P3)]
+    expected = pd.concat(
+        [one[0][one[0]["study_day"].isin([2, 3])], one[1][one[1]["study_day"] == 1]],
+        ignore_index=True,
+    ).sort_values(["patient_id", "study_day", "organ"], ignore_index=True)
+    assert len(bulk) == len(expected) > 0
+    pd.testing.assert_frame_equal(
+        bulk.reset_index(drop=True), expected[bulk.columns].reset_index(drop=True)
+    )
+    assert repo.load_provenance_days(any_engine, pd.Series(dtype=int), rules_key=key).empty

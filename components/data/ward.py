@@ -15,7 +15,7 @@ from core.repository import (
     icu_census,
     load_daily_sofa,
     load_icu_stays,
-    load_provenance,
+    load_provenance_days,
     load_raw_window,
 )
 from core.time import replay_time, study_day
@@ -79,20 +79,11 @@ def moved_patients(daily: pd.DataFrame, board: pd.DataFrame) -> pd.Series:
 
 
 def site_changes(ctx: Context, daily: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
-    """core.ward.what_changed for the board's shown day of each patient.
-
-    No bulk provenance reader exists in core.repository yet: the provenance is read per patient,
-    for the patients whose score moved only (~7 ms a patient on SQLite: the largest demo site,
-    34 patients of whom ~24 moved, ~0.2 s; a 700-patient site would take seconds, once per
-    cache entry: a bulk reader by site and days belongs in core.repository).
-    """
+    """core.ward.what_changed for the board's shown day of each patient whose score moved
+    (their provenance of the shown day and the day before, read in bulk)."""
     days = moved_patients(daily, board)
-    rules_key = ctx.sofa_rules.key()
-    parts = []
-    for pid, shown in days.items():
-        prov = load_provenance(engine(), str(pid), rules_key=rules_key)
-        parts.append(prov[prov["study_day"].isin([shown - 1, shown])])
-    prov = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    wanted = pd.concat([days, days - 1])
+    prov = load_provenance_days(engine(), wanted, rules_key=ctx.sofa_rules.key())
     return what_changed(prov, day=days, daily=daily)
 
 
