@@ -22,6 +22,7 @@ from core.time import replay_time, study_day
 from core.vocab import ORGANS, SOFA_COLUMNS
 from core.ward import (
     ROLLING_LOOKBACK_DAYS,
+    EndpointStatus,
     change_texts,
     rolling_board,
     rolling_sofa,
@@ -109,6 +110,8 @@ AT_COLUMNS = (
     "alerts",
     "data_flags",
     "phenotype",
+    "phenotype_reason",
+    "near_threshold",
     "study_day",
     "endpoint_status",
     "endpoint_decrease",
@@ -162,7 +165,9 @@ def _board_at(
     trial = ward_snapshot(daily, carry, rules=ctx.endpoint_rules).set_index("patient_id")
     out = census.set_index("patient_id")[["site_id", "unit", "bed", "icu_admission_time"]]
     out = out.join(board).join(trial[["endpoint_status", "endpoint_decrease"]])
-    out["phenotype"] = pts["phenotype"]
+    for col in ("phenotype", "phenotype_reason", "near_threshold"):
+        out[col] = pts[col]
+    out["endpoint_status"] = out["endpoint_status"].fillna(EndpointStatus.NOT_EVALUABLE.value)
     out["study_day"] = day_at.where(day_at >= 1)
     return out.reset_index()[list(AT_COLUMNS)]
 

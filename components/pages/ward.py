@@ -21,13 +21,17 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from components import ids
 from components.data.cohort import visible_patients
 from components.data.keys import Context
-from components.data.ward import site_counts, ward_board
+from components.data.ward import board_at, clock_now, site_counts, ward_board
 from components.format import fmt_num
 from components.server.auth import current_principal
 from components.server.cache import cache
+from components.server.context import settings
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, Phenotype
 
+NOW = "now"
+LATEST = "latest"
+ALL_SITES = "all"
 #: how often the board checks for new data (one single-row query)
 POLL_SECONDS = 30
 #: search matches listed from the user's other sites
@@ -115,9 +119,13 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             v = r[SOFA_COLUMNS[organ]]
             row[organ.value] = None if pd.isna(v) else int(v)
         rows.append(row)
-    # worst first: largest 24 h rise, then highest total; patients without a change last
-    rows.sort(key=lambda r: (r["change"] is None, -(r["change"] or 0), -(r["sofa_total"] or 0)))
+    rows.sort(key=worst_first)
     return rows
+
+
+def worst_first(row: dict[str, Any]) -> tuple[bool, int, int]:
+    """Largest 24 h rise first, then the highest total; patients without a change last."""
+    return (row["change"] is None, -(row["change"] or 0), -(row["sofa_total"] or 0))
 
 
 def column_defs() -> list[dict[str, Any]]:
@@ -249,13 +257,17 @@ def layout(
             [html.H1("Ward board", className="h4"), dbc.Alert("No patients to show.", color="info")]
         )
     values = [o["value"] for o in options]
-    site = site if site in values else values[0]
-    as_of = int(day) if day and day.isdigit() else None
-    day_options = [{"label": "Latest", "value": "latest"}] + [
+    options = [{"label": "All my sites", "value": ALL_SITES}, *options]
+    site = site if site in values or site == ALL_SITES else values[0]
+    day = day if day in (NOW, LATEST) or (day or "").isdigit() else LATEST
+    day_options = [
+        {"label": "Now: in the ICU (last 24 h)", "value": NOW},
+        {"label": "Latest study day", "value": LATEST},
+    ] + [
         {"label": f"Day {d}", "value": str(d)}
         for d in range(1, context.sofa_rules.max_study_day + 1)
     ]
-    board = ward_board(context, site, as_of)
+    rows, count = board_rows(context, site, day)
     return html.Div(
         [
             dcc.Location(id="ward-url", refresh=False),
@@ -283,7 +295,7 @@ def layout(
                             dcc.Dropdown(
                                 id="ward-day",
                                 options=day_options,
-                                value=str(as_of) if as_of else "latest",
+                                value=day,
                                 clearable=False,
                             ),
                         ],
@@ -310,7 +322,7 @@ def layout(
                         html.Div(
                             id=ids.WARD_COUNT,
                             className="small text-muted pt-4",
-                            children=f"{len(board)} patients",
+                            children=count,
                         ),
                         md=4,
                     ),
@@ -341,7 +353,7 @@ def layout(
             dag.AgGrid(
                 id=ids.WARD_GRID,
                 columnDefs=column_defs(),
-                rowData=ward_rows(board),
+                rowData=rows,
                 defaultColDef={
                     "sortable": True,
                     "filter": True,
@@ -356,7 +368,7 @@ def layout(
                     "rowHeight": 30,
                     "tooltipShowDelay": 300,
                     "animateRows": False,
-                    "pagination": len(board) > 100,
+                    "pagination": len(rows) > 100,
                     "paginationPageSize": 100,
                 },
                 getRowId="params.data.patient_id",
@@ -367,10 +379,40 @@ def layout(
     )
 
 
-def ward_search(site: str, as_of: int | None, q: str | None) -> str:
+def ward_search(site: str, day: str | int | None, q: str | None) -> str:
     """The board's URL query: site, day and search text (a link reproduces the view)."""
+    day = None if day in (None, LATEST) else day
     return "?" + urlencode(
-        {"site": site, **({"day": as_of} if as_of else {}), **({"q": q} if q else {})}
+        {"site": site, **({"day": day} if day else {}), **({"q": q} if q else {})}
+    )
+
+
+def board_rows(context: Context, site: str, day: str | None) -> tuple[list[dict[str, Any]], str]:
+    """Grid rows and the count line: ``day`` = "now" (the ICU census at the ward's clock, SOFA
+    over the last 24 h), "latest" or a study day; ``site`` = a site or all the user's sites."""
+    sites = [s for s, _n in site_counts(context)] if site == ALL_SITES else [site]
+    if day == NOW:
+        at = clock_now(context).floor("min")
+        rows = ward_rows(now_frame(board_at(context, at, None if site == ALL_SITES else site)))
+        where = "the ICU" if site == ALL_SITES else f"the ICU of {site}"
+        replay = " (replay of the synthetic trial)" if settings().clock == "replay" else ""
+        return rows, f"{len(rows)} patients in {where} at {at:%Y-%m-%d %H:%M} UTC{replay}"
+    as_of = int(day) if day and day.isdigit() else None
+    rows = [r for s in sites for r in cached_rows(context, s, as_of)]
+    if len(sites) > 1:
+        rows.sort(key=worst_first)
+    return rows, f"{len(rows)} patients"
+
+
+def now_frame(board: pd.DataFrame) -> pd.DataFrame:
+    """The board at a clock time in the columns :func:`ward_rows` formats (alive by the
+    census rule; the scores are those of the last 24 hours)."""
+    return board.rename(
+        columns={"sofa_24h": "sofa_total", "sofa_24h_change": "sofa_change_24h"}
+    ).assign(
+        died=False,
+        death_study_day=pd.NA,
+        n_alerts=[len(a) for a in board["alerts"]],
     )
 
 
@@ -410,10 +452,9 @@ def elsewhere(context: Context, site: str, q: str | None) -> html.Div | None:
 )
 def update_board(site: str, day: str, q: str | None):
     """Site, day or search changed: the rows, the count, the URL and other sites' matches."""
-    as_of = int(day) if day and day != "latest" else None
     context = Context.current(current_principal())
-    rows = cached_rows(context, site, as_of)
-    return rows, f"{len(rows)} patients", ward_search(site, as_of, q), elsewhere(context, site, q)
+    rows, count = board_rows(context, site, day)
+    return rows, count, ward_search(site, day, q), elsewhere(context, site, q)
 
 
 @callback(
@@ -429,11 +470,10 @@ def update_board(site: str, day: str, q: str | None):
 def refresh_if_new_data(_n: int, shown_version: str | None, site: str, day: str):
     """New data (an import) appear without a reload; nothing is sent while they are the same."""
     context = Context.current(current_principal())
-    if context.version == shown_version:
+    if context.version == shown_version and day != NOW:  # "now" moves with the clock
         return no_update, no_update, no_update
-    as_of = int(day) if day and day != "latest" else None
-    rows = cached_rows(context, site, as_of)
-    return rows, f"{len(rows)} patients", context.version
+    rows, count = board_rows(context, site, day)
+    return rows, count, context.version
 
 
 @cache.memoize()
