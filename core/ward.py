@@ -633,11 +633,19 @@ def rolling_board(
     organ rises, new vasopressor; data flags apart), applied to the last 24 h against the 24 h
     before. A patient without any SOFA input in the last 24 h gets no score (never an old
     day's score shown as current) and the flag :data:`NO_RECENT_DATA`. ``no_previous``: the
-    patients whose previous 24 h lie before their ICU admission; they get no change and no
-    rise alert (a zero-imputed day before admission is not a baseline).
+    patients whose previous 24 h lie before their ICU admission; they, and every patient with
+    nothing measured in the previous 24 h, get no change and no rise alert (a zero-imputed
+    day is not a baseline).
     """
     ids = pd.Series(list(patient_ids), dtype=object)
     skip = set(no_previous)
+    # a previous 24 h with nothing measured (every component imputed) is no baseline either:
+    # a zero-imputed day must never make a rise (missing data are not "normal")
+    flags = [f"{o.value}_imputed" for o in ORGANS if f"{o.value}_imputed" in window_daily]
+    prev_rows = window_daily[window_daily["study_day"] == lookback_days - 1]
+    if flags and len(prev_rows):
+        unmeasured = prev_rows[flags].astype("boolean").fillna(True).all(axis=1)
+        skip |= set(prev_rows.loc[unmeasured.to_numpy(dtype=bool), "patient_id"])
     if skip:
         prev_day = window_daily["study_day"] == lookback_days - 1
         window_daily = window_daily[~(prev_day & window_daily["patient_id"].isin(skip))]

@@ -8,7 +8,7 @@ import pytest
 
 from core.endpoints import sofa_response
 from core.vocab import ORGANS, SOFA_COLUMNS
-from core.ward import EndpointStatus, ward_snapshot
+from core.ward import EndpointStatus, rolling_board, ward_snapshot
 
 
 def day(pid, d, *, resp=0, coag=0, liver=0, cardio=0, cns=0, renal=0, ne=0.0, imputed=()):
@@ -173,3 +173,23 @@ def test_ward013_running_endpoint_is_sofa_response_up_to_the_shown_day(cohort):
     ).iloc[0]
     assert a["endpoint_decrease"] == pytest.approx(direct["sofa_decrease"])
     assert direct["n_locf_days"] == 1
+
+
+def test_ward014_rolling_board_never_rises_from_an_unmeasured_previous_day():
+    """Last 24 h measured, the 24 h before nothing measured (all imputed): no change, no rise."""
+    window = pd.DataFrame(
+        [
+            day("H", 6, imputed=tuple(o.value for o in ORGANS)),
+            day("H", 7, resp=3, cardio=3, renal=2),
+            day("I", 6, resp=1),
+            day("I", 7, resp=3, cardio=3, renal=2),
+        ]
+    )
+    b = rolling_board(window, ["H", "I", "J"], lookback_days=7).set_index("patient_id")
+    assert pd.isna(b.loc["H", "sofa_24h_change"])
+    assert b.loc["H", "alerts"] == ()
+    assert b.loc["H", "sofa_24h"] == 8
+    assert b.loc["I", "sofa_24h_change"] == 7
+    assert b.loc["I", "alerts"][0] == "SOFA +7"
+    assert pd.isna(b.loc["J", "sofa_24h"])
+    assert b.loc["J", "data_flags"] == ("no SOFA data in the last 24 h",)

@@ -168,6 +168,9 @@ def _board_at(
     for col in ("phenotype", "phenotype_reason", "near_threshold"):
         out[col] = pts[col]
     out["endpoint_status"] = out["endpoint_status"].fillna(EndpointStatus.NOT_EVALUABLE.value)
+    # on study day 1 no day is complete yet: the endpoint is awaited, not unevaluable
+    first_day = (day_at == 1).reindex(out.index).fillna(False).to_numpy(dtype=bool)
+    out.loc[first_day, "endpoint_status"] = EndpointStatus.AWAITING.value
     out["study_day"] = day_at.where(day_at >= 1)
     return out.reset_index()[list(AT_COLUMNS)]
 
