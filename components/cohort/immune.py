@@ -11,12 +11,17 @@ import pandas as pd
 from components.blinding import POOLED_LABEL, groups_for
 from components.cohort import charts
 from components.cohort.panel import Panel, PanelView, Section, group_headers
-from components.data.cohort import CohortFilters, frame, immune_samples, proportion_rows
+from components.data.cohort import (
+    CohortFilters,
+    compare_groups,
+    frame,
+    immune_samples,
+    proportion_rows,
+)
 from components.data.keys import Context
 from components.format import fmt_num
 from components.server.cache import cache
 from core.phenotype import shift_summary
-from core.stats import arm_summary
 
 SHIFT_WINDOWS = (
     (1, 1, "day 1"),
@@ -40,18 +45,7 @@ def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
     out: dict[str, Any] = {"n_evaluable": len(evaluable)}
     if g.compared:
         two = evaluable[evaluable["group"].isin(g.labels)]
-        out["reversal"] = (
-            arm_summary(
-                two.assign(stratum=two["baseline_phenotype"]),
-                outcome_col="reversed",
-                arm_col="group",
-                stratum_col="stratum",
-                treated=g.treated,
-                control=g.control,
-            )
-            if two["group"].nunique() == 2
-            else pd.DataFrame()
-        )
+        out["reversal"] = compare_groups(two, "reversed", two["baseline_phenotype"], g)
         out["reversal_props"] = pd.concat(
             [
                 proportion_rows(two.assign(stratum="overall"), "reversed", ["stratum", "group"]),

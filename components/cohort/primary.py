@@ -21,7 +21,13 @@ from statsmodels.tools.sm_exceptions import (
 from components.blinding import POOLED_LABEL, Groups, groups_for
 from components.cohort import charts
 from components.cohort.panel import Drill, Panel, PanelView, Section, first_point, group_headers
-from components.data.cohort import PHENOTYPE_STRATA, CohortFilters, frame, proportion_rows
+from components.data.cohort import (
+    PHENOTYPE_STRATA,
+    CohortFilters,
+    compare_groups,
+    frame,
+    proportion_rows,
+)
 from components.data.keys import Context
 from components.server.cache import cache
 from core.stats import arm_summary, forest_rows
@@ -109,20 +115,8 @@ def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
         col = f"responder_{tag}"
         if g.compared:
             two = df[df["group"].isin(g.labels)]
-            summ = (
-                arm_summary(
-                    two.assign(
-                        stratum=two["phenotype"].where(two["phenotype"].isin(PHENOTYPE_STRATA))
-                    ),
-                    outcome_col=col,
-                    arm_col="group",
-                    stratum_col="stratum",
-                    treated=g.treated,
-                    control=g.control,
-                )
-                if two["group"].nunique() == 2
-                else pd.DataFrame()
-            )
+            strata = two["phenotype"].where(two["phenotype"].isin(PHENOTYPE_STRATA))
+            summ = compare_groups(two, col, strata, g)
             by = ["stratum", "group"]
             props = pd.concat(
                 [

@@ -23,13 +23,20 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from components.blinding import POOLED_LABEL, groups_for, load_groups, may_list_aesi_patients
+from components.blinding import (
+    POOLED_LABEL,
+    Groups,
+    groups_for,
+    load_groups,
+    may_list_aesi_patients,
+)
 from components.data.keys import Context
 from components.server.auth import ArmVisibility
 from components.server.cache import cache
 from components.server.context import engine
 from core.endpoints import mortality, sofa_response, time_to_death
 from core.phenotype import classify_frame, immune_reversal, phenotype_over_time
+from core.stats import arm_summary
 from core.repository import (
     load_adverse_events,
     load_biomarkers,
@@ -327,6 +334,23 @@ def proportion_rows(df: pd.DataFrame, outcome: str, by: list[str]) -> pd.DataFra
     out["ci_lower"] = [c[0] for c in cis]
     out["ci_upper"] = [c[1] for c in cis]
     return out
+
+
+def compare_groups(
+    two: pd.DataFrame, outcome: str, strata: pd.Series, groups: Groups
+) -> pd.DataFrame:
+    """:func:`core.stats.arm_summary` (overall and per stratum, treated vs control) of a frame
+    holding the two compared groups; empty unless both groups have patients."""
+    if two["group"].nunique() != 2:
+        return pd.DataFrame()
+    return arm_summary(
+        two.assign(stratum=strata),
+        outcome_col=outcome,
+        arm_col="group",
+        stratum_col="stratum",
+        treated=groups.treated,
+        control=groups.control,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
