@@ -299,29 +299,30 @@ def load_provenance(engine: Engine, patient_id: str, *, rules_key: str) -> pd.Da
 def load_provenance_days(
     engine: Engine, patient_days: pd.Series, *, rules_key: str
 ) -> pd.DataFrame:
-    """Provenance of many patients, each for its own study days, in one pass per chunk.
+    """Provenance of many patients, each for its own study days.
 
     ``patient_days``: study day per patient id (index = patient_id; repeated ids allowed for
-    several days). Reads the patients' rows for the days listed (an indexed IN over patients,
-    filtered to the days) instead of one query per patient.
+    several days). One indexed query per study day (and chunk of patients), for exactly the
+    patients wanted on that day: never one query per patient, never every day of a patient.
     """
     t = db.sofa_provenance
-    if patient_days.empty:
-        return _select(engine, t, where=sa.false())
-    days = sorted({int(d) for d in patient_days.to_numpy()})
-    out = _select(
-        engine,
-        t,
-        where=sa.and_(t.c.rules_key == rules_key, t.c.study_day.in_(days)),
-        in_column="patient_id",
-        in_values=[str(p) for p in patient_days.index],
-        order_by=("patient_id", "study_day", "organ"),
-    )
-    wanted = pd.MultiIndex.from_arrays(
-        [patient_days.index.astype(str), patient_days.to_numpy().astype(int)]
-    )
-    keep = pd.MultiIndex.from_arrays([out["patient_id"], out["study_day"].astype(int)]).isin(wanted)
-    return out[keep].reset_index(drop=True)
+    cols = [c for c in t.columns if c.name != "id"]
+    wanted = pd.DataFrame(
+        {"patient_id": patient_days.index.astype(str), "day": patient_days.to_numpy().astype(int)}
+    ).drop_duplicates()
+    parts = []
+    with engine.connect() as conn:
+        for day, group in wanted.groupby("day"):
+            ids = group["patient_id"].tolist()
+            base = sa.select(*cols).where(t.c.rules_key == rules_key, t.c.study_day == int(day))
+            parts += [
+                _frame(conn, base.where(t.c.patient_id.in_(ids[i : i + _CHUNK])), cols)
+                for i in range(0, len(ids), _CHUNK)
+            ]
+        if not parts:
+            parts.append(_frame(conn, sa.select(*cols).where(sa.false()), cols))
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return out.sort_values(["patient_id", "study_day", "organ"], ignore_index=True)
 
 
 @dataclass(frozen=True)
