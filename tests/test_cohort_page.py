@@ -316,3 +316,16 @@ def test_cohp014_pages_registry_keeps_the_cohort_page(app):
 
     paths = {p["path"] for p in dash.page_registry.values()}
     assert "/cohort" in paths
+
+
+@pytest.mark.parametrize("principal", [FULL, CODED, NONE], ids=["full", "coded", "blinded"])
+def test_cohp015_a_filter_matching_nobody_renders_every_panel_and_the_report(
+    request_ctx, principal
+):
+    f = cd.CohortFilters.make(site="SYN-S01", country="Netherlands")
+    assert cd.counts(ctx(principal), f)[1] == 0
+    for panel in PANELS:
+        view = panel.view(ctx(principal), f)  # raised KeyError 'arm' on trajectories
+        assert view.sections, panel.key
+    text = cohort.report_html(principal, f, now=datetime(2025, 1, 2, 3, 4, 5))
+    assert "0 of 276 analysed patients after filtering" in text

@@ -55,7 +55,10 @@ def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
         if sub.empty:
             continue
         parts.append(sofa_trajectories(daily, sub, days=TRAJECTORY_DAYS, arm_col="group"))
-    traj = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    # no patient left after filtering: an empty table with the columns, never a crash
+    traj = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(TABLE_COLUMNS))
+    )
     # distribution of the day-9 decrease, pre-binned (no per-patient values in the payload)
     dec = df[df["evaluable_d9"].fillna(False).astype(bool)]
     values = dec["sofa_decrease_d9"].astype(float)
