@@ -857,3 +857,14 @@ def test_io023_read_uploads_with_size_limit() -> None:
     [p] = info.value.problems  # only the file above the limit
     assert p.where == "patients.csv"
     assert f"at most {limit} bytes" in p.expected
+
+
+def test_io090_an_absurd_age_is_reported_not_a_crash() -> None:
+    """age_years = 1,000,000 is one problem on that cell (it used to raise
+    OutOfBoundsDatetime in the birth-time rule)."""
+    tables = io.template_tables()
+    tables["patients"].loc[0, "age_years"] = 1_000_000
+    problems = io.validate_tables(tables)
+    assert [(p.where, p.row, p.column, p.expected) for p in problems] == [
+        ("patients", 1, "age_years", "a finite number in 0-120 years")
+    ]

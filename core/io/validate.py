@@ -353,6 +353,10 @@ def _event_time_problems(
     anchor = pd.to_datetime(anchor).astype("datetime64[ns]")
     death = pd.to_datetime(death).astype("datetime64[ns]")
     age = pd.to_numeric(age, errors="coerce").astype("float64")
+    # an implausible age is reported by the column rules; here it only must not break the
+    # birth arithmetic (an age of 1,000,000 years is out of the datetime range)
+    age_spec = TABLE_SPECS["patients"].columns["age_years"]
+    age = age.where(age.between(age_spec.low, age_spec.high))
     # earliest possible birth: anchor - (age + 1) years (age in completed years)
     birth = anchor - pd.to_timedelta((age + 1.0) * 365.25, unit="D")
     for c in spec.event_times:
