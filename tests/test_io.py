@@ -868,3 +868,13 @@ def test_io090_an_absurd_age_is_reported_not_a_crash() -> None:
     assert [(p.where, p.row, p.column, p.expected) for p in problems] == [
         ("patients", 1, "age_years", "a finite number in 0-120 years")
     ]
+
+
+def test_io091_text_longer_than_the_database_column_is_refused_at_validation() -> None:
+    """A 300-character unit passed validation and then failed the PostgreSQL insert."""
+    tables = io.template_tables()
+    limit = db.observations.c.unit.type.length
+    tables["observations"].loc[0, "unit"] = "x" * 300
+    problems = [p for p in io.validate_tables(tables) if p.column == "unit"]
+    assert (problems[0].where, problems[0].row) == ("observations", 1)
+    assert problems[0].expected == f"text of at most {limit} characters"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from core import units
+from core import db, units
 from core.concepts import DRUGS
 from core.exceptions import DataValidationError, Problem
 from core.io.coerce import coerce
@@ -31,11 +31,32 @@ from core.io.schema import TABLE_SPECS, TableSpec
 _DRUG_UNIT: Final = MappingProxyType({d.name: d.unit for d in DRUGS})
 
 
-def _pandera_schema(spec: TableSpec, columns: Iterable[str]) -> pa.DataFrameSchema:
+TEXT_LIMIT: Final = "text of at most"
+
+
+def _stored_length(table: str, column: str) -> int | None:
+    """The longest text the database column holds (None: unlimited or not text)."""
+    t = db.metadata.tables.get(table)
+    if t is None or column not in t.c:
+        return None
+    return getattr(t.c[column].type, "length", None)
+
+
+def _pandera_schema(table: str, spec: TableSpec, columns: Iterable[str]) -> pa.DataFrameSchema:
     cols: dict[str, pa.Column] = {}
     for name in columns:
         cs = spec.columns[name]
         checks = []
+        length = _stored_length(table, name) if cs.kind == "str" else None
+        if length is not None:
+            # longer text would fail the database insert (PostgreSQL) after validation passed
+            checks.append(
+                pa.Check(
+                    lambda s, n=length: s.isna() | (s.astype(str).str.len() <= n),
+                    element_wise=False,
+                    error=f"{TEXT_LIMIT} {length} characters",
+                )
+            )
         if cs.isin is not None:
             checks.append(pa.Check.isin(list(cs.isin), error=cs.expected()))
         if cs.low is not None and cs.high is not None:
@@ -103,7 +124,7 @@ def validate_and_type(
     for table, spec in TABLE_SPECS.items():
         if table not in tables:
             continue
-        out, bad, found, complete = _type_table(tables[table], spec, where(table))
+        out, bad, found, complete = _type_table(tables[table], spec, where(table), table)
         problems.extend(found)
         typed[table] = out
         bad_cells[table] = bad
@@ -122,7 +143,7 @@ def validate_and_type(
 
 
 def _type_table(
-    frame: pd.DataFrame, spec: TableSpec, src: str
+    frame: pd.DataFrame, spec: TableSpec, src: str, table: str
 ) -> tuple[pd.DataFrame, set[tuple[int, str]], list[Problem], bool]:
     """One table: required columns, types, pandera value checks, duplicate natural keys.
 
@@ -169,7 +190,7 @@ def _type_table(
                 message="The behavior of DataFrame concatenation",
                 category=FutureWarning,
             )
-            _pandera_schema(spec, present).validate(out, lazy=True)
+            _pandera_schema(table, spec, present).validate(out, lazy=True)
     except pa.errors.SchemaErrors as exc:
         fc = exc.failure_cases
         pos_of = {lab: k for k, lab in enumerate(out.index)}
@@ -183,11 +204,13 @@ def _type_table(
             if (row, rec.column) in bad:
                 continue  # already reported as a wrong type
             cs = spec.columns[rec.column]
-            exp = (
-                "a value (this column may not be empty)"
-                if rec.check == "not_nullable"
-                else (cs.expected())
-            )
+            check = str(rec.check)
+            if check == "not_nullable":
+                exp = "a value (this column may not be empty)"
+            elif check.startswith(TEXT_LIMIT):
+                exp = check  # the stored column's length
+            else:
+                exp = cs.expected()
             bad.add((row, rec.column))
             problems.append(Problem(src, row, rec.column, plain(rec.failure_case), exp))
     # duplicate natural keys within the file
