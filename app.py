@@ -15,7 +15,7 @@ import dash
 from dash import Dash
 from flask import Response, jsonify, request
 
-from components import api, shell, unmask, warmup  # noqa: F401 - unmask registers callbacks
+from components import api, blinding, shell, unmask, warmup  # noqa: F401 - unmask registers callbacks
 from components.pages import audit, cohort, data, not_found, patient, ward
 from components.server import context, security
 from components.server.audit import audit as record_audit
@@ -23,6 +23,7 @@ from components.server.auth import ANONYMOUS, NotAuthenticated, current_principa
 from components.server.cache import cache
 from core.db import ensure_schema, make_engine
 from core.io import build_demo_database
+from core.repository import ensure_trial_key
 from core.stats import import_backends
 from settings import APP_VERSION, PROJECT_ROOT, Settings
 
@@ -57,6 +58,13 @@ def bootstrap_data(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     try:
         ensure_schema(engine)
+        # the DSMB group coding is stored once, here, before workers fork (never written on a
+        # request path in normal operation)
+        ensure_trial_key(
+            engine,
+            blinding.GROUP_CODING_KEY,
+            blinding.group_a_seed(settings.secret_key),
+        )
         if settings.mode == "demo":
             started = time.perf_counter()
             result = build_demo_database(
@@ -141,9 +149,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         )
 
     app.layout = serve_layout
-    security.install(
-        server, settings, csp_script_hashes=list(app.csp_hashes()), audit=record_audit
-    )
+    security.install(server, settings, csp_script_hashes=list(app.csp_hashes()), audit=record_audit)
     api.install(server)
 
     @server.route("/healthz")

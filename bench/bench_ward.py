@@ -19,6 +19,7 @@ import argparse
 import json
 import platform
 import shutil
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.bench_app import RESULTS, database, pct
+from bench.bench_app import RANDOMISED_FOR, RESULTS, database, pct
 
 OUT = RESULTS.with_name("ward.json")
 TARGETS = {
@@ -45,11 +46,13 @@ def measure(n: int, *, repeats: int, batch: int) -> dict[str, Any]:
     from components.server.cache import cache
     from components.server.context import bare_app
     from core.db import make_engine
-    from core.io import import_tables
+    from core.io import build_demo_database, import_tables
     from core.repository import icu_census, load_icu_stays, load_patients
     from settings import Settings
 
     url, _build = database(n)
+    # a database built before ICU stays existed gets them (a no-op otherwise)
+    build_demo_database(url, n_randomised=RANDOMISED_FOR.get(n, n))
     engine = make_engine(url)
     stays = load_icu_stays(engine)
     patients = load_patients(engine)
@@ -90,7 +93,9 @@ def measure(n: int, *, repeats: int, batch: int) -> dict[str, Any]:
 
     # append: a batch of new observations for the patients in the ICU at a time -> board
     copy = tmp / "append.sqlite"
-    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    # SQLite's online backup: a consistent copy of a WAL database (a file copy is not)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
     copy_url = f"sqlite:///{copy}"
     copy_engine = make_engine(copy_url)
     append_s = []

@@ -142,11 +142,15 @@ def arm_labels(visibility: ArmVisibility, group_a_arm: str) -> dict[str, str] | 
     return None
 
 
+def group_a_seed(secret_key: str) -> str:
+    """The coding a database without a stored one starts with (the legacy derivation)."""
+    return Arm.PRECISION.value if legacy_precision_is_group_a(secret_key) else Arm.PLACEBO.value
+
+
 def group_a_arm() -> str:
-    """The arm coded "Group A" for this trial (stored once with the data, see module doc)."""
-    legacy = legacy_precision_is_group_a(settings().secret_key)
-    seed = Arm.PRECISION.value if legacy else Arm.PLACEBO.value
-    return ensure_trial_key(engine(), GROUP_CODING_KEY, seed)
+    """The arm coded "Group A" for this trial (stored once with the data, see module doc;
+    ``app.bootstrap_data`` stores it at start, so this normally only reads)."""
+    return ensure_trial_key(engine(), GROUP_CODING_KEY, group_a_seed(settings().secret_key))
 
 
 def treated_control_labels(labels: dict[str, str]) -> tuple[str, str]:
