@@ -152,7 +152,8 @@ def blueprint() -> Blueprint:
         site = request.args.get("site") or None
         if site is not None and principal.sites is not None and site not in principal.sites:
             abort(404)
-        at = _time_arg("at") or clock_now(ctx)
+        # "now" to the minute: one cached board per minute, not one per request
+        at = _time_arg("at") or clock_now(ctx).floor("min")
         board = board_at(ctx, at, site)
         audit("api_ward", site or "all sites", f"at={at.isoformat()}")
         rows = []

@@ -21,7 +21,7 @@ from core import db
 from core.exceptions import UnknownPatientError
 from core.rules import SofaRules
 from core.time import study_day
-from core.units import SCORED_DRUGS
+from core.units import stored_scored_rates
 from core.vocab import ORGANS, SOFA_TOTAL
 
 _CHUNK = 5000
@@ -617,8 +617,7 @@ def load_raw_window(
     t0_ts, t1_ts = pd.Timestamp(t0), pd.Timestamp(t1)
     inf["start"] = inf["start"].clip(lower=t0_ts)
     inf["stop"] = inf["stop"].clip(upper=t1_ts)
-    # stored rates of the scored drugs are in their canonical unit (converted at ingestion)
-    inf["rate_mcg_kg_min"] = inf["rate"].where(inf["drug"].isin(SCORED_DRUGS))
+    inf = stored_scored_rates(inf)
     ep["start"] = ep["start"].clip(lower=t0_ts)
     ep["stop"] = ep["stop"].fillna(t1_ts).clip(upper=t1_ts)
     pts = _select(

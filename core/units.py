@@ -417,3 +417,12 @@ __all__ = [
     "normalize_observations",
     "unit_key",
 ]
+
+
+def stored_scored_rates(infusions: pd.DataFrame) -> pd.DataFrame:
+    """Stored infusions with ``rate_mcg_kg_min`` for the scored drugs, as
+    :func:`core.derive.derive_daily_sofa` expects: stored rates are already in the drug's
+    canonical unit (converted at ingestion), other drugs get none."""
+    return infusions.assign(
+        rate_mcg_kg_min=infusions["rate"].where(infusions["drug"].isin(SCORED_DRUGS))
+    )

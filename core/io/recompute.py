@@ -14,7 +14,7 @@ from core.derive import derive_daily_sofa
 from core.io.schema import DEFAULT_SOFA_RULES
 from core.io.stored import chunks, read_table
 from core.rules import SofaRules
-from core.units import SCORED_DRUGS
+from core.units import stored_scored_rates
 
 
 def _derive(
@@ -137,10 +137,7 @@ def recompute_derived(
             if len(parts) > 1
             else parts[0].reset_index(drop=True)
         )
-    inf = raw["infusions"]
-    # stored rates of the scored drugs are already in their canonical unit (core.concepts:
-    # mcg/kg/min, converted at ingestion), the unit of derive's ``rate_mcg_kg_min``
-    inf["rate_mcg_kg_min"] = inf["rate"].where(inf["drug"].isin(SCORED_DRUGS))
+    inf = stored_scored_rates(raw["infusions"])
     result = _derive(raw["observations"], inf, raw["episodes"], raw["patients"], rules=rules)
     key = rules.key()
     for chunk in chunks(ids):

@@ -42,6 +42,7 @@ CODED_PATTERN = re.compile(r"precision|placebo|anakinra|interferon|\"arm\"\s*:",
 PAGES = (
     "/",
     "/?site=SYN-S01&day=3",
+    "/?site=all&day=now",
     "/patient",
     "/patient/SYN-01-0001",
     "/patient/SYN-01-0001?day=3&layers=support,sofa2",
