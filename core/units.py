@@ -82,6 +82,19 @@ def convert(value: np.ndarray, factor: np.ndarray) -> np.ndarray:
     return np.where(factor == 1.0, value, converted)
 
 
+#: UCUM unit spellings (after the normalisation of :func:`unit_key`) -> the spelling of the
+#: concept table; UCUM "1" (dimensionless) is a fraction, "{score}" a point score
+UCUM_ALIASES: Final = MappingProxyType(
+    {
+        "1": "fraction",
+        "{score}": "points",
+        "{points}": "points",
+        "{ratio}": "fraction",
+        "ug/kg/min": "mcg/kg/min",
+        "ug/min": "mcg/min",
+    }
+)
+
 OBSERVATION_COLUMNS: Final = ("patient_id", "time", "variable", "value", "unit")
 INFUSION_COLUMNS: Final = ("patient_id", "drug", "start", "stop", "rate", "unit")
 
@@ -91,9 +104,14 @@ def unit_key(unit: object) -> str | None:
     if unit is None or (isinstance(unit, float) and np.isnan(unit)) or unit is pd.NA:
         return None
     key = str(unit).strip().casefold().replace(" ", "")
-    for micro in ("µ", "μ", "mc"):  # micro sign, Greek mu, "mcmol"
-        key = key.replace(micro + "mol", "umol")
-    return key.replace("µg", "ug").replace("μg", "ug").replace("mcg/l", "ug/l")
+    if not key:
+        return None
+    # micro sign and Greek mu -> "u" (umol, ug, ul); "mcmol" -> "umol"; mcg/L = ug/L
+    key = key.replace("µ", "u").replace("μ", "u").replace("mcmol", "umol")
+    key = key.replace("mcg/l", "ug/l")
+    # UCUM spellings (FHIR, LOINC): 10*3/uL = 10^3/uL, mm[Hg] = mmHg, {score} = points
+    key = key.replace("10*", "10^").replace("[hg]", "hg")
+    return UCUM_ALIASES.get(key, key)
 
 
 def _fmt_time(t: object) -> str | None:

@@ -19,8 +19,8 @@ from core import db
 from core.exceptions import DataValidationError
 from core.io.adam_export import export_adam
 from core.io.demo import build_demo_database
-from core.io.load import import_files
-from core.io.read import read_files
+from core.io.formats import FORMATS, read_format
+from core.io.load import import_tables
 from core.io.report import problems_table
 from core.io.stored import has_data, stored_patients
 from core.io.validate import validate_tables
@@ -42,11 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"SQLAlchemy URL (default: sqlite:///{DEFAULT_DATABASE_PATH})",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_imp = sub.add_parser("import", help="validate and import CSV/Parquet files, all or nothing")
-    p_imp.add_argument("files", nargs="+", type=Path)
+    p_imp = sub.add_parser("import", help="validate and import files, all or nothing")
+    p_imp.add_argument("files", nargs="+", type=Path, help="files (or a directory for clif)")
     p_imp.add_argument("--user", default="cli")
     p_val = sub.add_parser("validate", help="print the problems of files; exit 1 on problems")
     p_val.add_argument("files", nargs="+", type=Path)
+    for p in (p_imp, p_val):
+        p.add_argument(
+            "--format",
+            choices=FORMATS,
+            default="raw",
+            help="input format: raw (this project's tables, default), clif, fhir, sdtm",
+        )
     p_exp = sub.add_parser(
         "export", help="write ADaM CSV files (ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB)"
     )
@@ -78,7 +85,7 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
     """Body of :func:`main`; created engines are appended to ``engines`` for disposal."""
     try:
         if args.command == "validate":
-            tables = read_files(args.files)
+            tables = read_format(args.format, args.files)
             engine = db.make_engine(url) if args.database_url else None
             if engine is not None:
                 engines.append(engine)
@@ -92,7 +99,8 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
         engine = db.make_engine(url)
         engines.append(engine)
         if args.command == "import":
-            result = import_files(engine, args.files, user=args.user)
+            tables = read_format(args.format, args.files)
+            result = import_tables(engine, tables, user=args.user)
             out.write(
                 f"{result.status}: import {result.import_id}, dataset version "
                 f"{result.dataset_version}, rows {json.dumps(dict(result.inserted))} "

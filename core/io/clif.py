@@ -1,0 +1,17 @@
+"""CLIF input -> raw long-format tables (work in progress: refuses every input for now)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from core.exceptions import DataValidationError, Problem
+
+
+def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
+    """Raw tables from CLIF files; not implemented yet, so every input is refused."""
+    raise DataValidationError(
+        [Problem(str(p), None, None, "clif", "a supported format: raw") for p in paths]
+    )
