@@ -1,17 +1,606 @@
-"""CLIF input -> raw long-format tables (work in progress: refuses every input for now)."""
+"""CLIF (Common Longitudinal ICU data Format) -> raw long-format tables.
+
+CLIF is an open multi-centre ICU data standard with controlled vocabularies (``*_category``
+columns). Every category the dashboard reads is listed once, as data, in
+``core/io/mappings/clif.csv`` (:func:`core.io.codes.code_table`): ``lab:<lab_category>``,
+``vital:<vital_category>``, ``assessment:<assessment_category>``,
+``respiratory:fio2_set``, ``device:<device_category>``, ``med:<med_category>`` and
+``crrt:any``. Units stay as received (``reference_unit``, ``med_dose_unit``); the one
+conversion of :mod:`core.units` runs at validation, exact at the SOFA cut-offs.
+
+Rules (docs/formats.md "CLIF"):
+
+- **Patient = hospitalization.** One raw patient per CLIF ``hospitalization_id`` with at least
+  one ICU stay (ADT ``location_category == "icu"``); its day 1 is anchored at the first ICU
+  admission (``anchor_time``). These patients are not trial participants (no randomisation).
+  Hospitalizations without an ICU stay are not imported and counted in the read report.
+- **ICU stays** are the ADT rows of category ``icu`` (unit = ``location_type``, else
+  ``location_name``).
+- **Death**: ``patient.death_dttm``; site = ``hospital_id``; sex from ``sex_category``; age =
+  ``age_at_admission``; weight = the first ``weight_kg`` vital of the hospitalization (else of
+  another hospitalization of the same patient; else the hospitalization is refused, naming it).
+- **Observations**: labs at ``lab_collect_dttm`` (``lab_value_numeric``; a lab whose value is
+  not a number, e.g. "UNABLE TO REPORT", is not a measurement and is skipped and counted),
+  vitals, GCS total, ``fio2_set`` of respiratory support. Two values of one variable charted
+  at the same minute keep the worst (the variable's daily aggregate, clinical.md 2.8), so the
+  daily worst value is unchanged; the merge is counted.
+- **Respiratory support episodes**: ``device_category`` carried forward over rows that leave it
+  empty; a run of one device is an episode from its first row to the first row of the next
+  device (or its own last row); ``ignore`` devices (room air, other) end a run.
+- **RRT episodes**: ``crrt_therapy`` rows, runs with gaps <= 12 h, first to last row.
+- **Vasopressor infusions**: ``medication_admin_continuous`` per order (``med_order_id``) and
+  drug: each action with a dose > 0 (start, dose change, going, ...) starts an interval that
+  ends at the order's next action; the last one ends at the hospitalization's discharge.
+  Intervals of one drug that start at the same minute keep the highest rate.
+- **Ferritin** (``lab:ferritin``) goes to the wide ``biomarkers`` table in ng/mL. HLA-DR has no
+  CLIF lab category: these patients show "HLA-DR not measured".
+
+Every observation keeps its source (``observations.source`` = ``clif_labs:<row>``, 1-based
+data row of the file), shown in "why this score".
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
+import numpy as np
 import pandas as pd
 
+from core.concepts import BIOMARKER_COLUMNS, CONCEPTS
 from core.exceptions import DataValidationError, Problem
+from core.io.codes import CodeMapping, code_table, normalise_code
+from core.units import convert, unit_key
+
+#: CLIF tables read (file stem without the ``clif_`` prefix) and the columns each needs
+CLIF_TABLES: Final[Mapping[str, tuple[str, ...]]] = {
+    "patient": ("patient_id", "death_dttm", "sex_category"),
+    "hospitalization": (
+        "patient_id",
+        "hospitalization_id",
+        "admission_dttm",
+        "discharge_dttm",
+        "age_at_admission",
+    ),
+    "adt": ("hospitalization_id", "hospital_id", "in_dttm", "out_dttm", "location_category"),
+    "labs": (
+        "hospitalization_id",
+        "lab_collect_dttm",
+        "lab_category",
+        "lab_value_numeric",
+        "reference_unit",
+    ),
+    "vitals": ("hospitalization_id", "recorded_dttm", "vital_category", "vital_value"),
+    "patient_assessments": (
+        "hospitalization_id",
+        "recorded_dttm",
+        "assessment_category",
+        "numerical_value",
+    ),
+    "respiratory_support": ("hospitalization_id", "recorded_dttm", "device_category", "fio2_set"),
+    "medication_admin_continuous": (
+        "hospitalization_id",
+        "med_order_id",
+        "med_category",
+        "admin_dttm",
+        "mar_action_category",
+        "med_dose",
+        "med_dose_unit",
+    ),
+    "crrt_therapy": ("hospitalization_id", "recorded_dttm"),
+}
+#: columns read when present (CLIF optional columns)
+OPTIONAL_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
+    "adt": ("location_type", "location_name"),
+}
+#: tables without which nothing can be imported
+REQUIRED_TABLES: Final = ("patient", "hospitalization", "adt")
+#: CRRT rows further apart than this start a new RRT episode
+CRRT_GAP: Final = pd.Timedelta(hours=12)
+#: ICU location category of the ADT table (CLIF controlled vocabulary)
+ICU_CATEGORY: Final = "icu"
+_SEX: Final = {"female": "F", "male": "M"}
+
+
+def clif_files(paths: Sequence[Path]) -> dict[str, Path]:
+    """CLIF table name -> file, from files and directories (``clif_labs.parquet``,
+    ``labs.csv``, ...); files of tables this reader does not use are left out."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        candidates = sorted(path.iterdir()) if path.is_dir() else [path]
+        for f in candidates:
+            if f.suffix.lower() not in (".parquet", ".csv"):
+                continue
+            stem = f.name.split(".")[0].lower().removeprefix("clif_")
+            if stem in CLIF_TABLES:
+                found[stem] = f
+    return found
+
+
+def _read(name: str, path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=True)
+        else:
+            frame = pd.read_parquet(path, columns=None)
+    except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
+        raise DataValidationError(
+            [Problem(path.name, None, None, type(exc).__name__, f"a readable CLIF file ({exc})")]
+        ) from exc
+    missing = [c for c in CLIF_TABLES[name] if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            [
+                Problem(path.name, None, c, "(no such column)", f"the CLIF {name} column {c}")
+                for c in missing
+            ]
+        )
+    optional = [c for c in OPTIONAL_COLUMNS.get(name, ()) if c in frame.columns]
+    frame = frame[[*CLIF_TABLES[name], *optional]].copy()
+    for col in frame.columns:
+        if col.endswith("_dttm"):
+            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").dt.tz_localize(None)
+        elif col == "hospitalization_id" or col.endswith("_id"):
+            frame[col] = frame[col].astype("string").astype(object)
+    frame["_row"] = np.arange(1, len(frame) + 1)
+    frame.attrs["source"] = path.name
+    return frame
 
 
 def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
-    """Raw tables from CLIF files; not implemented yet, so every input is refused."""
-    raise DataValidationError(
-        [Problem(str(p), None, None, "clif", "a supported format: raw") for p in paths]
+    """Raw long-format tables from CLIF files (Parquet or CSV) or directories of them.
+
+    Returns
+    -------
+    dict
+        ``sites``, ``patients``, ``icu_stays``, ``observations``, ``biomarkers``,
+        ``episodes`` and ``infusions`` (untyped beyond the CLIF files' own types; validation
+        and unit conversion follow in :func:`core.io.validate.validate_tables`).
+        ``result["patients"].attrs["clif_report"]`` counts what was read, merged and skipped.
+
+    Raises
+    ------
+    DataValidationError
+        Missing required tables or columns, unreadable files, unknown categories of a mapped
+        kind, units that cannot be converted, hospitalizations without a weight.
+    """
+    files = clif_files([Path(p) for p in paths])
+    missing = [t for t in REQUIRED_TABLES if t not in files]
+    if missing:
+        raise DataValidationError(
+            [
+                Problem(
+                    ", ".join(str(p) for p in paths) or "(no files)",
+                    None,
+                    None,
+                    f"clif_{t}",
+                    f"a CLIF {t} table (clif_{t}.parquet or .csv)",
+                )
+                for t in missing
+            ]
+        )
+    problems: list[Problem] = []
+    frames: dict[str, pd.DataFrame] = {}
+    for name, path in files.items():
+        try:
+            frames[name] = _read(name, path)
+        except DataValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise DataValidationError(problems)
+    codes = code_table("clif")
+    report: dict[str, int] = {}
+    stays = _icu_stays(frames["adt"])
+    patients = _patients(frames, stays, problems, report)
+    keep = set(patients["patient_id"])
+    excluded: list[Problem] = []
+    obs, bio = _observations(frames, codes, keep, problems, report, excluded)
+    infusions = _infusions(frames, codes, patients, problems, report)
+    infusions = _drop_implausible(infusions, "drug", "rate", "unit", excluded)
+    out = {
+        "sites": pd.DataFrame({"site_id": sorted(patients["site_id"].unique()), "name": None}),
+        "patients": patients,
+        "icu_stays": _stays_end_at_death(stays, patients, report),
+        "observations": obs,
+        "biomarkers": bio,
+        "episodes": _episodes(frames, codes, keep, problems, report),
+        "infusions": infusions,
+    }
+    if problems:
+        raise DataValidationError(problems)
+    for name, frame in out.items():
+        frame.attrs["source"] = f"clif:{name}"
+    report["implausible_values_excluded"] = len(excluded)
+    out["patients"].attrs["clif_report"] = dict(sorted(report.items()))
+    out["patients"].attrs["clif_excluded"] = excluded
+    return out
+
+
+def _stays_end_at_death(
+    stays: pd.DataFrame, patients: pd.DataFrame, report: dict[str, int]
+) -> pd.DataFrame:
+    """The imported patients' ICU stays; a stay the ADT closes after death ends at death (the
+    bed is vacated after the death: the patient is not in the ICU alive after it)."""
+    out = stays[stays["patient_id"].isin(set(patients["patient_id"]))].copy()
+    death = out["patient_id"].map(patients.set_index("patient_id")["death_time"])
+    late = death.notna() & (out["stop"].isna() | (out["stop"] > death))
+    late &= out["start"] <= death
+    out.loc[late, "stop"] = death[late]
+    report["icu_stays_ended_at_death"] = int(late.sum())
+    return out.drop(columns="_site").reset_index(drop=True)
+
+
+def _drop_implausible(
+    frame: pd.DataFrame, name_col: str, value_col: str, unit_col: str, excluded: list[Problem]
+) -> pd.DataFrame:
+    """Rows whose value, in the concept's canonical unit, is outside its plausible range
+    (core.concepts) are not imported: monitor artefacts (a MAP of -22 mmHg, a weight of 0 kg)
+    in an EHR feed. Each one is listed in ``excluded`` (source, value, expected range) and in
+    the import report; nothing is dropped silently. Rows of unknown concepts or units are left
+    to validation, which reports them."""
+    if frame.empty:
+        return frame
+    keep = np.ones(len(frame), dtype=bool)
+    names = frame[name_col].to_numpy()
+    units = frame[unit_col].to_numpy()
+    values = pd.to_numeric(frame[value_col], errors="coerce").to_numpy(dtype=float)
+    sources = frame["source"].to_numpy() if "source" in frame else [None] * len(frame)
+    pids, times = frame["patient_id"].to_numpy(), frame.iloc[:, 2 if name_col == "drug" else 1]
+    for i, (name, unit, value) in enumerate(zip(names, units, values, strict=True)):
+        c = CONCEPTS.get(name)
+        factor = c.units.get(unit_key(unit) or "") if c is not None else None
+        if factor is None or np.isnan(value):
+            continue
+        v = float(convert(np.array([value]), np.array([factor]))[0])
+        if c.low <= v <= c.high:
+            continue
+        keep[i] = False
+        excluded.append(
+            Problem(
+                str(sources[i] or f"clif:{'infusions' if name_col == 'drug' else 'observations'}"),
+                None,
+                name,
+                value,
+                f"{c.low:g}-{c.high:g} {c.unit} (implausible: not imported)",
+                patient_id=str(pids[i]),
+                time=str(times.iloc[i]),
+            )
+        )
+    return frame[keep].reset_index(drop=True)
+
+
+def _icu_stays(adt: pd.DataFrame) -> pd.DataFrame:
+    icu = adt[adt["location_category"].astype(str).str.casefold() == ICU_CATEGORY]
+    unit = pd.Series("ICU", index=icu.index, dtype=object)
+    for col in ("location_name", "location_type"):  # the more specific one last
+        if col in icu:
+            unit = icu[col].astype(object).where(icu[col].notna(), unit)
+    return (
+        pd.DataFrame(
+            {
+                "patient_id": icu["hospitalization_id"],
+                "unit": unit.astype(str),
+                "bed": None,
+                "start": icu["in_dttm"],
+                "stop": icu["out_dttm"],
+                "_site": icu["hospital_id"].astype(str),
+            }
+        )
+        .sort_values(["patient_id", "start"], kind="stable")
+        .reset_index(drop=True)
     )
+
+
+def _patients(
+    frames: Mapping[str, pd.DataFrame],
+    stays: pd.DataFrame,
+    problems: list[Problem],
+    report: dict[str, int],
+) -> pd.DataFrame:
+    hosp = frames["hospitalization"]
+    pat = frames["patient"].drop_duplicates("patient_id").set_index("patient_id")
+    first = stays.groupby("patient_id").agg(
+        anchor_time=("start", "min"), site_id=("_site", "first")
+    )
+    h = hosp[hosp["hospitalization_id"].isin(first.index)].copy()
+    report["hospitalizations_without_icu_stay"] = int(len(hosp) - len(h))
+    h = h.join(first, on="hospitalization_id")
+    weights = _first_weights(frames.get("vitals"), hosp)
+    h["weight_kg"] = h["hospitalization_id"].map(weights["by_hosp"])
+    fallback = h["patient_id"].map(weights["by_patient"])
+    report["weights_from_other_hospitalization"] = int(
+        (h["weight_kg"].isna() & fallback.notna()).sum()
+    )
+    h["weight_kg"] = h["weight_kg"].fillna(fallback)
+    for r in h[h["weight_kg"].isna()].itertuples():
+        problems.append(
+            Problem(
+                frames["hospitalization"].attrs["source"],
+                int(r._row),
+                "weight_kg",
+                None,
+                "a weight_kg vital for this hospitalization or its patient "
+                "(needed for vasopressor doses per kg)",
+                patient_id=str(r.hospitalization_id),
+            )
+        )
+    sex = h["patient_id"].map(pat["sex_category"]).astype(str).str.casefold().map(_SEX)
+    return pd.DataFrame(
+        {
+            "patient_id": h["hospitalization_id"].to_numpy(),
+            "site_id": h["site_id"].to_numpy(),
+            "anchor_time": h["anchor_time"].to_numpy(),
+            "weight_kg": h["weight_kg"].to_numpy(dtype=float),
+            "death_time": h["patient_id"].map(pat["death_dttm"]).to_numpy(),
+            "age_years": pd.to_numeric(h["age_at_admission"], errors="coerce").to_numpy(),
+            "sex": sex.to_numpy(),
+        }
+    )
+
+
+def _first_weights(vitals: pd.DataFrame | None, hosp: pd.DataFrame) -> dict[str, pd.Series]:
+    if vitals is None:
+        empty = pd.Series(dtype=float)
+        return {"by_hosp": empty, "by_patient": empty}
+    w = vitals[vitals["vital_category"].astype(str).str.casefold() == "weight_kg"]
+    w = w.assign(v=pd.to_numeric(w["vital_value"], errors="coerce")).dropna(subset=["v"])
+    w = w.sort_values("recorded_dttm", kind="stable")
+    by_hosp = w.groupby("hospitalization_id")["v"].first()
+    owner = hosp.set_index("hospitalization_id")["patient_id"]
+    by_patient = w.assign(p=w["hospitalization_id"].map(owner)).groupby("p")["v"].first()
+    return {"by_hosp": by_hosp, "by_patient": by_patient}
+
+
+def _mapped(
+    frame: pd.DataFrame,
+    prefix: str,
+    category: pd.Series,
+    codes: Mapping[str, CodeMapping],
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Target, variable and default unit of each row (None where unmapped or ignored)."""
+    keys = (prefix + ":" + category.astype(str)).map(normalise_code)
+    target = keys.map(lambda k: codes[k].target if k in codes else None)
+    variable = keys.map(lambda k: codes[k].variable if k in codes else None)
+    unit = keys.map(lambda k: codes[k].unit if k in codes else None)
+    return target, variable, unit
+
+
+def _observations(
+    frames: Mapping[str, pd.DataFrame],
+    codes: Mapping[str, CodeMapping],
+    keep: set[str],
+    problems: list[Problem],
+    report: dict[str, int],
+    excluded: list[Problem],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    parts: list[pd.DataFrame] = []
+    specs = (
+        ("labs", "lab", "lab_category", "lab_collect_dttm", "lab_value_numeric", "reference_unit"),
+        ("vitals", "vital", "vital_category", "recorded_dttm", "vital_value", None),
+        (
+            "patient_assessments",
+            "assessment",
+            "assessment_category",
+            "recorded_dttm",
+            "numerical_value",
+            None,
+        ),
+    )
+    for table, prefix, cat_col, time_col, value_col, unit_col in specs:
+        f = frames.get(table)
+        if f is None:
+            continue
+        f = f[f["hospitalization_id"].isin(keep)]
+        target, variable, default_unit = _mapped(f, prefix, f[cat_col], codes)
+        sel = target.isin(["observations", "biomarkers"]).to_numpy()
+        f, target, variable, default_unit = f[sel], target[sel], variable[sel], default_unit[sel]
+        value = pd.to_numeric(f[value_col], errors="coerce")
+        report[f"{table}_not_numeric_skipped"] = int(value.isna().sum())
+        unit = f[unit_col].astype(object) if unit_col else pd.Series(None, index=f.index)
+        unit = unit.where(unit.notna() & (unit.astype(str).str.strip() != ""), default_unit)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "patient_id": f["hospitalization_id"],
+                    "time": f[time_col],
+                    "variable": variable,
+                    "value": value,
+                    "unit": unit,
+                    "source": f"clif_{table}:" + f["_row"].astype(str),
+                    "_target": target,
+                    "_file": f.attrs.get("source", table),
+                    "_row": f["_row"],
+                }
+            )[value.notna().to_numpy()]
+        )
+    rs = frames.get("respiratory_support")
+    if rs is not None and "respiratory:fio2_set" in codes:
+        m = codes["respiratory:fio2_set"]
+        rs = rs[rs["hospitalization_id"].isin(keep)]
+        value = pd.to_numeric(rs["fio2_set"], errors="coerce")
+        rs, value = rs[value.notna()], value[value.notna()]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "patient_id": rs["hospitalization_id"],
+                    "time": rs["recorded_dttm"],
+                    "variable": m.variable,
+                    "value": value,
+                    "unit": m.unit,
+                    "source": "clif_respiratory_support:" + rs["_row"].astype(str),
+                    "_target": m.target,
+                    "_file": rs.attrs.get("source", "respiratory_support"),
+                    "_row": rs["_row"],
+                }
+            )
+        )
+    allobs = pd.concat(parts, ignore_index=True) if parts else _empty_obs()
+    bio_rows = allobs[allobs["_target"] == "biomarkers"]
+    plausible = _drop_implausible(
+        allobs[allobs["_target"] == "observations"], "variable", "value", "unit", excluded
+    )
+    obs = _worst_per_key(plausible, report)
+    return obs.drop(columns=["_target", "_file", "_row"]), _biomarkers(bio_rows, problems)
+
+
+def _empty_obs() -> pd.DataFrame:
+    cols = ("patient_id", "time", "variable", "value", "unit", "source", "_target", "_file", "_row")
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+
+
+def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
+    """One row per (patient, time, variable): the worst value by the variable's aggregate."""
+    key = ["patient_id", "time", "variable"]
+    higher_is_worse = obs["variable"].map(lambda v: CONCEPTS[v].aggregate in ("max", "sum", "none"))
+    sort_value = obs["value"].where(~higher_is_worse.astype(bool), -obs["value"])
+    ordered = obs.assign(_s=sort_value).sort_values([*key, "_s"], kind="stable")
+    out = ordered.drop_duplicates(key, keep="first").drop(columns="_s")
+    report["same_minute_values_merged"] = int(len(obs) - len(out))
+    return out.sort_values(key, kind="stable").reset_index(drop=True)
+
+
+def _biomarkers(rows: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
+    """The wide biomarkers table (canonical units: the table has no unit column)."""
+    cols = {"patient_id": [], "time": [], **{c: [] for c in BIOMARKER_COLUMNS.values()}}
+    if rows.empty:
+        return pd.DataFrame(cols)
+    factors = np.full(len(rows), np.nan)
+    for i, (var, u) in enumerate(zip(rows["variable"], rows["unit"], strict=True)):
+        factors[i] = CONCEPTS[var].units.get(unit_key(u) or "", np.nan)
+    bad = np.isnan(factors)
+    for r in rows[bad].itertuples():
+        c = CONCEPTS[r.variable]
+        problems.append(
+            Problem(
+                r._file,
+                int(r._row),
+                "reference_unit",
+                r.unit,
+                f"a {c.label} unit: {', '.join(c.units)}",
+                patient_id=str(r.patient_id),
+                time=str(r.time),
+            )
+        )
+    ok = rows[~bad].assign(value=convert(rows["value"].to_numpy()[~bad], factors[~bad]))
+    ok = ok.assign(col=ok["variable"].map(BIOMARKER_COLUMNS))
+    wide = ok.pivot_table(
+        index=["patient_id", "time"], columns="col", values="value", aggfunc="max"
+    )
+    wide = wide.reindex(columns=list(BIOMARKER_COLUMNS.values()))
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def _runs(times: pd.Series, group: pd.Series, label: pd.Series) -> pd.DataFrame:
+    """Consecutive rows of one label within a group: first time, next run's first time, last."""
+    new_run = (label != label.shift()) | (group != group.shift())
+    run_id = new_run.cumsum()
+    runs = pd.DataFrame({"g": group, "label": label, "t": times, "run": run_id}).groupby(
+        "run", sort=True
+    )
+    out = runs.agg(
+        g=("g", "first"), label=("label", "first"), start=("t", "min"), last=("t", "max")
+    )
+    nxt = out["start"].shift(-1).where(out["g"].shift(-1) == out["g"])
+    out["stop"] = nxt.fillna(out["last"])
+    return out
+
+
+def _episodes(
+    frames: Mapping[str, pd.DataFrame],
+    codes: Mapping[str, CodeMapping],
+    keep: set[str],
+    problems: list[Problem],
+    report: dict[str, int],
+) -> pd.DataFrame:
+    parts = []
+    rs = frames.get("respiratory_support")
+    if rs is not None:
+        rs = rs[rs["hospitalization_id"].isin(keep)].sort_values(
+            ["hospitalization_id", "recorded_dttm"], kind="stable"
+        )
+        device = rs["device_category"].astype(object).where(rs["device_category"].notna())
+        device = device.groupby(rs["hospitalization_id"]).ffill()
+        rs, device = rs[device.notna()], device[device.notna()]
+        keys = ("device:" + device.astype(str)).map(normalise_code)
+        unknown = ~keys.isin(list(codes))
+        for r, d in zip(rs[unknown.to_numpy()].itertuples(), device[unknown], strict=True):
+            problems.append(
+                Problem(
+                    rs.attrs.get("source", "respiratory_support"),
+                    int(r._row),
+                    "device_category",
+                    d,
+                    "a device category of core/io/mappings/clif.csv",
+                    patient_id=str(r.hospitalization_id),
+                )
+            )
+        kind = keys.map(lambda k: codes[k].variable if k in codes else "")
+        runs = _runs(rs["recorded_dttm"], rs["hospitalization_id"], kind)
+        runs = runs[runs["label"] != ""]
+        parts.append(runs.rename(columns={"g": "patient_id", "label": "kind"}))
+    crrt = frames.get("crrt_therapy")
+    if crrt is not None and "crrt:any" in codes:
+        c = crrt[crrt["hospitalization_id"].isin(keep)].sort_values(
+            ["hospitalization_id", "recorded_dttm"], kind="stable"
+        )
+        gap = c["recorded_dttm"].diff() > CRRT_GAP
+        new = gap | (c["hospitalization_id"] != c["hospitalization_id"].shift())
+        grouped = c.groupby(new.cumsum())
+        ep = grouped.agg(
+            patient_id=("hospitalization_id", "first"),
+            start=("recorded_dttm", "min"),
+            stop=("recorded_dttm", "max"),
+        )
+        parts.append(ep.assign(kind=codes["crrt:any"].variable))
+    if not parts:
+        return pd.DataFrame(columns=["patient_id", "kind", "start", "stop"])
+    out = pd.concat(parts, ignore_index=True)[["patient_id", "kind", "start", "stop"]]
+    report["episodes"] = len(out)
+    return out.sort_values(["patient_id", "start", "kind"], kind="stable").reset_index(drop=True)
+
+
+def _infusions(
+    frames: Mapping[str, pd.DataFrame],
+    codes: Mapping[str, CodeMapping],
+    patients: pd.DataFrame,
+    problems: list[Problem],
+    report: dict[str, int],
+) -> pd.DataFrame:
+    cols = ["patient_id", "drug", "start", "stop", "rate", "unit"]
+    med = frames.get("medication_admin_continuous")
+    if med is None:
+        return pd.DataFrame(columns=cols)
+    med = med[med["hospitalization_id"].isin(set(patients["patient_id"]))]
+    target, drug, _ = _mapped(med, "med", med["med_category"], codes)
+    med = med[(target == "infusions").to_numpy()].assign(drug=drug[target == "infusions"])
+    med = med.sort_values(
+        ["hospitalization_id", "med_order_id", "drug", "admin_dttm"], kind="stable"
+    )
+    same = (
+        (med["hospitalization_id"] == med["hospitalization_id"].shift(-1))
+        & (med["med_order_id"].astype(str) == med["med_order_id"].astype(str).shift(-1))
+        & (med["drug"] == med["drug"].shift(-1))
+    )
+    discharge = frames["hospitalization"].set_index("hospitalization_id")["discharge_dttm"]
+    stop = med["admin_dttm"].shift(-1).where(same, med["hospitalization_id"].map(discharge))
+    dose = pd.to_numeric(med["med_dose"], errors="coerce")
+    action = med["mar_action_category"].astype(str).str.casefold()
+    running = (dose > 0) & (action != "stop") & (stop > med["admin_dttm"])
+    out = pd.DataFrame(
+        {
+            "patient_id": med["hospitalization_id"],
+            "drug": med["drug"],
+            "start": med["admin_dttm"],
+            "stop": stop,
+            "rate": dose.astype(float),
+            "unit": med["med_dose_unit"],
+        }
+    )[running.to_numpy()]
+    out = out.sort_values(["patient_id", "drug", "start", "rate"], kind="stable")
+    n = len(out)
+    out = out.drop_duplicates(["patient_id", "start", "drug"], keep="last")
+    report["infusion_intervals_same_start_merged"] = n - len(out)
+    report["infusion_intervals"] = len(out)
+    return out.reset_index(drop=True)[cols]
