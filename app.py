@@ -72,6 +72,7 @@ def bootstrap_data(settings: Settings) -> None:
                 seed=settings.demo_seed,
                 n_randomised=settings.demo_patients,
                 rules=settings.sofa_rules,
+                dataset=settings.demo_data,
             )
             log.info("demo data: %s (%.1f s)", result, time.perf_counter() - started)
     finally:
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
             n_patients=info.n_patients,
             version=info.version,
             login=settings.mode == "login",
+            demo_data=info.demo_data,
         )
 
     app.layout = serve_layout
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
                 "dataset_version": info.version,
                 "patients": info.n_patients,
                 "synthetic": info.synthetic,
+                "demo_data": info.demo_data,
             },
             cache=context.cache_backend_status(),
             warm_up=warmup.status(),

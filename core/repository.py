@@ -129,7 +129,9 @@ def load_patients(
     -------
     DataFrame
         The ``patients`` columns plus ``death_study_day`` (study day of death by
-        ``rules.study_day``, :func:`core.time.study_day`; <NA> when alive) and ``ferritin_ng_ml`` /
+        ``rules.study_day``, :func:`core.time.study_day`; <NA> when alive),
+        ``trial_participant`` (randomised: ``randomised_at`` set; the others are ward
+        patients only, their day 1 anchored at ICU admission) and ``ferritin_ng_ml`` /
         ``hla_dr_ab_per_cell`` from the first biomarker sample of the patient.
     """
     pts = _select(
@@ -140,6 +142,9 @@ def load_patients(
         order_by=("patient_id",),
     )
     pts["death_study_day"] = study_day(pts["death_time"], pts["anchor_time"], rules=rules)
+    # trial participants are randomised; the others (ICU patients from a hospital feed) are
+    # ward patients only
+    pts["trial_participant"] = pts["randomised_at"].notna()
     bio = _first_biomarkers(engine, pts["patient_id"].tolist() if site_ids is not None else None)
     out = pts.merge(bio, on="patient_id", how="left")
     for c in ("ferritin_ng_ml", "hla_dr_ab_per_cell"):

@@ -157,6 +157,13 @@ def _daily(ctx: Context) -> pd.DataFrame:
     return load_cohort_daily(engine(), rules_key=ctx.sofa_rules.key())
 
 
+def trial_patients(ctx: Context) -> pd.DataFrame:
+    """The trial participants of :func:`cohort_patients` (randomised): every trial page and
+    analysis counts these only; ICU patients who are not in the trial are ward patients."""
+    p = cohort_patients(ctx)
+    return p[p["trial_participant"]].reset_index(drop=True)
+
+
 def cohort_daily(ctx: Context) -> pd.DataFrame:
     """The whole cohort's compact daily SOFA (``core.repository.COHORT_DAILY_COLUMNS``:
     patient, study day, total, number of imputed components). A copy."""
@@ -212,7 +219,7 @@ def _cut(values: pd.Series, at: float, above: str, below: str) -> np.ndarray:
 @cache.memoize()
 def _patient_outcomes(ctx: Context) -> pd.DataFrame:
     rules = ctx.endpoint_rules
-    p = cohort_patients(ctx).merge(site_countries(), on="site_id", how="left")
+    p = trial_patients(ctx).merge(site_countries(), on="site_id", how="left")
     daily = cohort_daily(ctx)
     day1 = daily[daily["study_day"] == 1].set_index("patient_id")
     p["baseline_sofa"] = p["patient_id"].map(day1[SOFA_TOTAL]).astype(float)
@@ -372,7 +379,7 @@ OVER_TIME_COLUMNS = (
 @cache.memoize()
 def _immune_samples(ctx: Context) -> dict[str, pd.DataFrame]:
     thresholds = ctx.thresholds
-    patients = cohort_patients(ctx)
+    patients = trial_patients(ctx)
     bio = load_biomarkers(engine())
     bio = bio[bio["patient_id"].isin(patients["patient_id"])]
     anchor = bio["patient_id"].map(patients.set_index("patient_id")["anchor_time"])

@@ -59,6 +59,17 @@ def _ward(ctx: Context, site_id: str, as_of_day: int | None) -> pd.DataFrame:
     board = ward_snapshot(daily, carry, as_of_day=as_of_day, rules=ctx.endpoint_rules)
     changes = site_changes(ctx, daily, board)
     board["changes"] = change_texts(changes, pd.Index(board["patient_id"])).to_numpy()
+    return _without_trial_endpoint(board, patients)
+
+
+def _without_trial_endpoint(board: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """No endpoint for patients who are not trial participants (ward patients only): the
+    status is empty, never "not evaluable" or a Δ of a trial they are not in."""
+    trial = board["patient_id"].map(patients.set_index("patient_id")["trial_participant"])
+    outside = trial.eq(False).to_numpy()
+    board["endpoint_status"] = board["endpoint_status"].astype(object)
+    board.loc[outside, "endpoint_status"] = None
+    board.loc[outside, "endpoint_decrease"] = np.nan
     return board
 
 
@@ -172,7 +183,7 @@ def _board_at(
     first_day = (day_at == 1).reindex(out.index).fillna(False).to_numpy(dtype=bool)
     out.loc[first_day, "endpoint_status"] = EndpointStatus.AWAITING.value
     out["study_day"] = day_at.where(day_at >= 1)
-    return out.reset_index()[list(AT_COLUMNS)]
+    return _without_trial_endpoint(out.reset_index()[list(AT_COLUMNS)], pts.reset_index())
 
 
 def clock_now(ctx: Context, *, real_now: pd.Timestamp | None = None) -> pd.Timestamp:
@@ -192,8 +203,12 @@ def clock_now(ctx: Context, *, real_now: pd.Timestamp | None = None) -> pd.Times
 
 @cache.memoize()
 def _replay_span(ctx: Context) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The period the replay cycles through: ICU admissions from their 5th to their 95th
+    percentile, so the replayed census never ramps up from, or runs down to, an empty unit."""
     stays = load_icu_stays(engine())
     if stays.empty:
         anchors = cohort_patients(ctx)["anchor_time"]
         return anchors.min(), anchors.max() + pd.Timedelta(days=1)
-    return stays["start"].min(), stays["stop"].max()
+    starts = stays["start"].sort_values()
+    lo, hi = starts.quantile(0.05), starts.quantile(0.95)
+    return lo, max(hi, lo + pd.Timedelta(days=1))

