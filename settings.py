@@ -59,8 +59,9 @@ ENVIRONMENT: Final = MappingProxyType(
         "IMMUNOSEP_MODE": (
             "demo",
             (
-                "Role/blinding mode: demo (synthetic data, unblinded, DEMO watermark; only allowed "
-                "on synthetic data) or login (users sign in; blinding follows their role)"
+                "Role/blinding mode: demo (public demo data only: the synthetic trial or the CLIF "
+                "demo; unblinded, DEMO watermark) or login (users sign in; blinding follows their "
+                "role)"
             ),
         ),
         "IMMUNOSEP_USERS_FILE": (

@@ -84,7 +84,7 @@ def sofa_timeline(
     death_study_day: float | None = None,
     selected_day: int | None = None,
     show_sofa2: bool = False,
-    endpoint_last_day: int = 9,
+    endpoint_last_day: int | None = 9,
     max_day: int = 28,
     lanes: pd.DataFrame | None = None,
     death_score: int = 24,
@@ -175,7 +175,8 @@ def sofa_timeline(
         )
     if death_study_day is not None and not pd.isna(death_study_day):
         death_day = int(death_study_day)
-        ghost = list(range(death_day, endpoint_last_day + 1))
+        # the endpoint's death score: trial participants only (None: no endpoint window)
+        ghost = list(range(death_day, (endpoint_last_day or 0) + 1))
         if ghost:
             fig.add_trace(
                 go.Scatter(
@@ -206,24 +207,25 @@ def sofa_timeline(
             font={"size": 12},
             bgcolor="rgba(255,255,255,0.8)",
         )
-    fig.add_vrect(
-        x0=1.5,
-        x1=endpoint_last_day + 0.5,
-        fillcolor="#8888aa",
-        opacity=0.08,
-        line_width=0,
-        layer="below",
-        **row_kw,
-    )
-    fig.add_annotation(
-        x=(1.5 + endpoint_last_day + 0.5) / 2,
-        y=1.0,
-        yref="y domain",
-        showarrow=False,
-        yanchor="bottom",
-        text=f"Endpoint window: days 2–{endpoint_last_day}",
-        font={"size": 12, "color": "#444466"},
-    )
+    if endpoint_last_day is not None:
+        fig.add_vrect(
+            x0=1.5,
+            x1=endpoint_last_day + 0.5,
+            fillcolor="#8888aa",
+            opacity=0.08,
+            line_width=0,
+            layer="below",
+            **row_kw,
+        )
+        fig.add_annotation(
+            x=(1.5 + endpoint_last_day + 0.5) / 2,
+            y=1.0,
+            yref="y domain",
+            showarrow=False,
+            yanchor="bottom",
+            text=f"Endpoint window: days 2–{endpoint_last_day}",
+            font={"size": 12, "color": "#444466"},
+        )
     if len(d) and d["study_day"].iloc[0] == 1 and not pd.isna(totals.iloc[0]):
         fig.add_annotation(
             x=1,

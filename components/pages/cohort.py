@@ -169,7 +169,9 @@ def publication_badge() -> html.Span:
     return html.Span(
         [
             dbc.Badge(
-                "✓ reproduces the publication" if ok else "✗ does not reproduce the publication",
+                "✓ statistics code reproduces the publication (from its printed counts)"
+                if ok
+                else "✗ statistics code does not reproduce the publication",
                 color="success" if ok else "danger",
                 id="cohort-badge",
                 className="me-1",
@@ -238,6 +240,18 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
             [html.H1("Cohort", className="h4"), dbc.Alert("No data loaded yet.", color="info")]
         )
     context = Context.current(principal)
+    if data.trial_patients(context).empty:
+        return html.Div(
+            [
+                html.H1("Cohort", className="h4"),
+                dbc.Alert(
+                    f"No trial participants in these data: the {dataset_info().n_patients} "
+                    "patients are ICU patients who were not randomised. The cohort pages analyse "
+                    "trial participants only; these patients are on the ward board.",
+                    color="info",
+                ),
+            ]
+        )
     before, after = data.counts(context, filters)
     vis = principal.arm_visibility
     return html.Div(

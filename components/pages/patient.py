@@ -66,6 +66,22 @@ def phenotype_badge(patient: dict[str, Any]) -> html.Div:
     )
 
 
+def not_in_trial_card() -> dbc.Card:
+    """In place of the endpoint card for an ICU patient who is not in the trial."""
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("Not a trial participant", className="h6 text-uppercase text-muted"),
+                html.P(
+                    "No trial endpoint: this patient was not randomised. Day 1 is the day of "
+                    "ICU admission; the daily SOFA follows the same rules as for trial patients.",
+                    className="small mb-0",
+                ),
+            ]
+        )
+    )
+
+
 def endpoint_card(
     endpoint: dict[str, Any], *, last_day: int, threshold: float, current_day: int
 ) -> dbc.Card:
@@ -185,7 +201,9 @@ def timeline_figure(
         death_study_day=view.patient.get("death_study_day"),
         selected_day=day,
         show_sofa2="sofa2" in layers,
-        endpoint_last_day=context.endpoint_rules.last_day,
+        endpoint_last_day=context.endpoint_rules.last_day
+        if bool(view.patient.get("trial_participant", True))
+        else None,
         max_day=context.sofa_rules.max_study_day,
         lanes=support_lanes(view, context) if "support" in layers else None,
         death_score=context.endpoint_rules.death_score,
@@ -272,12 +290,16 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
     selected = int(day) if day and day.isdigit() and int(day) in days else last_day
     layer_list = parse_layers(layers)
     died = p.get("death_study_day")
+    trial = bool(p.get("trial_participant", True))
+    day_word = "study day" if trial else "ICU day"
     facts = [
         f"Site {p['site_id']}",
         f"{int(p['age_years'])} y" if not pd.isna(p.get("age_years")) else None,
         {"F": "female", "M": "male"}.get(p.get("sex")),
-        f"first dose {pd.Timestamp(p['anchor_time']):%Y-%m-%d %H:%M}",
-        f"study day {last_day}" if last_day else "no study days yet",
+        ("first dose " if trial else "ICU admission ")
+        + f"{pd.Timestamp(p['anchor_time']):%Y-%m-%d %H:%M}",
+        f"{day_word} {last_day}" if last_day else f"no {day_word}s yet",
+        None if trial else "not a trial participant",
     ]
     bio_note = (
         "Post-baseline ferritin and HLA-DR are hidden in this blinded view: their course can reveal the allocation."
@@ -294,7 +316,9 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                     html.Div(" · ".join(f for f in facts if f), className="small text-muted mb-1"),
                     phenotype_badge(p),
                     dbc.Alert(
-                        f"Died on study day {int(died)}. For the endpoint, days from {int(died)} on are scored 24.",
+                        f"Died on study day {int(died)}. For the endpoint, days from {int(died)} on are scored 24."
+                        if trial
+                        else f"Died on ICU day {int(died)}.",
                         color="dark",
                         className="py-1 mt-2 mb-0 small",
                     )
@@ -360,7 +384,9 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                             last_day=context.endpoint_rules.last_day,
                             threshold=context.endpoint_rules.threshold,
                             current_day=last_day or 0,
-                        ),
+                        )
+                        if trial
+                        else not_in_trial_card(),
                         lg=3,
                     ),
                 ],
