@@ -45,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_imp = sub.add_parser("import", help="validate and import files, all or nothing")
     p_imp.add_argument("files", nargs="+", type=Path, help="files (or a directory for clif)")
     p_imp.add_argument("--user", default="cli")
+    p_imp.add_argument(
+        "--append",
+        action="store_true",
+        help="new rows for patients already stored (any other patient is refused); "
+        "idempotent: rows already stored are skipped",
+    )
     p_val = sub.add_parser("validate", help="print the problems of files; exit 1 on problems")
     p_val.add_argument("files", nargs="+", type=Path)
     for p in (p_imp, p_val):
@@ -100,7 +106,7 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
         engines.append(engine)
         if args.command == "import":
             tables = read_format(args.format, args.files)
-            result = import_tables(engine, tables, user=args.user)
+            result = import_tables(engine, tables, user=args.user, append=args.append)
             out.write(
                 f"{result.status}: import {result.import_id}, dataset version "
                 f"{result.dataset_version}, rows {json.dumps(dict(result.inserted))} "

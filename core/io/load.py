@@ -15,7 +15,7 @@ import time as _time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from core import db
 from core.exceptions import DataValidationError, Problem
 from core.io.read import read_files
 from core.io.recompute import recompute_derived
-from core.io.report import dedupe, plain
+from core.io.report import dedupe, file_rows, plain
 from core.io.schema import DEFAULT_SOFA_RULES, TABLE_SPECS, TableSpec
 from core.io.stored import read_table, stored_patients, stored_withdrawn_ids
 from core.io.validate import validate_and_type
@@ -84,21 +84,41 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
     return both_na | (eq & ~(a.isna() | b.isna()).to_numpy())
 
 
+#: interval tables whose open end (``stop`` empty) a later import may close: the one update a
+#: stored row accepts (an ICU discharge or the end of a ventilation arrives after the start)
+CLOSABLE: Final = {"icu_stays": "stop", "episodes": "stop"}
+
+
 def _new_rows(
     conn: Connection,
     table: str,
     frame: pd.DataFrame,
     *,
     source: str,
+    closing: list[pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, int, list[Problem]]:
-    """Rows not yet stored, the number of identical stored rows skipped, and conflicts."""
+    """Rows not yet stored, the number of identical stored rows skipped, and conflicts.
+
+    Rows of a :data:`CLOSABLE` table that differ from their stored row only by giving the
+    stored open end a time are appended to ``closing`` (key columns and the end), not
+    reported as conflicts."""
     spec = TABLE_SPECS[table]
     t = db.metadata.tables[table]
     key = list(spec.key)
     if len(frame) == 0:
         return frame, 0, []
+    # a stored row can only match on the whole natural key: when the key holds a time, only
+    # stored rows within the batch's time range are read (an append of the last hour reads
+    # the last hour, not every patient's whole history)
+    times = [c for c in key if pd.api.types.is_datetime64_any_dtype(frame[c].dtype)]
+    between = None
+    if times and frame[times[0]].notna().any():
+        col = frame[times[0]]
+        between = (times[0], col.min().to_pydatetime(), col.max().to_pydatetime())
     if "patient_id" in key:
-        stored = read_table(conn, t, patient_ids=frame["patient_id"].dropna().unique().tolist())
+        stored = read_table(
+            conn, t, patient_ids=frame["patient_id"].dropna().unique().tolist(), between=between
+        )
     else:
         stored = read_table(
             conn, t, patient_ids=frame[key[0]].dropna().unique().tolist(), column=key[0]
@@ -118,6 +138,16 @@ def _new_rows(
     conflicts: list[Problem] = []
     conflict_mask = np.zeros(len(merged), dtype=bool)
     rows = merged["_row_index"].to_numpy() + 1
+    end = CLOSABLE.get(table)
+    closes = np.zeros(len(merged), dtype=bool)
+    if end is not None and closing is not None and f"_old_{end}" in merged.columns:
+        others = [c for c in spec.compare if c != end and c in merged.columns]
+        closes = exists & merged[f"_old_{end}"].isna().to_numpy() & merged[end].notna().to_numpy()
+        for c in others:
+            closes &= _same(merged[c], merged[f"_old_{c}"])
+        if closes.any():
+            closing.append(merged.loc[closes, [*key, end]].reset_index(drop=True))
+            exists = exists & ~closes  # neither identical (skipped) nor a conflict
     for c in spec.compare:
         if c not in merged.columns:
             continue
@@ -135,9 +165,59 @@ def _new_rows(
                 )
             )
         conflict_mask |= diff
-    keep = ~exists
+    keep = ~exists & ~closes
     new = frame.iloc[np.flatnonzero(keep)]
     return new, int(exists.sum()) - int(conflict_mask.sum()), conflicts
+
+
+#: what an append batch may reference (every other patient must be stored already)
+_APPEND_EXPECTED: Final = (
+    "a patient already in the database (--append adds rows for known patients only; "
+    "import new patients without --append)"
+)
+
+
+def _unknown_patients(
+    tables: Mapping[str, pd.DataFrame], known: set[str], names: Mapping[str, str]
+) -> list[Problem]:
+    """One problem per row of an append batch whose patient is not stored."""
+    problems: list[Problem] = []
+    for table, frame in tables.items():
+        if "patient_id" not in frame.columns or table == "disposition":
+            continue
+        ids = frame["patient_id"].astype(str).str.strip()
+        rows = file_rows(frame)
+        for k in np.flatnonzero(~ids.isin(known).to_numpy()):
+            problems.append(
+                Problem(
+                    names.get(table, table),
+                    int(rows[k]),
+                    "patient_id",
+                    ids.iloc[k],
+                    _APPEND_EXPECTED,
+                    patient_id=ids.iloc[k],
+                )
+            )
+    return problems
+
+
+def _close_intervals(conn: Connection, table: str, closed: pd.DataFrame) -> int:
+    """Give stored open intervals (end empty) their end; returns the number of rows closed."""
+    t = db.metadata.tables[table]
+    end = CLOSABLE[table]
+    key = list(TABLE_SPECS[table].key)
+    n = 0
+    for r in closed.to_dict("records"):
+        values = {
+            c: (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for c, v in r.items()
+        }
+        stmt = (
+            t.update()
+            .where(*(t.c[c] == values[c] for c in key), t.c[end].is_(None))
+            .values({end: values[end]})
+        )
+        n += conn.execute(stmt).rowcount
+    return n
 
 
 def _stored_stays(conn: Connection, stays: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -160,6 +240,7 @@ def import_tables(
     source_names: Mapping[str, str] | None = None,
     user: str = "cli",
     rules: SofaRules = DEFAULT_SOFA_RULES,
+    append: bool = False,
 ) -> ImportResult:
     """Validate and import long-format tables, all or nothing.
 
@@ -175,6 +256,10 @@ def import_tables(
         Who imports (import log).
     rules
         SOFA rules under which the derived daily SOFA of the affected patients is recomputed.
+    append
+        A batch of new rows for patients already stored (``--append``): a row of any other
+        patient is refused, naming it. Rows already stored identically are skipped either way,
+        so a batch sent twice is imported once; an ICU stay or episode stored open gets its end.
 
     Returns
     -------
@@ -196,9 +281,14 @@ def import_tables(
     }
     started = db._utcnow()
     with db.writer_transaction(engine) as conn:
+        known = stored_patients(conn)
+        if append:
+            unknown = _unknown_patients(tables, set(known["patient_id"]), names)
+            if unknown:
+                raise DataValidationError(unknown)
         validated = validate_and_type(
             tables,
-            existing_patients=stored_patients(conn),
+            existing_patients=known,
             source_names=names,
             withdrawn_ids=stored_withdrawn_ids(conn),
             existing_stays=_stored_stays(conn, tables.get("icu_stays")),
@@ -235,16 +325,22 @@ def import_tables(
         skipped: dict[str, int] = {}
         conflicts: list[Problem] = []
         new_frames: dict[str, pd.DataFrame] = {}
+        closings: dict[str, pd.DataFrame] = {}
         for table in db.RAW_TABLES:
             if table not in typed:
                 continue
             if table == "sites":
                 new_frames[table] = typed[table]
                 continue
-            new, n_same, bad = _new_rows(conn, table, typed[table], source=names.get(table, table))
+            closing: list[pd.DataFrame] = []
+            new, n_same, bad = _new_rows(
+                conn, table, typed[table], source=names.get(table, table), closing=closing
+            )
             conflicts.extend(bad)
             new_frames[table] = new
             skipped[table] = n_same
+            if closing:
+                closings[table] = closing[0]
         if conflicts:
             raise DataValidationError(dedupe(conflicts))
         affected: set[str] = set()
@@ -257,6 +353,9 @@ def import_tables(
             inserted[table] = db.bulk_insert(conn, db.metadata.tables[table], frame)
             if table in ("patients", "observations", "infusions", "episodes") and len(frame):
                 affected.update(frame["patient_id"].dropna().unique().tolist())
+        for table, closed in closings.items():
+            inserted[f"{table} closed"] = _close_intervals(conn, table, closed)
+            affected.update(closed["patient_id"].astype(str).unique().tolist())
         if not any(inserted.values()):
             return ImportResult(
                 "duplicate",

@@ -24,15 +24,24 @@ def read_table(
     *,
     patient_ids: Sequence[str] | None = None,
     column: str = "patient_id",
+    between: tuple[str, Any, Any] | None = None,
 ) -> pd.DataFrame:
-    """Rows of a table (optionally for some patients) as a DataFrame with typed columns."""
+    """Rows of a table (optionally for some patients, and with ``between = (column, low,
+    high)`` only rows whose column lies in ``[low, high]``) as a DataFrame with typed
+    columns."""
     cols = [c for c in table.columns if c.name != "id"]
+    where = []
+    if between is not None:
+        name, low, high = between
+        where.append(table.c[name].between(low, high))
     frames = []
     if patient_ids is None:
-        frames.append(conn.execute(sa.select(*cols)).all())
+        frames.append(conn.execute(sa.select(*cols).where(*where)).all())
     else:
         for chunk in chunks(list(patient_ids)):
-            frames.append(conn.execute(sa.select(*cols).where(table.c[column].in_(chunk))).all())
+            frames.append(
+                conn.execute(sa.select(*cols).where(table.c[column].in_(chunk), *where)).all()
+            )
     rows = [r for part in frames for r in part]
     return typed_frame(rows, cols)
 
