@@ -96,7 +96,7 @@ AESI_VALUES: Final = MappingProxyType(
 #: an organ support the mapping table should list: a misspelling would lower SOFA silently)
 WATCH_WORDS: Final = MappingProxyType(
     {
-        "CM": ("EPINEPHRINE", "ADRENALINE", "DOPAMINE", "DOBUTAMINE"),
+        "CM": ("EPINEPHRIN", "ADRENALIN", "DOPAMIN", "DOBUTAMIN"),
         "PR": ("VENTILATION", "AIRWAY PRESSURE", "RENAL REPLACEMENT", "DIALYSIS", "FILTRATION"),
     }
 )
@@ -126,6 +126,8 @@ class _Problems:
 
     def __init__(self) -> None:
         self.items: list[Problem] = []
+        #: domains with a missing required column (their records were not read)
+        self.incomplete: set[str] = set()
 
     def cell(self, dom: _Domain, i: int | None, col: str | None, value: Any, expected: str) -> None:
         pid = None
@@ -219,6 +221,8 @@ def _require(dom: _Domain, columns: Sequence[str], problems: _Problems) -> bool:
     missing = [c for c in columns if c not in dom.frame.columns]
     for c in missing:
         problems.cell(dom, None, c, None, f"an SDTM {dom.name} column {c!r}")
+    if missing:
+        problems.incomplete.add(dom.name)
     return not missing
 
 
@@ -320,8 +324,8 @@ def _subjects(dm: _Domain, problems: _Problems) -> dict[str, _Subject]:
             if value is None:
                 problems.cell(dm, i, col, None, "a value (this column may not be empty)")
                 ok = False
-        good_arm, arm = _arm_of(dm, i, problems)
-        if not (ok and good_arm) or usubjid is None or site is None:
+        _good, arm = _arm_of(dm, i, problems)  # a bad arm code is reported there
+        if not ok or usubjid is None or site is None:
             continue
         if usubjid in out:
             problems.cell(
@@ -815,7 +819,7 @@ def _subject_tables(
         if anchor is None:
             anchor = _dtc(dm, subj.row, "RFXSTDTC", problems, need_time=True)
         if anchor is None:
-            if _get(dm, subj.row, "RFXSTDTC") is None:
+            if _get(dm, subj.row, "RFXSTDTC") is None and "EX" not in problems.incomplete:
                 problems.cell(
                     dm,
                     subj.row,
@@ -831,7 +835,7 @@ def _subject_tables(
     for pid in sorted(analysed, key=lambda s: subjects[s].row):
         subj = subjects[pid]
         i = subj.row
-        if pid not in weights:
+        if pid not in weights and not problems.incomplete & set(FINDINGS):
             problems.cell(
                 dm, i, "USUBJID", pid, "a baseline body weight: a VS WEIGHT record of the subject"
             )
