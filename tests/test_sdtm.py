@@ -280,6 +280,8 @@ def test_sdtm006_bad_cells_are_named(tmp_path: Path) -> None:
     edit_cell(folder / "lb.csv", 3, "LBDTC", "2024-03")  # partial date of a scored value
     edit_cell(folder / "lb.csv", 4, "LBTESTCD", "XYZ")  # unknown test code
     edit_cell(folder / "lb.csv", 5, "LBSTRESN", "abc")  # non-numeric standard result
+    edit_cell(folder / "lb.csv", 6, "LBSTRESU", "mm")  # two problems on one row: both named
+    edit_cell(folder / "lb.csv", 6, "LBDTC", "2024-03-01T12")
     edit_cell(folder / "ex.csv", 1, "EXROUTE", "ORAL")
     edit_cell(folder / "dm.csv", 2, "ARMCD", "ARM B")
     with pytest.raises(DataValidationError) as err:
@@ -294,13 +296,17 @@ def test_sdtm006_bad_cells_are_named(tmp_path: Path) -> None:
     (number,) = only(problems, where="lb.csv", row=5)
     assert (number.column, number.value) == ("LBSTRESN", "abc")
     assert number.expected.startswith("a number")
+    row6 = {(p.column, p.value) for p in only(problems, where="lb.csv", row=6)}
+    assert row6 == {("LBSTRESU", "mm"), ("LBDTC", "2024-03-01T12")}
+    (unit,) = only(problems, where="lb.csv", row=6, column="LBSTRESU")
+    assert unit.expected == "a unit of pao2: one of mmhg, kpa"
     (route,) = only(problems, where="ex.csv", row=1)
     assert (route.column, route.value) == ("EXROUTE", "ORAL")
     (arm,) = only(problems, where="dm.csv", row=2)
     assert (arm.column, arm.value) == ("ARMCD", "ARM B")
     assert "PRECISION" in arm.expected
     assert "SCRNFAIL" in arm.expected
-    assert len(problems) == 5
+    assert len(problems) == 7
 
 
 def test_sdtm007_partial_dates_where_a_time_is_needed(tmp_path: Path) -> None:

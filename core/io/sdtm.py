@@ -114,11 +114,13 @@ MAPPING_FILE: Final = "core/io/mappings/sdtm.csv"
 
 @dataclass(frozen=True)
 class _Domain:
-    """One SDTM file: its domain, file name and cells (text stripped, empty -> None)."""
+    """One SDTM file: its domain, file name and cells by column (text stripped, empty ->
+    None; plain lists, read cell by cell)."""
 
     name: str
     file: str
-    frame: pd.DataFrame
+    cells: Mapping[str, list[str | None]]
+    n: int
 
 
 class _Problems:
@@ -131,8 +133,8 @@ class _Problems:
 
     def cell(self, dom: _Domain, i: int | None, col: str | None, value: Any, expected: str) -> None:
         pid = None
-        if i is not None and "USUBJID" in dom.frame.columns:
-            pid = _text(dom.frame["USUBJID"].iloc[i])
+        if i is not None and "USUBJID" in dom.cells:
+            pid = dom.cells["USUBJID"][i]
         row = None if i is None else i + 1
         self.items.append(Problem(dom.file, row, col, value, expected, patient_id=pid))
 
@@ -151,7 +153,8 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path) -> tuple[dict[str, list[str | None]], int]:
+    """Cells by (upper-cased) column and the number of data rows of one file."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
@@ -159,12 +162,8 @@ def _read_file(path: Path) -> pd.DataFrame:
         frame = pd.read_sas(path, format="xport", encoding="utf-8")
     else:
         raise ValueError(f"unsupported file type {suffix!r}")
-    frame.columns = [str(c).strip().upper() for c in frame.columns]
-    return pd.DataFrame(
-        {c: [_text(v) for v in frame[c].tolist()] for c in frame.columns},
-        index=pd.RangeIndex(len(frame)),
-        dtype=object,
-    )
+    cells = {str(c).strip().upper(): [_text(v) for v in frame[c].tolist()] for c in frame.columns}
+    return cells, len(frame)
 
 
 def _domain_of(path: Path) -> str:
@@ -201,7 +200,7 @@ def _read_domains(paths: Sequence[Path], problems: _Problems) -> dict[str, _Doma
             )
             continue
         try:
-            frame = _read_file(path)
+            cells, n = _read_file(path)
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:  # corrupt files
             problems.items.append(
                 Problem(
@@ -213,12 +212,12 @@ def _read_domains(paths: Sequence[Path], problems: _Problems) -> dict[str, _Doma
                 )
             )
             continue
-        domains[name] = _Domain(name, path.name, frame)
+        domains[name] = _Domain(name, path.name, cells, n)
     return domains
 
 
 def _require(dom: _Domain, columns: Sequence[str], problems: _Problems) -> bool:
-    missing = [c for c in columns if c not in dom.frame.columns]
+    missing = [c for c in columns if c not in dom.cells]
     for c in missing:
         problems.cell(dom, None, c, None, f"an SDTM {dom.name} column {c!r}")
     if missing:
@@ -227,7 +226,8 @@ def _require(dom: _Domain, columns: Sequence[str], problems: _Problems) -> bool:
 
 
 def _get(dom: _Domain, i: int, col: str) -> str | None:
-    return dom.frame[col].iloc[i] if col in dom.frame.columns else None
+    column = dom.cells.get(col)
+    return None if column is None else column[i]
 
 
 def _dtc(
@@ -288,7 +288,7 @@ class _Subject:
 
 def _arm_of(dom: _Domain, i: int, problems: _Problems) -> tuple[bool, str | None]:
     """(ok, arm) of a DM row; arm None = not randomised."""
-    col = "ARMCD" if "ARMCD" in dom.frame.columns else "ARM"
+    col = "ARMCD" if "ARMCD" in dom.cells else "ARM"
     value = _get(dom, i, col)
     if value is None or value.upper() in NOT_RANDOMISED_CODES:
         return True, None
@@ -314,10 +314,10 @@ def _subjects(dm: _Domain, problems: _Problems) -> dict[str, _Subject]:
     out: dict[str, _Subject] = {}
     if not _require(dm, ("USUBJID", "SITEID"), problems):
         return out
-    if "ARMCD" not in dm.frame.columns and "ARM" not in dm.frame.columns:
+    if "ARMCD" not in dm.cells and "ARM" not in dm.cells:
         problems.cell(dm, None, "ARMCD", None, "an SDTM DM column 'ARMCD' (or 'ARM')")
         return out
-    for i in range(len(dm.frame)):
+    for i in range(dm.n):
         usubjid, site = _get(dm, i, "USUBJID"), _get(dm, i, "SITEID")
         ok = True
         for col, value in (("USUBJID", usubjid), ("SITEID", site)):
@@ -357,7 +357,7 @@ def _disposition(
     death: dict[str, pd.Timestamp] = {}
     if ds is None or not _require(ds, ("USUBJID", "DSDECOD"), problems):
         return _Disposition(rand, fail, frozenset(), death)
-    for i in range(len(ds.frame)):
+    for i in range(ds.n):
         usubjid = _get(ds, i, "USUBJID")
         if usubjid not in subjects:
             problems.cell(ds, i, "USUBJID", usubjid, "a subject (USUBJID) of the DM file")
@@ -392,11 +392,11 @@ def _findings(
     d = dom.name
     if not _require(dom, ("USUBJID", f"{d}TESTCD", f"{d}DTC", f"{d}SEQ"), problems):
         return []
-    if f"{d}STRESN" not in dom.frame.columns and f"{d}ORRES" not in dom.frame.columns:
+    if f"{d}STRESN" not in dom.cells and f"{d}ORRES" not in dom.cells:
         problems.cell(dom, None, f"{d}STRESN", None, f"an SDTM {d} column {d}STRESN or {d}ORRES")
         return []
     out: list[dict[str, Any]] = []
-    for i in range(len(dom.frame)):
+    for i in range(dom.n):
         usubjid = _get(dom, i, "USUBJID")
         if usubjid not in subjects:
             problems.cell(dom, i, "USUBJID", usubjid, "a subject (USUBJID) of the DM file")
@@ -431,19 +431,18 @@ def _findings(
             problems.cell(
                 dom, i, vcol, raw, f"a number (the result of {code}), or {d}STAT = NOT DONE"
             )
-            continue
         unit = _get(dom, i, ucol) or mapping.unit
         accepted = _accepted_units(mapping)
         if unit is None or unit_key(unit) not in accepted:
             problems.cell(
                 dom, i, ucol, unit, f"a unit of {mapping.variable}: one of {', '.join(accepted)}"
             )
-            continue
+            unit = None
         time = _dtc(dom, i, f"{d}DTC", problems, need_time=True)
-        if time is None:
-            if _get(dom, i, f"{d}DTC") is None:
-                problems.cell(dom, i, f"{d}DTC", None, EXPECT_DATETIME)
-            continue
+        if time is None and _get(dom, i, f"{d}DTC") is None:
+            problems.cell(dom, i, f"{d}DTC", None, EXPECT_DATETIME)
+        if value is None or unit is None or time is None:
+            continue  # reported above
         out.append(
             {
                 "patient_id": usubjid,
@@ -491,7 +490,7 @@ def _doses(
     index: list[int] = []
     if not _require(ex, ("USUBJID", "EXSTDTC", "EXROUTE"), problems):
         return pd.DataFrame()
-    for i in range(len(ex.frame)):
+    for i in range(ex.n):
         usubjid = _get(ex, i, "USUBJID")
         if usubjid not in subjects:
             problems.cell(ex, i, "USUBJID", usubjid, "a subject (USUBJID) of the DM file")
@@ -527,12 +526,12 @@ def _interventions(
         required += ["CMENDTC", "CMDOSE", "CMDOSU"]
     if not _require(dom, required, problems):
         return pd.DataFrame()
-    if f"{d}DECOD" not in dom.frame.columns and f"{d}TRT" not in dom.frame.columns:
+    if f"{d}DECOD" not in dom.cells and f"{d}TRT" not in dom.cells:
         problems.cell(dom, None, f"{d}DECOD", None, f"an SDTM {d} column {d}DECOD or {d}TRT")
         return pd.DataFrame()
     rows: list[dict[str, Any]] = []
     index: list[int] = []
-    for i in range(len(dom.frame)):
+    for i in range(dom.n):
         usubjid = _get(dom, i, "USUBJID")
         if usubjid not in subjects:
             problems.cell(dom, i, "USUBJID", usubjid, "a subject (USUBJID) of the DM file")
@@ -613,7 +612,7 @@ def _aesi_by_seq(supp: _Domain | None, problems: _Problems) -> dict[tuple[str, s
         supp, ("USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QVAL"), problems
     ):
         return out
-    for i in range(len(supp.frame)):
+    for i in range(supp.n):
         if (_get(supp, i, "QNAM") or "").upper() != "AESI":
             continue
         if (_get(supp, i, "IDVAR") or "").upper() != "AESEQ":
@@ -642,7 +641,7 @@ def _adverse_events(
     yn = MappingProxyType({"Y": True, "N": False})
     rows: list[dict[str, Any]] = []
     index: list[int] = []
-    for i in range(len(ae.frame)):
+    for i in range(ae.n):
         usubjid = _get(ae, i, "USUBJID")
         if usubjid not in subjects:
             problems.cell(ae, i, "USUBJID", usubjid, "a subject (USUBJID) of the DM file")
@@ -661,7 +660,6 @@ def _adverse_events(
             aesi = AESI_VALUES.get(own.upper())
             if aesi is None:
                 problems.cell(ae, i, "AESI", own, "one of " + ", ".join(AESI_VALUES))
-                continue
         if onset is None or serious is None or severe is None or related is None:
             continue
         rows.append(
