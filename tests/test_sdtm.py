@@ -387,11 +387,27 @@ def test_sdtm010_withdrawal_with_data_removal(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_sdtm011_anchor_without_ex_is_rfxstdtc(tmp_path: Path) -> None:
+    folder = copy_fixtures(tmp_path)
+    (folder / "ex.csv").unlink()
+    t = read_sdtm(fixture_paths(folder))
+    assert "doses" not in t
+    anchors = dict(zip(t["patients"]["patient_id"], t["patients"]["anchor_time"], strict=True))
+    assert anchors == {S1: pd.Timestamp("2024-03-01 10:00"), S2: pd.Timestamp("2024-03-02 09:00")}
+    edit_cell(folder / "dm.csv", 1, "RFXSTDTC", "2024-03-01")  # a date: no time of the dose
+    edit_cell(folder / "dm.csv", 2, "RFXSTDTC", "")
+    with pytest.raises(DataValidationError) as err:
+        read_sdtm(fixture_paths(folder))
+    got = [(p.where, p.row, p.column, p.value) for p in err.value.problems]
+    assert got == [("dm.csv", 1, "RFXSTDTC", "2024-03-01"), ("dm.csv", 2, "RFXSTDTC", None)]
+    assert err.value.problems[1].expected.startswith("the first study-drug dose: an EX record")
+
+
 # ---------------------------------------------------------------------------------------------
 # command line and XPT
 
 
-def test_sdtm011_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sdtm012_cli_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = "sqlite:///" + str(tmp_path / "cli.sqlite")
     files = [str(p) for p in fixture_paths()]
     assert main(["import", "--format", "sdtm", *files, "--database-url", url]) == 0
@@ -480,7 +496,7 @@ def write_xpt(path: Path, name: str, frame: pd.DataFrame, numeric: set[str]) -> 
     path.write_bytes(out)
 
 
-def test_sdtm012_xpt_reads_like_csv(tmp_path: Path) -> None:
+def test_sdtm013_xpt_reads_like_csv(tmp_path: Path) -> None:
     folder = copy_fixtures(tmp_path)
     lb = pd.read_csv(folder / "lb.csv", dtype=str, keep_default_na=False)
     write_xpt(folder / "LB.xpt", "LB", lb, numeric={"LBSEQ", "LBSTRESN"})

@@ -43,6 +43,7 @@ from core.concepts import BIOMARKER_COLUMNS
 from core.exceptions import DataValidationError, Problem
 from core.io.adam import ARM_LABEL, ARMCD
 from core.io.codes import CodeMapping, code_table, normalise_code
+from core.io.report import dedupe
 from core.units import ACCEPTED_UNITS, INFUSION_UNITS, unit_key
 from core.vocab import Arm
 
@@ -157,7 +158,7 @@ def _read_file(path: Path) -> tuple[dict[str, list[str | None]], int]:
     """Cells by (upper-cased) column and the number of data rows of one file."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     elif suffix == ".xpt":
         frame = pd.read_sas(path, format="xport", encoding="utf-8")
     else:
@@ -767,7 +768,7 @@ def read_sdtm(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
             )
         )
     if dm is None:
-        raise DataValidationError(problems.items)
+        raise DataValidationError(dedupe(problems.items))
     table = code_table("sdtm")
     subjects = _subjects(dm, problems)
     disp = _disposition(domains.get("DS"), subjects, problems)
@@ -793,7 +794,7 @@ def read_sdtm(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
         _subject_tables(dm, subjects, disp, analysed, tables.get("doses"), records, problems)
     )
     if problems.items:
-        raise DataValidationError(problems.items)
+        raise DataValidationError(dedupe(problems.items))
     return {name: frame for name, frame in tables.items() if len(frame)}
 
 
