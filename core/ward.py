@@ -10,7 +10,13 @@ Clinical alerts (docs/features.md section 8), worst first:
   acute change, SRC-SEP3), also when no single organ rose by 2 (two +1 rises);
 - ``"<organ> +N"``: a component rose by 2 or more points;
 - ``"new vasopressor"``: a qualifying vasopressor/inotrope infusion today that was not there
-  the day before.
+  the day before;
+- ``"vasopressor ↑ <drug> a→b µg/kg/min"``: a drug running on both days whose highest rate
+  rose by at least :data:`VASOPRESSOR_ESCALATION_FRACTION` (escalation, [U]: a ward
+  convention, not a published cut-off);
+- ``"lactate ↑ a→b mmol/L"`` (:func:`lactate_alerts`, the board at a clock time): the highest
+  lactate of the last 24 h is above :data:`LACTATE_ALERT_MMOL_L` (Sepsis-3 septic-shock
+  criterion, SRC-SEP3) and higher than the highest of the 24 h before.
 
 Data-quality flags are kept apart (``data_flags``), so they never look like a deterioration:
 - ``"<organ> not measured"``: on the shown day, inside the endpoint window and alive, a
@@ -51,6 +57,10 @@ VASOPRESSOR_COLUMNS = (
     "dobutamine_mcg_kg_min",
 )
 RISE_ALERT_POINTS = 2
+#: escalation: a running vasopressor's highest rate rose by >= 50 % since the day before [U]
+VASOPRESSOR_ESCALATION_FRACTION: Final = 0.5
+#: rising lactate is an alert above this (Sepsis-3 septic shock: lactate > 2 mmol/L, SRC-SEP3)
+LACTATE_ALERT_MMOL_L: Final = 2.0
 
 
 class EndpointStatus(StrEnum):
@@ -67,6 +77,49 @@ def _vasopressor_on(frame: pd.DataFrame) -> pd.Series:
     if not cols:
         return pd.Series(False, index=frame.index)
     return (frame[cols].fillna(0.0) > 0).any(axis=1)
+
+
+def _escalations(last: pd.DataFrame, prev: pd.DataFrame, adjacent: pd.Series) -> pd.Series:
+    """Per patient: the texts of drugs running on both days whose highest rate rose by at least
+    :data:`VASOPRESSOR_ESCALATION_FRACTION` (``()`` for none)."""
+    out = pd.Series([()] * len(last), index=last.index, dtype=object)
+    for col in VASOPRESSOR_COLUMNS:
+        if col not in last.columns or col not in prev.columns:
+            continue
+        now = last[col].astype(float)
+        before = prev[col].reindex(last.index).astype(float).where(adjacent)
+        # compared at 1e-6 µg/kg/min: 0.10 -> 0.15 is +50 % exactly (binary floating point
+        # makes 0.10 x 1.5 = 0.15000000000000002)
+        threshold = (before * (1 + VASOPRESSOR_ESCALATION_FRACTION)).round(6)
+        up = (before > 0) & (now.round(6) >= threshold)
+        drug = col.removesuffix("_mcg_kg_min")
+        for pid in up[up.fillna(False)].index:
+            text = f"vasopressor ↑ {drug} {before[pid]:.2f}→{now[pid]:.2f} µg/kg/min"
+            out[pid] = (*out[pid], text)
+    return out
+
+
+def lactate_alerts(observations: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+    """Rising lactate at the clock time ``at``: per patient with an alert, its text.
+
+    The highest lactate of ``[at - 24 h, at)`` is above :data:`LACTATE_ALERT_MMOL_L` and higher
+    than the highest of the 24 h before (a first lactate, with none before, is not "rising").
+    ``observations`` in canonical units (``variable == "lactate"``, mmol/L).
+    """
+    at = pd.Timestamp(at)
+    lac = observations[observations["variable"] == "lactate"]
+    day = pd.Timedelta(hours=24)
+    recent = lac[(lac["time"] >= at - day) & (lac["time"] < at)].groupby("patient_id")["value"]
+    before = lac[(lac["time"] >= at - 2 * day) & (lac["time"] < at - day)].groupby("patient_id")
+    now_max, prev_max = recent.max(), before["value"].max().reindex(recent.max().index)
+    hit = (now_max > LACTATE_ALERT_MMOL_L) & (now_max > prev_max)
+    return pd.Series(
+        {
+            pid: f"lactate ↑ {prev_max[pid]:g}→{now_max[pid]:g} mmol/L"
+            for pid in hit[hit.fillna(False)].index
+        },
+        dtype=object,
+    )
 
 
 def ward_snapshot(
@@ -140,6 +193,7 @@ def ward_snapshot(
     new_vaso = (_vasopressor_on(last) & ~_vasopressor_on(prev) & adjacent).reindex(
         out.index, fill_value=False
     )
+    escalating = _escalations(last, prev, adjacent).reindex(out.index)
     imputed_cols = [f"{o.value}_imputed" for o in ORGANS if f"{o.value}_imputed" in d.columns]
     # per row: rising organs (≥ RISE_ALERT_POINTS), largest rise first (ties in organ order)
     organ_names = [o.value for o in ORGANS]
@@ -167,6 +221,8 @@ def ward_snapshot(
         worst.append(organ_names[up[0]] if up else None)
         if vaso[i]:
             items.append("new vasopressor")
+        esc = escalating.iloc[i]
+        items += list(esc) if isinstance(esc, tuple) else []
         alerts.append(tuple(items))
         flags.append(
             tuple(n for n, f in zip(missing_names, today_missing[i], strict=True) if f)

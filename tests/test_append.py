@@ -16,7 +16,7 @@ from core.rules import SofaRules
 OPEN = "SYN-S02-0003"  # the template's patient still in the ICU (stop empty)
 
 
-@pytest.fixture()
+@pytest.fixture
 def engine(tmp_path):
     eng = db.make_engine(f"sqlite:///{tmp_path / 'a.sqlite'}")
     import_tables(eng, template_tables(), user="test")

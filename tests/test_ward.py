@@ -193,3 +193,49 @@ def test_ward014_rolling_board_never_rises_from_an_unmeasured_previous_day():
     assert b.loc["I", "alerts"][0] == "SOFA +7"
     assert pd.isna(b.loc["J", "sofa_24h"])
     assert b.loc["J", "data_flags"] == ("no SOFA data in the last 24 h",)
+
+
+def test_ward_escalating_vasopressor_at_the_boundary():
+    """Escalation: a running drug's highest rate up by >= 50 % (0.10 -> 0.15 alerts, 0.149
+    does not); a drug that was off the day before is "new", never "escalating"."""
+    rows = [
+        day("E", 1, cardio=3, ne=0.10),
+        day("E", 2, cardio=3, ne=0.15),
+        day("F", 1, cardio=3, ne=0.10),
+        day("F", 2, cardio=3, ne=0.149),
+        day("G", 1, cardio=1, ne=0.0),
+        day("G", 2, cardio=3, ne=0.30),
+    ]
+    pts = pd.DataFrame({"patient_id": ["E", "F", "G"], "death_study_day": np.nan})
+    snap = ward_snapshot(pd.DataFrame(rows), pts).set_index("patient_id")
+    assert snap.loc["E", "alerts"] == ("vasopressor ↑ norepinephrine 0.10→0.15 µg/kg/min",)
+    assert snap.loc["F", "alerts"] == ()
+    assert snap.loc["G", "alerts"] == ("SOFA +2", "cardiovascular +2", "new vasopressor")
+
+
+def test_ward_rising_lactate_at_a_clock_time():
+    from core.ward import lactate_alerts
+
+    at = pd.Timestamp("2026-01-10 12:00")
+    h = pd.Timedelta(hours=1)
+    obs = pd.DataFrame(
+        {
+            "patient_id": ["R", "R", "S", "S", "T", "U", "U", "R"],
+            "time": [
+                at - 30 * h,
+                at - 2 * h,
+                at - 30 * h,
+                at - 2 * h,
+                at - h,
+                at - 30 * h,
+                at - 3 * h,
+                at + h,
+            ],
+            "variable": ["lactate"] * 8,
+            "value": [1.8, 3.4, 2.5, 2.0, 4.0, 2.0, 2.0, 9.9],
+        }
+    )
+    got = lactate_alerts(obs, at)
+    # R rises above 2 (the value after `at` is the future: unseen); S falls; T has nothing
+    # before (a first value is not "rising"); U is not above 2.0 (strictly greater)
+    assert got.to_dict() == {"R": "lactate ↑ 1.8→3.4 mmol/L"}

@@ -24,6 +24,7 @@ from core.ward import (
     ROLLING_LOOKBACK_DAYS,
     EndpointStatus,
     change_texts,
+    lactate_alerts,
     rolling_board,
     rolling_sofa,
     ward_snapshot,
@@ -157,6 +158,12 @@ def _board_at(
     # admitted within the last 24 h: the 24 h before are not an ICU baseline
     new = census.loc[census["icu_admission_time"] > at - pd.Timedelta(hours=24), "patient_id"]
     board = rolling_board(window, ids, no_previous=new).set_index("patient_id")
+    lactate = lactate_alerts(raw.observations, at)
+    board["alerts"] = [
+        (*alerts, lactate[pid]) if pid in lactate.index else alerts
+        for pid, alerts in board["alerts"].items()
+    ]
+    board["n_alerts"] = [len(a) for a in board["alerts"]]
     # trial participants: study day at `at` and the endpoint as known then (its window closes
     # at anchor + last_day·24 h; core.ward.ward_snapshot over the completed study days)
     pts = cohort_patients(ctx).set_index("patient_id").reindex(ids)
