@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 import pandas as pd
@@ -52,12 +53,14 @@ LOINC_SYSTEM: Final = "http://loinc.org"
 #: the project's local code system (codes of ``fhir.csv`` prefixed ``local:``, e.g. HLA-DR)
 LOCAL_SYSTEM: Final = "urn:immunosep:local"
 #: code system URI -> prefix of its codes in ``core/io/mappings/fhir.csv``
-SYSTEM_PREFIXES: Final = {
-    "http://snomed.info/sct": "snomed",
-    "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
-    "http://www.whocc.no/atc": "atc",
-    LOCAL_SYSTEM: "local",
-}
+SYSTEM_PREFIXES: Final = MappingProxyType(
+    {
+        "http://snomed.info/sct": "snomed",
+        "http://www.nlm.nih.gov/research/umls/rxnorm": "rxnorm",
+        "http://www.whocc.no/atc": "atc",
+        LOCAL_SYSTEM: "local",
+    }
+)
 BODY_WEIGHT_LOINC: Final = "29463-7"
 OBSERVATION_STATUSES: Final = ("final", "amended", "corrected")
 PROCEDURE_STATUSES: Final = ("completed", "in-progress")
