@@ -12,9 +12,8 @@ import math
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, Flask, abort, current_app, jsonify, request
+from flask import Blueprint, Flask, abort, jsonify, request
 
-from components import warmup
 from components.data.cohort import CohortFilters, analysis_frame
 from components.data.keys import Context
 from components.data.patient import patient_view
@@ -144,8 +143,8 @@ def blueprint() -> Blueprint:
             "bundle",
             f"{result.status}: {rows} rows, dataset version {result.dataset_version}",
         )
-        if result.status == "imported":
-            warmup.start(current_app._get_current_object())
+        # no cache warm-up here (the architecture allows it from the Data page only): the
+        # cache is keyed by the dataset version, so the next request computes afresh
         return jsonify(
             status=result.status,
             import_id=result.import_id,
