@@ -314,6 +314,7 @@ def test_fhir021_unknown_code_is_a_problem_not_dropped() -> None:
     assert problems[i + 1].column == "code"
     assert problems[i + 1].value == "http://loinc.org|1234-5"
     assert problems[i + 1].expected.startswith("a code of core/io/mappings/loinc.csv")
+    assert (problems[i + 1].patient_id, problems[i + 1].time) == ("FHIR-001", "2024-03-01T10:00:00")
     assert problems[j + 1].value == "http://www.nlm.nih.gov/research/umls/rxnorm|999"
     assert problems[j + 1].expected.startswith("a code of core/io/mappings/fhir.csv")
 
@@ -331,8 +332,10 @@ def test_fhir022_envelope_and_reference_problems() -> None:
     data["entry"][i]["resource"]["subject"] = {"reference": "urn:uuid:nobody"}
     k = entry_index(data, "o1-gcs")
     data["entry"][k]["request"]["method"] = "DELETE"
+    m = entry_index(data, "o1-urine")
+    del data["entry"][m]["resource"]["resourceType"]
     got = {(p.row, p.column) for p in problems_of(data)}
-    assert got == {(i + 1, "subject"), (k + 1, "request.method")}
+    assert got == {(i + 1, "subject"), (k + 1, "request.method"), (m + 1, "resource.resourceType")}
 
 
 def test_fhir023_patient_needs_an_icu_stay_and_a_weight() -> None:

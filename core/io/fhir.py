@@ -223,6 +223,9 @@ def _bundle_entries(
                 Problem(name, i, "request.method", method, "POST or PUT: imports never delete")
             )
             continue
+        if not isinstance(rtype, str) or not rtype:
+            problems.append(Problem(name, i, "resource.resourceType", rtype, "a resource type"))
+            continue
         if rtype not in (*IMPORTED_TYPES, *REFERENCED_TYPES):
             skipped[f"{rtype}: resource type not imported"] += 1
             continue
@@ -231,6 +234,9 @@ def _bundle_entries(
         except ValidationError as exc:
             column, message = _validation_message(exc)
             problems.append(Problem(name, i, column, label, f"a valid FHIR R4 {rtype} ({message})"))
+            continue
+        except (ValueError, TypeError) as exc:  # the library's own checks outside pydantic
+            problems.append(Problem(name, i, None, label, f"a valid FHIR R4 {rtype} ({exc})"))
             continue
         out.append(_Entry(name, i, raw.get("fullUrl"), model))
     return out
@@ -355,7 +361,13 @@ class _Mapper:
         return pid
 
     def lookup(
-        self, e: _Entry, concept: Any, targets: tuple[str, ...], column: str, table: str
+        self,
+        e: _Entry,
+        concept: Any,
+        targets: tuple[str, ...],
+        column: str,
+        table: str,
+        **where: Any,
     ) -> CodeMapping | None:
         """The mapping row of a CodeableConcept; a problem when no table knows its codes.
 
@@ -382,10 +394,11 @@ class _Mapper:
                     column,
                     _describe(codes),
                     f"a code for {' or '.join(targets)}, not {hit.target} ({hit.label})",
+                    **where,
                 )
                 return None
             return hit
-        self.problem(e, column, _describe(codes), f"a code of {table}")
+        self.problem(e, column, _describe(codes), f"a code of {table}", **where)
         return None
 
     # -- tables ----------------------------------------------------------------------------
@@ -607,6 +620,8 @@ class _Mapper:
                 f"{prefix}code",
                 "core/io/mappings/loinc.csv (LOINC) or the local: codes of "
                 "core/io/mappings/fhir.csv",
+                patient_id=pid,
+                time=time,
             )
             if hit is None:
                 continue
@@ -704,14 +719,15 @@ class _Mapper:
                 )
                 return []
             concept = med.resource.code
+        pid = self.subject(e)
         hit = self.lookup(
             e,
             concept,
             ("infusions",),
             "medication",
             "core/io/mappings/fhir.csv (RxNorm, ATC or text)",
+            patient_id=pid,
         )
-        pid = self.subject(e)
         if hit is None or pid is None:
             return []
         period = ma.effectivePeriod
@@ -776,8 +792,8 @@ class _Mapper:
             concept, column = device.resource.type, "device.type"
             period, moment = res.timingPeriod, res.timingDateTime
             table = "core/io/mappings/fhir.csv (SNOMED CT devices and procedures)"
-        hit = self.lookup(e, concept, ("episodes",), column, table)
         pid = self.subject(e)
+        hit = self.lookup(e, concept, ("episodes",), column, table, patient_id=pid)
         if hit is None or pid is None:
             return []
         start = _utc_text(period.start if period is not None else moment)
