@@ -406,6 +406,15 @@ def test_fhir026_several_bundles_share_references() -> None:
         ["FHIR-002", DEFAULT_SITE, 82.0],
     ]
     assert len(out.tables["observations"]) == 19
+    # each Bundle carrying the same Patient resources: still one row per patient
+    both = parse_bundles(
+        [
+            ("a.json", json.dumps(dict(data, entry=first))),
+            ("b.json", json.dumps(dict(data, entry=first + rest))),
+        ]
+    )
+    assert both.problems == ()
+    assert both.tables["patients"]["patient_id"].tolist() == ["FHIR-001", "FHIR-002"]
     alone = parse_bundles([("b.json", json.dumps(dict(data, entry=rest)))])
     # without the first file the urn:uuid references of FHIR-002 point at nothing
     assert {p.column for p in alone.problems} == {"subject"}

@@ -541,18 +541,20 @@ class _Mapper:
                 site_id = org_id
                 name = org.resource.name if org is not None else None
                 sites.setdefault(site_id, {"site_id": site_id, "name": name})
-            patients.append(
-                {
-                    "patient_id": pid,
-                    "site_id": site_id,
-                    "anchor_time": anchor,
-                    "weight_kg": weight_kg,
-                    "death_time": death,
-                    "age_years": age,
-                    "sex": {"female": "F", "male": "M"}.get(p.gender or ""),
-                    "randomised_at": None,
-                }
-            )
+            row = {
+                "patient_id": pid,
+                "site_id": site_id,
+                "anchor_time": anchor,
+                "weight_kg": weight_kg,
+                "death_time": death,
+                "age_years": age,
+                "sex": {"female": "F", "male": "M"}.get(p.gender or ""),
+                "randomised_at": None,
+            }
+            # the same Patient in several Bundles of one import is one row (different content
+            # stays two rows: a duplicate key for validation to report)
+            if row not in patients:
+                patients.append(row)
         return patients, [s for s in sites.values() if s["name"] is not None]
 
     def encounter(self, e: _Entry) -> list[dict[str, Any]]:
