@@ -14,6 +14,7 @@ Hand-computed day-1 classic SOFA (study day 1 = the 24 h from ICU admission):
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,33 @@ def test_fhir026_several_bundles_share_references() -> None:
     alone = parse_bundles([("b.json", json.dumps(dict(data, entry=rest)))])
     # without the first file the urn:uuid references of FHIR-002 point at nothing
     assert {p.column for p in alone.problems} == {"subject"}
+
+
+def test_fhir013_later_bundles_add_to_stored_patients(sqlite_url: str, tmp_path: Path) -> None:
+    """An Observation alone for a stored patient, and a repeated full Bundle with one new
+    Observation: only the new rows are inserted; day 2 gets its own renal score."""
+    engine = db.make_engine(sqlite_url)
+    import_tables(engine, read_fhir([FIXTURE]))
+    data = bundle()
+    new = copy.deepcopy(data["entry"][entry_index(data, "o1-crea")])
+    new["resource"].update(id="o1-crea-d2", effectiveDateTime="2024-03-02T10:00:00Z")
+    new["resource"]["valueQuantity"]["value"] = 176.8  # = 2.0 mg/dL: renal 2 on the cut-off
+    new["fullUrl"] = "Observation/o1-crea-d2"
+    alone = tmp_path / "alone.json"
+    alone.write_text(json.dumps(dict(data, entry=[new])))
+    result = import_tables(engine, read_fhir([alone]))
+    assert result.status == "imported"
+    assert dict(result.inserted) == {"observations": 1}
+    newer = copy.deepcopy(new)
+    newer["resource"].update(id="o1-crea-d3", effectiveDateTime="2024-03-03T10:00:00Z")
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(dict(data, entry=[*data["entry"], newer])))
+    result = import_tables(engine, read_fhir([again]))
+    assert result.status == "imported"
+    assert {k: v for k, v in result.inserted.items() if v} == {"observations": 1}
+    assert result.skipped["patients"] == 2
+    daily = repo.load_daily_sofa(engine, rules_key=SofaRules().key(), patient_ids=["FHIR-001"])
+    renal = dict(zip(daily["study_day"], daily["sofa_renal"], strict=True))
+    assert renal[1] == 3
+    assert renal[2] == 2
+    engine.dispose()
