@@ -1,8 +1,9 @@
-"""A small read-only JSON API for ward systems and tests (``/api/v1/...``).
+"""A small JSON API for ward systems and tests (``/api/v1/...``): read-only, except
+``POST /api/v1/fhir`` (one FHIR R4 Bundle imported all or nothing, docs/formats.md "FHIR R4").
 
 Role-aware exactly like the pages: the request gate authenticates (HTTP 401 otherwise), site
 restriction applies to data, and the allocation appears only as the role's label (real arm,
-coded group) or not at all.
+coded group) or not at all. Only the roles of ``INGEST_ROLES`` may import (HTTP 403 otherwise).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from components.data.patient import patient_view
 from components.data.ward import board_at, clock_now
 from components.server.audit import audit
 from components.server.auth import current_principal
-from components.server.context import dataset_info
-from core.exceptions import UnknownPatientError
+from components.server.context import dataset_info, engine, settings
+from core.exceptions import DataValidationError, UnknownPatientError
+from core.io.fhir import parse_bundles
+from core.io.load import import_tables
+from core.io.read import MAX_UPLOAD_BYTES
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
 
 
@@ -42,6 +46,20 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 DEFAULT_PAGE = 1000
 MAX_PAGE = 10_000
+#: content types of ``POST /api/v1/fhir`` (a JSON body also keeps cross-site forms out: a
+#: browser sends it cross-origin only after a CORS preflight, which this server never grants)
+FHIR_MEDIA_TYPES = ("application/fhir+json", "application/json")
+PROBLEM_FIELDS = ("where", "row", "column", "value", "expected", "patient_id", "time")
+
+
+def _problem_records(exc: DataValidationError) -> list[dict[str, Any]]:
+    out = []
+    for record in exc.records():
+        row = {k: _clean(record.get(k)) for k in PROBLEM_FIELDS}
+        if not isinstance(row["value"], str | int | float | bool | None):
+            row["value"] = str(row["value"])
+        out.append(row)
+    return out
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int | None) -> int:
@@ -85,6 +103,58 @@ def blueprint() -> Blueprint:
     @bp.errorhandler(400)
     def bad_request(exc):
         return jsonify(error=exc.description), 400
+
+    @bp.errorhandler(413)
+    def too_large(exc):
+        return jsonify(error=f"request body above {MAX_UPLOAD_BYTES} bytes"), 413
+
+    @bp.post("/fhir")
+    def fhir_ingest():
+        """Import one FHIR R4 Bundle (JSON body), all or nothing: 200 with the import result,
+        400 with every problem (where, row, column, value, expected), 403 for a role that may
+        not import, 413 above :data:`MAX_UPLOAD_BYTES`, 415 for a body that is not JSON."""
+        principal = current_principal()
+        if not principal.may_ingest:
+            audit("api_fhir_refused", None, f"role {principal.role.value} may not import")
+            return jsonify(error=f"the role {principal.role.value!r} may not import data"), 403
+        if request.mimetype not in FHIR_MEDIA_TYPES:
+            return jsonify(
+                error=f"Content-Type {request.mimetype or 'missing'!r}; expected "
+                + " or ".join(FHIR_MEDIA_TYPES)
+            ), 415
+        if (request.content_length or 0) > MAX_UPLOAD_BYTES:
+            abort(413)
+        body = request.get_data(cache=False)
+        if len(body) > MAX_UPLOAD_BYTES:
+            abort(413)
+        parsed = parse_bundles([("request body", body)])
+        try:
+            if parsed.problems:
+                raise DataValidationError(parsed.problems)
+            result = import_tables(
+                engine(), parsed.tables, user=principal.user, rules=settings().sofa_rules
+            )
+        except DataValidationError as exc:
+            audit("api_fhir", "bundle", f"refused: {len(exc.problems)} problem(s)")
+            return jsonify(status="refused", problems=_problem_records(exc)), 400
+        rows = sum(result.inserted.values())
+        audit(
+            "api_fhir",
+            "bundle",
+            f"{result.status}: {rows} rows, dataset version {result.dataset_version}",
+        )
+        # no cache warm-up here (the architecture allows it from the Data page only): the
+        # cache is keyed by the dataset version, so the next request computes afresh
+        return jsonify(
+            status=result.status,
+            import_id=result.import_id,
+            dataset_version=result.dataset_version,
+            content_sha256=result.content_sha256,
+            inserted=dict(result.inserted),
+            skipped=dict(result.skipped),
+            not_imported=dict(parsed.skipped),
+            n_patients_recomputed=result.n_patients_recomputed,
+        )
 
     @bp.get("/version")
     def version():

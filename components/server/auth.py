@@ -65,8 +65,18 @@ class Principal:
         return Principal(user="*", role=self.role, sites=self.sites, unmasked=self.unmasked)
 
     @property
+    def may_ingest(self) -> bool:
+        """The role may import data (:data:`INGEST_ROLES`)."""
+        return self.role in INGEST_ROLES
+
+    @property
     def label(self) -> str:
         return ROLE_LABELS[self.role]
+
+
+#: roles that may import data (``POST /api/v1/fhir``): the data manager (unblinded statistician)
+#: and the demo role, the roles of the Data page's upload
+INGEST_ROLES = frozenset({Role.STATISTICIAN, Role.DEMO})
 
 
 DEMO_PRINCIPAL = Principal(user="demo", role=Role.DEMO)

@@ -36,7 +36,7 @@ from core.vocab import EPISODE_KINDS
 
 MAPPINGS_DIR: Final = Path(__file__).resolve().parent / "mappings"
 #: the coding systems with a mapping table
-SYSTEMS: Final = ("clif", "loinc", "sdtm")
+SYSTEMS: Final = ("clif", "fhir", "loinc", "sdtm")
 TARGETS: Final = ("observations", "biomarkers", "infusions", "episodes", "ignore")
 
 
