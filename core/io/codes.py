@@ -1,7 +1,8 @@
 """Source vocabularies -> raw variables, as data: one mapping table per coding system.
 
-``core/io/mappings/<system>.csv`` (``clif``, ``loinc``, ``sdtm``) maps a code of that system
-(a CLIF ``*_category``, a LOINC code, an SDTM ``--TESTCD``) to a raw-format target, in the
+``core/io/mappings/<system>.csv`` (``clif``, ``loinc``, ``fhir``, ``sdtm``) maps a code of that
+system (a CLIF ``*_category``, a LOINC code, a FHIR medication / procedure / device code, an
+SDTM ``--TESTCD``) to a raw-format target, in the
 style of ricu's concept dictionary (SRC-RICU): nothing is hard-coded per call. Columns:
 
 ``code``
