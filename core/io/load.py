@@ -114,7 +114,9 @@ def _new_rows(
     between = None
     if times and frame[times[0]].notna().any():
         col = frame[times[0]]
-        between = (times[0], col.min().to_pydatetime(), col.max().to_pydatetime())
+        # whole microseconds outward (stored times have no finer resolution)
+        low, high = col.min().floor("us"), col.max().ceil("us")
+        between = (times[0], low.to_pydatetime(), high.to_pydatetime())
     if "patient_id" in key:
         stored = read_table(
             conn, t, patient_ids=frame["patient_id"].dropna().unique().tolist(), between=between

@@ -30,17 +30,23 @@ def read_table(
     high)`` only rows whose column lies in ``[low, high]``) as a DataFrame with typed
     columns."""
     cols = [c for c in table.columns if c.name != "id"]
+    # date-times are fetched as stored (SQLite: ISO text) and parsed by pandas in one
+    # vectorised call: SQLAlchemy's per-value DateTime processing was most of a read
+    selected = [
+        sa.type_coerce(c, sa.String).label(c.name) if isinstance(c.type, sa.DateTime) else c
+        for c in cols
+    ]
     where = []
     if between is not None:
         name, low, high = between
         where.append(table.c[name].between(low, high))
     frames = []
     if patient_ids is None:
-        frames.append(conn.execute(sa.select(*cols).where(*where)).all())
+        frames.append(conn.execute(sa.select(*selected).where(*where)).all())
     else:
         for chunk in chunks(list(patient_ids)):
             frames.append(
-                conn.execute(sa.select(*cols).where(table.c[column].in_(chunk), *where)).all()
+                conn.execute(sa.select(*selected).where(table.c[column].in_(chunk), *where)).all()
             )
     rows = [r for part in frames for r in part]
     return typed_frame(rows, cols)
@@ -52,7 +58,7 @@ def typed_frame(rows: Sequence[Any], cols: Sequence[sa.Column[Any]]) -> pd.DataF
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
     for c in cols:
         if isinstance(c.type, sa.DateTime):
-            frame[c.name] = pd.to_datetime(frame[c.name]).astype("datetime64[ns]")
+            frame[c.name] = pd.to_datetime(frame[c.name], format="ISO8601").astype("datetime64[ns]")
         elif isinstance(c.type, sa.Float):
             frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
         elif isinstance(c.type, sa.Integer):
