@@ -238,36 +238,49 @@ def _drop_implausible(
     (core.concepts) are not imported: monitor artefacts (a MAP of -22 mmHg, a weight of 0 kg)
     in an EHR feed. Each one is listed in ``excluded`` (source, value, expected range) and in
     the import report; nothing is dropped silently. Rows of unknown concepts or units are left
-    to validation, which reports them."""
+    to validation, which reports them. Vectorised: one concept lookup per distinct (concept,
+    unit) pair, one :func:`core.units.convert` over all rows."""
     if frame.empty:
         return frame
-    keep = np.ones(len(frame), dtype=bool)
-    names = frame[name_col].to_numpy()
-    units = frame[unit_col].to_numpy()
-    values = pd.to_numeric(frame[value_col], errors="coerce").to_numpy(dtype=float)
-    sources = frame["source"].to_numpy() if "source" in frame else [None] * len(frame)
-    pids, times = frame["patient_id"].to_numpy(), frame.iloc[:, 2 if name_col == "drug" else 1]
-    for i, (name, unit, value) in enumerate(zip(names, units, values, strict=True)):
-        c = CONCEPTS.get(name)
+    n = len(frame)
+    name_code, names = pd.factorize(frame[name_col].astype(object))
+    unit_code, units = pd.factorize(frame[unit_col].astype(object))
+    pair = name_code.astype(np.int64) * (len(units) + 1) + (unit_code + 1)
+    pair_code, pairs = pd.factorize(pair)
+    factor_u = np.full(len(pairs), np.nan)
+    low_u, high_u = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
+    for k, p in enumerate(pairs):
+        i_name, i_unit = divmod(int(p), len(units) + 1)
+        c = CONCEPTS.get(names[i_name]) if i_name >= 0 and name_code.size else None
+        unit = units[i_unit - 1] if i_unit > 0 else None
         factor = c.units.get(unit_key(unit) or "") if c is not None else None
-        if factor is None or np.isnan(value):
-            continue
-        v = float(convert(np.array([value]), np.array([factor]))[0])
-        if c.low <= v <= c.high:
-            continue
-        keep[i] = False
+        if factor is not None:
+            factor_u[k], low_u[k], high_u[k] = factor, c.low, c.high
+    factor, low, high = factor_u[pair_code], low_u[pair_code], high_u[pair_code]
+    values = pd.to_numeric(frame[value_col], errors="coerce").to_numpy(dtype=float)
+    checked = ~np.isnan(factor) & ~np.isnan(values)
+    v = np.full(n, np.nan)
+    v[checked] = convert(values[checked], factor[checked])
+    bad = checked & ~((low <= v) & (v <= high))
+    if not bad.any():
+        return frame.reset_index(drop=True)
+    sources = frame["source"].to_numpy() if "source" in frame else [None] * n
+    pids, times = frame["patient_id"].to_numpy(), frame.iloc[:, 2 if name_col == "drug" else 1]
+    raw_names = frame[name_col].to_numpy()
+    for i in np.flatnonzero(bad):
+        c = CONCEPTS[raw_names[i]]
         excluded.append(
             Problem(
                 str(sources[i] or f"clif:{'infusions' if name_col == 'drug' else 'observations'}"),
                 None,
-                name,
-                value,
+                raw_names[i],
+                values[i],
                 f"{c.low:g}-{c.high:g} {c.unit} (implausible: not imported)",
                 patient_id=str(pids[i]),
                 time=str(times.iloc[i]),
             )
         )
-    return frame[keep].reset_index(drop=True)
+    return frame[~bad].reset_index(drop=True)
 
 
 def _icu_stays(adt: pd.DataFrame) -> pd.DataFrame:
@@ -359,11 +372,25 @@ def _mapped(
     codes: Mapping[str, CodeMapping],
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Target, variable and default unit of each row (None where unmapped or ignored)."""
-    keys = (prefix + ":" + category.astype(str)).map(normalise_code)
-    target = keys.map(lambda k: codes[k].target if k in codes else None)
-    variable = keys.map(lambda k: codes[k].variable if k in codes else None)
-    unit = keys.map(lambda k: codes[k].unit if k in codes else None)
-    return target, variable, unit
+    row, keys = _code_keys(prefix, category)
+    found = [codes.get(k) for k in keys]
+    return tuple(  # type: ignore[return-value]
+        pd.Series(
+            np.array([getattr(m, attr) if m is not None else None for m in found], dtype=object)[
+                row
+            ],
+            index=category.index,
+            dtype=object,
+        )
+        for attr in ("target", "variable", "unit")
+    )
+
+
+def _code_keys(prefix: str, category: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Lookup key ``normalise_code(prefix:category)`` of each row, computed once per distinct
+    category: (row -> position in the keys, the distinct keys)."""
+    row, distinct = pd.factorize(category.astype(object), use_na_sentinel=False)
+    return row, [normalise_code(f"{prefix}:{c}") for c in distinct]
 
 
 def _observations(
@@ -452,7 +479,10 @@ def _empty_obs() -> pd.DataFrame:
 def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
     """One row per (patient, time, variable): the worst value by the variable's aggregate."""
     key = ["patient_id", "time", "variable"]
-    higher_is_worse = obs["variable"].map(lambda v: CONCEPTS[v].aggregate in ("max", "sum", "none"))
+    worse_up = {
+        v: CONCEPTS[v].aggregate in ("max", "sum", "none") for v in obs["variable"].unique()
+    }
+    higher_is_worse = obs["variable"].map(worse_up)
     sort_value = obs["value"].where(~higher_is_worse.astype(bool), -obs["value"])
     ordered = obs.assign(_s=sort_value).sort_values([*key, "_s"], kind="stable")
     out = ordered.drop_duplicates(key, keep="first").drop(columns="_s")
@@ -523,7 +553,8 @@ def _episodes(
         device = rs["device_category"].astype(object).where(rs["device_category"].notna())
         device = device.groupby(rs["hospitalization_id"]).ffill()
         rs, device = rs[device.notna()], device[device.notna()]
-        keys = ("device:" + device.astype(str)).map(normalise_code)
+        row, distinct = _code_keys("device", device)
+        keys = pd.Series(np.array(distinct, dtype=object)[row], index=device.index, dtype=object)
         unknown = ~keys.isin(list(codes))
         for r, d in zip(rs[unknown.to_numpy()].itertuples(), device[unknown], strict=True):
             problems.append(
@@ -536,7 +567,7 @@ def _episodes(
                     patient_id=str(r.hospitalization_id),
                 )
             )
-        kind = keys.map(lambda k: codes[k].variable if k in codes else "")
+        kind = keys.map({k: codes[k].variable if k in codes else "" for k in distinct})
         runs = _runs(rs["recorded_dttm"], rs["hospitalization_id"], kind)
         runs = runs[runs["label"] != ""]
         parts.append(runs.rename(columns={"g": "patient_id", "label": "kind"}))
