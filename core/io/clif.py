@@ -47,6 +47,8 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.concepts import BIOMARKER_COLUMNS, CONCEPTS
 from core.exceptions import DataValidationError, Problem
@@ -142,10 +144,18 @@ def _read(name: str, path: Path) -> pd.DataFrame:
         if col.endswith("_dttm"):
             frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").dt.tz_localize(None)
         elif col == "hospitalization_id" or col.endswith("_id"):
-            frame[col] = frame[col].astype("string").astype(object)
+            frame[col] = _as_text(frame[col])
     frame["_row"] = np.arange(1, len(frame) + 1)
     frame.attrs["source"] = path.name
     return frame
+
+
+def _as_text(ids: pd.Series) -> pd.Series:
+    """Ids as object strings, missing = ``pd.NA`` (as ``astype("string").astype(object)``,
+    without the round trip when the column already holds only strings)."""
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=False) == "string":
+        return ids
+    return ids.astype("string").astype(object)
 
 
 def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
@@ -424,8 +434,7 @@ def _observations(
         f, target, variable, default_unit = f[sel], target[sel], variable[sel], default_unit[sel]
         value = pd.to_numeric(f[value_col], errors="coerce")
         report[f"{table}_not_numeric_skipped"] = int(value.isna().sum())
-        unit = f[unit_col].astype(object) if unit_col else pd.Series(None, index=f.index)
-        unit = unit.where(unit.notna() & (unit.astype(str).str.strip() != ""), default_unit)
+        unit = _unit_or_default(f[unit_col] if unit_col else None, default_unit)
         parts.append(
             pd.DataFrame(
                 {
@@ -434,7 +443,7 @@ def _observations(
                     "variable": variable,
                     "value": value,
                     "unit": unit,
-                    "source": f"clif_{table}:" + f["_row"].astype(str),
+                    "source": _labels(f"clif_{table}:", f["_row"]),
                     "_target": target,
                     "_file": f.attrs.get("source", table),
                     "_row": f["_row"],
@@ -455,7 +464,7 @@ def _observations(
                     "variable": m.variable,
                     "value": value,
                     "unit": m.unit,
-                    "source": "clif_respiratory_support:" + rs["_row"].astype(str),
+                    "source": _labels("clif_respiratory_support:", rs["_row"]),
                     "_target": m.target,
                     "_file": rs.attrs.get("source", "respiratory_support"),
                     "_row": rs["_row"],
@@ -476,8 +485,42 @@ def _empty_obs() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
 
 
+def _unit_or_default(unit: pd.Series | None, default: pd.Series) -> pd.Series:
+    """The unit as received, else (missing or blank) the mapping's default unit; blankness
+    is decided once per distinct unit."""
+    if unit is None:
+        return default.astype(object)
+    code, distinct = pd.factorize(unit.astype(object))
+    blank = np.array([str(u).strip() == "" for u in distinct] + [True])  # code -1: missing
+    return unit.astype(object).where(~blank[code], default)
+
+
+def _labels(prefix: str, rows: pd.Series) -> pd.Series:
+    """``prefix + str(row)`` for every row number (object strings; Arrow's string kernels)."""
+    text = pc.binary_join_element_wise(prefix, pc.cast(pa.array(rows.to_numpy()), pa.string()), "")
+    return pd.Series(text.to_numpy(zero_copy_only=False), index=rows.index, dtype=object)
+
+
 def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
-    """One row per (patient, time, variable): the worst value by the variable's aggregate."""
+    """One row per (patient, time, variable): the worst value by the variable's aggregate,
+    sorted by (patient, time, variable). One ``np.lexsort`` on integer codes (sorted ids and
+    variables, times in ns) ordering like a stable pandas sort on those columns."""
+    pid, _ = pd.factorize(obs["patient_id"], sort=True)
+    var, variables = pd.factorize(obs["variable"], sort=True)
+    t = pd.to_datetime(obs["time"]).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if (pid < 0).any() or (var < 0).any() or pd.isna(obs["time"]).any():
+        return _worst_per_key_pandas(obs, report)  # missing keys: pandas' NaN ordering
+    up = np.array([CONCEPTS[v].aggregate in ("max", "sum", "none") for v in variables] + [False])
+    value = obs["value"].to_numpy(dtype=np.float64)
+    order = np.lexsort((np.where(up[var], -value, value), var, t, pid))
+    p, tt, v = pid[order], t[order], var[order]
+    first = np.r_[True, (p[1:] != p[:-1]) | (tt[1:] != tt[:-1]) | (v[1:] != v[:-1])]
+    out = obs.iloc[order[first]]
+    report["same_minute_values_merged"] = int(len(obs) - len(out))
+    return out.reset_index(drop=True)
+
+
+def _worst_per_key_pandas(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
     key = ["patient_id", "time", "variable"]
     worse_up = {
         v: CONCEPTS[v].aggregate in ("max", "sum", "none") for v in obs["variable"].unique()
