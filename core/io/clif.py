@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,8 @@ from core.concepts import BIOMARKER_COLUMNS, CONCEPTS
 from core.exceptions import DataValidationError, Problem
 from core.io.codes import CodeMapping, code_table, normalise_code
 from core.units import convert, unit_key
+
+FrameOrSeries = TypeVar("FrameOrSeries", pd.DataFrame, pd.Series)
 
 #: CLIF tables read (file stem without the ``clif_`` prefix) and the columns each needs
 CLIF_TABLES: Final[Mapping[str, tuple[str, ...]]] = {
@@ -273,7 +275,7 @@ def _drop_implausible(
     v[checked] = convert(values[checked], factor[checked])
     bad = checked & ~((low <= v) & (v <= high))
     if not bad.any():
-        return frame.reset_index(drop=True)
+        return frame if frame.index.equals(pd.RangeIndex(n)) else frame.reset_index(drop=True)
     sources = frame["source"].to_numpy() if "source" in frame else [None] * n
     pids, times = frame["patient_id"].to_numpy(), frame.iloc[:, 2 if name_col == "drug" else 1]
     raw_names = frame[name_col].to_numpy()
@@ -428,34 +430,35 @@ def _observations(
         f = frames.get(table)
         if f is None:
             continue
-        f = f[f["hospitalization_id"].isin(keep)]
+        f = _rows(f, f["hospitalization_id"].isin(keep).to_numpy())
         target, variable, default_unit = _mapped(f, prefix, f[cat_col], codes)
         sel = target.isin(["observations", "biomarkers"]).to_numpy()
-        f, target, variable, default_unit = f[sel], target[sel], variable[sel], default_unit[sel]
+        f, target, variable = _rows(f, sel), _rows(target, sel), _rows(variable, sel)
+        default_unit = _rows(default_unit, sel)
         value = pd.to_numeric(f[value_col], errors="coerce")
         report[f"{table}_not_numeric_skipped"] = int(value.isna().sum())
         unit = _unit_or_default(f[unit_col] if unit_col else None, default_unit)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "patient_id": f["hospitalization_id"],
-                    "time": f[time_col],
-                    "variable": variable,
-                    "value": value,
-                    "unit": unit,
-                    "source": _labels(f"clif_{table}:", f["_row"]),
-                    "_target": target,
-                    "_file": f.attrs.get("source", table),
-                    "_row": f["_row"],
-                }
-            )[value.notna().to_numpy()]
+        part = pd.DataFrame(
+            {
+                "patient_id": f["hospitalization_id"],
+                "time": f[time_col],
+                "variable": variable,
+                "value": value,
+                "unit": unit,
+                "source": _labels(f"clif_{table}:", f["_row"]),
+                "_target": target,
+                "_file": f.attrs.get("source", table),
+                "_row": f["_row"],
+            }
         )
+        parts.append(_rows(part, value.notna().to_numpy()))
     rs = frames.get("respiratory_support")
     if rs is not None and "respiratory:fio2_set" in codes:
         m = codes["respiratory:fio2_set"]
-        rs = rs[rs["hospitalization_id"].isin(keep)]
+        rs = _rows(rs, rs["hospitalization_id"].isin(keep).to_numpy())
         value = pd.to_numeric(rs["fio2_set"], errors="coerce")
-        rs, value = rs[value.notna()], value[value.notna()]
+        has = value.notna().to_numpy()
+        rs, value = _rows(rs, has), _rows(value, has)
         parts.append(
             pd.DataFrame(
                 {
@@ -472,12 +475,21 @@ def _observations(
             )
         )
     allobs = pd.concat(parts, ignore_index=True) if parts else _empty_obs()
-    bio_rows = allobs[allobs["_target"] == "biomarkers"]
+    target = allobs["_target"].to_numpy()
+    bio_rows = _rows(allobs, target == "biomarkers")
     plausible = _drop_implausible(
-        allobs[allobs["_target"] == "observations"], "variable", "value", "unit", excluded
+        _rows(allobs, target == "observations").drop(columns=["_target", "_file", "_row"]),
+        "variable",
+        "value",
+        "unit",
+        excluded,
     )
-    obs = _worst_per_key(plausible, report)
-    return obs.drop(columns=["_target", "_file", "_row"]), _biomarkers(bio_rows, problems)
+    return _worst_per_key(plausible, report), _biomarkers(bio_rows, problems)
+
+
+def _rows(frame: FrameOrSeries, mask: np.ndarray) -> FrameOrSeries:
+    """``frame[mask]``, without the copy when every row is kept."""
+    return frame if mask.all() else frame[mask]
 
 
 def _empty_obs() -> pd.DataFrame:
@@ -517,7 +529,8 @@ def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
     first = np.r_[True, (p[1:] != p[:-1]) | (tt[1:] != tt[:-1]) | (v[1:] != v[:-1])]
     out = obs.iloc[order[first]]
     report["same_minute_values_merged"] = int(len(obs) - len(out))
-    return out.reset_index(drop=True)
+    out.index = pd.RangeIndex(len(out))  # a new frame: no second copy
+    return out
 
 
 def _worst_per_key_pandas(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
