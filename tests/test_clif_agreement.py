@@ -498,6 +498,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return build_demo(tmp_path_factory.mktemp("clif"))
 
 
+@pytest.fixture(scope="module")
+def aligned(demo: Mapping[str, object]) -> dict[str, object]:
+    return aligned_agreement(demo)
+
+
 def aligned_agreement(demo: Mapping[str, object]) -> dict[str, object]:
     """Everything the aligned comparison reports (docs/clif_agreement.md figures)."""
     windows = demo["windows"]
@@ -545,8 +550,8 @@ def test_compared_sofa_is_the_stored_sofa(demo, tmp_path):
     engine.dispose()
 
 
-def test_aligned_rules_agree_on_every_organ_day_but_named_respiration_rules(demo):
-    result = aligned_agreement(demo)
+def test_aligned_rules_agree_on_every_organ_day_but_named_respiration_rules(aligned):
+    result = aligned
     compared = result["compared"]
     per_organ = compared.groupby("organ")["agree"].agg(["size", "sum"])
     # both engines score nearly every window (clifpy leaves out windows without any data)
@@ -633,8 +638,7 @@ def default_chain(demo: Mapping[str, object], resp_reasons: Mapping[str, str]) -
     }
 
 
-def test_default_rules_every_difference_is_a_named_rule_difference(demo):
-    aligned = aligned_agreement(demo)
+def test_default_rules_every_difference_is_a_named_rule_difference(demo, aligned):
     chain = default_chain(demo, aligned["reasons"])
     start = chain["level0"]
     assert len(start) // 6 >= 950
@@ -666,3 +670,61 @@ if __name__ == "__main__":
 
     with tempfile.TemporaryDirectory() as tmp:
         report(Path(tmp))
+
+
+def test_read_clif_demo_counts_are_pinned(demo):
+    """read_clif on the demo (its vectorised form must read exactly what it read before)."""
+    raw = read_clif([demo["source"]])
+    assert {k: len(v) for k, v in raw.items()} == {
+        "sites": 1,
+        "patients": 133,
+        "icu_stays": 178,
+        "observations": 26145,
+        "biomarkers": 24,
+        "episodes": 218,
+        "infusions": 1053,
+    }
+    assert raw["patients"].attrs["clif_report"] == {
+        "episodes": 218,
+        "hospitalizations_without_icu_stay": 177,
+        "icu_stays_ended_at_death": 13,
+        "implausible_values_excluded": 23,
+        "infusion_intervals": 1055,
+        "infusion_intervals_same_start_merged": 0,
+        "labs_not_numeric_skipped": 8,
+        "patient_assessments_not_numeric_skipped": 0,
+        "same_minute_values_merged": 395,
+        "vitals_not_numeric_skipped": 0,
+        "weights_from_other_hospitalization": 1,
+    }
+    obs = raw["observations"]
+    assert (
+        obs["source"]
+        .str.match(r"clif_(labs|vitals|patient_assessments|respiratory_support):\d+$")
+        .all()
+    )
+    assert obs["source"].is_unique
+    assert not obs.duplicated(["patient_id", "time", "variable"]).any()
+    assert obs.equals(obs.sort_values(["patient_id", "time", "variable"], kind="stable"))
+
+
+def test_an_implausible_first_weight_is_not_the_patients_weight(demo, tmp_path):
+    """Hospitalization 20764029 charts 90.0 kg, then 0.0 kg (an artefact), then 89.8 kg.
+    Without its first row, the 0 kg artefact must not become the weight (core/io/clif.py
+    _first_weights applies the plausible range that excludes it from the observations)."""
+    for name in ("patient", "hospitalization", "adt"):
+        shutil.copy(demo["source"] / f"clif_{name}.parquet", tmp_path)
+    vitals = pd.read_parquet(demo["source"] / "clif_vitals.parquet")
+    w = vitals[
+        (vitals["hospitalization_id"] == "20764029") & (vitals["vital_category"] == "weight_kg")
+    ]
+    first = w.sort_values("recorded_dttm").index[0]
+    assert vitals.loc[first, "vital_value"] == 90.0
+    vitals.drop(index=first).to_parquet(tmp_path / "clif_vitals.parquet")
+    raw = read_clif([tmp_path])
+    weight = raw["patients"].set_index("patient_id")["weight_kg"]
+    assert weight["20764029"] == pytest.approx(89.8)
+    assert any(
+        p.patient_id == "20764029" and p.column == "weight" and p.value == 0.0
+        for p in raw["patients"].attrs["clif_excluded"]
+    )

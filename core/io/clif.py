@@ -17,8 +17,9 @@ Rules (docs/formats.md "CLIF"):
 - **ICU stays** are the ADT rows of category ``icu`` (unit = ``location_type``, else
   ``location_name``).
 - **Death**: ``patient.death_dttm``; site = ``hospital_id``; sex from ``sex_category``; age =
-  ``age_at_admission``; weight = the first ``weight_kg`` vital of the hospitalization (else of
-  another hospitalization of the same patient; else the hospitalization is refused, naming it).
+  ``age_at_admission``; weight = the first plausible ``weight_kg`` vital of the hospitalization
+  (else of another hospitalization of the same patient; else the hospitalization is refused,
+  naming it).
 - **Observations**: labs at ``lab_collect_dttm`` (``lab_value_numeric``; a lab whose value is
   not a number, e.g. "UNABLE TO REPORT", is not a measurement and is skipped and counted),
   vitals, GCS total, ``fio2_set`` of respiratory support. Two values of one variable charted
@@ -368,8 +369,13 @@ def _first_weights(vitals: pd.DataFrame | None, hosp: pd.DataFrame) -> dict[str,
     if vitals is None:
         empty = pd.Series(dtype=float)
         return {"by_hosp": empty, "by_patient": empty}
-    w = vitals[vitals["vital_category"].astype(str).str.casefold() == "weight_kg"]
+    code, distinct = pd.factorize(vitals["vital_category"].astype(object), use_na_sentinel=False)
+    is_weight = np.array([str(c).casefold() == "weight_kg" for c in distinct] + [False])[code]
+    w = vitals[is_weight]
     w = w.assign(v=pd.to_numeric(w["vital_value"], errors="coerce")).dropna(subset=["v"])
+    # an artefact (a weight of 0 kg) is not the weight: the range _drop_implausible applies
+    weight = CONCEPTS["weight"]
+    w = w[(w["v"] >= weight.low) & (w["v"] <= weight.high)]
     w = w.sort_values("recorded_dttm", kind="stable")
     by_hosp = w.groupby("hospitalization_id")["v"].first()
     owner = hosp.set_index("hospitalization_id")["patient_id"]
