@@ -65,7 +65,7 @@ ORGANS: Final = {
     "cns": "sofa_cns",
     "renal": "sofa_renal",
 }
-#: the four rules set alike on both sides (docs/clif_agreement.md "Aligned rules")
+#: the four rules set alike on both sides (docs/clif_agreement.md "The four aligned rules")
 ALIGNED_RULES: Final = SofaRules(
     missing_component="zero", gcs_sedated="raw", require_vasopressor_60min=False
 )
