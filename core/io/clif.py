@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from core.concepts import BIOMARKER_COLUMNS, CONCEPTS
 from core.exceptions import DataValidationError, Problem
@@ -128,7 +129,10 @@ def _read(name: str, path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=True)
         else:
-            frame = pd.read_parquet(path, columns=None)
+            # only the columns used (CLIF tables are wide); missing ones are reported below
+            wanted = (*CLIF_TABLES[name], *OPTIONAL_COLUMNS.get(name, ()))
+            present = set(pq.read_schema(path).names)
+            frame = pd.read_parquet(path, columns=[c for c in wanted if c in present])
     except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
         raise DataValidationError(
             [Problem(path.name, None, None, type(exc).__name__, f"a readable CLIF file ({exc})")]
