@@ -149,12 +149,21 @@ def _read(name: str, path: Path) -> pd.DataFrame:
     frame = frame[[*CLIF_TABLES[name], *optional]].copy()
     for col in frame.columns:
         if col.endswith("_dttm"):
-            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").dt.tz_localize(None)
+            frame[col] = _naive_utc(frame[col])
         elif col == "hospitalization_id" or col.endswith("_id"):
             frame[col] = _as_text(frame[col])
     frame["_row"] = np.arange(1, len(frame) + 1)
     frame.attrs["source"] = path.name
     return frame
+
+
+def _naive_utc(times: pd.Series) -> pd.Series:
+    """Date-times as naive UTC (text parsed as ISO 8601; naive values are taken as UTC)."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        return times.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(times.dtype):
+        return times
+    return pd.to_datetime(times, utc=True, format="ISO8601").dt.tz_localize(None)
 
 
 def _as_text(ids: pd.Series) -> pd.Series:
@@ -529,7 +538,7 @@ def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
     variables, times in ns) ordering like a stable pandas sort on those columns."""
     pid, _ = pd.factorize(obs["patient_id"], sort=True)
     var, variables = pd.factorize(obs["variable"], sort=True)
-    t = pd.to_datetime(obs["time"]).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    t = obs["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     if (pid < 0).any() or (var < 0).any() or pd.isna(obs["time"]).any():
         return _worst_per_key_pandas(obs, report)  # missing keys: pandas' NaN ordering
     up = np.array([CONCEPTS[v].aggregate in ("max", "sum", "none") for v in variables] + [False])
