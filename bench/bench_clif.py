@@ -35,6 +35,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -57,24 +58,28 @@ EVENT_TABLES = (
     "medication_admin_continuous",
     "crrt_therapy",
 )
-TARGETS = {"read": ">= 1,000,000 rows/s at 10,000", "ratio": "ours >= 5x faster"}
+TARGETS = MappingProxyType({"read": ">= 1,000,000 rows/s at 10,000", "ratio": "ours >= 5x faster"})
 #: synthetic variable -> (CLIF table, category)
-_CATEGORY = {
-    "creatinine": ("labs", "creatinine"),
-    "platelets": ("labs", "platelet_count"),
-    "bilirubin": ("labs", "bilirubin_total"),
-    "pao2": ("labs", "po2_arterial"),
-    "lactate": ("labs", "lactate"),
-    "map": ("vitals", "map"),
-    "weight": ("vitals", "weight_kg"),
-    "gcs_total": ("patient_assessments", "gcs_total"),
-}
-_DEVICE = {
-    "invasive_ventilation": "IMV",
-    "noninvasive_ventilation": "NIPPV",
-    "cpap": "CPAP",
-    "oxygen": "Nasal Cannula",
-}
+_CATEGORY = MappingProxyType(
+    {
+        "creatinine": ("labs", "creatinine"),
+        "platelets": ("labs", "platelet_count"),
+        "bilirubin": ("labs", "bilirubin_total"),
+        "pao2": ("labs", "po2_arterial"),
+        "lactate": ("labs", "lactate"),
+        "map": ("vitals", "map"),
+        "weight": ("vitals", "weight_kg"),
+        "gcs_total": ("patient_assessments", "gcs_total"),
+    }
+)
+_DEVICE = MappingProxyType(
+    {
+        "invasive_ventilation": "IMV",
+        "noninvasive_ventilation": "NIPPV",
+        "cpap": "CPAP",
+        "oxygen": "Nasal Cannula",
+    }
+)
 
 
 def _utc(s: pd.Series) -> pd.Series:

@@ -26,6 +26,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final
 
 import numpy as np
@@ -57,14 +58,16 @@ pytestmark = [
 ]
 
 #: our organ column -> clifpy's
-ORGANS: Final = {
-    "respiration": "sofa_resp",
-    "coagulation": "sofa_coag",
-    "liver": "sofa_liver",
-    "cardiovascular": "sofa_cv_97",
-    "cns": "sofa_cns",
-    "renal": "sofa_renal",
-}
+ORGANS: Final = MappingProxyType(
+    {
+        "respiration": "sofa_resp",
+        "coagulation": "sofa_coag",
+        "liver": "sofa_liver",
+        "cardiovascular": "sofa_cv_97",
+        "cns": "sofa_cns",
+        "renal": "sofa_renal",
+    }
+)
 #: the four rules set alike on both sides (docs/clif_agreement.md "The four aligned rules")
 ALIGNED_RULES: Final = SofaRules(
     missing_component="zero", gcs_sedated="raw", require_vasopressor_60min=False
@@ -97,31 +100,35 @@ CHAIN_STEPS: Final = (
     *CLIFPY_STEPS,
 )
 #: figures of docs/clif_agreement.md (a change of either engine must update the document)
-ALIGNED_RESP_EXPECTED: Final = {
-    "resp_scoring_gap": 22,
-    "resp_deciding_pf": 3,
-    "resp_support_at_pao2": 1,
-    "resp_fio2_across_day_start": 3,
-    "resp_fio2_source": 7,
-}
+ALIGNED_RESP_EXPECTED: Final = MappingProxyType(
+    {
+        "resp_scoring_gap": 22,
+        "resp_deciding_pf": 3,
+        "resp_support_at_pao2": 1,
+        "resp_fio2_across_day_start": 3,
+        "resp_fio2_source": 7,
+    }
+)
 
 
 #: organ-days per reason, default rules vs clifpy as shipped (docs/clif_agreement.md)
-DEFAULT_EXPECTED: Final = {
-    "missing_component": 842,
-    "gcs_sedated": 0,
-    "vasopressor_60min": 1,
-    "window_end": 0,
-    "lab_time": 12,
-    "implausible": 1,
-    "zero_dose": 0,
-    "carry": 3,
-    "resp_scoring_gap": 22,
-    "resp_deciding_pf": 3,
-    "resp_support_at_pao2": 1,
-    "resp_fio2_across_day_start": 3,
-    "resp_fio2_source": 6,
-}
+DEFAULT_EXPECTED: Final = MappingProxyType(
+    {
+        "missing_component": 842,
+        "gcs_sedated": 0,
+        "vasopressor_60min": 1,
+        "window_end": 0,
+        "lab_time": 12,
+        "implausible": 1,
+        "zero_dose": 0,
+        "carry": 3,
+        "resp_scoring_gap": 22,
+        "resp_deciding_pf": 3,
+        "resp_support_at_pao2": 1,
+        "resp_fio2_across_day_start": 3,
+        "resp_fio2_source": 6,
+    }
+)
 
 
 def demo_dir() -> Path:
@@ -569,7 +576,7 @@ def test_aligned_rules_agree_on_every_organ_day_but_named_respiration_rules(alig
     assert (steps[RESP_REASONS[-1]][resp.index] == resp["ours"]).all()
     assert result["unexplained"] == []
     counts = Counter(result["reasons"].values())
-    assert {r: counts.get(r, 0) for r in RESP_REASONS} == ALIGNED_RESP_EXPECTED
+    assert {r: counts.get(r, 0) for r in RESP_REASONS} == dict(ALIGNED_RESP_EXPECTED)
     assert int((~resp["agree"]).sum()) == sum(ALIGNED_RESP_EXPECTED.values())
 
 
@@ -645,7 +652,7 @@ def test_default_rules_every_difference_is_a_named_rule_difference(demo, aligned
     assert chain["unexplained"] == []
     assert sum(chain["reasons"].values()) == int((~start["agree"]).sum())
     reasons = chain["reasons"]
-    assert {r: reasons.get(r, 0) for r in (*CHAIN_STEPS, *RESP_REASONS)} == DEFAULT_EXPECTED
+    assert {r: reasons.get(r, 0) for r in (*CHAIN_STEPS, *RESP_REASONS)} == dict(DEFAULT_EXPECTED)
 
 
 def report(root: Path) -> None:
