@@ -534,8 +534,10 @@ def _labels(prefix: str, rows: pd.Series) -> pd.Series:
 
 def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
     """One row per (patient, time, variable): the worst value by the variable's aggregate,
-    sorted by (patient, time, variable). One ``np.lexsort`` on integer codes (sorted ids and
-    variables, times in ns) ordering like a stable pandas sort on those columns."""
+    sorted by (patient, time, variable), as a stable pandas sort on those columns and the
+    value would order them. Integer codes (sorted ids and variables, times in ns): one stable
+    argsort of a packed key when the times are whole seconds (else ``np.lexsort``), then the
+    worst row of each repeated key, the earliest of equal ones."""
     pid, _ = pd.factorize(obs["patient_id"], sort=True)
     var, variables = pd.factorize(obs["variable"], sort=True)
     t = obs["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
@@ -543,13 +545,35 @@ def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
         return _worst_per_key_pandas(obs, report)  # missing keys: pandas' NaN ordering
     up = np.array([CONCEPTS[v].aggregate in ("max", "sum", "none") for v in variables] + [False])
     value = obs["value"].to_numpy(dtype=np.float64)
-    order = np.lexsort((np.where(up[var], -value, value), var, t, pid))
+    worse_low = np.where(up[var], -value, value)  # lower = worse
+    order = _key_order(pid, t, var)
     p, tt, v = pid[order], t[order], var[order]
     first = np.r_[True, (p[1:] != p[:-1]) | (tt[1:] != tt[:-1]) | (v[1:] != v[:-1])]
-    out = obs.iloc[order[first]]
+    keep = order[first]
+    if keep.size < order.size:  # repeated keys: the first row of the lowest value
+        starts = np.flatnonzero(first)
+        w = worse_low[order]
+        low = np.minimum.reduceat(w, starts)
+        hit = np.flatnonzero(w == np.repeat(low, np.diff(np.r_[starts, w.size])))
+        group = np.searchsorted(starts, hit, side="right") - 1
+        keep = order[hit[np.r_[True, group[1:] != group[:-1]]]]
+    out = obs.iloc[keep]
     report["same_minute_values_merged"] = int(len(obs) - len(out))
     out.index = pd.RangeIndex(len(out))  # a new frame: no second copy
     return out
+
+
+def _key_order(pid: np.ndarray, t_ns: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Stable order by (pid, time, var): one int64 key when it fits, else ``np.lexsort``."""
+    if t_ns.size:
+        sec = t_ns // 1_000_000_000
+        rel = sec - sec.min()
+        bits_t, bits_v = int(rel.max()).bit_length(), int(var.max()).bit_length()
+        fits = bits_t + bits_v + int(pid.max()).bit_length() <= 62
+        if fits and (sec * 1_000_000_000 == t_ns).all():
+            key = (pid.astype(np.int64) << (bits_t + bits_v)) | (rel << bits_v) | var
+            return np.argsort(key, kind="stable")
+    return np.lexsort((var, t_ns, pid))
 
 
 def _worst_per_key_pandas(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
