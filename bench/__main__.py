@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("bench.bench_sofa", "bench.bench_app", "bench.bench_ward", "bench.bench_http")
+BENCHMARKS = (
+    "bench.bench_sofa",
+    "bench.bench_app",
+    "bench.bench_ward",
+    "bench.bench_http",
+    "bench.bench_clif",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

