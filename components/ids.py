@@ -16,6 +16,7 @@ WARD_COUNT: Final = "ward-count"
 WARD_ELSEWHERE: Final = "ward-elsewhere"
 WARD_POLL: Final = "ward-poll"
 WARD_VERSION: Final = "ward-version"
+WARD_DEPARTURES: Final = "ward-departures"
 
 # patient page
 PATIENT_ID: Final = "patient-id"

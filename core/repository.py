@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -468,6 +469,58 @@ def icu_census(
     )
     with engine.connect() as conn:
         return _frame(conn, stmt, cols)
+
+
+#: columns of :func:`icu_departures`
+DEPARTURE_COLUMNS = ("patient_id", "site_id", "unit", "event", "event_time")
+
+
+def icu_departures(
+    engine: Engine,
+    at: datetime | pd.Timestamp | str,
+    *,
+    hours: float = 24.0,
+    site_id: str | None = None,
+) -> pd.DataFrame:
+    """The patients who left the ICU in the ``hours`` before ``at``: ``(at - hours, at]``.
+
+    A patient left when an ICU stay of theirs ended (``event = "left the ICU"``, at its
+    ``stop``) or when they died during a stay (``event = "died"``, at ``death_time``; a death
+    is the event even when the stay's recorded end follows it). Patients who are in the ICU
+    again at ``at`` (a transfer between units, a readmission) are not departures. One row per
+    patient, the latest event; ordered by event time, latest first.
+    """
+    s, p = db.icu_stays, db.patients
+    t = _naive_utc(at)
+    lo = t - timedelta(hours=hours)
+    cols = [s.c.patient_id, p.c.site_id, s.c.unit, s.c.start, s.c.stop, p.c.death_time]
+    died_in_stay = sa.and_(
+        p.c.death_time > lo,
+        p.c.death_time <= t,
+        s.c.start <= p.c.death_time,
+        sa.or_(s.c.stop.is_(None), s.c.stop >= p.c.death_time),
+    )
+    where = [s.c.start <= t, sa.or_(sa.and_(s.c.stop > lo, s.c.stop <= t), died_in_stay)]
+    if site_id is not None:
+        where.append(p.c.site_id == site_id)
+    stmt = sa.select(*cols).select_from(s.join(p, p.c.patient_id == s.c.patient_id)).where(*where)
+    with engine.connect() as conn:
+        rows = _frame(conn, stmt, cols)
+    if rows.empty:
+        return pd.DataFrame(columns=list(DEPARTURE_COLUMNS))
+    tt = pd.Timestamp(t)
+    died = (
+        rows["death_time"].notna()
+        & (rows["death_time"] <= tt)
+        & (rows["death_time"] > pd.Timestamp(lo))
+    )
+    rows["event"] = np.where(died, "died", "left the ICU")
+    rows["event_time"] = rows["death_time"].where(died, rows["stop"])
+    still_in = set(icu_census(engine, t, site_id=site_id)["patient_id"])
+    rows = rows[~rows["patient_id"].isin(still_in)]
+    rows = rows.sort_values("event_time", ascending=False, kind="stable")
+    rows = rows.drop_duplicates("patient_id", keep="first")
+    return rows[list(DEPARTURE_COLUMNS)].reset_index(drop=True)
 
 
 def load_biomarkers(engine: Engine, *, patient_ids: Iterable[str] | None = None) -> pd.DataFrame:

@@ -12,7 +12,9 @@ from components.server.cache import cache
 from components.server.context import engine
 from components.server.context import settings
 from core.repository import (
+    DEPARTURE_COLUMNS,
     icu_census,
+    icu_departures,
     load_daily_sofa,
     load_icu_stays,
     load_provenance_days,
@@ -191,6 +193,24 @@ def _board_at(
     out.loc[first_day, "endpoint_status"] = EndpointStatus.AWAITING.value
     out["study_day"] = day_at.where(day_at >= 1)
     return _without_trial_endpoint(out.reset_index()[list(AT_COLUMNS)], pts.reset_index())
+
+
+def departures_at(ctx: Context, at: pd.Timestamp, site_id: str | None = None) -> pd.DataFrame:
+    """The patients who left the ICU (discharge or death) in the 24 h before ``at``, in the
+    context's sites (:func:`core.repository.icu_departures`)."""
+    if site_id is not None and ctx.sites is not None and site_id not in ctx.sites:
+        return pd.DataFrame(columns=list(DEPARTURE_COLUMNS))
+    return _departures_at(ctx.shared(), pd.Timestamp(at).floor("s"), site_id, ctx.sites).copy()
+
+
+@cache.memoize()
+def _departures_at(
+    ctx: Context, at: pd.Timestamp, site_id: str | None, sites: tuple[str, ...] | None
+) -> pd.DataFrame:
+    gone = icu_departures(engine(), at, site_id=site_id)
+    if sites is not None:
+        gone = gone[gone["site_id"].isin(sites)]
+    return gone.reset_index(drop=True)
 
 
 def clock_now(ctx: Context, *, real_now: pd.Timestamp | None = None) -> pd.Timestamp:

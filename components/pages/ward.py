@@ -21,7 +21,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from components import ids
 from components.data.cohort import visible_patients
 from components.data.keys import Context
-from components.data.ward import board_at, clock_now, site_counts, ward_board
+from components.data.ward import board_at, clock_now, departures_at, site_counts, ward_board
 from components.format import fmt_num
 from components.server.auth import current_principal
 from components.server.cache import cache
@@ -258,7 +258,11 @@ def column_defs() -> list[dict[str, Any]]:
 
 
 def layout(
-    site: str | None = None, day: str | None = None, q: str | None = None, **_: str
+    site: str | None = None,
+    day: str | None = None,
+    q: str | None = None,
+    dep: str | None = None,
+    **_: str,
 ) -> html.Div:
     context = Context.current(current_principal())
     options = [{"label": f"{s} ({n} patients)", "value": s} for s, n in site_counts(context)]
@@ -277,7 +281,8 @@ def layout(
         {"label": f"Day {d}", "value": str(d)}
         for d in range(1, context.sofa_rules.max_study_day + 1)
     ]
-    rows, count = board_rows(context, site, day)
+    departures = dep == "1"
+    rows, count = board_rows(context, site, day, departures=departures)
     return html.Div(
         [
             dcc.Location(id="ward-url", refresh=False),
@@ -329,11 +334,19 @@ def layout(
                         md=3,
                     ),
                     dbc.Col(
-                        html.Div(
-                            id=ids.WARD_COUNT,
-                            className="small text-muted pt-4",
-                            children=count,
-                        ),
+                        [
+                            dbc.Switch(
+                                id=ids.WARD_DEPARTURES,
+                                label="Departures (24 h)",
+                                value=departures,
+                                className="small mb-0 mt-1",
+                            ),
+                            html.Div(
+                                id=ids.WARD_COUNT,
+                                className="small text-muted",
+                                children=count,
+                            ),
+                        ],
                         md=4,
                     ),
                 ],
@@ -382,6 +395,8 @@ def layout(
                     "paginationPageSize": 100,
                 },
                 getRowId="params.data.patient_id",
+                # patients who left the ICU in the last 24 h (the departures switch): greyed
+                rowClassRules={"ward-departed": "params.data.departed === true"},
                 style={"height": "calc(100vh - 260px)", "minHeight": "420px"},
             ),
         ],
@@ -389,24 +404,41 @@ def layout(
     )
 
 
-def ward_search(site: str, day: str | int | None, q: str | None) -> str:
-    """The board's URL query: site, day and search text (a link reproduces the view)."""
-    day = None if day in (None, LATEST) else day
+def ward_search(
+    site: str, day: str | int | None, q: str | None, *, departures: bool = False
+) -> str:
+    """The board's URL query: site, day (left out when it is the default, now), search text
+    and the departures switch (a link reproduces the view)."""
+    day = None if day in (None, NOW) else day
     return "?" + urlencode(
-        {"site": site, **({"day": day} if day else {}), **({"q": q} if q else {})}
+        {
+            "site": site,
+            **({"day": day} if day else {}),
+            **({"q": q} if q else {}),
+            **({"dep": "1"} if departures else {}),
+        }
     )
 
 
-def board_rows(context: Context, site: str, day: str | None) -> tuple[list[dict[str, Any]], str]:
+def board_rows(
+    context: Context, site: str, day: str | None, *, departures: bool = False
+) -> tuple[list[dict[str, Any]], str]:
     """Grid rows and the count line: ``day`` = "now" (the ICU census at the ward's clock, SOFA
-    over the last 24 h), "latest" or a study day; ``site`` = a site or all the user's sites."""
+    over the last 24 h), "latest" or a study day; ``site`` = a site or all the user's sites;
+    ``departures``: with "now", also the patients who left in the last 24 h (greyed, last)."""
     sites = [s for s, _n in site_counts(context)] if site == ALL_SITES else [site]
     if day == NOW:
         at = clock_now(context).floor("min")
-        rows = ward_rows(now_frame(board_at(context, at, None if site == ALL_SITES else site)))
+        one = None if site == ALL_SITES else site
+        rows = ward_rows(now_frame(board_at(context, at, one)))
         where = "the ICU" if site == ALL_SITES else f"the ICU of {site}"
         replay = f" (replay of the {replayed_data()})" if settings().clock == "replay" else ""
-        return rows, f"{len(rows)} patients in {where} at {at:%Y-%m-%d %H:%M} UTC{replay}"
+        count = f"{len(rows)} patients in {where} at {at:%Y-%m-%d %H:%M} UTC{replay}"
+        if departures:
+            gone = departure_rows(departures_at(context, at, one), at)
+            rows += gone
+            count += f"; {len(gone)} left in the last 24 h"
+        return rows, count
     as_of = int(day) if day and day.isdigit() else None
     rows = [r for s in sites for r in cached_rows(context, s, as_of)]
     if len(sites) > 1:
@@ -418,6 +450,40 @@ def replayed_data() -> str:
     """What the demo's replay clock replays (the count line)."""
     demo = dataset_info().demo_data
     return "CLIF demo's ICU stays" if demo == "clif-demo" else "synthetic trial"
+
+
+def departure_rows(gone: pd.DataFrame, at: pd.Timestamp) -> list[dict[str, Any]]:
+    """Greyed rows of the patients who left the ICU (the event and its time, no scores)."""
+    rows = []
+    for r in gone.to_dict("records"):
+        when = pd.Timestamp(r["event_time"])
+        ago = (pd.Timestamp(at) - when) / pd.Timedelta(hours=1)
+        text = f"{r['event']} {when:%Y-%m-%d %H:%M} UTC ({ago:.0f} h ago)"
+        row: dict[str, Any] = {
+            "patient_id": r["patient_id"],
+            "patient_link": f"[{r['patient_id']}]({patient_href(r['patient_id'], None)})",
+            "departed": True,
+            "study_day": None,
+            "status": text,
+            "died": r["event"] == "died",
+            "death_day": None,
+            "sofa_total": None,
+            "change": None,
+            "change_text": "",
+            "phenotype": "",
+            "phenotype_key": "",
+            "phenotype_reason": "",
+            "endpoint": "",
+            "alerts": text,
+            "n_alerts": 0,
+            "why": "",
+            "alerts_tip": text,
+            "data_flags": "",
+        }
+        for organ in ORGANS:
+            row[organ.value] = None
+        rows.append(row)
+    return rows
 
 
 def now_frame(board: pd.DataFrame) -> pd.DataFrame:
@@ -464,13 +530,16 @@ def elsewhere(context: Context, site: str, q: str | None) -> html.Div | None:
     Input(ids.WARD_SITE, "value"),
     Input("ward-day", "value"),
     Input(ids.WARD_SEARCH, "value"),
+    Input(ids.WARD_DEPARTURES, "value"),
     prevent_initial_call=True,
 )
-def update_board(site: str, day: str, q: str | None):
-    """Site, day or search changed: the rows, the count, the URL and other sites' matches."""
+def update_board(site: str, day: str, q: str | None, departures: bool | None = False):
+    """Site, day, search or the departures switch changed: the rows, the count, the URL and
+    other sites' matches."""
     context = Context.current(current_principal())
-    rows, count = board_rows(context, site, day)
-    return rows, count, ward_search(site, day, q), elsewhere(context, site, q)
+    rows, count = board_rows(context, site, day, departures=bool(departures))
+    url = ward_search(site, day, q, departures=bool(departures))
+    return rows, count, url, elsewhere(context, site, q)
 
 
 @callback(
@@ -481,14 +550,17 @@ def update_board(site: str, day: str, q: str | None):
     State(ids.WARD_VERSION, "data"),
     State(ids.WARD_SITE, "value"),
     State("ward-day", "value"),
+    State(ids.WARD_DEPARTURES, "value"),
     prevent_initial_call=True,
 )
-def refresh_if_new_data(_n: int, shown_version: str | None, site: str, day: str):
+def refresh_if_new_data(
+    _n: int, shown_version: str | None, site: str, day: str, departures: bool | None = False
+):
     """New data (an import) appear without a reload; nothing is sent while they are the same."""
     context = Context.current(current_principal())
     if context.version == shown_version and day != NOW:  # "now" moves with the clock
         return no_update, no_update, no_update
-    rows, count = board_rows(context, site, day)
+    rows, count = board_rows(context, site, day, departures=bool(departures))
     return rows, count, context.version
 
 
