@@ -340,6 +340,8 @@ def immune_reversal(
     b = biomarkers[biomarkers["patient_id"].isin(bp.index) & (biomarkers["study_day"] <= by_day)]
     ot = phenotype_over_time(b, thresholds=thresholds, time_col="study_day")
     ot = ot.merge(bp.rename("rand_phenotype"), left_on="patient_id", right_index=True)
+    # an empty merge takes the right index (named patient_id, like the column): drop it
+    ot = ot.reset_index(drop=True)
     rule = np.where(
         ot["rand_phenotype"] == Phenotype.MALS.value,
         ot["mals_reversal"],

@@ -302,3 +302,31 @@ def test_reversal_row_reproduces_published_sidf():
     assert round(100 * c.risk_difference_ci[1], 1) == 44.0
     assert round(c.odds_ratio, 2) == 3.76
     assert round(c.p_value, 3) == 0.001
+
+
+def test_immune_reversal_of_an_empty_cohort_and_of_patients_without_samples():
+    """No patients: an empty table; patients without any sample: not evaluable, not
+    reversed (an empty merge once kept an index named like the column and crashed)."""
+    import pandas as pd
+
+    from core.phenotype import immune_reversal
+
+    none = pd.DataFrame(
+        {
+            "patient_id": pd.Series([], dtype=object),
+            "study_day": pd.Series([], dtype=int),
+            "ferritin_ng_ml": pd.Series([], dtype=float),
+            "hla_dr_ab_per_cell": pd.Series([], dtype=float),
+        }
+    )
+    nobody = pd.DataFrame(
+        {"patient_id": pd.Series([], dtype=object), "phenotype": pd.Series([], dtype=object)}
+    )
+    empty = immune_reversal(none, nobody, by_day=28)
+    assert len(empty) == 0
+    one = immune_reversal(
+        none, pd.DataFrame({"patient_id": ["A"], "phenotype": ["MALS"]}), by_day=28
+    )
+    assert one["patient_id"].tolist() == ["A"]
+    assert not one["evaluable"].iloc[0]
+    assert not one["reversed"].iloc[0]

@@ -119,3 +119,17 @@ def test_clifdemo005_any_other_import_makes_the_data_real(tmp_path):
     c = demo.server.test_client()
     assert c.get("/").status_code == 403
     assert c.get("/api/v1/ward").status_code == 403
+
+
+def test_clifdemo006_warm_up_runs_on_data_without_trial_participants(client):
+    """Every shared loader and every cohort panel of every role on data with no trial
+    participant (the immune-reversal step crashed on an empty cohort)."""
+    from components import warmup
+    from components.server.cache import cache
+
+    with client.application.app_context():
+        cache.clear()
+        timings = warmup.warm_up()
+    assert "immune_samples" in timings
+    assert "immune:monitor" in timings
+    assert timings["total"] > 0
