@@ -20,7 +20,15 @@ import sqlalchemy as sa
 from core import db
 from core import repository as repo
 from core.endpoints import mortality, sofa_response
-from core.io import build_demo_database, import_tables, main, read_files, recompute_derived
+from core.exceptions import DataValidationError
+from core.io import (
+    build_demo_database,
+    import_tables,
+    main,
+    read_files,
+    recompute_derived,
+    validate_tables,
+)
 from core.io.raw_export import export_raw, raw_table_frame
 from core.io.schema import DEFAULT_ENDPOINT_RULES, DEFAULT_SOFA_RULES, TABLE_SPECS
 from core.io.stored import read_table
@@ -195,3 +203,56 @@ def test_rt004_parquet_round_trip(source, tmp_path):
     finally:
         a.dispose()
         b.dispose()
+
+
+def test_rt005_adam_reimport_is_refused_naming_what_is_missing(source, tmp_path):
+    """Re-importing the ADaM export used to pass with "no problems" and change responders
+    (no infusions, episodes, doses or disposition in ADaM): now it is refused, nothing written."""
+    src_url, _ = source
+    adam = tmp_path / "adam"
+    code, _ = run_cli("--database-url", src_url, "export", str(adam), "--with-arm")
+    assert code == 0
+    files = [str(adam / f"{name}.csv") for name in ("adsl", "adae", "adlb")]
+    target = f"sqlite:///{tmp_path / 'adam-target.sqlite'}"
+    for command in ("validate", "import"):
+        code, text = run_cli("--database-url", target, command, *files)
+        assert code == 1, text
+        assert "ADaM input" in text
+        assert "without icu_stays.csv, infusions.csv, episodes.csv, doses.csv" in text
+    with pytest.raises(DataValidationError) as info:
+        import_tables(db.make_engine(target), read_files(files))
+    [problem] = [p for p in info.value.problems if p.where == "ADaM input"]
+    assert problem.value == (
+        "adae.csv, adlb.csv, adsl.csv without icu_stays.csv, infusions.csv, episodes.csv, "
+        "doses.csv, disposition.csv"
+    )
+    assert problem.expected.startswith(
+        "the raw tables icu_stays, infusions, episodes, doses, disposition alongside"
+    )
+    assert "--format raw" in problem.expected
+    engine = db.make_engine(target)
+    try:
+        counts = db.row_counts(engine)
+        assert {t: counts[t] for t in db.RAW_TABLES} == dict.fromkeys(db.RAW_TABLES, 0)
+        assert db.dataset_version(engine).startswith("0-")
+    finally:
+        engine.dispose()
+
+
+def test_rt006_adam_with_its_raw_companions_is_not_refused(source, tmp_path):
+    """ADaM ADSL plus the raw tables ADaM cannot carry passes the completeness rule (a
+    header-only file says "none"); ADLB alone (rows for stored patients) is not affected."""
+    src_url, raw = source
+    adam = tmp_path / "adam"
+    assert run_cli("--database-url", src_url, "export", str(adam), "--with-arm")[0] == 0
+    companions = [raw / f"{t}.csv" for t in ("icu_stays", "infusions", "episodes", "doses")]
+    empty = tmp_path / "disposition.csv"
+    empty.write_text(",".join(TABLE_SPECS["disposition"].columns) + "\n")
+    tables = read_files([adam / "adsl.csv", adam / "adlb.csv", *companions, empty])
+    assert len(tables["disposition"]) == 0
+    assert not [p for p in validate_tables(tables) if p.where == "ADaM input"]
+    only_adlb = read_files([adam / "adlb.csv"])
+    assert not [p for p in validate_tables(only_adlb) if p.where == "ADaM input"]
+    # partial raw tables (new observations only) are never refused for completeness
+    partial = read_files([raw / "observations.csv"])
+    assert not [p for p in validate_tables(partial) if p.where == "ADaM input"]

@@ -23,6 +23,7 @@ import pandera.pandas as pa
 from core import db, units
 from core.concepts import DRUGS
 from core.exceptions import DataValidationError, Problem
+from core.io.adam import adam_incomplete
 from core.io.coerce import coerce
 from core.io.report import dedupe, file_rows, plain
 from core.io.schema import TABLE_SPECS, TableSpec
@@ -113,6 +114,7 @@ def validate_and_type(
         attr = frame.attrs.get("source") if frame is not None else None
         return names.get(table) or attr or table
 
+    problems.extend(adam_incomplete(tables))
     for table in tables:
         if table not in TABLE_SPECS:
             problems.append(
@@ -599,7 +601,8 @@ def validate_tables(
         (arm, sex, route, episode kind, ...), implausible value (ranges of core.units and the
         table specs), unknown or unconvertible unit, duplicate natural key, unknown patient,
         event time before birth (from age and anchor time) or after death, ICU discharge
-        before admission, overlapping ICU stays of one patient.
+        before admission, overlapping ICU stays of one patient, ADaM ADSL input without the
+        raw tables ADaM cannot carry (:func:`core.io.adam.adam_incomplete`).
     """
     return validate_and_type(
         tables,
