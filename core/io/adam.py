@@ -66,8 +66,11 @@ def _adam_source(frame: pd.DataFrame, default: str) -> str:
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], source: str) -> list[Problem]:
+    present = ", ".join(str(c) for c in frame.columns[:20]) or "none"
     return [
-        Problem(source, None, c, None, f"an ADaM column {c!r}")
+        Problem(
+            source, None, c, f"(no column {c!r}; the file has: {present})", f"an ADaM column {c!r}"
+        )
         for c in columns
         if c not in frame.columns
     ]

@@ -158,9 +158,16 @@ def _type_table(
     problems: list[Problem] = []
     rows = file_rows(frame)
     missing = [c for c, cs in spec.columns.items() if cs.required and c not in frame.columns]
+    present_cols = ", ".join(str(c) for c in frame.columns[:20]) or "none"
     for c in missing:
         problems.append(
-            Problem(src, None, c, None, f"a column {c!r} ({spec.columns[c].expected()})")
+            Problem(
+                src,
+                None,
+                c,
+                f"(no column {c!r}; the file has: {present_cols})",
+                f"a column {c!r} ({spec.columns[c].expected()})",
+            )
         )
     out = pd.DataFrame(index=frame.index)
     bad: set[tuple[int, str]] = set()
