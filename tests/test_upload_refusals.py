@@ -58,13 +58,13 @@ def test_ur002_files_above_the_limit_are_refused_with_size_and_limit():
     limit = 1000
     problems = refusal(read_uploads, {"observations.csv": b"x" * 1001}, max_bytes=limit)
     [p] = problems
-    assert (p.where, p.row, p.value) == ("observations.csv", None, "0.0 MB (1,001 bytes)")
-    assert p.expected.startswith("a file of at most 0.0 MB (1,000 bytes): split it")
+    assert (p.where, p.row, p.value) == ("observations.csv", None, "1001 bytes (0.0 MB)")
+    assert p.expected.startswith("a file of at most 1000 bytes (0.0 MB): split it")
     assert "observations_1.csv, then observations_2.csv" in p.expected
     # the default limit is core.io.read.MAX_UPLOAD_BYTES (20 MB), named in MB and bytes
     [p] = size_problems([("patients.csv", MAX_UPLOAD_BYTES + 1)], MAX_UPLOAD_BYTES)
-    assert p.value == "20.0 MB (20,971,521 bytes)"
-    assert "at most 20.0 MB (20,971,520 bytes)" in p.expected
+    assert p.value == "20971521 bytes (20.0 MB)"
+    assert "at most 20971520 bytes (20.0 MB)" in p.expected
     assert size_problems([("patients.csv", MAX_UPLOAD_BYTES)], MAX_UPLOAD_BYTES) == []
 
 

@@ -113,8 +113,8 @@ def size_problems(sizes: Sequence[tuple[str, int]], max_bytes: int) -> list[Prob
             name,
             None,
             None,
-            f"{_mb(size)} ({size:,} bytes)",
-            f"a file of at most {_mb(max_bytes)} ({max_bytes:,} bytes): split it into several "
+            f"{size} bytes ({_mb(size)})",
+            f"a file of at most {max_bytes} bytes ({_mb(max_bytes)}): split it into several "
             f"files imported one after another (e.g. {Path(name).stem}_1{Path(name).suffix}, "
             f"then {Path(name).stem}_2{Path(name).suffix}), or import it with "
             "`python -m core.io import`, which has no size limit",
