@@ -109,9 +109,12 @@ def layout(**_: str) -> html.Div:
                     [
                         html.Div("Import files", className="card-title-sm mb-2"),
                         html.P(
-                            "CSV or Parquet files in the long formats (patients.csv, observations.csv, "
-                            "infusions.csv, episodes.csv, biomarkers.csv, doses.csv, randomisation.csv, "
-                            "adverse_events.csv, disposition.csv) or ADaM ADSL/ADAE/ADLB. The table is taken "
+                            "CSV or Parquet files in the long formats (sites.csv, patients.csv, "
+                            "icu_stays.csv, observations.csv, infusions.csv, episodes.csv, "
+                            "biomarkers.csv, doses.csv, randomisation.csv, adverse_events.csv, "
+                            "disposition.csv) or ADaM ADSL/ADAE/ADLB (ADSL only with the raw "
+                            "icu_stays, infusions, episodes, doses and disposition files, which ADaM "
+                            "does not carry). The table is taken "
                             f"from the file name. CSV files in UTF-8 ('CSV UTF-8'). At most "
                             f"{settings().upload_max_mb} MB per file and per upload (larger files: "
                             "python -m core.io import). Nothing is written unless every file is valid.",
