@@ -20,6 +20,7 @@ import binascii
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 import dash
@@ -47,15 +48,17 @@ UPLOAD_FILES: Final = "data-upload-files"
 #: the upload limit in bytes, for the clientside size check
 UPLOAD_LIMIT: Final = "data-upload-limit"
 #: problem fields -> column headers of the validation report
-PROBLEM_HEADERS: Final = {
-    "where": "File",
-    "row": "Row",
-    "column": "Column",
-    "value": "Value",
-    "expected": "Expected",
-    "patient_id": "Patient",
-    "time": "Time",
-}
+PROBLEM_HEADERS: Final = MappingProxyType(
+    {
+        "where": "File",
+        "row": "Row",
+        "column": "Column",
+        "value": "Value",
+        "expected": "Expected",
+        "patient_id": "Patient",
+        "time": "Time",
+    }
+)
 
 #: measure the dropped files in the browser; hold back the content of those above the limit
 SIZE_CHECK_JS: Final = """

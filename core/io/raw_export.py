@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final, Literal
 
 import pandas as pd
@@ -42,10 +43,12 @@ FILE_FORMATS: Final = ("csv", "parquet")
 ARM_TABLE: Final = "randomisation"
 
 #: table -> (stored canonical column, stored as-received column) pairs written as received
-_AS_RECEIVED: Final = {
-    "observations": (("value", "value_as_received"), ("unit", "unit_as_received")),
-    "infusions": (("rate", "rate_as_received"), ("unit", "unit_as_received")),
-}
+_AS_RECEIVED: Final = MappingProxyType(
+    {
+        "observations": (("value", "value_as_received"), ("unit", "unit_as_received")),
+        "infusions": (("rate", "rate_as_received"), ("unit", "unit_as_received")),
+    }
+)
 
 
 def raw_export_tables(include_arm: bool) -> tuple[str, ...]:

@@ -12,13 +12,14 @@ import subprocess
 import pytest
 
 from components.pages import data as data_page
+from core.db import dataset_version, make_engine, row_counts
 from settings import Settings
 
 HEADERS = ["File", "Row", "Column", "Value", "Expected", "Patient", "Time"]
 
 
 def make_client(demo_db_url, tmp_path, **overrides):
-    import app as app_module
+    import app as app_module  # deferred import: the app module builds the app stack on import
 
     db = tmp_path / "copy.sqlite"
     shutil.copy(demo_db_url.removeprefix("sqlite:///"), db)
@@ -71,8 +72,6 @@ def report(response: dict) -> tuple[str, list[dict], list[dict]]:
 
 
 def state(url: str):
-    from core.db import dataset_version, make_engine, row_counts
-
     engine = make_engine(url)
     try:
         return dataset_version(engine), row_counts(engine)["observations"]
