@@ -28,9 +28,9 @@ from core.io.validate import validate_tables
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH: Final = PROJECT_ROOT / "data" / "immunosep.sqlite"
-#: the help text's summary (the first line of the former single-module docstring)
 #: formats of ``export --format``
 EXPORT_FORMATS: Final = ("adam", "raw")
+#: the help text's summary (the first line of the former single-module docstring)
 DESCRIPTION: Final = (
     "Validation, all-or-nothing import and ADaM import/export; ``python -m core.io``."
 )
@@ -62,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the raw tables (--format raw: lossless, re-importable) or ADaM CSV files",
         description=(
             "--format adam (default): ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB as CSV, for analysis; "
-            "not re-importable without loss (no infusions, ventilation/RRT episodes, doses or "
-            "disposition). --format raw: every raw table in its long format (values and units "
+            "not re-importable without loss (no ICU stays, infusions, ventilation/RRT episodes, "
+            "doses or disposition). --format raw: every raw table in its long format (values and units "
             "as received), one file per table; `python -m core.io import DIR/*.csv` into an "
             "empty database (SQLite or PostgreSQL) reproduces every number. Without --with-arm "
             "the randomisation table (the arm) is not written."
