@@ -256,3 +256,18 @@ def test_rt006_adam_with_its_raw_companions_is_not_refused(source, tmp_path):
     # partial raw tables (new observations only) are never refused for completeness
     partial = read_files([raw / "observations.csv"])
     assert not [p for p in validate_tables(partial) if p.where == "ADaM input"]
+
+
+def test_rt007_export_of_a_database_without_tables_is_refused(tmp_path):
+    """A mistyped SQLite path must not produce an empty "copy"."""
+    code, text = run_cli(
+        "--database-url",
+        f"sqlite:///{tmp_path / 'typo.sqlite'}",
+        "export",
+        str(tmp_path / "out"),
+        "--format",
+        "raw",
+    )
+    assert code == 1
+    assert "(no ImmunoSep tables)" in text
+    assert not (tmp_path / "out").exists()

@@ -34,6 +34,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core import db
+from core.exceptions import DataValidationError, Problem
 from core.io.schema import TABLE_SPECS
 from core.io.stored import read_table
 
@@ -111,14 +112,33 @@ def export_raw(
     dict
         Table -> path written (every table, also the empty ones, so that an import of the
         folder sees the full set).
+
+    Raises
+    ------
+    DataValidationError
+        The database holds no ImmunoSep tables (e.g. a mistyped SQLite path).
     """
     if file_format not in FILE_FORMATS:
         raise ValueError(f"file_format {file_format!r}: expected one of {', '.join(FILE_FORMATS)}")
     allowed = raw_export_tables(include_arm)
     wanted = allowed if tables is None else tuple(t for t in allowed if t in set(tables))
+    with engine.connect() as conn:
+        version = db.stored_schema_version(conn)
+    if version is None:  # a mistyped URL must not export an empty "copy"
+        raise DataValidationError(
+            [
+                Problem(
+                    engine.url.render_as_string(hide_password=True),
+                    None,
+                    None,
+                    "(no ImmunoSep tables)",
+                    "a database written by this dashboard (python -m core.io import or demo)",
+                )
+            ]
+        )
+    db.ensure_schema(engine)  # an older layout is migrated, as on any open
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    db.ensure_schema(engine)
     paths: dict[str, Path] = {}
     for table in wanted:
         frame = raw_table_frame(engine, table)
