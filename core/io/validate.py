@@ -390,7 +390,10 @@ def _event_time_problems(
     age_spec = TABLE_SPECS["patients"].columns["age_years"]
     age = age.where(age.between(age_spec.low, age_spec.high))
     # earliest possible birth: anchor - (age + 1) years (age in completed years)
-    birth = anchor - pd.to_timedelta((age + 1.0) * 365.25, unit="D")
+    # (NaN days are converted as 0 and masked afterwards: pandas' float -> timedelta cast
+    # of an all-NaN column multiplies uninitialised memory and may warn about an overflow)
+    days = (age + 1.0) * 365.25
+    birth = anchor - pd.to_timedelta(days.fillna(0.0), unit="D").where(days.notna())
     for c in spec.event_times:
         t = frame[c]
         before = (t.notna() & birth.notna() & (t < birth)).to_numpy()
