@@ -9,12 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
+
+#: the value of a problem whose cell is empty (None, NaN, NaT): a report never shows a blank
+EMPTY_VALUE: Final = "(empty)"
+
+
+def _is_missing(value: Any) -> bool:
+    """None, blank text, NaN, NaT or pandas.NA (without importing pandas)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True
+    try:
+        return bool(value != value)  # noqa: PLR0124 (NaN and NaT are not equal to themselves)
+    except (TypeError, ValueError):  # pandas.NA (ambiguous truth value), arrays
+        return type(value).__name__ == "NAType"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation problem, precise enough to fix the source file."""
+    """One validation problem, precise enough to fix the source file.
+
+    ``value`` is always shown: the offending value, or :data:`EMPTY_VALUE` when the cell is
+    empty (a missing value is normalised to it on construction, so no report row is blank).
+    """
 
     where: str  # file name or table name
     row: int | None  # 1-based data row in the file (header excluded), None if not row-bound
@@ -23,6 +40,10 @@ class Problem:
     expected: str
     patient_id: str | None = None
     time: str | None = None
+
+    def __post_init__(self) -> None:
+        if _is_missing(self.value):
+            object.__setattr__(self, "value", EMPTY_VALUE)
 
     def message(self) -> str:
         parts = [self.where]

@@ -3,14 +3,25 @@
 Uploads are validated completely before anything is written (core.io: all problems of a file
 at once, with file, row, column, value and what was expected); an import is one transaction.
 Only the unblinded statistician (data manager) and the demo role may import.
+
+Refusals always say why (docs/formats.md "Upload limits and refusals"). ``dcc.Upload`` drops
+files silently in the browser when they exceed ``max_size`` or do not match ``accept`` (its
+``onDrop`` only passes the accepted files on), so neither is set: every dropped file reaches a
+small clientside callback that measures it and holds back the content of a file above the
+limit (or of an upload above it in total, which the server's request limit would refuse with
+a bare HTTP 413), passing only its name and size. The server callback then reports the wrong
+type, the size, a file that is not UTF-8 and every validation problem, with the file's name.
 """
 
 from __future__ import annotations
 
 import base64
-import tempfile
+import binascii
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import dash
 import dash_ag_grid as dag
@@ -24,12 +35,58 @@ from components.format import records
 from components.server.audit import audit
 from components.server.auth import Role, current_principal
 from components.server.context import dataset_info, engine, settings
-from core.exceptions import DataValidationError
-from core.io import import_tables, read_files
+from core.exceptions import DataValidationError, Problem
+from core.io import import_tables, read_uploads
+from core.io.read import size_problems
 from core.repository import load_import_log
 
-ALLOWED_SUFFIXES = (".csv", ".parquet")
 IMPORT_ROLES = (Role.STATISTICIAN, Role.DEMO)
+#: the dropped files as measured in the browser: ``[{name, size, content, held}]``; ``content``
+#: is None when the file is held back (``held``: "file" above the limit, "upload" above it in
+#: total)
+UPLOAD_FILES: Final = "data-upload-files"
+#: the upload limit in bytes, for the clientside size check
+UPLOAD_LIMIT: Final = "data-upload-limit"
+#: problem fields -> column headers of the validation report
+PROBLEM_HEADERS: Final = MappingProxyType(
+    {
+        "where": "File",
+        "row": "Row",
+        "column": "Column",
+        "value": "Value",
+        "expected": "Expected",
+        "patient_id": "Patient",
+        "time": "Time",
+    }
+)
+
+#: measure the dropped files in the browser; hold back the content of those above the limit
+SIZE_CHECK_JS: Final = """
+function (contents, filenames, limit) {
+    if (!contents) { return window.dash_clientside.no_update; }
+    var list = Array.isArray(contents) ? contents : [contents];
+    var names = Array.isArray(filenames) ? filenames : [filenames];
+    var files = [];
+    var total = 0;
+    for (var i = 0; i < list.length; i++) {
+        var c = list[i] || "";
+        var comma = c.indexOf(",");
+        var b64 = comma >= 0 ? c.slice(comma + 1) : c;
+        var pad = b64.endsWith("==") ? 2 : (b64.endsWith("=") ? 1 : 0);
+        var size = Math.max(0, Math.floor(b64.length * 3 / 4) - pad);
+        var big = size > limit;
+        if (!big) { total += size; }
+        files.push({name: names[i] || ("file " + (i + 1)), size: size,
+                    content: big ? null : c, held: big ? "file" : null});
+    }
+    if (total > limit) {
+        for (var j = 0; j < files.length; j++) {
+            if (files[j].held === null) { files[j].content = null; files[j].held = "upload"; }
+        }
+    }
+    return files;
+}
+"""
 
 
 def import_log_rows() -> list[dict[str, Any]]:
@@ -55,21 +112,33 @@ def layout(**_: str) -> html.Div:
                     [
                         html.Div("Import files", className="card-title-sm mb-2"),
                         html.P(
-                            "CSV or Parquet files in the long formats (patients.csv, observations.csv, "
-                            "infusions.csv, episodes.csv, biomarkers.csv, doses.csv, randomisation.csv, "
-                            "adverse_events.csv, disposition.csv) or ADaM ADSL/ADAE/ADLB. The table is taken "
-                            f"from the file name. At most {settings().upload_max_mb} MB per file. Nothing is "
-                            "written unless every file is valid.",
+                            "CSV or Parquet files in the long formats (sites.csv, patients.csv, "
+                            "icu_stays.csv, observations.csv, infusions.csv, episodes.csv, "
+                            "biomarkers.csv, doses.csv, randomisation.csv, adverse_events.csv, "
+                            "disposition.csv) or ADaM ADSL/ADAE/ADLB (ADSL only with the raw "
+                            "icu_stays, infusions, episodes, doses and disposition files, which ADaM "
+                            "does not carry). The table is taken "
+                            f"from the file name. CSV files in UTF-8 ('CSV UTF-8'). At most "
+                            f"{settings().upload_max_mb} MB per file and per upload (larger files: "
+                            "python -m core.io import). Nothing is written unless every file is valid.",
                             className="small",
                         ),
-                        dcc.Upload(
-                            id=ids.DATA_UPLOAD,
-                            children=html.Div(["Drop files here or ", html.A("choose files")]),
-                            multiple=True,
-                            max_size=settings().upload_max_bytes,
-                            accept=",".join(ALLOWED_SUFFIXES),
-                            disabled=not may_import,
-                            className="border border-2 border-secondary-subtle rounded p-4 text-center bg-white",
+                        html.Div(
+                            [
+                                dcc.Upload(
+                                    id=ids.DATA_UPLOAD,
+                                    children=html.Div(
+                                        ["Drop files here or ", html.A("choose files")]
+                                    ),
+                                    multiple=True,
+                                    # no max_size / accept: the browser would drop such files
+                                    # silently; they are measured and refused with a reason
+                                    max_size=-1,
+                                    className="border border-2 border-secondary-subtle rounded p-4 text-center bg-white",
+                                ),
+                                dcc.Store(id=UPLOAD_LIMIT, data=settings().upload_max_bytes),
+                                dcc.Store(id=UPLOAD_FILES),
+                            ]
                         )
                         if may_import
                         else dbc.Alert(
@@ -107,14 +176,38 @@ def layout(**_: str) -> html.Div:
     )
 
 
-def problem_table(problems: pd.DataFrame) -> html.Div:
+def problem_table(problems: Sequence[Problem]) -> html.Div:
+    """The validation report: a summary naming every refused file, then one grid row per
+    problem with readable headers and the offending value on every row."""
+    rows = [{field: getattr(p, field) for field in PROBLEM_HEADERS} for p in problems]
+    for r in rows:
+        if isinstance(r["value"], tuple):
+            r["value"] = ", ".join(str(v) for v in r["value"])
+    refused = [p for p in problems if p.row is None]
     return html.Div(
         [
-            dbc.Alert(f"{len(problems)} problem(s) found; nothing was imported.", color="danger"),
+            dbc.Alert(
+                [
+                    html.Div(f"{len(problems)} problem(s) found; nothing was imported."),
+                    html.Ul(
+                        [
+                            html.Li(f"{p.where}: {p.value}; expected {p.expected}")
+                            for p in refused[:20]
+                        ],
+                        className="mb-0 small",
+                    )
+                    if refused
+                    else None,
+                ],
+                color="danger",
+            ),
             dag.AgGrid(
                 id="data-problems",
-                rowData=records(problems),
-                columnDefs=[{"field": c} for c in problems.columns],
+                rowData=records(pd.DataFrame(rows, columns=list(PROBLEM_HEADERS))),
+                columnDefs=[
+                    {"field": field, "headerName": header}
+                    for field, header in PROBLEM_HEADERS.items()
+                ],
                 defaultColDef={
                     "sortable": True,
                     "filter": True,
@@ -128,43 +221,93 @@ def problem_table(problems: pd.DataFrame) -> html.Div:
     )
 
 
+def upload_problems_and_files(
+    files: Sequence[dict[str, Any]], max_bytes: int
+) -> tuple[list[Problem], dict[str, bytes]]:
+    """Refusals of the upload itself (held back for size, undecodable, the same name twice)
+    and the decoded files to read."""
+    problems: list[Problem] = []
+    held = [(str(f["name"]), int(f.get("size") or 0)) for f in files if f.get("held") == "file"]
+    problems += size_problems(held, max_bytes)
+    together = [f for f in files if f.get("held") == "upload"]
+    if together:
+        total = sum(int(f.get("size") or 0) for f in together)
+        for f in together:
+            problems.append(
+                Problem(
+                    str(f["name"]),
+                    None,
+                    None,
+                    f"{total / 1048576:.1f} MB in {len(together)} files of one upload",
+                    f"at most {max_bytes / 1048576:.1f} MB per upload in total (the files of "
+                    "one upload travel in one request): upload the files in several goes",
+                )
+            )
+    payloads: dict[str, bytes] = {}
+    counts = Counter(Path(str(f["name"])).name for f in files)
+    for f in files:
+        name = Path(str(f["name"])).name
+        if counts[name] > 1:
+            problems.append(
+                Problem(name, None, None, f"{counts[name]} files named {name}", "one file per name")
+            )
+            counts[name] = 0  # reported once
+            continue
+        if f.get("content") is None or counts[name] == 0:
+            continue
+        _header, _, payload = str(f["content"]).partition(",")
+        try:
+            payloads[name] = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            problems.append(
+                Problem(name, None, None, "(not base64 data)", "a file as the browser sends it")
+            )
+    return problems, payloads
+
+
+dash.clientside_callback(
+    SIZE_CHECK_JS,
+    Output(UPLOAD_FILES, "data"),
+    Input(ids.DATA_UPLOAD, "contents"),
+    State(ids.DATA_UPLOAD, "filename"),
+    State(UPLOAD_LIMIT, "data"),
+    prevent_initial_call=True,
+)
+
+
 @callback(
     Output(ids.DATA_REPORT, "children"),
     Output(ids.DATA_LOG, "rowData"),
-    Input(ids.DATA_UPLOAD, "contents"),
-    State(ids.DATA_UPLOAD, "filename"),
+    Input(UPLOAD_FILES, "data"),
     prevent_initial_call=True,
 )
-def upload(contents: list[str] | None, filenames: list[str] | None):
+def upload(files: list[dict[str, Any]] | None):
     principal = current_principal()
     if principal.role not in IMPORT_ROLES:
         return dbc.Alert("Your role may not import data.", color="danger"), dash.no_update
-    if not contents:
+    if not files:
         return dash.no_update, dash.no_update
-    bad = [f for f in filenames or [] if not f.lower().endswith(ALLOWED_SUFFIXES)]
-    if bad:
-        return dbc.Alert(
-            f"Not a CSV or Parquet file: {', '.join(bad)}", color="danger"
-        ), dash.no_update
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for name, content in zip(filenames or [], contents, strict=True):
-            _header, _, payload = content.partition(",")
-            data = base64.b64decode(payload)
-            path = Path(tmp) / Path(name).name
-            path.write_bytes(data)
-            paths.append(path)
+    max_bytes = settings().upload_max_bytes
+    problems, payloads = upload_problems_and_files(files, max_bytes)
+    tables_in = {}
+    if payloads:
         try:
-            tables_in = read_files(paths, max_bytes=settings().upload_max_bytes)
-            result = import_tables(
-                engine(),
-                tables_in,
-                user=principal.user,
-                rules=settings().sofa_rules,
-            )
+            tables_in = read_uploads(payloads, max_bytes=max_bytes)
         except DataValidationError as exc:
-            return problem_table(pd.DataFrame(exc.records())), dash.no_update
-    audit("import", ",".join(filenames or []), f"{result.status} {result.dataset_version}")
+            problems += exc.problems
+    if problems:
+        return problem_table(problems), dash.no_update
+    try:
+        result = import_tables(
+            engine(),
+            tables_in,
+            user=principal.user,
+            rules=settings().sofa_rules,
+        )
+    except DataValidationError as exc:
+        return problem_table(exc.problems), dash.no_update
+    names = ",".join(str(f["name"]) for f in files)
+    audit("import", names, f"{result.status} {result.dataset_version}")
     if result.status == "imported":
         warmup.start(current_app._get_current_object())
     msg = (

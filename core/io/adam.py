@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -46,6 +46,16 @@ ADSOFA_PARAMCD: Final = MappingProxyType(
         "SOFAREN": SOFA_COLUMNS[ORGANS[5]],
     }
 )
+#: raw tables an import with ADaM ADSL must bring along as raw files: ADaM ADSL/ADAE/ADLB
+#: carry none of them, yet the daily SOFA (vasopressors, ventilation and RRT), the safety
+#: population, the phenotype at screening, CONSORT and the ICU census need them. A header-only
+#: file states that a table has no rows. Checked by validation (core.io.validate).
+ADAM_COMPANIONS: Final = ("icu_stays", "infusions", "episodes", "doses", "disposition")
+#: ``Problem.where`` of the refusal of an incomplete ADaM import
+ADAM_INPUT: Final = "ADaM input"
+#: ``frame.attrs`` key naming the ADaM dataset a long-format table was mapped from
+ADAM_ATTR: Final = "adam_dataset"
+
 #: arm <-> ADaM ARMCD and ARM (label)
 ARMCD: Final = MappingProxyType({Arm.PRECISION: "PRECISION", Arm.PLACEBO: "PLACEBO"})
 ARM_LABEL: Final = ARM_LABELS
@@ -56,8 +66,11 @@ def _adam_source(frame: pd.DataFrame, default: str) -> str:
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], source: str) -> list[Problem]:
+    present = ", ".join(str(c) for c in frame.columns[:20]) or "none"
     return [
-        Problem(source, None, c, None, f"an ADaM column {c!r}")
+        Problem(
+            source, None, c, f"(no column {c!r}; the file has: {present})", f"an ADaM column {c!r}"
+        )
         for c in columns
         if c not in frame.columns
     ]
@@ -251,4 +264,48 @@ def from_adam(
                 out["biomarkers"] = bio
     if problems:
         raise DataValidationError(problems)
+    for name, frame in out.items():
+        frame.attrs[ADAM_ATTR] = (
+            "ADSL"
+            if name in ("patients", "randomisation")
+            else ("ADAE" if name == "adverse_events" else "ADLB")
+        )
     return out
+
+
+def adam_incomplete(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
+    """The refusal of ADaM ADSL input without the raw tables ADaM cannot carry.
+
+    Tables mapped from ADaM carry ``attrs[ADAM_ATTR]`` (:func:`from_adam`). When patients come
+    from an ADSL, every table of :data:`ADAM_COMPANIONS` must be present as a raw table (a
+    header-only file when there are no rows): otherwise the import would be accepted and the
+    daily SOFA, the endpoints and the phenotype would silently differ from the source. ADLB or
+    ADAE without ADSL only add rows for patients already stored (unknown patients are refused
+    by validation) and are not affected; raw tables may always be partial.
+
+    Returns
+    -------
+    list of Problem
+        One problem (``where`` = :data:`ADAM_INPUT`) naming the ADaM files and the missing
+        tables, or none.
+    """
+    adam = {n: f for n, f in tables.items() if f.attrs.get(ADAM_ATTR)}
+    if not any(f.attrs.get(ADAM_ATTR) == "ADSL" for f in adam.values()):
+        return []
+    missing = [t for t in ADAM_COMPANIONS if t not in tables or tables[t].attrs.get(ADAM_ATTR)]
+    if not missing:
+        return []
+    files = sorted({str(f.attrs.get("source", f.attrs[ADAM_ATTR])) for f in adam.values()})
+    return [
+        Problem(
+            ADAM_INPUT,
+            None,
+            None,
+            f"{', '.join(files)} without {', '.join(f'{t}.csv' for t in missing)}",
+            f"the raw tables {', '.join(missing)} alongside the ADaM files (ADaM ADSL/ADAE/ADLB "
+            "carry no ICU stays, vasopressor infusions, ventilation/RRT episodes, study doses "
+            "or disposition, so the daily SOFA, the endpoints and the phenotype would silently "
+            "differ: export with `python -m core.io export DIR --format raw --with-arm` for a "
+            "lossless copy; a header-only file states that a table has no rows)",
+        )
+    ]

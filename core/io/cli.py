@@ -21,12 +21,15 @@ from core.io.adam_export import export_adam
 from core.io.demo import build_demo_database
 from core.io.formats import FORMATS, read_format
 from core.io.load import import_tables
+from core.io.raw_export import ARM_TABLE, FILE_FORMATS, export_raw
 from core.io.report import problems_table
 from core.io.stored import has_data, stored_patients
 from core.io.validate import validate_tables
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH: Final = PROJECT_ROOT / "data" / "immunosep.sqlite"
+#: formats of ``export --format``
+EXPORT_FORMATS: Final = ("adam", "raw")
 #: the help text's summary (the first line of the former single-module docstring)
 DESCRIPTION: Final = (
     "Validation, all-or-nothing import and ADaM import/export; ``python -m core.io``."
@@ -61,10 +64,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="input format: raw (this project's tables, default), clif, fhir, sdtm",
         )
     p_exp = sub.add_parser(
-        "export", help="write ADaM CSV files (ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB)"
+        "export",
+        help="write the raw tables (--format raw: lossless, re-importable) or ADaM CSV files",
+        description=(
+            "--format adam (default): ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB as CSV, for analysis; "
+            "not re-importable without loss (no ICU stays, infusions, ventilation/RRT episodes, "
+            "doses or disposition). --format raw: every raw table in its long format (values and units "
+            "as received), one file per table; `python -m core.io import DIR/*.csv` into an "
+            "empty database (SQLite or PostgreSQL) reproduces every number. Without --with-arm "
+            "the randomisation table (the arm) is not written."
+        ),
     )
     p_exp.add_argument("directory", type=Path)
-    p_exp.add_argument("--with-arm", action="store_true", help="include ARM/ARMCD (unblinded)")
+    p_exp.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="adam",
+        help="adam (default): ADaM analysis datasets; raw: lossless copy of the raw tables",
+    )
+    p_exp.add_argument(
+        "--file-format",
+        choices=FILE_FORMATS,
+        default="csv",
+        help="raw export only: csv (default) or parquet",
+    )
+    p_exp.add_argument(
+        "--with-arm",
+        action="store_true",
+        help="include the arm (unblinded): ARM/ARMCD in ADaM, randomisation.csv in raw",
+    )
     p_demo = sub.add_parser("demo", help="build the synthetic demo database if it is empty")
     p_demo.add_argument("--patients", type=int, default=281)
     p_demo.add_argument("--seed", type=int, default=20251208)
@@ -114,9 +142,7 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
             )
             return 0
         if args.command == "export":
-            paths = export_adam(engine, args.directory, include_arm=args.with_arm)
-            out.write("\n".join(str(p) for p in paths.values()) + "\n")
-            return 0
+            return _export(args, engine, out)
         version = build_demo_database(
             engine, seed=args.seed, n_randomised=args.patients, charting=args.charting
         )
@@ -125,3 +151,24 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
     except DataValidationError as exc:
         out.write(problems_table(exc.problems) + "\n")
         return 1
+
+
+def _export(args: argparse.Namespace, engine: Engine, out: Any) -> int:
+    """``export``: ADaM datasets or the raw tables; prints the files written."""
+    if args.format == "adam":
+        if args.file_format != "csv":
+            out.write("--file-format applies to --format raw only; ADaM is written as CSV\n")
+            return 2
+        paths = export_adam(engine, args.directory, include_arm=args.with_arm)
+        out.write("\n".join(str(p) for p in paths.values()) + "\n")
+        return 0
+    paths = export_raw(
+        engine, args.directory, include_arm=args.with_arm, file_format=args.file_format
+    )
+    out.write("\n".join(str(p) for p in paths.values()) + "\n")
+    if not args.with_arm:
+        out.write(
+            f"{ARM_TABLE} (the arm) not written: blinded export; pass --with-arm for a "
+            "complete, unblinded copy\n"
+        )
+    return 0

@@ -7,6 +7,7 @@ Nothing is typed or checked here beyond the file level (see :mod:`core.io.valida
 
 from __future__ import annotations
 
+import contextlib
 import io as stdlib_io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,9 @@ import pandas as pd
 from core.exceptions import DataValidationError, Problem
 from core.io.adam import from_adam
 from core.io.schema import TABLE_SPECS
+
+#: file suffixes read (CSV in UTF-8, Parquet)
+FILE_SUFFIXES: Final = (".csv", ".parquet", ".pq")
 
 #: ADaM file stems understood by :func:`read_files` (mapped with :func:`from_adam`)
 ADAM_INPUTS: Final = ("adsl", "adae", "adlb")
@@ -95,13 +99,34 @@ def read_uploads(
     return _read_sources(list(files.items()))
 
 
-def _check_sizes(sizes: Sequence[tuple[str, int]], max_bytes: int) -> None:
-    """Raise one problem per file above ``max_bytes`` (file name, size in bytes)."""
-    too_big = [
-        Problem(name, None, None, f"{size} bytes", f"at most {max_bytes} bytes per file")
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / (1024 * 1024):.1f} MB"
+
+
+def size_problems(sizes: Sequence[tuple[str, int]], max_bytes: int) -> list[Problem]:
+    """One problem per file above ``max_bytes``: file name, its size, the limit and what to do.
+
+    Also used by the Data page for files the browser holds back because of their size.
+    """
+    return [
+        Problem(
+            name,
+            None,
+            None,
+            f"{size} bytes ({_mb(size)})",
+            f"a file of at most {max_bytes} bytes ({_mb(max_bytes)}): split it into several "
+            f"files imported one after another (e.g. {Path(name).stem}_1{Path(name).suffix}, "
+            f"then {Path(name).stem}_2{Path(name).suffix}), or import it with "
+            "`python -m core.io import`, which has no size limit",
+        )
         for name, size in sizes
         if size > max_bytes
     ]
+
+
+def _check_sizes(sizes: Sequence[tuple[str, int]], max_bytes: int) -> None:
+    """Raise one problem per file above ``max_bytes`` (:func:`size_problems`)."""
+    too_big = size_problems(sizes, max_bytes)
     if too_big:
         raise DataValidationError(too_big)
 
@@ -111,6 +136,9 @@ def _read_sources(sources: Sequence[tuple[str, Path | bytes]]) -> dict[str, pd.D
     raw: dict[str, pd.DataFrame] = {}
     for file_name, source in sources:
         name = table_name_for(file_name)
+        if Path(file_name).suffix.lower() not in FILE_SUFFIXES:
+            problems.append(_wrong_type(file_name))
+            continue
         if name is None:
             problems.append(
                 Problem(
@@ -164,6 +192,58 @@ def _read_sources(sources: Sequence[tuple[str, Path | bytes]]) -> dict[str, pd.D
     return raw
 
 
+def _wrong_type(file_name: str) -> Problem:
+    """A file that is neither CSV nor Parquet (by its suffix)."""
+    suffix = Path(file_name).suffix.lower()
+    hint = (
+        "an Excel workbook: save each sheet as 'CSV UTF-8' named after its table"
+        if suffix in (".xlsx", ".xls", ".xlsm", ".ods")
+        else "other formats are not read"
+    )
+    return Problem(
+        file_name,
+        None,
+        None,
+        f"a {suffix} file" if suffix else "a file without suffix",
+        f"a .csv (UTF-8 text) or .parquet file named after its table ({hint})",
+    )
+
+
+def _first_non_utf8(source: Path | bytes) -> tuple[int, bytes, str] | None:
+    """(1-based line, offending byte, the line as Latin-1 text) of the first byte sequence
+    that is not UTF-8; None if the whole file is UTF-8. Reads line by line (big files)."""
+    with contextlib.ExitStack() as stack:
+        handle: Any = (
+            stack.enter_context(open(source, "rb"))
+            if isinstance(source, Path)
+            else stdlib_io.BytesIO(source)
+        )
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                text = line.decode("latin-1").rstrip("\r\n")
+                return number, line[exc.start : exc.start + 1], text[:80]
+    return None
+
+
+def _not_utf8(file_name: str, source: Path | bytes, exc: Exception) -> Problem:
+    """A CSV file that is not UTF-8 encoded: where, which byte, what to do."""
+    found = _first_non_utf8(source)
+    if found is None:  # pandas saw a bad byte the line scan cannot place
+        return Problem(file_name, None, None, str(exc), "UTF-8 encoded text")
+    line, byte, text = found
+    return Problem(
+        file_name,
+        line - 1 if line > 1 else None,  # data row (the header is line 1)
+        None,
+        text,
+        f"UTF-8 encoded text: byte 0x{byte.hex().upper()} on line {line} is not UTF-8 (the file "
+        "looks Latin-1 / Windows-1252 encoded, as Excel's plain 'CSV' saves it): save it as "
+        "'CSV UTF-8' or convert it, e.g. `iconv -f latin1 -t utf-8`",
+    )
+
+
 def _read_one(file_name: str, source: Path | bytes) -> pd.DataFrame:
     suffix = Path(file_name).suffix.lower()
     handle: Any = source if isinstance(source, Path) else stdlib_io.BytesIO(source)
@@ -173,11 +253,15 @@ def _read_one(file_name: str, source: Path | bytes) -> pd.DataFrame:
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(handle)
         else:
-            raise DataValidationError(
-                [Problem(file_name, None, None, suffix, "a .csv or .parquet file")]
-            )
+            raise DataValidationError([_wrong_type(file_name)])
     except DataValidationError:
         raise
+    except UnicodeDecodeError as exc:
+        raise DataValidationError([_not_utf8(file_name, source, exc)]) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataValidationError(
+            [Problem(file_name, None, None, "(empty file)", "a header row naming the columns")]
+        ) from exc
     except Exception as exc:  # pandas, pyarrow and codecs raise many types for corrupt files
         raise DataValidationError(
             [Problem(file_name, None, None, type(exc).__name__, f"a readable file ({exc})")]

@@ -59,5 +59,5 @@ def problems_table(problems: Sequence[Problem]) -> str:
             "expected": [p.expected for p in problems],
         }
     )
-    with pd.option_context("display.max_colwidth", 120, "display.width", 250):
+    with pd.option_context("display.max_colwidth", None, "display.width", None):
         return frame.to_string(index=False)

@@ -23,6 +23,7 @@ import pandera.pandas as pa
 from core import db, units
 from core.concepts import DRUGS
 from core.exceptions import DataValidationError, Problem
+from core.io.adam import adam_incomplete
 from core.io.coerce import coerce
 from core.io.report import dedupe, file_rows, plain
 from core.io.schema import TABLE_SPECS, TableSpec
@@ -113,6 +114,7 @@ def validate_and_type(
         attr = frame.attrs.get("source") if frame is not None else None
         return names.get(table) or attr or table
 
+    problems.extend(adam_incomplete(tables))
     for table in tables:
         if table not in TABLE_SPECS:
             problems.append(
@@ -156,9 +158,16 @@ def _type_table(
     problems: list[Problem] = []
     rows = file_rows(frame)
     missing = [c for c, cs in spec.columns.items() if cs.required and c not in frame.columns]
+    present_cols = ", ".join(str(c) for c in frame.columns[:20]) or "none"
     for c in missing:
         problems.append(
-            Problem(src, None, c, None, f"a column {c!r} ({spec.columns[c].expected()})")
+            Problem(
+                src,
+                None,
+                c,
+                f"(no column {c!r}; the file has: {present_cols})",
+                f"a column {c!r} ({spec.columns[c].expected()})",
+            )
         )
     out = pd.DataFrame(index=frame.index)
     bad: set[tuple[int, str]] = set()
@@ -381,7 +390,10 @@ def _event_time_problems(
     age_spec = TABLE_SPECS["patients"].columns["age_years"]
     age = age.where(age.between(age_spec.low, age_spec.high))
     # earliest possible birth: anchor - (age + 1) years (age in completed years)
-    birth = anchor - pd.to_timedelta((age + 1.0) * 365.25, unit="D")
+    # (NaN days are converted as 0 and masked afterwards: pandas' float -> timedelta cast
+    # of an all-NaN column multiplies uninitialised memory and may warn about an overflow)
+    days = (age + 1.0) * 365.25
+    birth = anchor - pd.to_timedelta(days.fillna(0.0), unit="D").where(days.notna())
     for c in spec.event_times:
         t = frame[c]
         before = (t.notna() & birth.notna() & (t < birth)).to_numpy()
@@ -599,7 +611,8 @@ def validate_tables(
         (arm, sex, route, episode kind, ...), implausible value (ranges of core.units and the
         table specs), unknown or unconvertible unit, duplicate natural key, unknown patient,
         event time before birth (from age and anchor time) or after death, ICU discharge
-        before admission, overlapping ICU stays of one patient.
+        before admission, overlapping ICU stays of one patient, ADaM ADSL input without the
+        raw tables ADaM cannot carry (:func:`core.io.adam.adam_incomplete`).
     """
     return validate_and_type(
         tables,
