@@ -27,8 +27,13 @@ Modules (each imports only the ones above it; this package re-exports the public
 - :mod:`~core.io.load`: :func:`import_tables` (dedupe, conflicts, insert), :func:`content_hash`.
 - :mod:`~core.io.template`: :func:`template_tables`, a tiny hand-checkable table set.
 - :mod:`~core.io.adam_export`: :func:`export_adam` (ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB).
+- :mod:`~core.io.raw_export`: :func:`export_raw` (every raw table: a lossless copy).
+- :mod:`~core.io.codes`: the source-code mapping tables (``mappings/*.csv``).
+- :mod:`~core.io.clif`, :mod:`~core.io.fhir`, :mod:`~core.io.sdtm`: CLIF, FHIR R4 and CDISC
+  SDTM readers; :mod:`~core.io.formats`: the reader of each ``--format``.
 - :mod:`~core.io.demo`: :func:`synthetic_tables`, :func:`build_demo_database` (lock).
-- :mod:`~core.io.cli` (run by ``__main__``): ``python -m core.io {validate,import,export,demo}``.
+- :mod:`~core.io.cli` (run by ``__main__``): ``python -m core.io {validate,import,export,demo}``
+  (``import --format raw|clif|fhir|sdtm [--append]``, ``export --format adam|raw``).
 
 The package never reads ``os.environ``: the command line takes ``--database-url`` and otherwise
 uses ``data/immunosep.sqlite`` under the project root.
@@ -41,6 +46,7 @@ from core.io.adam_export import export_adam
 from core.io.cli import DEFAULT_DATABASE_PATH, PROJECT_ROOT, main
 from core.io.demo import build_demo_database, synthetic_tables
 from core.io.load import ImportResult, content_hash, import_files, import_tables
+from core.io.raw_export import export_raw
 from core.io.read import ADAM_INPUTS, MAX_UPLOAD_BYTES, read_files, read_uploads, table_name_for
 from core.io.recompute import recompute_derived
 from core.io.report import problems_table
@@ -75,6 +81,7 @@ __all__ = [
     "build_demo_database",
     "content_hash",
     "export_adam",
+    "export_raw",
     "from_adam",
     "has_data",
     "import_files",
