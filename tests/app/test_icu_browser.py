@@ -60,7 +60,7 @@ def wait_for(driver, css: str, timeout: float = 30):
 
 def test_icu_e2e001_ward_click_opens_patient_with_core_numbers(browser, live_server, truth):
     browser.set_window_size(1366, 768)
-    browser.get(live_server.url + "/?site=SYN-S01")
+    browser.get(live_server.url + "/?site=SYN-S01&day=latest")
     wait_for(browser, ".ag-row")
     time.sleep(0.5)
     save_screenshot(browser, "icu-ward-1366")
