@@ -173,7 +173,8 @@ def column_defs() -> list[dict[str, Any]]:
             "width": 62,
             "type": "numericColumn",
             "valueFormatter": {
-                "function": "params.value + (params.data.death_day === params.value ? ' †' : '')"
+                "function": "params.value == null ? '–' : params.value + "
+                "(params.data.death_day === params.value ? ' †' : '')"
             },
             "tooltipField": "status",
         },
@@ -203,7 +204,7 @@ def column_defs() -> list[dict[str, Any]]:
             "headerName": "Phenotype",
             "headerTooltip": "Immune phenotype at baseline; ⚠ = a biomarker near its threshold "
             "(hover a cell for the values)",
-            "width": 98,
+            "width": 104,
             "tooltipField": "phenotype_reason",
             # every condition sets the same properties as the default, so nothing of the
             # previous row's style can stay behind after the data change
@@ -457,8 +458,9 @@ def departure_rows(gone: pd.DataFrame, at: pd.Timestamp) -> list[dict[str, Any]]
     rows = []
     for r in gone.to_dict("records"):
         when = pd.Timestamp(r["event_time"])
-        ago = (pd.Timestamp(at) - when) / pd.Timedelta(hours=1)
-        text = f"{r['event']} {when:%Y-%m-%d %H:%M} UTC ({ago:.0f} h ago)"
+        minutes = int((pd.Timestamp(at) - when) / pd.Timedelta(minutes=1))
+        ago = f"{minutes} min ago" if minutes < 60 else f"{minutes // 60} h ago"
+        text = f"{r['event']} {when:%Y-%m-%d %H:%M} UTC ({ago})"
         row: dict[str, Any] = {
             "patient_id": r["patient_id"],
             "patient_link": f"[{r['patient_id']}]({patient_href(r['patient_id'], None)})",
