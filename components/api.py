@@ -184,6 +184,13 @@ def blueprint() -> Blueprint:
         ]
         out = frame[cols + (["group"] if "group" in frame.columns else [])]
         following = offset + limit
+        audit(
+            "api_patients",
+            "patients",
+            f"offset={offset} limit={limit} rows={len(out)} of {total}; "
+            f"blinding: {principal.arm_visibility.value}",
+            principal=principal,
+        )
         return jsonify(
             patients=_records(out),
             role=principal.role.value,

@@ -1,12 +1,19 @@
-"""DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels."""
+"""DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels
+(and :func:`set_unmasked` for a re-mask step back to coded groups).
+
+Both are written to the audit trail only when they take effect: the session is changed
+first; a session that cannot hold the step (header authentication has no session cookie)
+is refused with a message and no row; an audit write that fails restores the session before
+the error propagates (Flask saves the session of an error response too)."""
 
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
+from flask import session
 
 from components.server.audit import audit
-from components.server.auth import Role, current_principal
+from components.server.auth import Principal, Role, current_principal
 from components.server.security import mark_unmasked
 
 MIN_REASON_CHARS = 15
@@ -67,6 +74,31 @@ def confirm(_n: int, reason: str | None):
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON_CHARS:
         return f"Please give a reason of at least {MIN_REASON_CHARS} characters.", no_update
-    audit("unmask", "allocation", reason[:2000], principal=principal)
-    mark_unmasked()
+    if not set_unmasked(True, "unmask", reason[:2000], principal):
+        return NO_SESSION_MESSAGE, no_update
     return "", "/cohort"
+
+
+NO_SESSION_MESSAGE = (
+    "Unmasking needs a signed-in session (sign in through the login page); nothing was "
+    "unmasked or recorded."
+)
+
+
+def set_unmasked(unmasked: bool, action: str, detail: str | None, principal: Principal) -> bool:
+    """Change the session's unmask state and record ``action`` (``unmask`` / ``remask``);
+    False (no change, no row) when the request has no session principal to change."""
+    before = session.get("principal")
+    if not isinstance(before, dict):
+        return False
+    before = dict(before)
+    if unmasked:
+        mark_unmasked()
+    else:
+        session["principal"] = {**before, "unmasked": False}
+    try:
+        audit(action, "allocation", detail, principal=principal)
+    except Exception:
+        session["principal"] = before  # the step did not happen: no row, no change
+        raise
+    return True

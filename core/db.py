@@ -31,10 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import vocab
+from core.chain import GENESIS_HASH, row_hash
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
 
 #: version of the table layout below; bump it and append a migration when the layout changes
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 #: hash of an empty dataset (before the first import)
 EMPTY_HASH: Final = hashlib.sha256(b"immunosep-empty-dataset").hexdigest()
@@ -267,7 +268,31 @@ audit_log = sa.Table(
     sa.Column("action", sa.String(60), nullable=False),
     sa.Column("target", sa.String(200)),
     sa.Column("detail", sa.Text),
+    # hash chain (core.audit): the previous row's row_hash and SHA-256 of this row's content
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("row_hash", sa.String(64)),
     sa.Index("ix_audit_log_time", "time"),
+)
+
+#: the audit chain's head (one row, id 1): last id and hash, locked by every audit writer;
+#: ``migrated_through`` is the last id hashed by migration 5 (older ids may have gaps)
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last_id", sa.Integer, nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+    sa.Column("migrated_through", sa.Integer, nullable=False),
+)
+
+#: counts of throttled audit actions (failed logins) per key (action, user, client) since the
+#: key's last audit row (core.audit.record_audit_throttled)
+audit_throttle = sa.Table(
+    "audit_throttle",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("window_start", sa.DateTime, nullable=False),
+    sa.Column("pending", sa.Integer, nullable=False),
 )
 
 dataset_version_table = sa.Table(
@@ -374,8 +399,52 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
     - 2: study-drug doses are unique by (patient, time, route), not (patient, time).
     - 3: ``trial_keys`` (per-trial settings such as the DSMB group coding).
     - 4: ``icu_stays`` (ICU admission / discharge per patient, for the ICU census).
+    - 5: the audit trail's hash chain: ``audit_log.prev_hash`` / ``row_hash`` (stored rows
+      hashed once, in id order), ``audit_head`` and ``audit_throttle``.
     """
-    return MappingProxyType({2: _v2_dose_key_with_route, 3: _v3_trial_keys, 4: _v4_icu_stays})
+    return MappingProxyType(
+        {
+            2: _v2_dose_key_with_route,
+            3: _v3_trial_keys,
+            4: _v4_icu_stays,
+            5: _v5_audit_chain,
+        }
+    )
+
+
+def _v5_audit_chain(conn: Connection) -> None:
+    present = {c["name"] for c in sa.inspect(conn).get_columns("audit_log")}
+    for name in ("prev_hash", "row_hash"):
+        if name not in present:
+            conn.execute(sa.text(f"ALTER TABLE audit_log ADD COLUMN {name} VARCHAR(64)"))
+    audit_head.create(conn, checkfirst=True)
+    audit_throttle.create(conn, checkfirst=True)
+    _hash_existing_audit_rows(conn)
+
+
+def _hash_existing_audit_rows(conn: Connection) -> int:
+    """Chain the rows already stored (schema migration 5), in id order; returns the count.
+
+    Sets the head to the last row and ``migrated_through`` to its id.
+    """
+    t = audit_log
+    prev = GENESIS_HASH
+    last_id = 0
+    rows = conn.execute(
+        sa.select(
+            t.c.id, t.c.time, t.c.user, t.c.role, t.c.action, t.c.target, t.c.detail
+        ).order_by(t.c.id)
+    ).all()
+    for r in rows:
+        digest = row_hash(r.id, r.time, r.user, r.role, r.action, r.target, r.detail, prev)
+        conn.execute(t.update().where(t.c.id == r.id).values(prev_hash=prev, row_hash=digest))
+        prev, last_id = digest, int(r.id)
+    conn.execute(audit_head.delete())
+    conn.execute(
+        audit_head.insert(),
+        [{"id": 1, "last_id": last_id, "last_hash": prev, "migrated_through": last_id}],
+    )
+    return len(rows)
 
 
 def _v4_icu_stays(conn: Connection) -> None:
@@ -439,6 +508,10 @@ def ensure_schema(
             conn.execute(
                 dataset_version_table.insert(),
                 [{"id": 1, "version": 0, "content_hash": EMPTY_HASH, "updated_at": _utcnow()}],
+            )
+            conn.execute(
+                audit_head.insert(),
+                [{"id": 1, "last_id": 0, "last_hash": GENESIS_HASH, "migrated_through": 0}],
             )
             return SCHEMA_VERSION
         if current > SCHEMA_VERSION:

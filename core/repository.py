@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from core import db
+from core import audit, db
 from core.exceptions import UnknownPatientError
 from core.rules import SofaRules
 from core.time import study_day
@@ -580,25 +580,16 @@ def record_audit(
     target: str | None = None,
     detail: str | None = None,
 ) -> int:
-    """Append one audit-trail entry; returns its id."""
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                db.audit_log.insert().returning(db.audit_log.c.id),
-                {
-                    "time": datetime.now(UTC).replace(tzinfo=None),
-                    "user": user,
-                    "role": role,
-                    "action": action,
-                    "target": target,
-                    "detail": detail,
-                },
-            ).scalar_one()
-        )
+    """Append one audit-trail entry (hash-chained, :func:`core.audit.record_audit`); returns
+    its id."""
+    return audit.record_audit(
+        engine, user=user, role=role, action=action, target=target, detail=detail
+    )
 
 
 def load_audit(engine: Engine) -> pd.DataFrame:
-    """Audit trail, newest first."""
+    """Audit trail, newest first (``time`` is naive UTC; ``prev_hash`` / ``row_hash`` chain
+    the rows, see :func:`core.audit.verify_audit_chain`)."""
     t = db.audit_log
     cols = list(t.columns)
     with engine.connect() as conn:

@@ -329,6 +329,14 @@ def filters_describe(values: tuple[Any, ...]) -> str:
     return "filters: " + _filters(values).describe()
 
 
+def export_detail(what: str, values: tuple[Any, ...], visibility: Any, rows: int | None) -> str:
+    """Audit detail of a cohort download: what (tab), filters, blinding, rows."""
+    parts = [f"tab: {what}", filters_describe(values), f"blinding: {BLINDING_WORDS[visibility]}"]
+    if rows is not None:
+        parts.append(f"rows: {rows}")
+    return "; ".join(parts)
+
+
 def url_search(tab: str, filters: CohortFilters) -> str:
     return "?" + urlencode({"tab": tab, **filters.query()})
 
@@ -440,7 +448,11 @@ def download_csv(clicks: list[Any], tab: str, *values: Any):
     if name not in tables:
         return no_update
     frame = safe_csv_frame(tables[name])
-    audit("export", f"cohort-{name}.csv", filters_describe(values))
+    audit(
+        "export",
+        f"cohort-{name}.csv",
+        export_detail(panel_for(tab).key, values, context.visibility, len(frame)),
+    )
     return dcc.send_data_frame(frame.to_csv, f"cohort-{name}.csv", index=False)
 
 
@@ -480,7 +492,11 @@ def download_report(n: int | None, *values: Any):
     principal = current_principal()
     now = datetime.now(UTC).replace(tzinfo=None)
     text = report_html(principal, _filters(values), now=now)
-    audit("export", "cohort-report.html", filters_describe(values))
+    audit(
+        "export",
+        "cohort-report.html",
+        export_detail("all panels", values, principal.arm_visibility, None),
+    )
     return {"content": text, "filename": f"immunosep-cohort-{now:%Y%m%dT%H%M%S}.html"}
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m core.io {import,validate,export,demo} ...``.
+"""The command line: ``python -m core.io {import,validate,export,demo,audit-verify} ...``.
 
 The command line never reads ``os.environ``: it takes ``--database-url`` and otherwise uses
 ``data/immunosep.sqlite`` under the project root.
@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
 
 from core import db
+from core.audit import check_audit_chain, record_audit
 from core.exceptions import DataValidationError
 from core.io.adam_export import export_adam
 from core.io.demo import build_demo_database
@@ -37,7 +38,9 @@ DESCRIPTION: Final = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m core.io {import,export,demo,validate} ...``; returns the exit code."""
+    """``python -m core.io {import,export,demo,validate,audit-verify} ...``; returns the exit
+    code. ``export`` is recorded in the audit trail; ``audit-verify`` prints the chain's
+    problems and exits 1 when there are any."""
     parser = argparse.ArgumentParser(prog="python -m core.io", description=DESCRIPTION)
     parser.add_argument(
         "--database-url",
@@ -93,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="include the arm (unblinded): ARM/ARMCD in ADaM, randomisation.csv in raw",
     )
+    p_exp.add_argument("--user", default="cli", help="user recorded in the audit trail")
+    p_ver = sub.add_parser(
+        "audit-verify", help="verify the audit trail's hash chain; exit 1 on problems"
+    )
     p_demo = sub.add_parser("demo", help="build the synthetic demo database if it is empty")
     p_demo.add_argument("--patients", type=int, default=281)
     p_demo.add_argument("--seed", type=int, default=20251208)
@@ -102,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="dense",
         help="sparse: one charting per variable and day (100,000-patient benchmarks)",
     )
-    for p in (p_imp, p_val, p_exp, p_demo):
+    for p in (p_imp, p_val, p_exp, p_demo, p_ver):
         p.add_argument("--database-url", default=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     url = args.database_url or f"sqlite:///{DEFAULT_DATABASE_PATH}"
@@ -143,6 +150,13 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
             return 0
         if args.command == "export":
             return _export(args, engine, out)
+        if args.command == "audit-verify":
+            report = check_audit_chain(engine)
+            for problem in report.problems:
+                out.write(f"{problem}\n")
+            state = "chain verified" if report.ok else f"{len(report.problems)} problem(s)"
+            out.write(f"{state}: {report.n_rows} rows\n")
+            return 0 if report.ok else 1
         version = build_demo_database(
             engine, seed=args.seed, n_randomised=args.patients, charting=args.charting
         )
@@ -153,6 +167,22 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
         return 1
 
 
+def _audit_export(
+    args: argparse.Namespace, engine: Engine, what: str, paths: Mapping[str, Path]
+) -> None:
+    """One audit row per export from the command line (who, where, blinded or not, files)."""
+    db.ensure_schema(engine)
+    files = ", ".join(Path(p).name for p in paths.values())
+    record_audit(
+        engine,
+        user=args.user,
+        role="cli",
+        action="export",
+        target=str(args.directory),
+        detail=f"{what}: {files}",
+    )
+
+
 def _export(args: argparse.Namespace, engine: Engine, out: Any) -> int:
     """``export``: ADaM datasets or the raw tables; prints the files written."""
     if args.format == "adam":
@@ -160,11 +190,15 @@ def _export(args: argparse.Namespace, engine: Engine, out: Any) -> int:
             out.write("--file-format applies to --format raw only; ADaM is written as CSV\n")
             return 2
         paths = export_adam(engine, args.directory, include_arm=args.with_arm)
+        blinding = "unblinded (ARM/ARMCD)" if args.with_arm else "blinded (no ARM/ARMCD)"
+        _audit_export(args, engine, f"ADaM export, {blinding}", paths)
         out.write("\n".join(str(p) for p in paths.values()) + "\n")
         return 0
     paths = export_raw(
         engine, args.directory, include_arm=args.with_arm, file_format=args.file_format
     )
+    blinding = "unblinded (randomisation)" if args.with_arm else "blinded (no randomisation)"
+    _audit_export(args, engine, f"raw export, {blinding}", paths)
     out.write("\n".join(str(p) for p in paths.values()) + "\n")
     if not args.with_arm:
         out.write(
