@@ -154,21 +154,17 @@ def build_demo_database(
         with _DemoLock(engine):
             if dataset not in DEMO_DATASETS:
                 raise ValueError(f"demo dataset {dataset!r}: expected one of {DEMO_DATASETS}")
-            if not has_data(engine) and dataset == "clif-demo":
-                tables = clif_demo_tables()
-                import_tables(
-                    engine,
-                    tables,
-                    source_names={t: f"clif-demo:{t}" for t in tables},
-                    user="demo",
-                    rules=rules,
+            if not has_data(engine):
+                tables = (
+                    clif_demo_tables()
+                    if dataset == "clif-demo"
+                    else synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)
                 )
-            elif not has_data(engine):
-                tables = synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)
+                # the import sources name the dataset: the app tells public demo data by them
                 import_tables(
                     engine,
                     tables,
-                    source_names={t: f"synthetic:{t}" for t in tables},
+                    source_names={t: f"{dataset}:{t}" for t in tables},
                     user="demo",
                     rules=rules,
                 )
