@@ -619,7 +619,8 @@ def _observations(
                 "value": value.to_numpy()[rows],
                 "unit": unit_names[c["unit"][rows]],
                 "source": _source_labels(tables, c["tab"][rows], c["row"][rows]),
-            }
+            },
+            copy=False,  # new arrays: no copy, no consolidation into 2-D blocks
         )
         if extra:
             out["_target"] = np.array(_TARGETS, dtype=object)[c["tgt"][rows]]
@@ -662,14 +663,13 @@ def _observations(
         )
     rows = obs_rows[~bad]
     t = time.to_numpy()[rows]
-    names = var_names[c["var"][rows]]
-    if pd.isna(t).any() or pd.isna(names).any():  # missing keys: pandas' NaN ordering
+    used = np.unique(c["var"][rows])
+    if pd.isna(t).any() or pd.isna(var_names[used]).any():  # missing keys: pandas' NaN ordering
         return _worst_per_key(frame(rows, False), report), bio
     # same-minute merge (as _worst_per_key) on the codes: patient codes are already in
     # sorted-id order; variables ranked by name
     rank = np.zeros(len(var_names), dtype=np.int64)
     up = np.zeros(len(var_names), dtype=bool)
-    used = np.unique(c["var"][rows])
     rank[used[np.argsort(var_names[used].astype(str), kind="stable")]] = np.arange(used.size)
     up[used] = [CONCEPTS[n].aggregate in ("max", "sum", "none") for n in var_names[used]]
     chosen = _worst_rows(
