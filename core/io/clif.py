@@ -699,12 +699,17 @@ def _observations_of(
 
 
 def _source_labels(tables: list[tuple[str, str]], tab: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """``clif_<table>:<row>`` of each row (object strings), built by Arrow in one pass."""
-    prefix = pa.DictionaryArray.from_arrays(
-        pa.array(tab.astype(np.int32)), pa.array([f"clif_{t}:" for t, _ in tables])
-    ).cast(pa.string())
-    text = pc.binary_join_element_wise(prefix, pc.cast(pa.array(row), pa.string()), "")
-    return text.to_numpy(zero_copy_only=False).astype(object, copy=False)
+    """``clif_<table>:<row>`` of each row (object strings), built by Arrow's string kernels
+    once per table."""
+    out = np.empty(tab.size, dtype=object)
+    for k, (table, _) in enumerate(tables):
+        idx = np.flatnonzero(tab == k)
+        if idx.size:
+            text = pc.binary_join_element_wise(
+                f"clif_{table}:", pc.cast(pa.array(row[idx]), pa.string()), ""
+            )
+            out[idx] = text.to_numpy(zero_copy_only=False)
+    return out
 
 
 def _rows(frame: FrameOrSeries, mask: np.ndarray) -> FrameOrSeries:
