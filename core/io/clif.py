@@ -925,10 +925,11 @@ def _infusions(
     med = med.sort_values(
         ["hospitalization_id", "med_order_id", "drug", "admin_dttm"], kind="stable"
     )
-    same = (
-        (med["hospitalization_id"] == med["hospitalization_id"].shift(-1))
-        & (med["med_order_id"].astype(str) == med["med_order_id"].astype(str).shift(-1))
-        & (med["drug"] == med["drug"].shift(-1))
+    same = pd.Series(
+        _same_as_next(med["hospitalization_id"])
+        & _same_as_next(med["med_order_id"].astype(str))
+        & _same_as_next(med["drug"]),
+        index=med.index,
     )
     discharge = frames["hospitalization"].set_index("hospitalization_id")["discharge_dttm"]
     stop = med["admin_dttm"].shift(-1).where(same, med["hospitalization_id"].map(discharge))
@@ -951,3 +952,11 @@ def _infusions(
     report["infusion_intervals_same_start_merged"] = n - len(out)
     report["infusion_intervals"] = len(out)
     return out.reset_index(drop=True)[cols]
+
+
+def _same_as_next(values: pd.Series) -> np.ndarray:
+    """``values == values.shift(-1)`` (missing equals nothing) on integer codes."""
+    code, _ = pd.factorize(values)
+    if code.size == 0:
+        return np.zeros(0, dtype=bool)
+    return np.r_[(code[:-1] == code[1:]) & (code[:-1] >= 0), False]
