@@ -722,22 +722,6 @@ def _empty_obs() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
 
 
-def _unit_or_default(unit: pd.Series | None, default: pd.Series) -> pd.Series:
-    """The unit as received, else (missing or blank) the mapping's default unit; blankness
-    is decided once per distinct unit."""
-    if unit is None:
-        return default.astype(object)
-    code, distinct = pd.factorize(unit.astype(object))
-    blank = np.array([str(u).strip() == "" for u in distinct] + [True])  # code -1: missing
-    return unit.astype(object).where(~blank[code], default)
-
-
-def _labels(prefix: str, rows: pd.Series) -> pd.Series:
-    """``prefix + str(row)`` for every row number (object strings; Arrow's string kernels)."""
-    text = pc.binary_join_element_wise(prefix, pc.cast(pa.array(rows.to_numpy()), pa.string()), "")
-    return pd.Series(text.to_numpy(zero_copy_only=False), index=rows.index, dtype=object)
-
-
 def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
     """One row per (patient, time, variable): the worst value by the variable's aggregate,
     sorted by (patient, time, variable), as a stable pandas sort on those columns and the
