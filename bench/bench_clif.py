@@ -17,7 +17,9 @@ prints a table and writes ``bench/results/clif.json``:
   days as its windows, and the speed ratio (target: ours >= 5x faster).
 
 Timings use ``time.perf_counter``: (b) the median of 3 reads, (c) one run per engine unless
-``--sofa-repeats``. All figures come from one run.
+``--sofa-repeats``; beside each, the median CPU seconds of the process (``time.process_time``,
+all threads), and the load average at start and end: on a shared machine the wall time
+includes waiting for a core. All figures come from one run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import cProfile
 import importlib.metadata
 import json
+import os
 import platform
 import pstats
 import shutil
@@ -261,12 +264,21 @@ def write_clif(n_patients: int, folder: Path) -> dict[str, int]:
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times, result = [], None
+    seconds, _cpu, result = _median_times(fn, repeats)
+    return seconds, result
+
+
+def _median_times(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    """Median wall seconds, median CPU seconds of this process (all threads) and the last
+    result. The CPU figure helps read a run on a shared machine (wall time then includes
+    waiting for a core)."""
+    times, cpu, result = [], [], None
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+        cpu.append(time.process_time() - cpu_started)
+    return statistics.median(times), statistics.median(cpu), result
 
 
 def _import_seconds(folder: Path, tmp: Path) -> tuple[float, float]:
@@ -318,7 +330,7 @@ def read_throughput(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
     folder = tmp / f"clif-{n}"
     rows = write_clif(n, folder)
     events = sum(rows[t] for t in EVENT_TABLES)
-    read_s, tables = _median_time(lambda: read_clif([folder]), repeats)
+    read_s, read_cpu_s, tables = _median_times(lambda: read_clif([folder]), repeats)
     _, total_s = _import_seconds(folder, tmp)
     return {
         "patients": len(tables["patients"]),
@@ -326,6 +338,7 @@ def read_throughput(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
         "rows": rows,
         "read_s": read_s,
         "read_rows_per_s": events / read_s,
+        "read_cpu_s": read_cpu_s,
         "import_s": total_s,
         "import_rows_per_s": events / total_s,
         "hot_spots": hot_spots(folder),
@@ -346,7 +359,7 @@ def side_by_side(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
     folder = tmp / f"clif-{n}"
     if not folder.exists():
         write_clif(n, folder)
-    ours_s, daily = _median_time(lambda: _ours(folder), repeats)
+    ours_s, ours_cpu_s, daily = _median_times(lambda: _ours(folder), repeats)
     anchors = read_clif([folder])["patients"].set_index("patient_id")["anchor_time"]
     start = daily["patient_id"].map(anchors) + pd.to_timedelta(daily["study_day"] - 1, unit="D")
     cohort = pl.from_pandas(
@@ -367,7 +380,7 @@ def side_by_side(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             return compute_sofa_polars(str(folder), cohort, id_name="window_id", timezone="UTC")
 
-    clifpy_s, scored = _median_time(theirs, repeats)
+    clifpy_s, clifpy_cpu_s, scored = _median_times(theirs, repeats)
     return {
         "patients": int(daily["patient_id"].nunique()),
         "patient_days": len(daily),
@@ -375,6 +388,8 @@ def side_by_side(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
         "ours_s": ours_s,
         "clifpy_s": clifpy_s,
         "ratio": clifpy_s / ours_s,
+        "ours_cpu_s": ours_cpu_s,
+        "clifpy_cpu_s": clifpy_cpu_s,
     }
 
 
@@ -390,7 +405,12 @@ def main(argv: list[str] | None = None) -> None:
     repeats = 1 if args.smoke else 3
     sofa_repeats = 1 if args.smoke else args.sofa_repeats
     tmp = Path(tempfile.mkdtemp(prefix="bench-clif-"))
-    res: dict[str, Any] = {"machine": platform.platform(), "smoke": args.smoke}
+    res: dict[str, Any] = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "smoke": args.smoke,
+    }
     try:
         res["demo"] = d = demo_import(tmp)
         print(
@@ -400,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
         res["read"] = {}
         print(
             f"(b) {'patients':>9}{'event rows':>12}{'read_clif':>11}{'rows/s':>12}"
-            f"{'+import':>10}{'rows/s':>12}  target"
+            f"{'+import':>10}{'rows/s':>12}{'read CPU':>10}  target"
         )
         for n in read_sizes:
             r = read_throughput(n, tmp, repeats=repeats)
@@ -408,7 +428,8 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"    {r['patients']:>9,}{r['event_rows']:>12,}{r['read_s']:>10.2f}s"
                 f"{r['read_rows_per_s']:>12,.0f}{r['import_s']:>9.2f}s"
-                f"{r['import_rows_per_s']:>12,.0f}  read {TARGETS['read']}"
+                f"{r['import_rows_per_s']:>12,.0f}{r['read_cpu_s']:>9.2f}s"
+                f"  read {TARGETS['read']}"
             )
         largest = res["read"][str(read_sizes[-1])]
         print(f"    read_clif hot spots at {largest['patients']:,} patients (own time):")
@@ -416,20 +437,27 @@ def main(argv: list[str] | None = None) -> None:
             print(f"      {h['own_s']:>7.3f} s {h['calls']:>9,} calls  {h['function']}")
         res["sofa"] = {}
         print(
-            f"(c) {'patients':>9}{'patient-days':>14}{'ours':>9}{'clifpy':>9}{'ratio':>8}  target"
+            f"(c) {'patients':>9}{'patient-days':>14}{'ours':>9}{'clifpy':>9}{'ratio':>8}"
+            f"{'CPU ours':>10}{'clifpy':>9}  target"
         )
         for n in sofa_sizes:
             s = side_by_side(n, tmp, repeats=sofa_repeats)
             res["sofa"][str(n)] = s
             print(
                 f"    {s['patients']:>9,}{s['patient_days']:>14,}{s['ours_s']:>8.2f}s"
-                f"{s['clifpy_s']:>8.2f}s{s['ratio']:>7.1f}x  {TARGETS['ratio']}"
+                f"{s['clifpy_s']:>8.2f}s{s['ratio']:>7.1f}x{s['ours_cpu_s']:>9.2f}s"
+                f"{s['clifpy_cpu_s']:>8.2f}s  {TARGETS['ratio']}"
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    res["load_average_at_end"] = os.getloadavg()
     out = OUT.with_suffix(".smoke.json") if args.smoke else OUT
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2, default=str))
+    print(
+        f"load average (1 min) {res['load_average_at_start'][0]:.2f} at start, "
+        f"{res['load_average_at_end'][0]:.2f} at end, {res['cpus']} CPUs"
+    )
     print(f"wrote {out}")
 
 

@@ -43,6 +43,7 @@ data row of the file), shown in "why this score".
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
@@ -154,8 +155,7 @@ def _read(name: str, path: Path) -> pd.DataFrame:
         else:
             # only the columns used (CLIF tables are wide); missing ones are reported below
             wanted = (*CLIF_TABLES[name], *OPTIONAL_COLUMNS.get(name, ()))
-            present = set(pq.read_schema(path).names)
-            frame = pd.read_parquet(path, columns=[c for c in wanted if c in present])
+            frame = _read_parquet(path, wanted)
     except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
         raise DataValidationError(
             [Problem(path.name, None, None, type(exc).__name__, f"a readable CLIF file ({exc})")]
@@ -177,6 +177,31 @@ def _read(name: str, path: Path) -> pd.DataFrame:
             frame[col] = _as_text(frame[col])
     frame["_row"] = np.arange(1, len(frame) + 1)
     frame.attrs["source"] = path.name
+    return frame
+
+
+def _read_parquet(path: Path, wanted: Sequence[str]) -> pd.DataFrame:
+    """``pd.read_parquet(path, columns=<wanted ones present>)``, faster: text columns are read
+    dictionary-encoded (Arrow keeps Parquet's dictionary pages: one Python string per distinct
+    value, not per row) and then expanded to the object column ``pd.read_parquet`` returns
+    (missing = ``None``), the rows sharing the distinct strings."""
+    schema = pq.read_schema(path)
+    columns = [c for c in wanted if c in schema.names]
+    text = [
+        c
+        for c in columns
+        if pa.types.is_string(schema.field(c).type)
+        or pa.types.is_large_string(schema.field(c).type)
+    ]
+    table = pq.read_table(path, columns=columns, use_pandas_metadata=True, read_dictionary=text)
+    frame = table.to_pandas()
+    if table.schema.metadata and b"PANDAS_ATTRS" in table.schema.metadata:
+        frame.attrs = json.loads(table.schema.metadata[b"PANDAS_ATTRS"])
+    for col in text:
+        cat = frame[col].array
+        if isinstance(cat, pd.Categorical):
+            distinct = np.append(np.asarray(cat.categories, dtype=object), None)
+            frame[col] = pd.Series(distinct[cat.codes], index=frame.index, dtype=object)
     return frame
 
 
@@ -447,6 +472,41 @@ def _code_keys(prefix: str, category: pd.Series) -> tuple[np.ndarray, list[str]]
     return row, [normalise_code(f"{prefix}:{c}") for c in distinct]
 
 
+#: observation tables: (table, code prefix, category, time, value, unit column or None)
+_OBS_SPECS: Final = (
+    ("labs", "lab", "lab_category", "lab_collect_dttm", "lab_value_numeric", "reference_unit"),
+    ("vitals", "vital", "vital_category", "recorded_dttm", "vital_value", None),
+    (
+        "patient_assessments",
+        "assessment",
+        "assessment_category",
+        "recorded_dttm",
+        "numerical_value",
+        None,
+    ),
+)
+_TARGETS: Final = ("observations", "biomarkers")
+
+
+class _Codes:
+    """Distinct values (variables, units) -> integer codes, in order of first use."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+        self._pos: dict[object, int] = {}
+
+    def code(self, value: object) -> int:
+        if value not in self._pos:
+            self._pos[value] = len(self.values)
+            self.values.append(value)
+        return self._pos[value]
+
+    def array(self) -> np.ndarray:
+        out = np.empty(len(self.values), dtype=object)
+        out[:] = self.values
+        return out
+
+
 def _observations(
     frames: Mapping[str, pd.DataFrame],
     codes: Mapping[str, CodeMapping],
@@ -455,68 +515,177 @@ def _observations(
     report: dict[str, int],
     excluded: list[Problem],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    parts: list[pd.DataFrame] = []
-    specs = (
-        ("labs", "lab", "lab_category", "lab_collect_dttm", "lab_value_numeric", "reference_unit"),
-        ("vitals", "vital", "vital_category", "recorded_dttm", "vital_value", None),
-        (
-            "patient_assessments",
-            "assessment",
-            "assessment_category",
-            "recorded_dttm",
-            "numerical_value",
-            None,
-        ),
-    )
-    for table, prefix, cat_col, time_col, value_col, unit_col in specs:
+    """Observations and biomarkers of the kept hospitalizations. Rows stay integer codes
+    (patient = position among the sorted kept ids, variable, unit, target, table and row
+    number) through the mapping, the plausibility check and the same-minute merge; the text
+    columns (``source`` included) are built once, for the rows returned."""
+    keep_ids = np.array(sorted(keep), dtype=object)
+    keep_index = pd.Index(keep_ids, dtype=object)
+    variables, units = _Codes(), _Codes()
+    tables: list[tuple[str, str]] = []  # (table, file)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("pid", "var", "unit", "tgt", "tab", "row")}
+    times: list[pd.Series] = []
+    values: list[pd.Series] = []
+
+    def add(  # one table's selected rows with a value
+        f: pd.DataFrame,
+        table: str,
+        time_col: str,
+        pid: np.ndarray,
+        sel: np.ndarray,
+        value: pd.Series,
+        var: np.ndarray,
+        unit: np.ndarray,
+        tgt: np.ndarray,
+    ) -> None:
+        has = value.notna().to_numpy()
+        idx = np.flatnonzero(sel)[has]
+        cols["pid"].append(pid[idx])
+        cols["var"].append(np.broadcast_to(var, sel.shape)[idx] if np.ndim(var) == 0 else var[has])
+        cols["unit"].append(
+            np.broadcast_to(unit, sel.shape)[idx] if np.ndim(unit) == 0 else unit[has]
+        )
+        cols["tgt"].append(np.broadcast_to(tgt, sel.shape)[idx] if np.ndim(tgt) == 0 else tgt[has])
+        cols["tab"].append(np.full(idx.size, len(tables), dtype=np.int64))
+        cols["row"].append(f["_row"].to_numpy()[idx])
+        times.append(f[time_col].iloc[idx].reset_index(drop=True))
+        values.append(value[has].reset_index(drop=True))
+        tables.append((table, f.attrs.get("source", table)))
+
+    def target_code(m: CodeMapping | None) -> int:
+        t = m.target if m is not None else None
+        return _TARGETS.index(t) if t in _TARGETS else len(_TARGETS)
+
+    for table, prefix, cat_col, time_col, value_col, unit_col in _OBS_SPECS:
         f = frames.get(table)
         if f is None:
             continue
-        f = _rows(f, f["hospitalization_id"].isin(keep).to_numpy())
-        target, variable, default_unit = _mapped(f, prefix, f[cat_col], codes)
-        sel = target.isin(["observations", "biomarkers"]).to_numpy()
-        f, target, variable = _rows(f, sel), _rows(target, sel), _rows(variable, sel)
-        default_unit = _rows(default_unit, sel)
-        value = pd.to_numeric(f[value_col], errors="coerce")
+        pid = keep_index.get_indexer(f["hospitalization_id"])
+        row, distinct = pd.factorize(f[cat_col].astype(object), use_na_sentinel=False)
+        found = [codes.get(normalise_code(f"{prefix}:{c}")) for c in distinct]
+        tgt_d = np.array([target_code(m) for m in found] + [len(_TARGETS)], dtype=np.int64)
+        sel = (pid >= 0) & (tgt_d[row] < len(_TARGETS))
+        r = row[sel]
+        value = pd.to_numeric(_rows(f[value_col], sel), errors="coerce")
         report[f"{table}_not_numeric_skipped"] = int(value.isna().sum())
-        unit = _unit_or_default(f[unit_col] if unit_col else None, default_unit)
-        part = pd.DataFrame(
-            {
-                "patient_id": f["hospitalization_id"],
-                "time": f[time_col],
-                "variable": variable,
-                "value": value,
-                "unit": unit,
-                "source": _labels(f"clif_{table}:", f["_row"]),
-                "_target": target,
-                "_file": f.attrs.get("source", table),
-                "_row": f["_row"],
-            }
+        var_d = np.array(
+            [variables.code(m.variable if m is not None else None) for m in found], dtype=np.int64
         )
-        parts.append(_rows(part, value.notna().to_numpy()))
+        default_d = np.array(
+            [units.code(m.unit if m is not None else None) for m in found], dtype=np.int64
+        )
+        unit = default_d[r]
+        if unit_col is not None:
+            ucode, udistinct = pd.factorize(_rows(f[unit_col], sel).astype(object))
+            given = np.array(
+                [-1 if str(u).strip() == "" else units.code(u) for u in udistinct] + [-1],
+                dtype=np.int64,
+            )[ucode]
+            unit = np.where(given >= 0, given, unit)
+        add(f, table, time_col, pid, sel, value, var_d[r], unit, tgt_d[r])
     rs = frames.get("respiratory_support")
     if rs is not None and "respiratory:fio2_set" in codes:
         m = codes["respiratory:fio2_set"]
-        rs = _rows(rs, rs["hospitalization_id"].isin(keep).to_numpy())
-        value = pd.to_numeric(rs["fio2_set"], errors="coerce")
-        has = value.notna().to_numpy()
-        rs, value = _rows(rs, has), _rows(value, has)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "patient_id": rs["hospitalization_id"],
-                    "time": rs["recorded_dttm"],
-                    "variable": m.variable,
-                    "value": value,
-                    "unit": m.unit,
-                    "source": _labels("clif_respiratory_support:", rs["_row"]),
-                    "_target": m.target,
-                    "_file": rs.attrs.get("source", "respiratory_support"),
-                    "_row": rs["_row"],
-                }
+        table, time_col = "respiratory_support", "recorded_dttm"
+        pid = keep_index.get_indexer(rs["hospitalization_id"])
+        sel = pid >= 0
+        value = pd.to_numeric(_rows(rs["fio2_set"], sel), errors="coerce")
+        add(
+            rs,
+            table,
+            time_col,
+            pid,
+            sel,
+            value,
+            np.int64(variables.code(m.variable)),
+            np.int64(units.code(m.unit)),
+            np.int64(target_code(m)),
+        )
+    if not tables:
+        return _observations_of(_empty_obs(), report, problems, excluded)
+    c = {k: np.concatenate(v) for k, v in cols.items()}
+    time = pd.concat(times, ignore_index=True)
+    value = pd.concat(values, ignore_index=True)
+    var_names, unit_names = variables.array(), units.array()
+    obs_rows = np.flatnonzero(c["tgt"] == 0)
+    bio_rows = np.flatnonzero(c["tgt"] == 1)
+
+    def frame(rows: np.ndarray, extra: bool) -> pd.DataFrame:
+        out = pd.DataFrame(
+            {
+                "patient_id": keep_ids[c["pid"][rows]],
+                "time": time.to_numpy()[rows],
+                "variable": var_names[c["var"][rows]],
+                "value": value.to_numpy()[rows],
+                "unit": unit_names[c["unit"][rows]],
+                "source": _source_labels(tables, c["tab"][rows], c["row"][rows]),
+            },
+            copy=False,  # new arrays: no copy, no consolidation into 2-D blocks
+        )
+        if extra:
+            out["_target"] = np.array(_TARGETS, dtype=object)[c["tgt"][rows]]
+            out["_file"] = np.array([t[1] for t in tables], dtype=object)[c["tab"][rows]]
+            out["_row"] = c["row"][rows]
+        return out
+
+    bio = _biomarkers(frame(bio_rows, True), problems)
+    # plausibility (as _drop_implausible): one check per distinct (variable, unit) pair
+    v = value.to_numpy()[obs_rows]
+    raw = pd.to_numeric(pd.Series(v), errors="coerce").to_numpy(dtype=float)
+    var, unit = c["var"][obs_rows], c["unit"][obs_rows]
+    pair = var * (len(unit_names) + 1) + unit
+    pair_code, pairs = pd.factorize(pair)
+    lut = np.full((len(pairs), 3), np.nan)
+    for k, p in enumerate(pairs):
+        i_var, i_unit = divmod(int(p), len(unit_names) + 1)
+        concept = CONCEPTS.get(var_names[i_var])
+        factor = concept.units.get(unit_key(unit_names[i_unit]) or "") if concept else None
+        if factor is not None:
+            lut[k] = factor, concept.low, concept.high
+    factor, low, high = lut[pair_code, 0], lut[pair_code, 1], lut[pair_code, 2]
+    checked = ~np.isnan(factor) & ~np.isnan(raw)
+    conv = np.full(raw.size, np.nan)
+    conv[checked] = convert(raw[checked], factor[checked])
+    bad = checked & ~((low <= conv) & (conv <= high))
+    for i in np.flatnonzero(bad):
+        concept = CONCEPTS[var_names[var[i]]]
+        j = obs_rows[i]
+        excluded.append(
+            Problem(
+                f"clif_{tables[c['tab'][j]][0]}:{c['row'][j]}",
+                None,
+                var_names[var[i]],
+                raw[i],
+                f"{concept.low:g}-{concept.high:g} {concept.unit} (implausible: not imported)",
+                patient_id=str(keep_ids[c["pid"][j]]),
+                time=str(time.iloc[j]),
             )
         )
-    allobs = pd.concat(parts, ignore_index=True) if parts else _empty_obs()
+    rows = obs_rows[~bad]
+    t = time.to_numpy()[rows]
+    used = np.unique(c["var"][rows])
+    if pd.isna(t).any() or pd.isna(var_names[used]).any():  # missing keys: pandas' NaN ordering
+        return _worst_per_key(frame(rows, False), report), bio
+    # same-minute merge (as _worst_per_key) on the codes: patient codes are already in
+    # sorted-id order; variables ranked by name
+    rank = np.zeros(len(var_names), dtype=np.int64)
+    up = np.zeros(len(var_names), dtype=bool)
+    rank[used[np.argsort(var_names[used].astype(str), kind="stable")]] = np.arange(used.size)
+    up[used] = [CONCEPTS[n].aggregate in ("max", "sum", "none") for n in var_names[used]]
+    chosen = _worst_rows(
+        c["pid"][rows].astype(np.int64),
+        t.astype("datetime64[ns]").view(np.int64),
+        rank[c["var"][rows]],
+        up[c["var"][rows]],
+        pd.to_numeric(pd.Series(value.to_numpy()[rows])).to_numpy(dtype=np.float64),
+    )
+    report["same_minute_values_merged"] = int(rows.size - chosen.size)
+    return frame(rows[chosen], False), bio
+
+
+def _observations_of(
+    allobs: pd.DataFrame, report: dict[str, int], problems: list[Problem], excluded: list[Problem]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     target = allobs["_target"].to_numpy()
     bio_rows = _rows(allobs, target == "biomarkers")
     plausible = _drop_implausible(
@@ -529,6 +698,20 @@ def _observations(
     return _worst_per_key(plausible, report), _biomarkers(bio_rows, problems)
 
 
+def _source_labels(tables: list[tuple[str, str]], tab: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """``clif_<table>:<row>`` of each row (object strings), built by Arrow's string kernels
+    once per table."""
+    out = np.empty(tab.size, dtype=object)
+    for k, (table, _) in enumerate(tables):
+        idx = np.flatnonzero(tab == k)
+        if idx.size:
+            text = pc.binary_join_element_wise(
+                f"clif_{table}:", pc.cast(pa.array(row[idx]), pa.string()), ""
+            )
+            out[idx] = text.to_numpy(zero_copy_only=False)
+    return out
+
+
 def _rows(frame: FrameOrSeries, mask: np.ndarray) -> FrameOrSeries:
     """``frame[mask]``, without the copy when every row is kept."""
     return frame if mask.all() else frame[mask]
@@ -537,22 +720,6 @@ def _rows(frame: FrameOrSeries, mask: np.ndarray) -> FrameOrSeries:
 def _empty_obs() -> pd.DataFrame:
     cols = ("patient_id", "time", "variable", "value", "unit", "source", "_target", "_file", "_row")
     return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-
-
-def _unit_or_default(unit: pd.Series | None, default: pd.Series) -> pd.Series:
-    """The unit as received, else (missing or blank) the mapping's default unit; blankness
-    is decided once per distinct unit."""
-    if unit is None:
-        return default.astype(object)
-    code, distinct = pd.factorize(unit.astype(object))
-    blank = np.array([str(u).strip() == "" for u in distinct] + [True])  # code -1: missing
-    return unit.astype(object).where(~blank[code], default)
-
-
-def _labels(prefix: str, rows: pd.Series) -> pd.Series:
-    """``prefix + str(row)`` for every row number (object strings; Arrow's string kernels)."""
-    text = pc.binary_join_element_wise(prefix, pc.cast(pa.array(rows.to_numpy()), pa.string()), "")
-    return pd.Series(text.to_numpy(zero_copy_only=False), index=rows.index, dtype=object)
 
 
 def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
@@ -568,9 +735,21 @@ def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
         return _worst_per_key_pandas(obs, report)  # missing keys: pandas' NaN ordering
     up = np.array([CONCEPTS[v].aggregate in ("max", "sum", "none") for v in variables] + [False])
     value = obs["value"].to_numpy(dtype=np.float64)
-    worse_low = np.where(up[var], -value, value)  # lower = worse
-    order = _key_order(pid, t, var)
-    p, tt, v = pid[order], t[order], var[order]
+    keep = _worst_rows(pid, t, var, up[var], value)
+    out = obs.iloc[keep]
+    report["same_minute_values_merged"] = int(len(obs) - len(out))
+    out.index = pd.RangeIndex(len(out))  # a new frame: no second copy
+    return out
+
+
+def _worst_rows(
+    pid: np.ndarray, t_ns: np.ndarray, var: np.ndarray, up: np.ndarray, value: np.ndarray
+) -> np.ndarray:
+    """Positions of the rows kept by :func:`_worst_per_key`, in (pid, time, var) order:
+    ``up`` = higher is worse for the row's variable."""
+    worse_low = np.where(up, -value, value)  # lower = worse
+    order = _key_order(pid, t_ns, var)
+    p, tt, v = pid[order], t_ns[order], var[order]
     first = np.r_[True, (p[1:] != p[:-1]) | (tt[1:] != tt[:-1]) | (v[1:] != v[:-1])]
     keep = order[first]
     if keep.size < order.size:  # repeated keys: the first row of the lowest value
@@ -580,10 +759,7 @@ def _worst_per_key(obs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
         hit = np.flatnonzero(w == np.repeat(low, np.diff(np.r_[starts, w.size])))
         group = np.searchsorted(starts, hit, side="right") - 1
         keep = order[hit[np.r_[True, group[1:] != group[:-1]]]]
-    out = obs.iloc[keep]
-    report["same_minute_values_merged"] = int(len(obs) - len(out))
-    out.index = pd.RangeIndex(len(out))  # a new frame: no second copy
-    return out
+    return keep
 
 
 def _key_order(pid: np.ndarray, t_ns: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -733,10 +909,11 @@ def _infusions(
     med = med.sort_values(
         ["hospitalization_id", "med_order_id", "drug", "admin_dttm"], kind="stable"
     )
-    same = (
-        (med["hospitalization_id"] == med["hospitalization_id"].shift(-1))
-        & (med["med_order_id"].astype(str) == med["med_order_id"].astype(str).shift(-1))
-        & (med["drug"] == med["drug"].shift(-1))
+    same = pd.Series(
+        _same_as_next(med["hospitalization_id"])
+        & _same_as_next(med["med_order_id"].astype(str))
+        & _same_as_next(med["drug"]),
+        index=med.index,
     )
     discharge = frames["hospitalization"].set_index("hospitalization_id")["discharge_dttm"]
     stop = med["admin_dttm"].shift(-1).where(same, med["hospitalization_id"].map(discharge))
@@ -759,3 +936,11 @@ def _infusions(
     report["infusion_intervals_same_start_merged"] = n - len(out)
     report["infusion_intervals"] = len(out)
     return out.reset_index(drop=True)[cols]
+
+
+def _same_as_next(values: pd.Series) -> np.ndarray:
+    """``values == values.shift(-1)`` (missing equals nothing) on integer codes."""
+    code, _ = pd.factorize(values)
+    if code.size == 0:
+        return np.zeros(0, dtype=bool)
+    return np.r_[(code[:-1] == code[1:]) & (code[:-1] >= 0), False]
