@@ -222,8 +222,13 @@ def test_icu005_overlap_and_backwards_stays_are_rejected_with_clear_problems(any
     assert set(got) == {(1, "start"), (2, "stop")}
     assert "stored stay 2024-03-05 17:00:00 to still in the ICU" in got[(1, "start")].expected
     assert "later stay (stored stay 2024-03-01 02:00:00" in got[(2, "stop")].expected
+    # an open stay is closed by a later import (the discharge arrives after the admission);
+    # a closed stay is never moved: another end is a conflict
     closing = _tables()["icu_stays"].iloc[[3]].assign(stop=ts("2024-03-09 00:00"))
-    (conflict,) = _problems(engine, {"icu_stays": closing})
+    result = io.import_tables(engine, {"icu_stays": closing}, user="test")
+    assert result.inserted["icu_stays closed"] == 1
+    moved = closing.assign(stop=ts("2024-03-09 06:00"))
+    (conflict,) = _problems(engine, {"icu_stays": moved})
     assert conflict.column == "stop"
     assert "never overwritten" in conflict.expected
     engine.dispose()

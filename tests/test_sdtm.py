@@ -399,7 +399,7 @@ def test_sdtm011_anchor_without_ex_is_rfxstdtc(tmp_path: Path) -> None:
     with pytest.raises(DataValidationError) as err:
         read_sdtm(fixture_paths(folder))
     got = [(p.where, p.row, p.column, p.value) for p in err.value.problems]
-    assert got == [("dm.csv", 1, "RFXSTDTC", "2024-03-01"), ("dm.csv", 2, "RFXSTDTC", None)]
+    assert got == [("dm.csv", 1, "RFXSTDTC", "2024-03-01"), ("dm.csv", 2, "RFXSTDTC", "(empty)")]
     assert err.value.problems[1].expected.startswith("the first study-drug dose: an EX record")
 
 

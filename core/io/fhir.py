@@ -499,7 +499,7 @@ class _Mapper:
                     f"a body weight Observation (LOINC {BODY_WEIGHT_LOINC}) of this patient",
                     patient_id=pid,
                 )
-            elif unit_key(weight[2]) != "kg":
+            elif unit_key(weight[2]) != unit_key(CONCEPTS["weight"].unit):
                 w = weight[3]
                 self.problem(
                     w,
