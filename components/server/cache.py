@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import logging
 import pickle
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -163,9 +164,15 @@ class TwoLevelCache(BaseCache):
             shared = RedisCache.factory(app, config, list(args), kwargs)
         else:
             shared = FileSystemCache.factory(app, dict(config), list(args), dict(kwargs))
+        secret = app.config.get("SECRET_KEY") or ""
+        if not secret:
+            # settings built without a key (scripts, tests): a random key for this process, so
+            # nothing written by anyone else can ever verify (entries are not shared then)
+            log.warning("no SECRET_KEY: the shared cache uses a random per-process MAC key")
+            secret = secrets.token_hex(32)
         return cls(
             shared,
-            mac_key=derive_mac_key(app.config.get("SECRET_KEY") or ""),
+            mac_key=derive_mac_key(secret),
             default_timeout=config.get("CACHE_DEFAULT_TIMEOUT", 300),
         )
 
