@@ -11,11 +11,13 @@ import re
 import shutil
 import statistics
 import struct
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 from flask_caching.backends import RedisCache
 from werkzeug.security import generate_password_hash
 
@@ -182,8 +184,6 @@ def test_sec004_redis_blob_is_bound_to_its_key_and_secret(tmp_path):
 def test_sec005_redis_url_with_password_and_tls_reaches_the_client():
     s = Settings.from_env({"SECRET_KEY": "k", "REDIS_URL": "rediss://:s3cret@cache:6380/2"})
     assert s.cache_config()["CACHE_REDIS_URL"] == "rediss://:s3cret@cache:6380/2"
-    import redis  # deferred import: only this test needs the client class
-
     client = redis.from_url(s.redis_url)
     kwargs = client.connection_pool.connection_kwargs
     assert (kwargs["password"], kwargs["host"], kwargs["port"], kwargs["db"]) == (
@@ -193,6 +193,48 @@ def test_sec005_redis_url_with_password_and_tls_reaches_the_client():
         2,
     )
     assert client.connection_pool.connection_class is redis.SSLConnection
+
+
+@pytest.mark.redis
+def test_sec006_redis_with_a_password_end_to_end(demo_db_url, tmp_path):
+    """A Redis with ``requirepass``: the password in REDIS_URL is used, never printed."""
+    import app as app_module
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+            *("--appendonly", "no", "--dir", str(tmp_path), "--requirepass", "s3cret-pw"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        r = redis.Redis(port=port, password="s3cret-pw")
+        for _ in range(100):
+            try:
+                if r.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        url = copy_db(demo_db_url, tmp_path)
+        settings = Settings(
+            database_url=url,
+            redis_url=f"redis://:s3cret-pw@127.0.0.1:{port}/0",
+            secret_key="pw-secret",
+            mode="demo",
+        )
+        client = app_module.create_app(settings).server.test_client()
+        assert client.get(SUMMARY).status_code == 200
+        assert len(r.keys("immunosep:*")) >= 3  # written with the password
+        health = client.get("/healthz")
+        assert health.get_json()["cache"] == {"backend": "redis", "ok": True}
+        assert "s3cret" not in health.get_data(as_text=True)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, password="wrong").ping()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 # ------------------------------------------------------------- 2. sessions and 3. sign-in --
