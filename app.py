@@ -44,7 +44,9 @@ def _restore_global_callbacks() -> None:
     dash._callback.GLOBAL_CALLBACK_MAP.update(dict(_CALLBACK_MAP))
 
 
-_DASH_INTERNAL = re.compile(r"^/(_dash-|_reload-hash|_favicon|assets/|healthz|api/)")
+_DASH_INTERNAL = re.compile(
+    r"^/(_dash-|_reload-hash|_favicon|assets/|healthz|api/|(login|logout|favicon\.ico)$)"
+)
 
 
 def _configure_logging(level: str) -> None:

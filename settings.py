@@ -9,12 +9,14 @@ table and the code cannot drift apart (a test checks this).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 import pandas as pd
 
@@ -36,8 +38,10 @@ ENVIRONMENT: Final = MappingProxyType(
         "REDIS_URL": (
             "(unset)",
             (
-                "Redis for the shared cache, e.g. redis://127.0.0.1:6379/0. Unset: a filesystem "
-                "cache in CACHE_DIR, shared by all gunicorn workers on the machine"
+                "Redis for the shared cache, e.g. redis://127.0.0.1:6379/0; with a password "
+                "redis://:password@host:6379/0, with TLS rediss://:password@host:6380/0. Unset: "
+                "a filesystem cache in CACHE_DIR, shared by all gunicorn workers on the machine. "
+                "Every cached value is authenticated with a key derived from SECRET_KEY"
             ),
         ),
         "CACHE_DIR": (
@@ -75,6 +79,28 @@ ENVIRONMENT: Final = MappingProxyType(
                 "(e.g. X-Remote-User); the role still comes from the users file"
             ),
         ),
+        "IMMUNOSEP_LOGOUT_FILE": (
+            "(users file name + .logouts.json)",
+            (
+                "Login mode: JSON file of each user's last sign-out time (written on sign-out, "
+                "read on every request): sessions that started before it are refused in every "
+                "worker, so a copied cookie dies with the sign-out"
+            ),
+        ),
+        "IMMUNOSEP_SECURE_COOKIES": (
+            "0",
+            (
+                "1 behind HTTPS: the session cookie gets the Secure flag (never sent over plain "
+                "HTTP)"
+            ),
+        ),
+        "IMMUNOSEP_HSTS_SECONDS": (
+            "0",
+            (
+                "Behind HTTPS: max-age of the Strict-Transport-Security header (e.g. 31536000); "
+                "0 sends none"
+            ),
+        ),
         "IMMUNOSEP_DEMO_PATIENTS": (
             "281",
             "Randomised patients in the generated demo cohort (first start with no data)",
@@ -108,6 +134,32 @@ ENVIRONMENT: Final = MappingProxyType(
         "LOG_LEVEL": ("INFO", "Python logging level"),
     }
 )
+
+
+#: query parameters of a URL that carry a secret (compared case-insensitively)
+SECRET_QUERY_KEYS: Final = frozenset({"password", "pass", "pwd", "sslpassword"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: the user info of its authority becomes ``***`` and the
+    value of every query parameter named in :data:`SECRET_QUERY_KEYS` becomes ``***``."""
+    head, sep, query = url.partition("?")
+    query, hash_sep, _fragment = query.partition("#")
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/]*)(.*)$", head, flags=re.DOTALL)
+    if match:
+        scheme, authority, rest = match.groups()
+        if "@" in authority:
+            authority = "***@" + authority.rsplit("@", 1)[1]
+        head = scheme + authority + rest
+    if sep:
+        parts = []
+        for part in query.split("&"):
+            name = part.split("=", 1)[0]
+            if unquote_plus(name).strip().lower() in SECRET_QUERY_KEYS:
+                part = f"{name}=***"
+            parts.append(part)
+        query = "&".join(parts)
+    return head + sep + query + (hash_sep + "***" if hash_sep else "")
 
 
 def _resolve_sqlite(url: str) -> str:
@@ -168,6 +220,9 @@ class Settings:
     mode: str = "demo"
     users_file: str | None = None
     auth_header: str | None = None
+    logout_file: str | None = None
+    secure_cookies: bool = False
+    hsts_seconds: int = 0
     demo_patients: int = 281
     demo_seed: int = 20251208
     demo_data: str = "synthetic"
@@ -201,6 +256,14 @@ class Settings:
                     f"environment variable {name}={raw!r}: expected an integer"
                 ) from None
 
+        def get_bool(name: str, default: bool) -> bool:
+            raw = get(name, "1" if default else "0").lower()
+            if raw in {"1", "true", "yes", "on"}:
+                return True
+            if raw in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"environment variable {name}={raw!r}: expected 1 or 0")
+
         mode = get("IMMUNOSEP_MODE", "demo").lower()
         if mode not in {"demo", "login"}:
             raise ValueError(f"IMMUNOSEP_MODE={mode!r}: expected 'demo' or 'login'")
@@ -223,6 +286,9 @@ class Settings:
             mode=mode,
             users_file=get("IMMUNOSEP_USERS_FILE", "") or None,
             auth_header=get("IMMUNOSEP_AUTH_HEADER", "") or None,
+            logout_file=get("IMMUNOSEP_LOGOUT_FILE", "") or None,
+            secure_cookies=get_bool("IMMUNOSEP_SECURE_COOKIES", False),
+            hsts_seconds=get_int("IMMUNOSEP_HSTS_SECONDS", 0),
             demo_patients=get_int("IMMUNOSEP_DEMO_PATIENTS", 281),
             demo_seed=get_int("IMMUNOSEP_DEMO_SEED", 20251208),
             demo_data=_demo_data(get("IMMUNOSEP_DEMO_DATA", "synthetic")),
@@ -253,13 +319,20 @@ class Settings:
     def cache_backend(self) -> str:
         return "redis" if self.redis_url else "filesystem"
 
+    @property
+    def logout_path(self) -> str | None:
+        """Where sign-out times are kept (login mode): IMMUNOSEP_LOGOUT_FILE, else next to the
+        users file."""
+        if self.logout_file:
+            return self.logout_file
+        if self.users_file:
+            return self.users_file + ".logouts.json"
+        return None
+
     def public_database(self) -> str:
-        """The database URL without credentials (for /healthz and logs)."""
-        url = self.database_url
-        if "@" in url:
-            scheme, rest = url.split("://", 1)
-            return f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return url
+        """The database URL without credentials (for /healthz and logs): user info and any
+        password-like query parameter are replaced by ``***``."""
+        return redact_url(self.database_url)
 
     def cache_config(self) -> dict[str, Any]:
         """flask-caching configuration for the chosen backend."""

@@ -47,6 +47,7 @@ def bare_app(s: Settings) -> Flask:
     outside the Dash front end (the warm-up process, scripts, benchmarks)."""
     server = Flask("immunosep-services")
     server.extensions[EXTENSION] = {"settings": s}
+    server.config["SECRET_KEY"] = s.secret_key  # the cache MAC key is derived from it
     cache.init_app(server, config=s.cache_config())
     return server
 

@@ -8,20 +8,40 @@
   Every page, callback, download and API call without a valid session is refused: HTTP 401
   for ``/_dash-*`` and ``/api/*``, a redirect to ``/login`` for pages. Never data.
 
-Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax) with a server-checked expiry.
+Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure with
+``IMMUNOSEP_SECURE_COOKIES``) with a server-checked expiry. The cookie only says WHO signed in,
+when, and the version of their record; it is bound to the server's truth (issue 16):
+
+- the role and sites come from the users file on every request (re-read when the file changes),
+  never from the cookie; the cookie's ``ver`` (a hash of the user's role, sites and password
+  hash) must match the current record, so removing, demoting or changing the password of a user
+  refuses their sessions on the next request in every worker and server;
+- sign-out writes the user's sign-out time to the logout file (``Settings.logout_path``, shared
+  by workers and kept across restarts); a session that started before it is refused, so a copied
+  cookie dies with the sign-out (every session of that user ends).
+
+Sign-in: the same work (one password hash check) for known and unknown users; failures are
+throttled per user name and per client address (:class:`LoginThrottle`: HTTP 429 with
+Retry-After, audited once per burst); public routes are exact paths (and ``/assets/``), and the
+favicon never touches the login state; sign-out is a POST (GET shows a form).
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
 import logging
+import math
+import os
 import re
 import secrets
+import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
@@ -39,8 +59,19 @@ from settings import Settings
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PREFIXES = ("/login", "/logout", "/healthz", "/assets/", "/_favicon.ico")
+#: exact public paths (``/loginx`` is not ``/login``) and the one public folder
+PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz", "/favicon.ico", "/_favicon.ico"})
+PUBLIC_PREFIXES = ("/assets/",)
 DATA_PREFIXES = ("/_dash-", "/api/")
+#: sign-in throttle: this many failures within the window block the user name / the client
+THROTTLE_FAILURES = 10
+THROTTLE_WINDOW_S = 300.0
+#: at most this many throttle keys are tracked per process (oldest dropped first)
+THROTTLE_MAX_KEYS = 50_000
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -81,18 +112,184 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
-def _principal_from_session(settings: Settings) -> Principal | None:
-    data = session.get("principal")
-    if not data:
+def record_version(record: UserRecord) -> str:
+    """The session version of a user: changes when their role, sites or password change."""
+    raw = json.dumps(
+        [
+            record.user,
+            record.role.value,
+            None if record.sites is None else sorted(record.sites),
+            record.password_hash,
+        ]
+    )
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def _file_key(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
         return None
-    if time.time() - float(data.get("login_at", 0)) > settings.session_minutes * 60:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class UserStore:
+    """The users file, re-read whenever it changes (a stat per request, shared by threads)."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._lock = threading.Lock()
+        self._key: tuple[int, int, int, int] | None = None
+        self._users: dict[str, UserRecord] = load_users(path)
+        if path:
+            self._key = _file_key(path)
+
+    def users(self) -> dict[str, UserRecord]:
+        if not self.path:
+            return self._users
+        key = _file_key(self.path)
+        with self._lock:
+            # a file rewritten within the timestamp granularity may keep its key: re-read it
+            # while its change is recent
+            if key != self._key or (key is not None and time.time() - key[2] / 1e9 < 2.0):
+                try:
+                    self._users = load_users(self.path) if key is not None else {}
+                except (OSError, ValueError) as exc:
+                    # a file being rewritten or broken: nobody is let in until it is readable
+                    log.error("users file %s unreadable (%s): refusing sessions", self.path, exc)
+                    self._users = {}
+                    key = None  # retried on the next request
+                self._key = key
+            return self._users
+
+    def get(self, name: str) -> UserRecord | None:
+        return self.users().get(name)
+
+
+class LogoutStore:
+    """Each user's last sign-out time, in a JSON file shared by every worker and restart."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._lock = threading.Lock()
+        self._key: tuple[int, int, int, int] | None = None
+        self._times: dict[str, float] = {}
+
+    def times(self) -> dict[str, float]:
+        if not self.path:
+            return {}
+        key = _file_key(self.path)
+        with self._lock:
+            if key != self._key:
+                try:
+                    raw = json.loads(Path(self.path).read_text()) if key is not None else {}
+                    self._times = {str(k): float(v) for k, v in raw.items()}
+                except (OSError, ValueError, AttributeError) as exc:
+                    log.error("logout file %s unreadable (%s)", self.path, exc)
+                    key = None
+                self._key = key
+            return self._times
+
+    def logged_out_at(self, user: str) -> float:
+        return self.times().get(user, 0.0)
+
+    def record(self, user: str, at: float) -> None:
+        """Set ``user``'s sign-out time (read-modify-write under a file lock, atomic replace)."""
+        if not self.path:
+            return
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(path) + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                current = {}
+            current[user] = max(float(current.get(user, 0.0)), at)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(current))
+            tmp.chmod(0o600)
+            os.replace(tmp, path)
+
+
+class LoginThrottle:
+    """Sign-in failures per key (``user:<name>``, ``ip:<address>``) in a sliding window.
+
+    Lives in the app's extension dict (one per process): with N workers a client gets at most
+    N x THROTTLE_FAILURES guesses per window.
+    """
+
+    def __init__(self, limit: int = THROTTLE_FAILURES, window: float = THROTTLE_WINDOW_S):
+        self.limit = limit
+        self.window = window
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._failures.get(key)
+        if q is None:
+            return deque()
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        if not q:
+            del self._failures[key]
+        return q
+
+    def retry_after(self, keys: list[str], now: float | None = None) -> int:
+        """Seconds until every key may try again (0: not blocked)."""
+        now = time.monotonic() if now is None else now
+        wait = 0.0
+        with self._lock:
+            for key in keys:
+                q = self._recent(key, now)
+                if len(q) >= self.limit:
+                    wait = max(wait, q[-self.limit] + self.window - now)
+        return math.ceil(wait) if wait > 0 else 0
+
+    def fail(self, keys: list[str], now: float | None = None) -> list[str]:
+        """Record a failure; returns the keys that became blocked by it (once per burst)."""
+        now = time.monotonic() if now is None else now
+        blocked = []
+        with self._lock:
+            if len(self._failures) >= THROTTLE_MAX_KEYS:
+                for key in list(self._failures)[: THROTTLE_MAX_KEYS // 10]:
+                    del self._failures[key]
+            for key in keys:
+                q = self._recent(key, now)
+                q.append(now)
+                self._failures[key] = q
+                if len(q) == self.limit:
+                    blocked.append(key)
+        return blocked
+
+    def succeed(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+def _principal_from_session(
+    settings: Settings, users: UserStore, logouts: LogoutStore
+) -> Principal | None:
+    """The principal of a valid session, resolved from the users file (never the cookie)."""
+    data = session.get("principal")
+    if not data or not isinstance(data, dict):
+        return None
+    login_at = float(data.get("login_at", 0))
+    record = users.get(str(data.get("user", "")))
+    if (
+        time.time() - login_at > settings.session_minutes * 60
+        or record is None  # removed
+        or not hmac.compare_digest(str(data.get("ver", "")), record_version(record))
+        or login_at <= logouts.logged_out_at(record.user)  # signed out since
+    ):
         session.clear()
         return None
     return Principal(
-        user=data["user"],
-        role=Role(data["role"]),
-        sites=None if data.get("sites") is None else tuple(data["sites"]),
-        unmasked=bool(data.get("unmasked", False)),
+        user=record.user,
+        role=record.role,
+        sites=record.sites,
+        unmasked=record.role is Role.DSMB and bool(data.get("unmasked", False)),
     )
 
 
@@ -101,8 +298,7 @@ def start_session(record: UserRecord) -> Principal:
     session.permanent = True
     session["principal"] = {
         "user": record.user,
-        "role": record.role.value,
-        "sites": None if record.sites is None else list(record.sites),
+        "ver": record_version(record),
         "unmasked": False,
         "login_at": time.time(),
     }
@@ -117,7 +313,9 @@ def mark_unmasked() -> None:
 
 
 def _login_page(message: str = "", next_url: str = "/") -> str:
-    token = secrets.token_urlsafe(24)
+    # one token per browser session: a second GET (another tab, a stray redirect) must not
+    # invalidate the form already shown
+    token = session.get("login_csrf") or secrets.token_urlsafe(24)
     session["login_csrf"] = token
     alert = f'<div class="alert alert-danger py-2">{escape(message)}</div>' if message else ""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -134,6 +332,16 @@ def _login_page(message: str = "", next_url: str = "/") -> str:
 <button class="btn btn-primary" type="submit">Sign in</button></form>
 <p class="small text-muted mt-3">Access is logged. Treatment allocation is shown only to
 roles allowed to see it.</p></main></body></html>"""
+
+
+def _logout_page() -> str:
+    return """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>ImmunoSep: sign out</title><link rel="stylesheet" href="/assets/00_bootstrap.min.css"></head>
+<body class="bg-light"><main class="container" style="max-width:26rem;margin-top:10vh">
+<h1 class="h4 mb-3">Sign out of the ImmunoSep dashboard?</h1>
+<form method="post" action="/logout" class="card card-body">
+<button class="btn btn-primary" type="submit">Sign out</button></form>
+<p class="small mt-3"><a href="/">Back to the dashboard</a></p></main></body></html>"""
 
 
 def _safe_next(url: str | None) -> str:
@@ -168,16 +376,22 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
 
     ``audit(action, target, detail, principal=None)`` records an audit row.
     """
-    users = load_users(settings.users_file)
-    if settings.mode == "login" and not users:
+    users = UserStore(settings.users_file)
+    if settings.mode == "login" and not users.users():
         raise ValueError("IMMUNOSEP_MODE=login needs IMMUNOSEP_USERS_FILE with at least one user")
+    logouts = LogoutStore(settings.logout_path)
+    throttle = LoginThrottle()
+    # checked against when the user name is unknown: the same work as for a known user
+    dummy_hash = generate_password_hash(secrets.token_urlsafe(16))
     server.config.update(
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="immunosep_session",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
     )
-    server.extensions["immunosep"]["users"] = users
+    ext = server.extensions["immunosep"]
+    ext.update(users=users, logouts=logouts, login_throttle=throttle)
 
     def refuse(status: int, message: str) -> Response:
         if request.path.startswith(DATA_PREFIXES):
@@ -191,7 +405,7 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
     @server.before_request
     def gate() -> Response | None:
         path = request.path
-        if path.startswith(PUBLIC_PREFIXES):
+        if is_public(path):
             return None
         if settings.mode == "demo":
             info = dataset_info()
@@ -209,7 +423,7 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
             if record is not None:
                 principal = Principal(user=record.user, role=record.role, sites=record.sites)
         if principal is None:
-            principal = _principal_from_session(settings)
+            principal = _principal_from_session(settings, users, logouts)
         if principal is None:
             return refuse(401, "authentication required")
         g.principal = principal
@@ -223,29 +437,54 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
             return _login_page(next_url=_safe_next(request.args.get("next")))
         form = request.form
         next_url = _safe_next(form.get("next"))
-        expected = session.pop("login_csrf", None)
+        expected = session.get("login_csrf")
         if not expected or not hmac.compare_digest(expected, form.get("csrf", "")):
             return Response(
                 _login_page("The form expired; please try again.", next_url), status=400
             )
-        record = users.get(form.get("user", ""))
-        ok = (
-            record is not None
-            and record.password_hash is not None
-            and check_password_hash(record.password_hash, form.get("password", ""))
-        )
-        if not ok:
-            audit("login_failed", form.get("user", "")[:100], None, principal=None)
+        name = form.get("user", "")[:200]
+        keys = [f"user:{name}", f"ip:{request.remote_addr or '-'}"]
+        wait = throttle.retry_after(keys)
+        if wait:
+            resp = Response(
+                _login_page(f"Too many failed sign-ins; try again in {wait} s.", next_url),
+                status=429,
+            )
+            resp.headers["Retry-After"] = str(wait)
+            return resp
+        record = users.get(name)
+        stored = record.password_hash if record is not None else None
+        # always one hash check: an unknown user costs what a known one costs (no enumeration)
+        matches = check_password_hash(stored or dummy_hash, form.get("password", ""))
+        if not (matches and record is not None and stored is not None):
+            audit("login_failed", name[:100], None, principal=None)
+            for key in throttle.fail(keys):
+                audit(
+                    "login_throttled",
+                    key[:100],
+                    f"{THROTTLE_FAILURES} failed sign-ins within {THROTTLE_WINDOW_S:.0f} s",
+                    principal=None,
+                )
             return Response(_login_page("Unknown user or wrong password.", next_url), status=401)
+        throttle.succeed([keys[0]])
         principal = start_session(record)
         audit("login", principal.user, None, principal=principal)
         return redirect(next_url)
 
-    @server.route("/logout")
-    def logout() -> Response:
-        data = session.get("principal")
-        if data:
-            audit("logout", data["user"], None, principal=None)
+    @server.route("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for it unprompted: public, never a redirect to the sign-in page."""
+        return redirect("/_favicon.ico", code=301)
+
+    @server.route("/logout", methods=["GET", "POST"])
+    def logout() -> Response | str:
+        if request.method == "GET":  # a link or a prefetch never signs anyone out
+            return _logout_page()
+        principal = _principal_from_session(settings, users, logouts)
+        if principal is not None:
+            # every session of this user that started until now is refused from here on
+            logouts.record(principal.user, time.time())
+            audit("logout", principal.user, None, principal=principal)
         session.clear()
         return redirect("/login" if settings.mode == "login" else "/")
 
@@ -274,6 +513,10 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
+        if settings.hsts_seconds > 0:
+            response.headers["Strict-Transport-Security"] = (
+                f"max-age={settings.hsts_seconds}; includeSubDomains"
+            )
         if not request.path.startswith(("/assets/", "/_dash-component-suites/")):
             # patient data: never kept by the browser or a shared proxy
             response.headers["Cache-Control"] = "no-store"

@@ -420,7 +420,7 @@ def test_blind005_unauthenticated_requests_get_no_data(login_app):
     client = login_app.server.test_client()
     rules = sorted({r.rule for r in login_app.server.url_map.iter_rules()})
     for rule in rules:
-        if rule.startswith(("/login", "/logout", "/healthz", "/assets", "/_favicon")):
+        if rule.startswith(("/login", "/logout", "/healthz", "/assets", "/_favicon", "/favicon")):
             continue
         path = re.sub(r"<[^>]+>", "x", rule)
         resp = client.get(path)
@@ -508,7 +508,7 @@ def test_blind008_audit_rows_for_each_audited_action(login_app, login_settings):
         [{"id": "patient-id", "property": "data", "value": "SYN-01-0002"}],
         "patient-labs-download-btn.n_clicks",
     )
-    client.get("/logout")
+    client.post("/logout")
     audit = load_audit(engine)
     audit = audit[audit["id"] > before].sort_values("id")
     actions = list(audit["action"])
