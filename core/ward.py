@@ -672,7 +672,9 @@ def rolling_sofa(
         rules, study_day="rolling_24h_from_first_dose", max_study_day=lookback_days
     )
     pts = patients.assign(anchor_time=at - pd.Timedelta(days=lookback_days), death_time=pd.NaT)
-    daily = derive_daily_sofa(observations, infusions, episodes, pts, rules=window_rules).daily
+    daily = derive_daily_sofa(
+        observations, infusions, episodes, pts, rules=window_rules, provenance=False
+    ).daily
     return daily[daily["study_day"] >= lookback_days - 1].reset_index(drop=True)
 
 

@@ -419,3 +419,20 @@ def test_derive030_fill_trajectory_policies(
     expected_total = [6 * v if v is not None else 0 for v in values]
     assert out[SOFA_TOTAL].astype(int).tolist() == expected_total
     assert out["n_components_observed"].tolist() == [0, 6, 0, 0]
+
+
+def test_derive_scores_only_equal_the_scores_with_provenance() -> None:
+    """``provenance=False`` (the ward's rolling board, the comparison with clifpy) computes the
+    same daily scores and returns an empty provenance table with its columns."""
+    from core.io import synthetic_tables
+
+    t = synthetic_tables(n_randomised=12)
+    full = derive_daily_sofa(t["observations"], t["infusions"], t["episodes"], t["patients"])
+    bare = derive_daily_sofa(
+        t["observations"], t["infusions"], t["episodes"], t["patients"], provenance=False
+    )
+    assert len(full.daily) > 100
+    assert len(full.provenance) > 0
+    pd.testing.assert_frame_equal(bare.daily, full.daily)
+    assert bare.provenance.empty
+    assert list(bare.provenance.columns) == list(full.provenance.columns)

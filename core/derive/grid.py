@@ -66,6 +66,23 @@ _INPUT_OF: Final = MappingProxyType(
 Worst = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+#: the provenance columns (:class:`DailySofa`), for an empty provenance table
+_PROVENANCE_COLUMNS: Final = (
+    "patient_id",
+    "study_day",
+    "organ",
+    "score",
+    "variable",
+    "value",
+    "unit",
+    "time",
+    "source",
+    "rule",
+    "imputed",
+    "imputation",
+)
+
+
 @dataclass(frozen=True)
 class DailySofa:
     """Daily SOFA trajectory and its provenance (docs/architecture.md "Engine API").
@@ -378,6 +395,7 @@ def derive_daily_sofa(
     patients: pd.DataFrame,
     *,
     rules: SofaRules = SofaRules(),
+    provenance: bool = True,
 ) -> DailySofa:
     """Derive daily classic SOFA (plus SOFA-2 total) with provenance from raw long data.
 
@@ -395,6 +413,10 @@ def derive_daily_sofa(
         ``patient_id, anchor_time, weight_kg[, death_time]``.
     rules
         :class:`core.rules.SofaRules` (all flags of clinical.md 2.8).
+    provenance
+        Build the "why this score" table (default). False: ``provenance`` is an empty frame
+        and only the scores are computed (the ward's rolling 24 h board, which shows no
+        provenance; the comparison with engines that build none).
 
     Returns
     -------
@@ -481,6 +503,8 @@ def derive_daily_sofa(
     s2 = score_sofa2(daily, rules=rules)
     filled["sofa2_total"] = s2["sofa2_total"].to_numpy()
     filled = filled.reset_index(drop=True)
+    if not provenance:
+        return DailySofa(daily=filled, provenance=pd.DataFrame(columns=list(_PROVENANCE_COLUMNS)))
 
     prov = build_provenance(
         obs=obs,
