@@ -33,14 +33,15 @@ from flask import current_app
 from components import ids, warmup
 from components.format import records
 from components.server.audit import audit
-from components.server.auth import Role, current_principal
+from components.server.auth import INGEST_ROLES, current_principal
 from components.server.context import dataset_info, engine, settings
 from core.exceptions import DataValidationError, Problem
 from core.io import import_tables, read_uploads
 from core.io.read import size_problems
 from core.repository import load_import_log
 
-IMPORT_ROLES = (Role.STATISTICIAN, Role.DEMO)
+#: the roles that may import: one list for the Data page and the FHIR API (auth.INGEST_ROLES)
+IMPORT_ROLES = INGEST_ROLES
 #: the dropped files as measured in the browser: ``[{name, size, content, held}]``; ``content``
 #: is None when the file is held back (``held``: "file" above the limit, "upload" above it in
 #: total)
