@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -19,12 +21,14 @@ NAV_ITEMS = (
 
 
 #: banner text of each public demo dataset (components.server.context.DatasetInfo.demo_data)
-DEMO_BANNERS = {
-    "synthetic": "DEMO: synthetic data, no real patients",
-    "clif-demo": (
-        "DEMO: public de-identified ICU data (CLIF demo of MIMIC-IV), not trial participants"
-    ),
-}
+DEMO_BANNERS = MappingProxyType(
+    {
+        "synthetic": "DEMO: synthetic data, no real patients",
+        "clif-demo": (
+            "DEMO: public de-identified ICU data (CLIF demo of MIMIC-IV), not trial participants"
+        ),
+    }
+)
 
 
 def build_banner(

@@ -30,7 +30,7 @@ from core.derive.primitives import (
     merge_intervals,
     take_col,
 )
-from core.derive.provenance import build_provenance
+from core.derive.provenance import PROVENANCE_COLUMNS, build_provenance
 from core.derive.vasopressors import qualifying_infusions
 from core.exceptions import DataValidationError, Problem
 from core.rules import SofaRules
@@ -64,23 +64,6 @@ _INPUT_OF: Final = MappingProxyType(
 
 #: (grid keys, worst values, source row positions) of one organ input
 Worst = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-#: the provenance columns (:class:`DailySofa`), for an empty provenance table
-_PROVENANCE_COLUMNS: Final = (
-    "patient_id",
-    "study_day",
-    "organ",
-    "score",
-    "variable",
-    "value",
-    "unit",
-    "time",
-    "source",
-    "rule",
-    "imputed",
-    "imputation",
-)
 
 
 @dataclass(frozen=True)
@@ -504,7 +487,7 @@ def derive_daily_sofa(
     filled["sofa2_total"] = s2["sofa2_total"].to_numpy()
     filled = filled.reset_index(drop=True)
     if not provenance:
-        return DailySofa(daily=filled, provenance=pd.DataFrame(columns=list(_PROVENANCE_COLUMNS)))
+        return DailySofa(daily=filled, provenance=pd.DataFrame(columns=list(PROVENANCE_COLUMNS)))
 
     prov = build_provenance(
         obs=obs,

@@ -8,6 +8,7 @@ and the SofaRules settings), e.g. ``"creatinine 327.08 umol/L = 3.7 mg/dL >= 3.5
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,22 @@ from core.derive.rule_text import fmt_number as _fmt
 from core.rules import SofaRules
 from core.time import as_ns
 from core.vocab import SOFA_COLUMNS, Organ
+
+#: the columns of the provenance table, in order (also those of an empty one)
+PROVENANCE_COLUMNS: Final = (
+    "patient_id",
+    "study_day",
+    "organ",
+    "score",
+    "variable",
+    "value",
+    "unit",
+    "time",
+    "source",
+    "rule",
+    "imputed",
+    "imputation",
+)
 
 
 def render(

@@ -46,6 +46,7 @@ import importlib.metadata
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final, TypeVar
 
 import numpy as np
@@ -62,53 +63,62 @@ from core.units import convert, unit_key
 FrameOrSeries = TypeVar("FrameOrSeries", pd.DataFrame, pd.Series)
 
 #: CLIF tables read (file stem without the ``clif_`` prefix) and the columns each needs
-CLIF_TABLES: Final[Mapping[str, tuple[str, ...]]] = {
-    "patient": ("patient_id", "death_dttm", "sex_category"),
-    "hospitalization": (
-        "patient_id",
-        "hospitalization_id",
-        "admission_dttm",
-        "discharge_dttm",
-        "age_at_admission",
-    ),
-    "adt": ("hospitalization_id", "hospital_id", "in_dttm", "out_dttm", "location_category"),
-    "labs": (
-        "hospitalization_id",
-        "lab_collect_dttm",
-        "lab_category",
-        "lab_value_numeric",
-        "reference_unit",
-    ),
-    "vitals": ("hospitalization_id", "recorded_dttm", "vital_category", "vital_value"),
-    "patient_assessments": (
-        "hospitalization_id",
-        "recorded_dttm",
-        "assessment_category",
-        "numerical_value",
-    ),
-    "respiratory_support": ("hospitalization_id", "recorded_dttm", "device_category", "fio2_set"),
-    "medication_admin_continuous": (
-        "hospitalization_id",
-        "med_order_id",
-        "med_category",
-        "admin_dttm",
-        "mar_action_category",
-        "med_dose",
-        "med_dose_unit",
-    ),
-    "crrt_therapy": ("hospitalization_id", "recorded_dttm"),
-}
+CLIF_TABLES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "patient": ("patient_id", "death_dttm", "sex_category"),
+        "hospitalization": (
+            "patient_id",
+            "hospitalization_id",
+            "admission_dttm",
+            "discharge_dttm",
+            "age_at_admission",
+        ),
+        "adt": ("hospitalization_id", "hospital_id", "in_dttm", "out_dttm", "location_category"),
+        "labs": (
+            "hospitalization_id",
+            "lab_collect_dttm",
+            "lab_category",
+            "lab_value_numeric",
+            "reference_unit",
+        ),
+        "vitals": ("hospitalization_id", "recorded_dttm", "vital_category", "vital_value"),
+        "patient_assessments": (
+            "hospitalization_id",
+            "recorded_dttm",
+            "assessment_category",
+            "numerical_value",
+        ),
+        "respiratory_support": (
+            "hospitalization_id",
+            "recorded_dttm",
+            "device_category",
+            "fio2_set",
+        ),
+        "medication_admin_continuous": (
+            "hospitalization_id",
+            "med_order_id",
+            "med_category",
+            "admin_dttm",
+            "mar_action_category",
+            "med_dose",
+            "med_dose_unit",
+        ),
+        "crrt_therapy": ("hospitalization_id", "recorded_dttm"),
+    }
+)
 #: columns read when present (CLIF optional columns)
-OPTIONAL_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
-    "adt": ("location_type", "location_name"),
-}
+OPTIONAL_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "adt": ("location_type", "location_name"),
+    }
+)
 #: tables without which nothing can be imported
 REQUIRED_TABLES: Final = ("patient", "hospitalization", "adt")
 #: CRRT rows further apart than this start a new RRT episode
 CRRT_GAP: Final = pd.Timedelta(hours=12)
 #: ICU location category of the ADT table (CLIF controlled vocabulary)
 ICU_CATEGORY: Final = "icu"
-_SEX: Final = {"female": "F", "male": "M"}
+_SEX: Final = MappingProxyType({"female": "F", "male": "M"})
 
 
 def clif_demo_dir() -> Path:

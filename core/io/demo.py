@@ -6,6 +6,7 @@ import dataclasses
 import fcntl
 import logging
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np
@@ -80,14 +81,16 @@ DEMO_DATASETS: Final = ("synthetic", "clif-demo")
 CLIF_DEMO_WINDOW_DAYS: Final = 21
 CLIF_DEMO_START: Final = pd.Timestamp("2026-01-01")
 #: time columns per raw table, shifted together with their patient
-_TIME_COLUMNS: Final = {
-    "patients": ("anchor_time", "death_time", "randomised_at"),
-    "icu_stays": ("start", "stop"),
-    "observations": ("time",),
-    "biomarkers": ("time",),
-    "episodes": ("start", "stop"),
-    "infusions": ("start", "stop"),
-}
+_TIME_COLUMNS: Final = MappingProxyType(
+    {
+        "patients": ("anchor_time", "death_time", "randomised_at"),
+        "icu_stays": ("start", "stop"),
+        "observations": ("time",),
+        "biomarkers": ("time",),
+        "episodes": ("start", "stop"),
+        "infusions": ("start", "stop"),
+    }
+)
 
 
 def clif_demo_tables(

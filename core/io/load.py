@@ -15,6 +15,7 @@ import time as _time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final, Literal
 
 import numpy as np
@@ -86,7 +87,7 @@ def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
 
 #: interval tables whose open end (``stop`` empty) a later import may close: the one update a
 #: stored row accepts (an ICU discharge or the end of a ventilation arrives after the start)
-CLOSABLE: Final = {"icu_stays": "stop", "episodes": "stop"}
+CLOSABLE: Final = MappingProxyType({"icu_stays": "stop", "episodes": "stop"})
 
 
 def _new_rows(
