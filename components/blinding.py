@@ -5,9 +5,9 @@ Every decision about the arm is made here, on the server, and applied by the dat
 - :func:`groups_for`: the comparison groups a visibility allows (none / coded / real labels);
 - :func:`load_groups`: ``patient_id, group`` for roles that may see a group, the ONLY code
   path that reads the randomisation table for the web app; it refuses blinded roles;
-- :func:`may_see_post_baseline_biomarkers`, :func:`may_list_aesi_patients`,
-  :func:`may_compare_groups`: the indirect-unblinding guards (features of the data that can
-  reveal the allocation), with the reasons in :data:`GUARDS`;
+- the guards (:func:`may_see_post_baseline_biomarkers`, :func:`may_list_aesi_patients`,
+  :func:`may_compare_groups`, :data:`GUARDS`, :data:`MIN_CELL_SIZE`) live in :mod:`core.policy`
+  and are re-exported here;
 - the DSMB's group coding: which arm is "Group A" is a per-trial key stored with the data
   (``core.db.trial_keys``, name :data:`GROUP_CODING_KEY`), written once, so rotating the
   deployment's session key never swaps the codes in the middle of a trial. A database that
@@ -33,6 +33,16 @@ import pandas as pd
 from components.server.auth import ArmVisibility
 from components.server.cache import cache
 from components.server.context import engine, settings
+from core.policy import (  # noqa: F401  (the guards are part of this module's interface)
+    GUARDS,
+    HIDDEN,
+    MIN_CELL_SIZE,
+    SUPPRESSED,
+    cell_shown,
+    may_compare_groups,
+    may_list_aesi_patients,
+    may_see_post_baseline_biomarkers,
+)
 from core.repository import ensure_trial_key, load_arms
 from core.vocab import ARM_LABELS, Arm
 
@@ -41,17 +51,6 @@ GROUP_B: Final = "Group B"
 POOLED_LABEL: Final = "All patients"
 #: the stored per-trial key naming the arm shown as "Group A" to the DSMB closed session
 GROUP_CODING_KEY: Final = "group_a_arm"
-HIDDEN: Final = "hidden: could reveal allocation"
-
-#: indirect-unblinding guards for blinded roles, as data (docs/blinding.md 6.4 / 8.5)
-GUARDS: Final = MappingProxyType(
-    {
-        "post_baseline_biomarkers": "Post-baseline ferritin and HLA-DR can reveal the allocation "
-        "(the active drugs move them).",
-        "aesi_by_arm": "Anemia and hemorrhage are drug-specific adverse events of special interest.",
-        "per_arm_panels": "Per-arm results are shown only to unblinded roles and the DSMB.",
-    }
-)
 
 #: what the page and the report say about the view (never a group name)
 BLINDING_WORDS: Final = MappingProxyType(
@@ -101,21 +100,6 @@ def groups_for(visibility: ArmVisibility) -> Groups:
 
 
 # --- guards ----------------------------------------------------------------------------------
-
-
-def may_compare_groups(visibility: ArmVisibility) -> bool:
-    """Per-group panels, statistics and the ``group`` column (not for blinded roles)."""
-    return visibility is not ArmVisibility.NONE
-
-
-def may_see_post_baseline_biomarkers(visibility: ArmVisibility) -> bool:
-    """Ferritin / HLA-DR after the first sample move with the active products."""
-    return visibility is not ArmVisibility.NONE
-
-
-def may_list_aesi_patients(visibility: ArmVisibility) -> bool:
-    """Patient listings of anemia / hemorrhage (drug-specific AESIs) can reveal the arm."""
-    return visibility is not ArmVisibility.NONE
 
 
 # --- the group coding -------------------------------------------------------------------------

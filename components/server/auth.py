@@ -11,6 +11,10 @@ from enum import StrEnum
 
 from flask import current_app, g
 
+from core.policy import ArmVisibility
+
+__all__ = ["ArmVisibility", "Principal", "Role"]
+
 
 class Role(StrEnum):
     CLINICIAN = "clinician"
@@ -18,14 +22,6 @@ class Role(StrEnum):
     DSMB = "dsmb"
     STATISTICIAN = "statistician"
     DEMO = "demo"
-
-
-class ArmVisibility(StrEnum):
-    """What a role may see of the allocation."""
-
-    NONE = "blinded"  # never the arm, no per-arm splits
-    CODED = "coded"  # Group A / Group B (DSMB closed session)
-    FULL = "unblinded"  # real labels
 
 
 ROLE_LABELS = {
