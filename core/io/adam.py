@@ -144,7 +144,16 @@ def from_adam(
                 "MVBL": "mechanical_ventilation",
                 "RANDDTM": "randomised_at",
             }
-            pts = adsl[[c for c in mapping if c in adsl.columns]].rename(columns=mapping)
+            # subjects withdrawn with data removal (ADSL DATRMVFL = Y) have a randomisation
+            # row only: no patient data
+            removed = (
+                adsl["DATRMVFL"].astype(str).str.strip().str.upper().eq("Y")
+                if "DATRMVFL" in adsl.columns
+                else pd.Series(False, index=adsl.index)
+            )
+            pts = adsl.loc[~removed, [c for c in mapping if c in adsl.columns]].rename(
+                columns=mapping
+            )
             if "mechanical_ventilation" in pts:
                 pts["mechanical_ventilation"] = _yn(pts["mechanical_ventilation"])
             pts.attrs["source"] = src
@@ -169,7 +178,10 @@ def from_adam(
         missing = _require(adae, req, src)
         problems += missing
         if not missing:
-            sev = adae["AESEV"].map(
+            # ASEV (SEVERE / NOT SEVERE) is complete where AESEV (CDISC CT: MILD, MODERATE,
+            # SEVERE) is missing for a non-severe event whose grade was not recorded
+            sev_col = "ASEV" if "ASEV" in adae.columns else "AESEV"
+            sev = adae[sev_col].map(
                 lambda v: (
                     None
                     if pd.isna(v)

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from core import db
 from core.audit import check_audit_chain, record_audit
 from core.exceptions import DataValidationError
-from core.io.adam_export import export_adam
+from core.io.adam_export import DEFINE_FILE, export_adam
 from core.io.demo import build_demo_database
 from core.io.formats import FORMATS, read_format
 from core.io.load import import_tables
@@ -29,8 +29,11 @@ from core.io.validate import validate_tables
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_PATH: Final = PROJECT_ROOT / "data" / "immunosep.sqlite"
-#: formats of ``export --format``
-EXPORT_FORMATS: Final = ("adam", "raw")
+#: formats of ``export --format``: ADaM as CSV, SAS XPORT v5 or Dataset-JSON 1.1 (each with a
+#: define.xml 2.1), or the raw tables; ``adam`` is the former name of ``csv``
+EXPORT_FORMATS: Final = ("csv", "xpt", "json", "raw", "adam")
+#: ``export --format`` aliases
+EXPORT_ALIASES: Final = {"adam": "csv"}
 #: the help text's summary (the first line of the former single-module docstring)
 DESCRIPTION: Final = (
     "Validation, all-or-nothing import and ADaM import/export; ``python -m core.io``."
@@ -68,10 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     p_exp = sub.add_parser(
         "export",
-        help="write the raw tables (--format raw: lossless, re-importable) or ADaM CSV files",
+        help="write ADaM (--format csv|xpt|json, with define.xml) or the raw tables (raw)",
         description=(
-            "--format adam (default): ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB as CSV, for analysis; "
-            "not re-importable without loss (no ICU stays, infusions, ventilation/RRT episodes, "
+            "--format csv (default; 'adam' is an alias), xpt (SAS XPORT v5) or json (CDISC "
+            "Dataset-JSON 1.1): ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB and their define.xml 2.1, "
+            "for analysis (docs/adam.md); without --with-arm the export follows the blinded UI's "
+            "guards (no treatment, no post-baseline ferritin / HLA-DR, no AESI records). Not "
+            "re-importable without loss (no ICU stays, infusions, ventilation/RRT episodes, "
             "doses or disposition). --format raw: every raw table in its long format (values and units "
             "as received), one file per table; `python -m core.io import DIR/*.csv` into an "
             "empty database (SQLite or PostgreSQL) reproduces every number. Without --with-arm "
@@ -82,8 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_exp.add_argument(
         "--format",
         choices=EXPORT_FORMATS,
-        default="adam",
-        help="adam (default): ADaM analysis datasets; raw: lossless copy of the raw tables",
+        default="csv",
+        help="csv (default, alias adam), xpt, json: ADaM datasets with define.xml; raw: "
+        "lossless copy of the raw tables",
     )
     p_exp.add_argument(
         "--file-format",
@@ -94,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_exp.add_argument(
         "--with-arm",
         action="store_true",
-        help="include the arm (unblinded): ARM/ARMCD in ADaM, randomisation.csv in raw",
+        help="include the arm (unblinded): ARM/TRT01P/TRTP/TRTA in ADaM, randomisation.csv in raw",
     )
     p_exp.add_argument("--user", default="cli", help="user recorded in the audit trail")
     p_ver = sub.add_parser(
@@ -185,11 +192,16 @@ def _audit_export(
 
 def _export(args: argparse.Namespace, engine: Engine, out: Any) -> int:
     """``export``: ADaM datasets or the raw tables; prints the files written."""
-    if args.format == "adam":
+    fmt = EXPORT_ALIASES.get(args.format, args.format)
+    if fmt != "raw":
         if args.file_format != "csv":
-            out.write("--file-format applies to --format raw only; ADaM is written as CSV\n")
+            out.write(
+                "--file-format applies to --format raw only; ADaM is written with --format "
+                "csv, xpt or json\n"
+            )
             return 2
-        paths = export_adam(engine, args.directory, include_arm=args.with_arm)
+        paths = export_adam(engine, args.directory, include_arm=args.with_arm, file_format=fmt)
+        paths = {**paths, "define": Path(args.directory) / DEFINE_FILE}
         blinding = "unblinded (ARM/ARMCD)" if args.with_arm else "blinded (no ARM/ARMCD)"
         _audit_export(args, engine, f"ADaM export, {blinding}", paths)
         out.write("\n".join(str(p) for p in paths.values()) + "\n")
