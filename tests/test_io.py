@@ -630,20 +630,20 @@ def test_io050_export_adam_contents(imported: sa.Engine, tmp_path: Path) -> None
     assert adsl.loc[P1, "ARMCD"] == "PRECISION"
     assert adsl.loc[P2, "ARM"] == "Placebo"
     assert adsl.loc[P2, "DTHFL"] == "Y"
-    assert adsl.loc[P2, "DTHDY"] == 4
+    assert adsl.loc[P2, "DTHPRDY"] == 4  # protocol study day of death
     assert adsl.loc[P1, "SOFABL"] == 10
     assert adsl.loc[P1, "FERRBL"] == 5200
     assert adsl.loc[P1, "PHENO"] == "MALS"
     sofa = pd.read_csv(paths["ADSOFA"], keep_default_na=False, na_values=[""])
-    tot1 = sofa[(sofa["USUBJID"] == P1) & (sofa["PARAMCD"] == "SOFA")].set_index("ADY")
+    tot1 = sofa[(sofa["USUBJID"] == P1) & (sofa["PARAMCD"] == "SOFA")].set_index("AVISITN")
     assert tot1["AVAL"].tolist() == [10, 8, 7] + [7] * 12  # days 4..15 carried forward
     assert tot1.loc[4, "DTYPE"] == "LOCF"
     assert pd.isna(tot1.loc[2, "DTYPE"])
     assert tot1.loc[3, "CHG"] == -3
     assert (tot1["BASE"] == 10).all()
-    tot2 = sofa[(sofa["USUBJID"] == P2) & (sofa["PARAMCD"] == "SOFA")].set_index("ADY")
+    tot2 = sofa[(sofa["USUBJID"] == P2) & (sofa["PARAMCD"] == "SOFA")].set_index("AVISITN")
     assert tot2.loc[4:, "AVAL"].eq(24).all()  # death on study day 4, 24 from that day
-    assert tot2.loc[4:, "DTYPE"].eq("DEATH24").all()
+    assert tot2.loc[4:, "DTYPE"].eq("WC").all()  # CDISC DTYPE "worst case"
     assert set(sofa["PARAMCD"]) == {
         "SOFA",
         "SOFARESP",
@@ -653,20 +653,23 @@ def test_io050_export_adam_contents(imported: sa.Engine, tmp_path: Path) -> None
         "SOFACNS",
         "SOFAREN",
     }
-    adrs = pd.read_csv(paths["ADRS"]).set_index(["USUBJID", "AVISIT"])
+    adrs = pd.read_csv(paths["ADRS"]).set_index(["USUBJID", "PARAMCD"])
     # patient 1: day 1 = 10, days 2..9 = 8, 7, 7, 7, 7, 7, 7, 7 -> mean 7.125, delta 2.875
-    assert adrs.loc[(P1, "Day 9"), "AVAL"] == pytest.approx(2.875)
-    assert adrs.loc[(P1, "Day 9"), "AVALC"] == "Y"
-    assert adrs.loc[(P2, "Day 9"), "AVALC"] == "N"
-    assert adrs.loc[(P2, "Day 9"), "NDEATH"] == 6
+    assert adrs.loc[(P1, "SOFADEC9"), "AVAL"] == pytest.approx(2.875)
+    assert (adrs.loc[(P1, "SOFARSP9"), "AVALC"], adrs.loc[(P1, "SOFARSP9"), "AVAL"]) == ("Y", 1)
+    assert (adrs.loc[(P2, "SOFARSP9"), "AVALC"], adrs.loc[(P2, "SOFARSP9"), "AVAL"]) == ("N", 0)
+    assert adrs.loc[(P2, "SOFARSP9"), "NDEATH"] == 6
     tte = pd.read_csv(paths["ADTTE"]).set_index(["USUBJID", "PARAMCD"])
-    assert tte.loc[(P2, "OS28"), "AVAL"] == pytest.approx(3.625)  # 2024-03-02 12:00 -> 03-06 03:00
+    # 2024-03-02 12:00 -> 03-06 03:00 is 3.625 days: protocol study day 4, the dashboard's
+    # duration (core.endpoints.time_to_death), not the fraction
+    assert tte.loc[(P2, "OS28"), "AVAL"] == 4
     assert tte.loc[(P2, "OS28"), "CNSR"] == 0
     assert tte.loc[(P1, "OS90"), "AVAL"] == 90
     assert tte.loc[(P1, "OS90"), "CNSR"] == 1
     adae = pd.read_csv(paths["ADAE"], keep_default_na=False, na_values=[""])
     assert adae["AESER"].tolist() == ["N", "Y"]
     assert adae["AESI"].tolist()[0] == "ANEMIA"
+    assert set(adae["ASEV"]) <= {"SEVERE", "NOT SEVERE"}
     assert adae["TRTEMFL"].tolist() == ["Y", "Y"]
 
 

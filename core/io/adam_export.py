@@ -209,15 +209,18 @@ def _trtp(frame: pd.DataFrame, adsl: pd.DataFrame, with_arm: bool) -> pd.DataFra
     )
 
 
-def _adsofa(
-    patients: pd.DataFrame, daily: pd.DataFrame, endpoint: EndpointRules
-) -> pd.DataFrame:
+def _adsofa(patients: pd.DataFrame, daily: pd.DataFrame, endpoint: EndpointRules) -> pd.DataFrame:
     """ADSOFA: one row per patient x parameter x protocol day 1..day15_last_day (DTYPE)."""
     last_day = endpoint.day15_last_day
     organ_of = {SOFA_COLUMNS[o]: o.value for o in ORGANS}
     death_day = patients.set_index("patient_id")["death_study_day"]
     records = []
-    by_patient = {p: g.set_index("study_day") for p, g in daily.groupby("patient_id", sort=False)}
+    cols = [c for c in daily.columns if c not in ("patient_id", "study_day")]
+    by_patient: dict[str, dict[int, dict]] = {}
+    for pid, day, *values in daily[["patient_id", "study_day", *cols]].itertuples(
+        index=False, name=None
+    ):
+        by_patient.setdefault(pid, {})[int(day)] = dict(zip(cols, values, strict=True))
     for pid in patients["patient_id"]:
         g = by_patient.get(pid)
         dd = death_day.get(pid)
@@ -231,10 +234,10 @@ def _adsofa(
                     if paramcd != "SOFA":
                         continue  # the worst case applies to the total only
                     aval, dtype = float(endpoint.death_score), "WC"
-                elif g is not None and day in g.index and pd.notna(g.at[day, col]):
-                    aval = float(g.at[day, col])
-                    if imp_col is not None and imp_col in g:
-                        imp = g.at[day, imp_col]
+                elif g is not None and day in g and pd.notna(g[day][col]):
+                    aval = float(g[day][col])
+                    if imp_col is not None and imp_col in g[day]:
+                        imp = g[day][imp_col]
                         dtype = _IMPUTATION_DTYPE.get(imp) if isinstance(imp, str) else None
                 elif last is not None:
                     aval, dtype = last, "LOCF"

@@ -70,9 +70,7 @@ class Dataset:
 
     def names(self, *, with_arm: bool) -> tuple[str, ...]:
         """Variables (in order) of this dataset in an export with / without the arm."""
-        return tuple(
-            v.name for v in self.variables if with_arm or not (v.arm_only or v.aesi_only)
-        )
+        return tuple(v.name for v in self.variables if with_arm or not (v.arm_only or v.aesi_only))
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,10 @@ def adrs_params(rules: EndpointRules) -> dict[str, tuple[str, int]]:
 
 
 ADTTE_PARAMS: Final = MappingProxyType(
-    {"OS28": ("Time to Death up to Day 28 (days)", 1), "OS90": ("Time to Death up to Day 90 (days)", 2)}
+    {
+        "OS28": ("Time to Death up to Day 28 (days)", 1),
+        "OS90": ("Time to Death up to Day 90 (days)", 2),
+    }
 )
 
 
@@ -231,10 +232,34 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
         (
             _STUDYID,
             _USUBJID,
-            _std("SUBJID", "Subject Identifier for the Study", "text", "= USUBJID.", origin="Predecessor"),
-            _std("SITEID", "Study Site Identifier", "text", "patients.site_id, else disposition.site_id.", origin="Predecessor"),
-            _std("COUNTRY", "Country", "text", "ISO 3166-1 alpha-3 of sites.country.", codelist="CL.COUNTRY"),
-            _std("AGE", "Age", "integer", "patients.age_years (whole years at screening).", origin="Predecessor"),
+            _std(
+                "SUBJID",
+                "Subject Identifier for the Study",
+                "text",
+                "= USUBJID.",
+                origin="Predecessor",
+            ),
+            _std(
+                "SITEID",
+                "Study Site Identifier",
+                "text",
+                "patients.site_id, else disposition.site_id.",
+                origin="Predecessor",
+            ),
+            _std(
+                "COUNTRY",
+                "Country",
+                "text",
+                "ISO 3166-1 alpha-3 of sites.country.",
+                codelist="CL.COUNTRY",
+            ),
+            _std(
+                "AGE",
+                "Age",
+                "integer",
+                "patients.age_years (whole years at screening).",
+                origin="Predecessor",
+            ),
             _std("AGEU", "Age Units", "text", "YEARS.", codelist="CL.AGEU", origin="Assigned"),
             _std("SEX", "Sex", "text", "patients.sex.", codelist="CL.SEX", origin="Predecessor"),
             _std(
@@ -245,20 +270,87 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
                 codelist="CL.RACE",
                 origin="Assigned",
             ),
-            _std("ARMCD", "Planned Arm Code", "text", "randomisation.arm.", codelist="CL.ARMCD", arm_only=True, origin="Predecessor"),
-            _std("ARM", "Description of Planned Arm", "text", "randomisation.arm.", codelist="CL.ARM", arm_only=True, origin="Predecessor"),
-            _std("ACTARMCD", "Actual Arm Code", "text", "= ARMCD when dosed (SAFFL = Y), else missing.", codelist="CL.ARMCD", arm_only=True),
-            _std("ACTARM", "Description of Actual Arm", "text", "= ARM when dosed (SAFFL = Y), else missing.", codelist="CL.ARM", arm_only=True),
+            _std(
+                "ARMCD",
+                "Planned Arm Code",
+                "text",
+                "randomisation.arm.",
+                codelist="CL.ARMCD",
+                arm_only=True,
+                origin="Predecessor",
+            ),
+            _std(
+                "ARM",
+                "Description of Planned Arm",
+                "text",
+                "randomisation.arm.",
+                codelist="CL.ARM",
+                arm_only=True,
+                origin="Predecessor",
+            ),
+            _std(
+                "ACTARMCD",
+                "Actual Arm Code",
+                "text",
+                "= ARMCD when dosed (SAFFL = Y), else missing.",
+                codelist="CL.ARMCD",
+                arm_only=True,
+            ),
+            _std(
+                "ACTARM",
+                "Description of Actual Arm",
+                "text",
+                "= ARM when dosed (SAFFL = Y), else missing.",
+                codelist="CL.ARM",
+                arm_only=True,
+            ),
             *_trt("TRT01P", "Planned Treatment for Period 01", "= ARM (one period)."),
-            *_trt("TRT01A", "Actual Treatment for Period 01", "= TRT01P when dosed (SAFFL = Y), else missing (double-dummy design: every dosed subject received the randomised arm)."),
-            _std("RANDDT", "Date of Randomization", "date", "Date part of randomisation.randomised_at."),
-            _ext("RANDDTM", "Datetime of Randomization", "datetime", "randomisation.randomised_at.", origin="Predecessor"),
+            *_trt(
+                "TRT01A",
+                "Actual Treatment for Period 01",
+                "= TRT01P when dosed (SAFFL = Y), else missing (double-dummy design: every dosed subject received the randomised arm).",
+            ),
+            _std(
+                "RANDDT",
+                "Date of Randomization",
+                "date",
+                "Date part of randomisation.randomised_at.",
+            ),
+            _ext(
+                "RANDDTM",
+                "Datetime of Randomization",
+                "datetime",
+                "randomisation.randomised_at.",
+                origin="Predecessor",
+            ),
             _std("TRTSDT", "Date of First Exposure to Treatment", "date", "Date part of TRTSDTM."),
-            _std("TRTSDTM", "Datetime of First Exposure to Treatment", "datetime", "patients.anchor_time: the first study-drug dose (= first doses.time)."),
+            _std(
+                "TRTSDTM",
+                "Datetime of First Exposure to Treatment",
+                "datetime",
+                "patients.anchor_time: the first study-drug dose (= first doses.time).",
+            ),
             _std("TRTEDT", "Date of Last Exposure to Treatment", "date", "Date part of TRTEDTM."),
-            _std("TRTEDTM", "Datetime of Last Exposure to Treatment", "datetime", "Last doses.time of the subject."),
-            _std("RANDFL", "Randomized Population Flag", "text", "Y for every randomised subject (randomisation table), withdrawn ones included.", **yn),
-            _std("ITTFL", "Intent-To-Treat Population Flag", "text", "Y for every randomised subject (ITT = all randomised).", **yn),
+            _std(
+                "TRTEDTM",
+                "Datetime of Last Exposure to Treatment",
+                "datetime",
+                "Last doses.time of the subject.",
+            ),
+            _std(
+                "RANDFL",
+                "Randomized Population Flag",
+                "text",
+                "Y for every randomised subject (randomisation table), withdrawn ones included.",
+                **yn,
+            ),
+            _std(
+                "ITTFL",
+                "Intent-To-Treat Population Flag",
+                "text",
+                "Y for every randomised subject (ITT = all randomised).",
+                **yn,
+            ),
             _std(
                 "MITTFL",
                 "Modified Intent-To-Treat Population Flag",
@@ -267,7 +359,13 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
                 "withdrawn_with_data_removal; the primary analysis population, docs/clinical.md).",
                 **yn,
             ),
-            _std("SAFFL", "Safety Population Flag", "text", "Y when the subject has at least one study-drug dose (doses table).", **yn),
+            _std(
+                "SAFFL",
+                "Safety Population Flag",
+                "text",
+                "Y when the subject has at least one study-drug dose (doses table).",
+                **yn,
+            ),
             _ext(
                 "DATRMVFL",
                 "Withdrawn with Data Removal Flag",
@@ -276,11 +374,41 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
                 "(no data but the randomisation).",
                 **yn,
             ),
-            _std("WEIGHTBL", "Baseline Weight (kg)", "float", "patients.weight_kg.", origin="Predecessor"),
-            _ext("APACHEII", "APACHE II Score at Baseline", "integer", "patients.apache_ii.", origin="Predecessor"),
-            _ext("CCI", "Charlson Comorbidity Index at Baseline", "integer", "patients.charlson.", origin="Predecessor"),
-            _ext("INFSRC", "Source of Infection", "text", "patients.infection_type.", origin="Predecessor"),
-            _ext("MVBL", "Mechanical Ventilation at Baseline", "text", "patients.mechanical_ventilation as Y/N.", **yn),
+            _std(
+                "WEIGHTBL",
+                "Baseline Weight (kg)",
+                "float",
+                "patients.weight_kg.",
+                origin="Predecessor",
+            ),
+            _ext(
+                "APACHEII",
+                "APACHE II Score at Baseline",
+                "integer",
+                "patients.apache_ii.",
+                origin="Predecessor",
+            ),
+            _ext(
+                "CCI",
+                "Charlson Comorbidity Index at Baseline",
+                "integer",
+                "patients.charlson.",
+                origin="Predecessor",
+            ),
+            _ext(
+                "INFSRC",
+                "Source of Infection",
+                "text",
+                "patients.infection_type.",
+                origin="Predecessor",
+            ),
+            _ext(
+                "MVBL",
+                "Mechanical Ventilation at Baseline",
+                "text",
+                "patients.mechanical_ventilation as Y/N.",
+                **yn,
+            ),
             _ext(
                 "PHENO",
                 "Immune Phenotype at Screening",
@@ -289,13 +417,47 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
                 "HLA-DR < 5000 antibodies/cell and ferritin <= 4420; docs/clinical.md 1.3).",
                 codelist="CL.PHENO",
             ),
-            _ext("FERRBL", "Baseline Ferritin (ng/mL)", "float", "Ferritin of the first biomarker sample (the screening sample).", origin="Predecessor"),
-            _ext("HLADRBL", "Baseline Monocyte HLA-DR (AB/cell)", "float", "HLA-DR of the first biomarker sample (the screening sample).", origin="Predecessor"),
-            _ext("SOFABL", "Baseline SOFA Total Score (points)", "integer", "Total SOFA of protocol study day 1 (ADSOFA PARAMCD SOFA, ABLFL Y)."),
-            _std("DTHFL", "Subject Death Flag", "text", "Y when patients.death_time is present, else N.", **yn),
+            _ext(
+                "FERRBL",
+                "Baseline Ferritin (ng/mL)",
+                "float",
+                "Ferritin of the first biomarker sample (the screening sample).",
+                origin="Predecessor",
+            ),
+            _ext(
+                "HLADRBL",
+                "Baseline Monocyte HLA-DR (AB/cell)",
+                "float",
+                "HLA-DR of the first biomarker sample (the screening sample).",
+                origin="Predecessor",
+            ),
+            _ext(
+                "SOFABL",
+                "Baseline SOFA Total Score (points)",
+                "integer",
+                "Total SOFA of protocol study day 1 (ADSOFA PARAMCD SOFA, ABLFL Y).",
+            ),
+            _std(
+                "DTHFL",
+                "Subject Death Flag",
+                "text",
+                "Y when patients.death_time is present, else N.",
+                **yn,
+            ),
             _std("DTHDT", "Date of Death", "date", "Date part of DTHDTM."),
-            _ext("DTHDTM", "Datetime of Death", "datetime", "patients.death_time.", origin="Predecessor"),
-            _ext("DTHPRDY", "Protocol Study Day of Death", "integer", "Protocol study day of DTHDTM. " + _APRDY_TEXT),
+            _ext(
+                "DTHDTM",
+                "Datetime of Death",
+                "datetime",
+                "patients.death_time.",
+                origin="Predecessor",
+            ),
+            _ext(
+                "DTHPRDY",
+                "Protocol Study Day of Death",
+                "integer",
+                "Protocol study day of DTHDTM. " + _APRDY_TEXT,
+            ),
         ),
         "One record per randomised subject, the subjects withdrawn with data removal included "
         "(RANDFL = ITTFL = Y, MITTFL = N, no data but the randomisation).",
@@ -314,13 +476,24 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
         ("STUDYID", "USUBJID", "PARAMCD", "AVISITN"),
         (
             *bds_front,
-            _std("PARAMCD", "Parameter Code", "text", "SOFA total or organ sub-score.", codelist="CL.PARAMCD.ADSOFA"),
+            _std(
+                "PARAMCD",
+                "Parameter Code",
+                "text",
+                "SOFA total or organ sub-score.",
+                codelist="CL.PARAMCD.ADSOFA",
+            ),
             _std("PARAM", "Parameter", "text", "Decode of PARAMCD.", codelist="CL.PARAM.ADSOFA"),
             _std("PARAMN", "Parameter (N)", "integer", "Number of PARAMCD."),
             _std("AVISIT", "Analysis Visit", "text", "'Day n' for protocol study day n."),
             _std("AVISITN", "Analysis Visit (N)", "integer", "Protocol study day n (= APRDY)."),
             _std("ADT", "Analysis Date", "date", "Date part of ADTM."),
-            _std("ADTM", "Analysis Datetime", "datetime", "Start of the protocol study day: TRTSDTM + (AVISITN - 1) * 24 h."),
+            _std(
+                "ADTM",
+                "Analysis Datetime",
+                "datetime",
+                "Start of the protocol study day: TRTSDTM + (AVISITN - 1) * 24 h.",
+            ),
             _std("ADY", "Analysis Relative Day", "integer", _ADY_TEXT),
             _ext("APRDY", "Protocol Study Day", "integer", _APRDY_TEXT),
             _std(
@@ -377,8 +550,16 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
         ("STUDYID", "USUBJID", "PARAMCD"),
         (
             *bds_front,
-            _std("MITTFL", "Modified Intent-To-Treat Population Flag", "text", "= ADSL.MITTFL.", **yn),
-            _std("PARAMCD", "Parameter Code", "text", "One code per endpoint and measure.", codelist="CL.PARAMCD.ADRS"),
+            _std(
+                "MITTFL", "Modified Intent-To-Treat Population Flag", "text", "= ADSL.MITTFL.", **yn
+            ),
+            _std(
+                "PARAMCD",
+                "Parameter Code",
+                "text",
+                "One code per endpoint and measure.",
+                codelist="CL.PARAMCD.ADRS",
+            ),
             _std("PARAM", "Parameter", "text", "Decode of PARAMCD.", codelist="CL.PARAM.ADRS"),
             _std("PARAMN", "Parameter (N)", "integer", "Number of PARAMCD."),
             _std("AVISIT", "Analysis Visit", "text", "'Day n': the endpoint's last day."),
@@ -397,10 +578,28 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
                 "SOFARSPn: 1 if AVALC = Y, 0 if N. SOFADECn: the decrease. " + endpoint_text,
             ),
             _std("BASE", "Baseline Value", "float", "Total SOFA of protocol study day 1."),
-            _ext("MEANFU", "Mean SOFA Days 2 to Last Day", "float", "Mean total SOFA of days 2..AVISITN after imputation."),
-            _ext("EVALFL", "Evaluable for the Endpoint Flag", "text", "Y when BASE and every follow-up day are available after imputation.", **yn),
-            _ext("NLOCF", "Number of LOCF-Imputed Days", "integer", "Days 2..AVISITN filled by LOCF."),
-            _ext("NDEATH", "Number of Days Scored After Death", "integer", f"Days 2..AVISITN on or after the day of death (scored {endpoint.death_score})."),
+            _ext(
+                "MEANFU",
+                "Mean SOFA Days 2 to Last Day",
+                "float",
+                "Mean total SOFA of days 2..AVISITN after imputation.",
+            ),
+            _ext(
+                "EVALFL",
+                "Evaluable for the Endpoint Flag",
+                "text",
+                "Y when BASE and every follow-up day are available after imputation.",
+                **yn,
+            ),
+            _ext(
+                "NLOCF", "Number of LOCF-Imputed Days", "integer", "Days 2..AVISITN filled by LOCF."
+            ),
+            _ext(
+                "NDEATH",
+                "Number of Days Scored After Death",
+                "integer",
+                f"Days 2..AVISITN on or after the day of death (scored {endpoint.death_score}).",
+            ),
         ),
         "SOFA-response endpoints (primary: day 9; secondary: day 15): the response (Y/N, 1/0) "
         "and the decrease as separate parameters. " + endpoint_text,
@@ -422,18 +621,54 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
         ("STUDYID", "USUBJID", "PARAMCD"),
         (
             *bds_front,
-            _std("MITTFL", "Modified Intent-To-Treat Population Flag", "text", "= ADSL.MITTFL.", **yn),
+            _std(
+                "MITTFL", "Modified Intent-To-Treat Population Flag", "text", "= ADSL.MITTFL.", **yn
+            ),
             _std("PARAMCD", "Parameter Code", "text", "OS28, OS90.", codelist="CL.PARAMCD.ADTTE"),
             _std("PARAM", "Parameter", "text", "Decode of PARAMCD.", codelist="CL.PARAM.ADTTE"),
             _std("PARAMN", "Parameter (N)", "integer", "Number of PARAMCD."),
-            _std("STARTDT", "Time-to-Event Origin Date for Subject", "date", "= ADSL.TRTSDT (the clock starts at TRTSDTM)."),
-            _std("ADT", "Analysis Date", "date", "Event: DTHDT. Censored: date of TRTSDTM + horizon * 24 h (end of protocol day horizon)."),
+            _std(
+                "STARTDT",
+                "Time-to-Event Origin Date for Subject",
+                "date",
+                "= ADSL.TRTSDT (the clock starts at TRTSDTM).",
+            ),
+            _std(
+                "ADT",
+                "Analysis Date",
+                "date",
+                "Event: DTHDT. Censored: date of TRTSDTM + horizon * 24 h (end of protocol day horizon).",
+            ),
             _std("AVAL", "Analysis Value", "integer", adtte_text),
-            _std("CNSR", "Censor", "integer", "0 death by the horizon, 1 censored at the horizon.", codelist="CL.CNSR"),
-            _std("EVNTDESC", "Event or Censoring Description", "text", "DEATH or ALIVE AT END OF DAY n.", codelist="CL.EVNTDESC"),
-            _std("CNSDTDSC", "Censor Date Description", "text", "END OF PROTOCOL DAY n on censored records; missing on events.", codelist="CL.CNSDTDSC"),
+            _std(
+                "CNSR",
+                "Censor",
+                "integer",
+                "0 death by the horizon, 1 censored at the horizon.",
+                codelist="CL.CNSR",
+            ),
+            _std(
+                "EVNTDESC",
+                "Event or Censoring Description",
+                "text",
+                "DEATH or ALIVE AT END OF DAY n.",
+                codelist="CL.EVNTDESC",
+            ),
+            _std(
+                "CNSDTDSC",
+                "Censor Date Description",
+                "text",
+                "END OF PROTOCOL DAY n on censored records; missing on events.",
+                codelist="CL.CNSDTDSC",
+            ),
             _std("SRCDOM", "Source Data", "text", "ADSL.", origin="Assigned"),
-            _std("SRCVAR", "Source Variable", "text", "DTHDT on events, TRTSDT on censored records.", origin="Assigned"),
+            _std(
+                "SRCVAR",
+                "Source Variable",
+                "text",
+                "DTHDT on events, TRTSDT on censored records.",
+                origin="Assigned",
+            ),
         ),
         "Overall survival to day 28 and day 90 on the protocol study-day clock. " + adtte_text,
     )
@@ -447,10 +682,33 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
             _STUDYID,
             _USUBJID,
             *_trt("TRTA", "Actual Treatment", "= ADSL.TRT01A."),
-            _std("AESEQ", "Sequence Number", "integer", "Order of onset (then PT) within the subject."),
-            _std("AETERM", "Reported Term for the Adverse Event", "text", "adverse_events.pt (verbatim term not kept).", origin="Predecessor"),
-            _std("AEDECOD", "Dictionary-Derived Term", "text", "adverse_events.pt (MedDRA PT).", origin="Predecessor"),
-            _std("AEBODSYS", "Body System or Organ Class", "text", "adverse_events.soc (MedDRA SOC).", origin="Predecessor"),
+            _std(
+                "AESEQ",
+                "Sequence Number",
+                "integer",
+                "Order of onset (then PT) within the subject.",
+            ),
+            _std(
+                "AETERM",
+                "Reported Term for the Adverse Event",
+                "text",
+                "adverse_events.pt (verbatim term not kept).",
+                origin="Predecessor",
+            ),
+            _std(
+                "AEDECOD",
+                "Dictionary-Derived Term",
+                "text",
+                "adverse_events.pt (MedDRA PT).",
+                origin="Predecessor",
+            ),
+            _std(
+                "AEBODSYS",
+                "Body System or Organ Class",
+                "text",
+                "adverse_events.soc (MedDRA SOC).",
+                origin="Predecessor",
+            ),
             _std(
                 "AESEV",
                 "Severity/Intensity",
@@ -459,14 +717,42 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
                 "only, not MILD vs MODERATE (CDISC CT C66769).",
                 codelist="CL.AESEV",
             ),
-            _ext("ASEV", "Analysis Severity/Intensity", "text", "SEVERE or NOT SEVERE (adverse_events.severe).", codelist="CL.ASEV"),
+            _ext(
+                "ASEV",
+                "Analysis Severity/Intensity",
+                "text",
+                "SEVERE or NOT SEVERE (adverse_events.severe).",
+                codelist="CL.ASEV",
+            ),
             _std("AESER", "Serious Event", "text", "adverse_events.serious as Y/N.", **yn),
             _std("AREL", "Analysis Causality", "text", "adverse_events.related as Y/N.", **yn),
             _std("ASTDT", "Analysis Start Date", "date", "Date part of ASTDTM."),
-            _std("ASTDTM", "Analysis Start Datetime", "datetime", "adverse_events.onset_time.", origin="Predecessor"),
-            _std("ASTDY", "Analysis Start Relative Day", "integer", "ADaM rule: ASTDT - TRTSDT + 1 if ASTDT >= TRTSDT, else ASTDT - TRTSDT (no day 0)."),
-            _ext("ASTPRDY", "Protocol Study Day of AE Onset", "integer", "Protocol study day of ASTDTM. " + _APRDY_TEXT),
-            _std("TRTEMFL", "Treatment Emergent Analysis Flag", "text", "Y when ASTDTM >= TRTSDTM, else N.", **yn),
+            _std(
+                "ASTDTM",
+                "Analysis Start Datetime",
+                "datetime",
+                "adverse_events.onset_time.",
+                origin="Predecessor",
+            ),
+            _std(
+                "ASTDY",
+                "Analysis Start Relative Day",
+                "integer",
+                "ADaM rule: ASTDT - TRTSDT + 1 if ASTDT >= TRTSDT, else ASTDT - TRTSDT (no day 0).",
+            ),
+            _ext(
+                "ASTPRDY",
+                "Protocol Study Day of AE Onset",
+                "integer",
+                "Protocol study day of ASTDTM. " + _APRDY_TEXT,
+            ),
+            _std(
+                "TRTEMFL",
+                "Treatment Emergent Analysis Flag",
+                "text",
+                "Y when ASTDTM >= TRTSDTM, else N.",
+                **yn,
+            ),
             _ext(
                 "AESI",
                 "Adverse Event of Special Interest",
@@ -483,24 +769,65 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
     )
     adlb = Dataset(
         "ADLB",
-        "Laboratory and Vital Signs Analysis Dataset",
+        "Lab and Vital Signs Analysis Dataset",
         "BASIC DATA STRUCTURE",
         "One record per subject per parameter per analysis datetime",
         ("STUDYID", "USUBJID", "PARAMCD", "ADTM"),
         (
             *bds_front,
-            _std("PARAMCD", "Parameter Code", "text", "Variable of the observations / biomarkers tables.", codelist="CL.PARAMCD.ADLB"),
-            _std("PARAM", "Parameter", "text", "Decode of PARAMCD, with the unit.", codelist="CL.PARAM.ADLB"),
+            _std(
+                "PARAMCD",
+                "Parameter Code",
+                "text",
+                "Variable of the observations / biomarkers tables.",
+                codelist="CL.PARAMCD.ADLB",
+            ),
+            _std(
+                "PARAM",
+                "Parameter",
+                "text",
+                "Decode of PARAMCD, with the unit.",
+                codelist="CL.PARAM.ADLB",
+            ),
             _std("PARAMN", "Parameter (N)", "integer", "Number of PARAMCD."),
-            _std("AVISIT", "Analysis Visit", "text", "'Day n' for protocol study day n >= 1, else 'Before First Dose'."),
+            _std(
+                "AVISIT",
+                "Analysis Visit",
+                "text",
+                "'Day n' for protocol study day n >= 1, else 'Before First Dose'.",
+            ),
             _std("AVISITN", "Analysis Visit (N)", "integer", "APRDY when >= 1, else 0."),
             _std("ADT", "Analysis Date", "date", "Date part of ADTM."),
-            _std("ADTM", "Analysis Datetime", "datetime", "observations.time / biomarkers.time.", origin="Predecessor"),
+            _std(
+                "ADTM",
+                "Analysis Datetime",
+                "datetime",
+                "observations.time / biomarkers.time.",
+                origin="Predecessor",
+            ),
             _std("ADY", "Analysis Relative Day", "integer", _ADY_TEXT),
             _ext("APRDY", "Protocol Study Day", "integer", _APRDY_TEXT),
-            _std("AVAL", "Analysis Value", "float", "Value in the canonical unit (converted once at ingestion, core.concepts).", origin="Predecessor"),
-            _ext("AVALU", "Analysis Value Unit", "text", "Canonical unit of the parameter (also in PARAM).", origin="Predecessor"),
-            _std("ABLFL", "Baseline Record Flag", "text", "FERRITIN / HLADR: Y on the first sample of the subject (the screening sample the phenotype uses).", **yflag),
+            _std(
+                "AVAL",
+                "Analysis Value",
+                "float",
+                "Value in the canonical unit (converted once at ingestion, core.concepts).",
+                origin="Predecessor",
+            ),
+            _ext(
+                "AVALU",
+                "Analysis Value Unit",
+                "text",
+                "Canonical unit of the parameter (also in PARAM).",
+                origin="Predecessor",
+            ),
+            _std(
+                "ABLFL",
+                "Baseline Record Flag",
+                "text",
+                "FERRITIN / HLADR: Y on the first sample of the subject (the screening sample the phenotype uses).",
+                **yflag,
+            ),
             _std(
                 "ANL01FL",
                 "Analysis Flag 01",
@@ -541,9 +868,21 @@ def codelists(endpoint: EndpointRules = EndpointRules()) -> Mapping[str, Codelis
             tuple((iso, name) for name, iso in sorted(COUNTRY_ISO3.items())),
             cdisc="ISO 3166-1 alpha-3",
         ),
-        Codelist("CL.ARMCD", "Planned Arm Code", "text", tuple((ARM_CODES[a], ARM_LABELS[a]) for a in arms)),
-        Codelist("CL.ARM", "Planned Arm", "text", tuple((ARM_LABELS[a], ARM_LABELS[a]) for a in arms)),
-        Codelist("CL.ARMN", "Planned Arm (N)", "integer", tuple((str(ARM_NUMBERS[a]), ARM_LABELS[a]) for a in arms)),
+        Codelist(
+            "CL.ARMCD",
+            "Planned Arm Code",
+            "text",
+            tuple((ARM_CODES[a], ARM_LABELS[a]) for a in arms),
+        ),
+        Codelist(
+            "CL.ARM", "Planned Arm", "text", tuple((ARM_LABELS[a], ARM_LABELS[a]) for a in arms)
+        ),
+        Codelist(
+            "CL.ARMN",
+            "Planned Arm (N)",
+            "integer",
+            tuple((str(ARM_NUMBERS[a]), ARM_LABELS[a]) for a in arms),
+        ),
         Codelist(
             "CL.DTYPE",
             "Derivation Type",
@@ -551,7 +890,13 @@ def codelists(endpoint: EndpointRules = EndpointRules()) -> Mapping[str, Codelis
             tuple((k, v) for k, v in DTYPE_TERMS.items()),
             cdisc="C81224",
         ),
-        Codelist("CL.AESEV", "Severity/Intensity Scale for Adverse Events", "text", (("SEVERE", "Severe"),), cdisc="C66769"),
+        Codelist(
+            "CL.AESEV",
+            "Severity/Intensity Scale for Adverse Events",
+            "text",
+            (("SEVERE", "Severe"),),
+            cdisc="C66769",
+        ),
         Codelist(
             "CL.ASEV",
             "Analysis Severity",
@@ -560,7 +905,12 @@ def codelists(endpoint: EndpointRules = EndpointRules()) -> Mapping[str, Codelis
             extended=frozenset({"NOT SEVERE"}),
             cdisc="C66769",
         ),
-        Codelist("CL.AESI", "Adverse Event of Special Interest", "text", (("ANEMIA", "Anemia (anakinra)"), ("HEMORRHAGE", "Hemorrhage (interferon-gamma)"))),
+        Codelist(
+            "CL.AESI",
+            "Adverse Event of Special Interest",
+            "text",
+            (("ANEMIA", "Anemia (anakinra)"), ("HEMORRHAGE", "Hemorrhage (interferon-gamma)")),
+        ),
         Codelist(
             "CL.PHENO",
             "Immune Phenotype",
@@ -578,7 +928,10 @@ def codelists(endpoint: EndpointRules = EndpointRules()) -> Mapping[str, Codelis
             "CL.EVNTDESC",
             "Event or Censoring Description",
             "text",
-            (("DEATH", "Death"), *((f"ALIVE AT END OF DAY {h}", f"Alive at day {h}") for h in (28, 90))),
+            (
+                ("DEATH", "Death"),
+                *((f"ALIVE AT END OF DAY {h}", f"Alive at day {h}") for h in (28, 90)),
+            ),
         ),
         Codelist(
             "CL.CNSDTDSC",
@@ -594,6 +947,17 @@ def codelists(endpoint: EndpointRules = EndpointRules()) -> Mapping[str, Codelis
         "ADLB": dict(ADLB_PARAMS),
     }
     for ds, p in params.items():
-        items.append(Codelist(f"CL.PARAMCD.{ds}", f"{ds} Parameter Code", "text", tuple((k, v[0]) for k, v in p.items())))
-        items.append(Codelist(f"CL.PARAM.{ds}", f"{ds} Parameter", "text", tuple((v[0], v[0]) for v in p.values())))
+        items.append(
+            Codelist(
+                f"CL.PARAMCD.{ds}",
+                f"{ds} Parameter Code",
+                "text",
+                tuple((k, v[0]) for k, v in p.items()),
+            )
+        )
+        items.append(
+            Codelist(
+                f"CL.PARAM.{ds}", f"{ds} Parameter", "text", tuple((v[0], v[0]) for v in p.values())
+            )
+        )
     return MappingProxyType({c.oid: c for c in items})

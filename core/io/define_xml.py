@@ -66,15 +66,21 @@ def _length(values: pd.Series, kind: str) -> tuple[int, int | None]:
         return 8, None
     v = pd.to_numeric(values).dropna()
     if kind == "integer":
-        return max(1, int(v.abs().astype("int64").astype(str).str.len().max()) if len(v) else 1), None
-    digits = v.map(lambda x: len(repr(float(x)).split(".")[1].rstrip("0")) if "." in repr(float(x)) else 0)
+        return max(
+            1, int(v.abs().astype("int64").astype(str).str.len().max()) if len(v) else 1
+        ), None
+    digits = v.map(
+        lambda x: len(repr(float(x)).split(".")[1].rstrip("0")) if "." in repr(float(x)) else 0
+    )
     sig = int(digits.max()) if len(v) else 0
     whole = int(v.abs().astype("int64").astype(str).str.len().max()) if len(v) else 1
     return max(1, whole + sig + 1), max(sig, 0)
 
 
 def _codelist(mdv: ET.Element, cl: Codelist) -> None:
-    el = ET.SubElement(mdv, _o("CodeList"), OID=cl.oid, Name=cl.name, DataType=_DEFINE_TYPES[cl.kind])
+    el = ET.SubElement(
+        mdv, _o("CodeList"), OID=cl.oid, Name=cl.name, DataType=_DEFINE_TYPES[cl.kind]
+    )
     for value, decode in cl.items:
         item = ET.SubElement(el, _o("CodeListItem"), CodedValue=value)
         if value in cl.extended:
@@ -185,10 +191,18 @@ def define_tree(
                 ref["KeySequence"] = str(ds.keys.index(var_name) + 1)
             if var.origin == "Derived":
                 ref["MethodOID"] = f"MT.{name}.{var_name}"
-                methods.append((f"MT.{name}.{var_name}", f"Algorithm to derive {name}.{var_name}", var.derivation or var.label))
+                methods.append(
+                    (
+                        f"MT.{name}.{var_name}",
+                        f"Algorithm to derive {name}.{var_name}",
+                        var.derivation or var.label,
+                    )
+                )
             ET.SubElement(ig, _o("ItemRef"), ref)
         ET.SubElement(ig, _d("Class"), Name=ds.klass)
-        leaf = ET.SubElement(ig, _d("leaf"), {"ID": f"LF.{name}", f"{{{XLINK_NS}}}href": files[name]})
+        leaf = ET.SubElement(
+            ig, _d("leaf"), {"ID": f"LF.{name}", f"{{{XLINK_NS}}}href": files[name]}
+        )
         ET.SubElement(leaf, _d("title")).text = files[name]
     used_codelists: set[str] = set()
     for name, frame in frames.items():
@@ -247,8 +261,6 @@ def write_define(
 ) -> Path:
     """Write define.xml 2.1 (UTF-8, XML declaration) for the exported ``frames``."""
     path = Path(path)
-    tree = define_tree(
-        frames, spec, files=files, endpoint_rules=endpoint_rules, blinded=blinded
-    )
+    tree = define_tree(frames, spec, files=files, endpoint_rules=endpoint_rules, blinded=blinded)
     tree.write(path, encoding="UTF-8", xml_declaration=True)
     return path

@@ -44,7 +44,9 @@ def from_sas_datetime(values: pd.Series) -> pd.Series:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
+    return values.map(
+        lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+    )
 
 
 def sas_frame(frame: pd.DataFrame, spec: Dataset) -> pd.DataFrame:
