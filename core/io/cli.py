@@ -1,4 +1,4 @@
-"""The command line: ``python -m core.io {import,validate,export,demo,audit-verify} ...``.
+"""The command line: ``python -m core.io {import,validate,export,demo,serve,audit-verify} ...``.
 
 The command line never reads ``os.environ``: it takes ``--database-url`` and otherwise uses
 ``data/immunosep.sqlite`` under the project root.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -104,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="include the arm (unblinded): ARM/TRT01P/TRTP/TRTA in ADaM, randomisation.csv in raw",
     )
     p_exp.add_argument("--user", default="cli", help="user recorded in the audit trail")
+    sub.add_parser(
+        "serve",
+        help="run the web app (`python -m app` in a child process; settings from the "
+        "environment, settings.py)",
+    )
     p_ver = sub.add_parser(
         "audit-verify", help="verify the audit trail's hash chain; exit 1 on problems"
     )
@@ -131,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) -> int:
     """Body of :func:`main`; created engines are appended to ``engines`` for disposal."""
+    if args.command == "serve":
+        # a child process: the engine (core) never imports the web stack (docs/architecture.md)
+        return subprocess.call([sys.executable, "-m", "app"], cwd=PROJECT_ROOT)
     try:
         if args.command == "validate":
             tables = read_format(args.format, args.files)
@@ -218,3 +227,10 @@ def _export(args: argparse.Namespace, engine: Engine, out: Any) -> int:
             "complete, unblinded copy\n"
         )
     return 0
+
+
+def console_main() -> int:
+    """The ``immunosep`` console command (pyproject ``[project.scripts]``): the same
+    sub-commands as ``python -m core.io`` (serve, import, validate, export, demo,
+    audit-verify)."""
+    return main(sys.argv[1:])
