@@ -569,3 +569,15 @@ def test_adam010_cli_formats_and_alias(tmp_path: Path, capsys: pytest.CaptureFix
         == 2
     )
     engine.dispose()
+
+
+def test_adam011_docs_name_every_sponsor_variable_and_dtype() -> None:
+    """docs/adam.md documents every variable that is not in the ADaM IG and every DTYPE."""
+    text = (Path(__file__).resolve().parent.parent / "docs/adam.md").read_text()
+    for ds in datasets().values():
+        for var in ds.variables:
+            if not var.standard:
+                assert f"`{var.name}`" in text, (ds.name, var.name)
+                assert var.label in text, (ds.name, var.name)
+    for term in DTYPE_TERMS:
+        assert f"`{term}`" in text

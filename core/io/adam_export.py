@@ -40,7 +40,10 @@ from core.io.adam_spec import (
     adrs_params,
     datasets,
 )
+from core.io.dataset_json import write_dataset_json
+from core.io.define_xml import write_define
 from core.io.schema import DEFAULT_ENDPOINT_RULES, DEFAULT_SOFA_RULES
+from core.io.xpt import csv_frame, write_xpt
 from core.policy import (
     ArmVisibility,
     may_compare_groups,
@@ -567,11 +570,6 @@ def export_adam(
     dict
         Dataset name (``"ADSL"``...) -> path written (define.xml is ``out_dir/define.xml``).
     """
-    # deferred: the writers import pyreadstat / lxml-free XML only when a file is written
-    from core.io.dataset_json import write_dataset_json
-    from core.io.define_xml import write_define
-    from core.io.xpt import csv_frame, write_xpt
-
     if file_format not in ADAM_FILE_FORMATS:
         raise ValueError(
             f"unknown ADaM file format {file_format!r}; expected one of "

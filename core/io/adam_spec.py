@@ -717,11 +717,12 @@ def _datasets(rules: SofaRules, endpoint: EndpointRules) -> tuple[Dataset, ...]:
                 "only, not MILD vs MODERATE (CDISC CT C66769).",
                 codelist="CL.AESEV",
             ),
-            _ext(
+            _std(
                 "ASEV",
                 "Analysis Severity/Intensity",
                 "text",
-                "SEVERE or NOT SEVERE (adverse_events.severe).",
+                "SEVERE or NOT SEVERE (adverse_events.severe); NOT SEVERE is a sponsor "
+                "extension of the severity codelist (mild or moderate, not told apart).",
                 codelist="CL.ASEV",
             ),
             _std("AESER", "Serious Event", "text", "adverse_events.serious as Y/N.", **yn),

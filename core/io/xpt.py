@@ -74,7 +74,8 @@ def write_xpt(frame: pd.DataFrame, spec: Dataset, path: str | Path) -> Path:
     ValueError
         A text value longer than 200 bytes (XPORT v5 cannot hold it), naming the variable.
     """
-    import pyreadstat  # deferred: only the XPT export needs it
+    # deferred import: pyreadstat (a C extension) only when an XPT file is written
+    import pyreadstat
 
     data = sas_frame(frame, spec)
     for name in data.columns:
