@@ -581,3 +581,18 @@ def test_adam011_docs_name_every_sponsor_variable_and_dtype() -> None:
                 assert var.label in text, (ds.name, var.name)
     for term in DTYPE_TERMS:
         assert f"`{term}`" in text
+
+
+def test_adam012_export_without_trial_data_writes_empty_datasets(tmp_path: Path) -> None:
+    """A database without randomised patients (an empty store, a ward-only feed) gives the six
+    datasets with every variable and no record, not an error and not ward patients."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    db.ensure_schema(engine)
+    paths = export_adam(engine, tmp_path / "out", include_arm=False, file_format="xpt")
+    for name in NAMES:
+        frame, meta = read_xpt(tmp_path / "out", name)
+        assert len(frame) == 0
+        assert list(frame.columns) == list(datasets()[name].names(with_arm=False))
+        assert meta.table_name == name
+    assert sorted(paths) == sorted(NAMES)
+    engine.dispose()

@@ -137,7 +137,9 @@ def _adsl(
     sites = repo.load_sites(engine)
     trial = patients[patients["trial_participant"]]
     ids = sorted(set(rnd["patient_id"]) | set(trial["patient_id"]))
-    p = pd.DataFrame({"patient_id": ids}).merge(patients, on="patient_id", how="left")
+    p = pd.DataFrame({"patient_id": pd.Series(ids, dtype=object)}).merge(
+        patients, on="patient_id", how="left"
+    )
     rnd_at = p["patient_id"].map(rnd.set_index("patient_id")["randomised_at"])
     p["randomised_at"] = pd.to_datetime(p["randomised_at"]).fillna(pd.to_datetime(rnd_at))
     dsp = disp.set_index("patient_id")
