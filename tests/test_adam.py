@@ -596,3 +596,13 @@ def test_adam012_export_without_trial_data_writes_empty_datasets(tmp_path: Path)
         assert meta.table_name == name
     assert sorted(paths) == sorted(NAMES)
     engine.dispose()
+
+
+def test_adam013_country_codes() -> None:
+    from core.io.adam_export import country_iso3
+
+    sites = pd.Series(["S1", "S2", "S3", "S4"])
+    names = pd.Series(["Greece", "CHE", None, "Netherlands"])
+    assert country_iso3(names, sites).tolist() == ["GRC", "CHE", None, "NLD"]
+    with pytest.raises(ValueError, match=r"site S9: country 'Narnia' has no ISO 3166-1 alpha-3"):
+        country_iso3(pd.Series(["Narnia"]), pd.Series(["S9"]))

@@ -26,14 +26,20 @@ Modules (each imports only the ones above it; this package re-exports the public
 - :mod:`~core.io.recompute`: :func:`recompute_derived` (daily SOFA and provenance).
 - :mod:`~core.io.load`: :func:`import_tables` (dedupe, conflicts, insert), :func:`content_hash`.
 - :mod:`~core.io.template`: :func:`template_tables`, a tiny hand-checkable table set.
-- :mod:`~core.io.adam_export`: :func:`export_adam` (ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB).
+- :mod:`~core.io.adam_spec`: the ADaM metadata as data (variables, labels, codelists,
+  derivations; docs/adam.md).
+- :mod:`~core.io.xpt`, :mod:`~core.io.dataset_json`, :mod:`~core.io.define_xml`: SAS XPORT v5,
+  CDISC Dataset-JSON 1.1 and define.xml 2.1 writers.
+- :mod:`~core.io.adam_export`: :func:`export_adam` (ADSL, ADSOFA, ADRS, ADTTE, ADAE, ADLB as
+  CSV, XPT or Dataset-JSON, with define.xml; blinded exports follow core.policy).
+- :mod:`~core.io.docx_report`: the cohort report as DOCX (python-docx).
 - :mod:`~core.io.raw_export`: :func:`export_raw` (every raw table: a lossless copy).
 - :mod:`~core.io.codes`: the source-code mapping tables (``mappings/*.csv``).
 - :mod:`~core.io.clif`, :mod:`~core.io.fhir`, :mod:`~core.io.sdtm`: CLIF, FHIR R4 and CDISC
   SDTM readers; :mod:`~core.io.formats`: the reader of each ``--format``.
 - :mod:`~core.io.demo`: :func:`synthetic_tables`, :func:`build_demo_database` (lock).
 - :mod:`~core.io.cli` (run by ``__main__``): ``python -m core.io {validate,import,export,demo}``
-  (``import --format raw|clif|fhir|sdtm [--append]``, ``export --format adam|raw``).
+  (``import --format raw|clif|fhir|sdtm [--append]``, ``export --format csv|xpt|json|raw``).
 
 The package never reads ``os.environ``: the command line takes ``--database-url`` and otherwise
 uses ``data/immunosep.sqlite`` under the project root.

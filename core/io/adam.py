@@ -105,9 +105,11 @@ def from_adam(
     adsl
         Subject level: ``USUBJID, SITEID, TRTSDTM, WEIGHTBL`` required; ``DTHDTM, AGE, SEX,
         APACHEII, CCI, INFSRC, MVBL (Y/N), RANDDTM`` optional; ``ARMCD`` or ``ARM`` gives
-        the ``randomisation`` table (PRECISION / PLACEBO or the arm labels).
+        the ``randomisation`` table (PRECISION / PLACEBO or the arm labels). Rows with
+        ``DATRMVFL = Y`` (withdrawn with data removal) give a randomisation row only.
     adae
-        ``USUBJID, ASTDTM, AEBODSYS, AEDECOD, AESER, AESEV, AREL`` (+ optional ``AESI``).
+        ``USUBJID, ASTDTM, AEBODSYS, AEDECOD, AESER, AESEV, AREL`` (+ optional ``AESI``;
+        ``ASEV`` SEVERE / NOT SEVERE, when present, is read instead of ``AESEV``).
     adlb
         BDS of labs and vitals: ``USUBJID, PARAMCD, ADTM, AVAL, AVALU``; PARAMCD in
         :data:`ADLB_PARAMCD` (observations) or :data:`ADLB_BIOMARKERS` (biomarkers).

@@ -82,6 +82,35 @@ def adam_day(dates: pd.Series, reference: pd.Series) -> pd.Series:
     return out.astype("Int64")
 
 
+def country_iso3(names: pd.Series, sites: pd.Series) -> pd.Series:
+    """Site country names (or ISO alpha-3 codes) -> ISO 3166-1 alpha-3 (ADSL.COUNTRY).
+
+    Raises
+    ------
+    ValueError
+        A country with no code in :data:`core.io.adam_spec.COUNTRY_ISO3`, naming the site and
+        the country (never a silently missing COUNTRY).
+    """
+    codes = set(COUNTRY_ISO3.values())
+
+    def one(name: object, site: object) -> str | None:
+        if name is None or (isinstance(name, float) and np.isnan(name)):
+            return None
+        text = str(name).strip()
+        if text.upper() in codes:
+            return text.upper()
+        if text in COUNTRY_ISO3:
+            return COUNTRY_ISO3[text]
+        raise ValueError(
+            f"site {site}: country {text!r} has no ISO 3166-1 alpha-3 code; expected one of "
+            f"{', '.join(sorted(COUNTRY_ISO3))} (core.io.adam_spec.COUNTRY_ISO3) or a code"
+        )
+
+    return pd.Series(
+        [one(n, s) for n, s in zip(names, sites, strict=True)], index=names.index, dtype=object
+    )
+
+
 def _arm_columns(arm: pd.Series, prefix: str) -> dict[str, pd.Series]:
     """TRT01P/TRT01PN-style text and number columns from arm values (``Arm`` values)."""
     a = arm.map(lambda v: Arm(v) if isinstance(v, str) and v in Arm._value2member_map_ else None)
@@ -156,7 +185,7 @@ def _adsl(
             "USUBJID": p["patient_id"],
             "SUBJID": p["patient_id"],
             "SITEID": p["site_id"],
-            "COUNTRY": p["site_id"].map(country).map(COUNTRY_ISO3),
+            "COUNTRY": country_iso3(p["site_id"].map(country), p["site_id"]),
             "AGE": pd.to_numeric(p["age_years"]).round().astype("Int64"),
             "AGEU": np.where(p["age_years"].notna(), "YEARS", None),
             "SEX": p["sex"],
