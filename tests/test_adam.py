@@ -606,3 +606,25 @@ def test_adam013_country_codes() -> None:
     assert country_iso3(names, sites).tolist() == ["GRC", "CHE", None, "NLD"]
     with pytest.raises(ValueError, match=r"site S9: country 'Narnia' has no ISO 3166-1 alpha-3"):
         country_iso3(pd.Series(["Narnia"]), pd.Series(["S9"]))
+
+
+def test_adam014_zip_for_a_ui_download(tmp_path: Path) -> None:
+    """The in-memory zip holds the six datasets and define.xml; the blinded one names no arm."""
+    import io
+    import zipfile
+
+    from core.io.adam_export import export_adam_zip
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'small.sqlite'}")
+    build_demo_database(engine, seed=7, n_randomised=12)
+    for include_arm in (True, False):
+        data = export_adam_zip(engine, include_arm=include_arm, file_format="xpt")
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = sorted(zf.namelist())
+            assert names == sorted([f"{n.lower()}.xpt" for n in NAMES] + ["define.xml"])
+            adsl, _meta = pyreadstat.read_xport(io.BytesIO(zf.read("adsl.xpt")))
+            assert len(adsl) == 12
+            assert ("TRT01P" in adsl.columns) is include_arm
+            blob = b"".join(zf.read(n) for n in names)
+        assert any(w.encode() in blob for w in ARM_WORDS) is include_arm
+    engine.dispose()

@@ -15,6 +15,9 @@ UI withholds from a blinded role.
 
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Final, Literal
 
@@ -632,6 +635,33 @@ def export_adam(
     return paths
 
 
+def export_adam_zip(
+    engine: Engine,
+    *,
+    include_arm: bool,
+    file_format: AdamFileFormat = "xpt",
+    rules: SofaRules = DEFAULT_SOFA_RULES,
+    endpoint_rules: EndpointRules = DEFAULT_ENDPOINT_RULES,
+) -> bytes:
+    """The export of :func:`export_adam` (datasets and define.xml) as one zip, in memory: what a
+    UI download sends (the caller records the download in the audit trail, as the command line
+    does, and passes ``include_arm`` only for a role with :attr:`ArmVisibility.FULL`)."""
+    with tempfile.TemporaryDirectory(prefix="adam-") as tmp:
+        paths = export_adam(
+            engine,
+            tmp,
+            include_arm=include_arm,
+            file_format=file_format,
+            rules=rules,
+            endpoint_rules=endpoint_rules,
+        )
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for path in [*paths.values(), Path(tmp) / DEFINE_FILE]:
+                zf.write(path, arcname=path.name)
+        return buf.getvalue()
+
+
 __all__ = [
     "ADAM_FILE_FORMATS",
     "DEFINE_FILE",
@@ -639,4 +669,5 @@ __all__ = [
     "adam_day",
     "build_adam",
     "export_adam",
+    "export_adam_zip",
 ]
