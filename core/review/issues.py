@@ -272,13 +272,14 @@ def implausible_values(values: pd.DataFrame, patients: pd.DataFrame) -> pd.DataF
     values
         ``patient_id, time, variable, value, unit`` (observations; infusions as ``variable`` =
         drug, ``value`` = rate, ``time`` = start). Variables without a plausible range are
-        skipped (never reported as plausible: they are not on a review form).
+        skipped (not on a review form, e.g. the guarded biomarkers).
     patients
         ``patient_id, anchor_time, site_id`` (study day and site of each finding).
     """
     if values.empty:
         return empty_issues()
-    known = values["variable"].isin(list(PLAUSIBLE_RANGES))
+    # reviewable variables only: ferritin / HLA-DR are guarded (core.review.forms)
+    known = values["variable"].isin([v for v in PLAUSIBLE_RANGES if v in FORM_OF])
     v = values[known].copy()
     low = v["variable"].map(lambda x: PLAUSIBLE_RANGES[x].low).astype(float)
     high = v["variable"].map(lambda x: PLAUSIBLE_RANGES[x].high).astype(float)
@@ -318,6 +319,7 @@ def _range_filter(column: sa.ColumnElement[float], key: sa.ColumnElement[str]) -
         *(
             sa.and_(key == name, sa.or_(column < r.low, column > r.high))
             for name, r in PLAUSIBLE_RANGES.items()
+            if name in FORM_OF
         )
     )
 
@@ -434,7 +436,9 @@ def late_entries(
     v, day, closes = v[late], day[late], closes[late]
     if v.empty:
         return empty_issues()
-    hours = (pd.to_datetime(v["imported_at"]) - pd.Series(closes, index=v.index)).dt.total_seconds()
+    days_late = (
+        pd.to_datetime(v["imported_at"]) - pd.Series(closes, index=v.index)
+    ).dt.total_seconds() / 86400.0
     out = pd.DataFrame(
         {
             "rule": LATE.rule_id,
@@ -454,7 +458,7 @@ def late_entries(
             + " at "
             + pd.to_datetime(v["imported_at"]).dt.strftime("%Y-%m-%d %H:%M")
             + " UTC, "
-            + (hours / 24).map(lambda d: f"{d:.1f}")
+            + days_late.map(lambda d: f"{d:.1f}")
             + " days after the endpoint window closed",
         }
     )
