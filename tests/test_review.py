@@ -81,7 +81,8 @@ def test_forms_cover_the_sofa_inputs_and_leave_out_the_guarded_biomarkers():
     assert FORMS["respiration"].items == ("pao2", "fio2")
     assert FORMS["renal"].items == ("creatinine", "urine_output")
     assert "norepinephrine" in FORMS["cardiovascular"].items
-    assert "ferritin" not in FORM_OF and "hla_dr" not in FORM_OF
+    assert "ferritin" not in FORM_OF
+    assert "hla_dr" not in FORM_OF
     with pytest.raises(KeyError, match="'ferritin' is on no review form"):
         form_of("ferritin")
 
@@ -281,10 +282,8 @@ def test_late_entry_boundary_is_the_grace_after_the_window_closed():
         1.2,
     )
     assert row["study_day"] == 9
-    assert (
-        "import 2" in row["detail"]
-        and "3.0 days after the endpoint window closed" in (row["detail"])
-    )
+    assert "import 2" in row["detail"]
+    assert "3.0 days after the endpoint window closed" in (row["detail"])
 
 
 def test_late_entry_needs_a_value_inside_the_window_from_a_later_import():
@@ -354,7 +353,8 @@ def test_a_day_without_a_stored_row_is_neither_received_nor_imputed():
     cells = organ_days(_patients(), _daily([1]), ANCHOR + pd.Timedelta(days=2))
     day2 = cells[cells["study_day"] == 2]
     assert len(day2) == 6
-    assert not day2["received"].any() and not day2["imputed"].any()
+    assert not day2["received"].any()
+    assert not day2["imputed"].any()
 
 
 def test_recruitment_by_week_starts_weeks_on_monday_and_fills_empty_weeks():
