@@ -18,7 +18,8 @@ from core.review.issues import due_days
 from core.rules import EndpointRules, SofaRules
 from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS
 
-#: columns of :func:`site_summary` (then one ``received_pct_<organ>`` per organ)
+#: columns of :func:`site_summary` (then ``expected_<organ>``, ``received_<organ>`` and
+#: ``received_pct_<organ>`` per organ)
 SUMMARY_COLUMNS: Final = (
     "site_id",
     "patients",
@@ -120,6 +121,8 @@ def site_summary(
         c = cells[cells["organ"] == organ.value].groupby("site_id")
         expected = out["site_id"].map(c.size()).fillna(0)
         received = out["site_id"].map(c["received"].sum()).fillna(0)
+        out[f"expected_{organ.value}"] = expected.astype(int)
+        out[f"received_{organ.value}"] = received.astype(int)
         out[f"received_pct_{organ.value}"] = np.where(
             expected > 0, 100.0 * received / expected.where(lambda s: s > 0), np.nan
         )
