@@ -1,7 +1,7 @@
 """The review forms: which stored variables a monitor reviews together (docs/review.md).
 
 A *form* groups the values of one SOFA organ system (the endpoint's components, clinical.md
-1.5 / 2.x), plus "other labs" (lactate, body weight). The forms are derived from
+1.5), plus "other labs" (lactate, body weight). The forms are derived from
 :mod:`core.concepts` (each observation variable's organ), so a new variable lands in its
 organ's form without an edit here.
 
