@@ -420,3 +420,39 @@ def test_no_review_code_path_reads_the_randomisation(engine):
     assert len(seen) > 5
     assert not [s for s in seen if "randomisation" in s]
     assert "arm" not in report.issues.columns
+
+
+def test_arrival_imports_map_each_row_to_its_import(engine):
+    from core.review.issues import arrival_imports, load_late_candidates
+
+    first = import_tables(engine, template_tables(), user="test")
+
+    def batch(times: list[str]) -> dict[str, pd.DataFrame]:
+        n = len(times)
+        return {
+            "observations": pd.DataFrame(
+                {
+                    "patient_id": [P3] * n,
+                    "time": times,
+                    "variable": ["creatinine"] * n,
+                    "value": ["1.0"] * n,
+                    "unit": ["mg/dL"] * n,
+                    "source": ["lab-feed"] * n,
+                }
+            )
+        }
+
+    second = import_tables(engine, batch(["2024-03-07 01:00", "2024-03-07 02:00"]), append=True)
+    third = import_tables(engine, batch(["2024-03-07 03:00"]), append=True)
+    with engine.connect() as conn:
+        batches = arrival_imports(conn, db.observations)
+        rows, known = load_late_candidates(conn)
+    assert batches["import_id"].tolist() == [first.import_id, second.import_id, third.import_id]
+    assert (batches["last_id"] - batches["first_id"] + 1).tolist() == [72, 2, 1]
+    assert known
+    got = rows.sort_values("time")[["import_id", "first_import_id"]].values.tolist()
+    assert got == [
+        [second.import_id, first.import_id],
+        [second.import_id, first.import_id],
+        [third.import_id, first.import_id],
+    ]

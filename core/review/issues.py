@@ -373,17 +373,19 @@ def arrival_imports(conn: Connection, table: sa.Table) -> pd.DataFrame | None:
     total = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
     if sum(counts) != total:
         return None
+    batches = [(r, n) for r, n in zip(log, counts, strict=True) if n > 0]
+    if len(batches) > 1:
+        # one ordered read of the ids (not one OFFSET scan per import)
+        ids = np.fromiter(
+            conn.execute(sa.select(table.c.id).order_by(table.c.id)).scalars(), dtype=np.int64
+        )
+    else:  # one import holds every row: its range is min..max
+        lo, hi = conn.execute(sa.select(sa.func.min(table.c.id), sa.func.max(table.c.id))).one()
+        ids = np.array([] if lo is None else [lo, hi], dtype=np.int64)
     out = []
     offset = 0
-    for r, n in zip(log, counts, strict=True):
-        if n <= 0:
-            continue
-        first, last = (
-            conn.execute(
-                sa.select(table.c.id).order_by(table.c.id).limit(1).offset(offset + k)
-            ).scalar_one()
-            for k in (0, n - 1)
-        )
+    for r, n in batches:
+        first, last = (ids[0], ids[-1]) if len(batches) == 1 else (ids[offset], ids[offset + n - 1])
         out.append(
             {
                 "import_id": int(r.id),
