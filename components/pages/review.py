@@ -329,13 +329,13 @@ def query_columns() -> list[dict[str, Any]]:
          "cellClassRules": {"text-danger fw-semibold": "params.value === 'open'",
                             "text-primary": "params.value === 'answered'"}},
         {"field": "patient_id", "headerName": "Patient", "width": 124},
+        {"field": "thread", "headerName": "Query, answer, close note", "flex": 1,
+         "minWidth": 300, "tooltipField": "thread"},
         {"field": "form_label", "headerName": "Form", "width": 110},
         {"field": "variable", "headerName": "Variable", "width": 110},
         {"field": "obs_time", "headerName": "Time (UTC)", "width": 156},
         {"field": "value_text", "headerName": "Value", "width": 90},
         {"field": "raised_at", "headerName": "Raised (UTC)", "width": 156},
-        {"field": "thread", "headerName": "Query, answer, close note", "flex": 1,
-         "minWidth": 240, "tooltipField": "thread"},
     ]  # fmt: skip
 
 
