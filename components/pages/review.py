@@ -128,21 +128,21 @@ def summary_columns() -> list[dict[str, Any]]:
     """Column definitions of the per-site summary (units and meanings in the tooltips)."""
     return [
         {"field": "site_id", "headerName": "Site", "pinned": "left", "width": 110},
-        {"field": "patients", "headerName": "Patients", "type": "numericColumn", "width": 92},
+        {"field": "patients", "headerName": "Patients", "type": "numericColumn", "width": 86},
         {
             "field": "expected_organ_days",
             "headerName": "Expected",
             "headerTooltip": "Organ-days due in the endpoint window (days 1-9 ended at the data "
             "cut-off, patient alive) × 6 SOFA components",
             "type": "numericColumn",
-            "width": 96,
+            "width": 102,
         },
         {
             "field": "received_organ_days",
             "headerName": "Received",
             "headerTooltip": "Of the expected organ-days: component observed (not imputed)",
             "type": "numericColumn",
-            "width": 96,
+            "width": 102,
         },
         {
             "field": "received_pct",
@@ -150,7 +150,7 @@ def summary_columns() -> list[dict[str, Any]]:
             "headerTooltip": "Received / expected (%); – when nothing is due yet",
             "type": "numericColumn",
             "valueFormatter": _PCT,
-            "width": 104,
+            "width": 96,
         },
         {
             "field": "imputed_components",
@@ -158,21 +158,21 @@ def summary_columns() -> list[dict[str, Any]]:
             "headerTooltip": "Components the SOFA derivation filled (day-1 zero or carried "
             "forward), days 1-9",
             "type": "numericColumn",
-            "width": 92,
+            "width": 84,
         },
-        {"field": "issues", "headerName": "Issues", "type": "numericColumn", "width": 84},
+        {"field": "issues", "headerName": "Issues", "type": "numericColumn", "width": 76},
         {
             "field": "open_queries",
             "headerName": "Open queries",
             "type": "numericColumn",
-            "width": 112,
+            "width": 96,
         },
         {
             "field": "answered_queries",
             "headerName": "Answered",
             "headerTooltip": "Answered queries waiting to be closed",
             "type": "numericColumn",
-            "width": 100,
+            "width": 96,
         },
         *(
             {
@@ -181,7 +181,7 @@ def summary_columns() -> list[dict[str, Any]]:
                 "headerTooltip": f"{label}: received / expected organ-days (%)",
                 "type": "numericColumn",
                 "valueFormatter": _PCT,
-                "width": 84,
+                "width": 74,
             }
             for col, label in ORGAN_PCT_COLUMNS.items()
         ),
