@@ -16,7 +16,7 @@ from dash import Dash
 from flask import Response, jsonify, request
 
 from components import api, blinding, shell, unmask, warmup  # noqa: F401 - unmask registers callbacks
-from components.pages import audit, cohort, data, not_found, patient, ward
+from components.pages import audit, cohort, data, not_found, patient, review, ward
 from components.server import context, security
 from components.server.audit import audit as record_audit
 from components.server.auth import ANONYMOUS, NotAuthenticated, current_principal
@@ -29,7 +29,7 @@ from settings import APP_VERSION, PROJECT_ROOT, Settings
 
 log = logging.getLogger("immunosep")
 
-PAGES = (ward, patient, cohort, data, audit, not_found)
+PAGES = (ward, patient, cohort, data, review, audit, not_found)
 
 # The pages' @callback functions land in Dash's global callback registry at import, and the
 # first Dash app consumes (empties) it. A snapshot taken here lets every app built by

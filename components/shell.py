@@ -11,6 +11,7 @@ from dash import dcc, html
 from components import ids
 from components.server.auth import ArmVisibility, Principal, Role
 from components.unmask import unmask_control
+from core.review import Action, may
 
 NAV_ITEMS = (
     ("Ward board", "/"),
@@ -69,6 +70,8 @@ def build_banner(
 
 def build_navbar(principal: Principal, *, login: bool = False) -> dbc.Navbar:
     items = list(NAV_ITEMS)
+    if may(principal.role.value, Action.VIEW):  # the data-quality review (docs/review.md)
+        items.append(("Review", "/review"))
     if principal.role is Role.STATISTICIAN:
         items.append(("Audit", "/audit"))
     links = [dbc.NavItem(dbc.NavLink(label, href=href, active="exact")) for label, href in items]

@@ -35,7 +35,7 @@ from core.chain import GENESIS_HASH, row_hash
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
 
 #: version of the table layout below; bump it and append a migration when the layout changes
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 #: hash of an empty dataset (before the first import)
 EMPTY_HASH: Final = hashlib.sha256(b"immunosep-empty-dataset").hexdigest()
@@ -314,6 +314,60 @@ trial_keys = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+# --- data-quality review (core.review, docs/review.md; schema version 6) ---------------------
+#: "reviewed" marks per patient-form, append-only (the newest row of a patient-form counts);
+#: ``n_rows`` / ``max_row_id`` fingerprint the form's stored rows when it was marked, so a
+#: later import that adds rows to the form resets its status to "new data since review"
+review_marks = sa.Table(
+    "review_marks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), nullable=False),
+    sa.Column("form", sa.String(40), nullable=False),
+    sa.Column("reviewed_by", sa.String(100), nullable=False),
+    sa.Column("reviewed_role", sa.String(40), nullable=False),
+    sa.Column("reviewed_at", sa.DateTime, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("max_row_id", sa.Integer, nullable=False),
+    sa.Column("dataset_version", sa.String(80), nullable=False),
+    sa.Index("ix_review_marks_patient_form", "patient_id", "form"),
+)
+
+#: data queries raised on a value: open -> answered -> closed (core.review)
+review_queries = sa.Table(
+    "review_queries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("patient_id", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("form", sa.String(40), nullable=False),
+    sa.Column("variable", sa.String(40), nullable=False),
+    sa.Column("obs_time", sa.DateTime),
+    sa.Column("value", sa.Float),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("raised_by", sa.String(100), nullable=False),
+    sa.Column("raised_role", sa.String(40), nullable=False),
+    sa.Column("raised_at", sa.DateTime, nullable=False),
+    sa.Column("answer", sa.Text),
+    sa.Column("answered_by", sa.String(100)),
+    sa.Column("answered_role", sa.String(40)),
+    sa.Column("answered_at", sa.DateTime),
+    sa.Column("close_note", sa.Text),
+    sa.Column("closed_by", sa.String(100)),
+    sa.Column("closed_role", sa.String(40)),
+    sa.Column("closed_at", sa.DateTime),
+    sa.Index("ix_review_queries_patient", "patient_id"),
+    sa.Index("ix_review_queries_site_status", "site_id", "status"),
+)
+
+
+def _v6_review_tables(conn: Connection) -> None:
+    """Schema migration 6: the data-quality review tables (checkfirst: idempotent)."""
+    review_marks.create(conn, checkfirst=True)
+    review_queries.create(conn, checkfirst=True)
+
+
 #: raw tables in foreign-key order (parents first)
 RAW_TABLES: Final = vocab.RAW_TABLES
 #: tables holding one patient's rows (patient_id column), raw and derived
@@ -401,6 +455,7 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
     - 4: ``icu_stays`` (ICU admission / discharge per patient, for the ICU census).
     - 5: the audit trail's hash chain: ``audit_log.prev_hash`` / ``row_hash`` (stored rows
       hashed once, in id order), ``audit_head`` and ``audit_throttle``.
+    - 6: ``review_marks`` and ``review_queries`` (the data-quality review, docs/review.md).
     """
     return MappingProxyType(
         {
@@ -408,6 +463,7 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
             3: _v3_trial_keys,
             4: _v4_icu_stays,
             5: _v5_audit_chain,
+            6: _v6_review_tables,
         }
     )
 

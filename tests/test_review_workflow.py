@@ -1,0 +1,266 @@
+"""Review marks and queries (core.review.workflow, docs/review.md) on SQLite and PostgreSQL:
+the query lifecycle raise -> answer -> close with its audit rows, the role and site refusals
+(nothing written), and the review status reset by a real append import."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from core import db
+from core.audit import verify_audit_chain
+from core.io import import_tables, template_tables
+from core.repository import load_audit
+from core.review import (
+    PERMISSIONS,
+    Action,
+    Actor,
+    ReviewInputError,
+    ReviewPermissionError,
+    answer_query,
+    close_query,
+    load_queries,
+    mark_reviewed,
+    may,
+    raise_query,
+    review_patients,
+    review_status,
+)
+
+P1 = "SYN-S01-0001"
+P3 = "SYN-S02-0003"
+MONITOR = Actor("mona", "monitor")
+DATA_MANAGER = Actor("stan", "statistician")
+DSMB = Actor("dora", "dsmb")
+CLINICIAN = Actor("cleo", "clinician")
+S02_MONITOR = Actor("sam", "monitor", sites=("SYN-S02",))
+T0 = datetime(2026, 1, 5, 9, 0)
+
+
+@pytest.fixture
+def engine(any_url):
+    eng = db.make_engine(any_url)
+    import_tables(eng, template_tables(), user="test")
+    yield eng
+    eng.dispose()
+
+
+def _counts(engine) -> tuple[int, int, int]:
+    c = db.row_counts(engine)
+    return c["review_queries"], c["review_marks"], c["audit_log"]
+
+
+def _raise(engine, actor=MONITOR, **over) -> int:
+    args = {
+        "patient_id": P1,
+        "form": "renal",
+        "variable": "creatinine",
+        "text": "Creatinine 1.4 mg/dL on day 2: please confirm against the lab report.",
+        "obs_time": pd.Timestamp("2024-03-02 11:00"),
+        "value": 1.4,
+        "now": T0,
+    }
+    args.update(over)
+    return raise_query(engine, actor, **args)
+
+
+def test_the_permission_table():
+    assert may("monitor", Action.RAISE)
+    assert not may("monitor", Action.ANSWER)
+    assert may("statistician", Action.ANSWER)
+    assert may("dsmb", Action.VIEW)
+    assert not may("dsmb", Action.RAISE)
+    assert not may("dsmb", Action.MARK)
+    assert not may("dsmb", Action.CLOSE)
+    assert all(not may("clinician", a) for a in Action)
+    assert set(PERMISSIONS) == set(Action)
+
+
+def test_query_lifecycle_raise_answer_close_is_audited(engine):
+    qid = _raise(engine)
+    q = load_queries(engine).set_index("id").loc[qid]
+    assert (q["status"], q["patient_id"], q["site_id"], q["form"], q["variable"]) == (
+        "open",
+        P1,
+        "SYN-S01",
+        "renal",
+        "creatinine",
+    )
+    assert q["value"] == 1.4
+    assert q["obs_time"] == pd.Timestamp("2024-03-02 11:00")
+    assert (q["raised_by"], q["raised_role"], q["raised_at"]) == ("mona", "monitor", T0)
+
+    answer_query(engine, DATA_MANAGER, qid, "Confirmed with the source: 1.4 mg/dL.", now=T0)
+    q = load_queries(engine).set_index("id").loc[qid]
+    assert (q["status"], q["answer"], q["answered_by"]) == (
+        "answered",
+        "Confirmed with the source: 1.4 mg/dL.",
+        "stan",
+    )
+    close_query(engine, MONITOR, qid, "Resolved.", now=T0)
+    q = load_queries(engine).set_index("id").loc[qid]
+    assert (q["status"], q["closed_by"], q["close_note"]) == ("closed", "mona", "Resolved.")
+
+    trail = load_audit(engine).sort_values("id")
+    rows = trail[trail["target"] == f"query/{qid}"]
+    assert rows[["action", "user", "role"]].values.tolist() == [
+        ["query_raise", "mona", "monitor"],
+        ["query_answer", "stan", "statistician"],
+        ["query_close", "mona", "monitor"],
+    ]
+    assert "patient=SYN-S01-0001; form=renal; variable=creatinine" in rows["detail"].iloc[0]
+    assert rows["detail"].iloc[1].endswith("status open -> answered")
+    assert verify_audit_chain(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("actor", "call", "match"),
+    [
+        (CLINICIAN, "raise", "role 'clinician'.*may not raise a query"),
+        (DSMB, "raise", "role 'dsmb'.*may not raise a query"),
+        (MONITOR, "answer", "role 'monitor'.*may not answer a query"),
+        (DSMB, "mark", "role 'dsmb'.*may not mark reviewed"),
+        (S02_MONITOR, "raise", "site 'SYN-S01'.*sites SYN-S02 only"),
+        (S02_MONITOR, "mark", "site 'SYN-S01'.*sites SYN-S02 only"),
+    ],
+)
+def test_role_and_site_refusals_write_nothing(engine, actor, call, match):
+    qid = _raise(engine)
+    before = _counts(engine)
+    calls = {
+        "raise": lambda: _raise(engine, actor),
+        "answer": lambda: answer_query(engine, actor, qid, "An answer."),
+        "mark": lambda: mark_reviewed(engine, actor, P1, "renal"),
+    }
+    with pytest.raises(ReviewPermissionError, match=match):
+        calls[call]()
+    assert _counts(engine) == before
+    assert load_queries(engine).set_index("id").loc[qid, "status"] == "open"
+
+
+def test_a_site_monitor_acts_on_its_own_site(engine):
+    qid = _raise(engine, S02_MONITOR, patient_id=P3, variable="urine_output", value=None)
+    assert load_queries(engine, site_ids=["SYN-S02"])["id"].tolist() == [qid]
+    assert load_queries(engine, site_ids=["SYN-S01"]).empty
+    answer_query(engine, DATA_MANAGER, qid, "Urine output re-entered.")
+    with pytest.raises(
+        ReviewPermissionError,
+        match=rf"query {qid} is on site 'SYN-S02'; user 'x' may act on sites SYN-S01 only",
+    ):
+        close_query(engine, Actor("x", "monitor", sites=("SYN-S01",)), qid)
+    close_query(engine, S02_MONITOR, qid)
+    assert load_queries(engine).set_index("id").loc[qid, "status"] == "closed"
+
+
+def test_state_and_input_refusals_name_what_was_wrong(engine):
+    qid = _raise(engine)
+    before = _counts(engine)
+    with pytest.raises(ReviewInputError, match=f"query {qid} is open; only an answered query"):
+        close_query(engine, MONITOR, qid)
+    answer_query(engine, DATA_MANAGER, qid, "Checked.")
+    with pytest.raises(ReviewInputError, match=f"query {qid} is answered; only an open query"):
+        answer_query(engine, DATA_MANAGER, qid, "Again.")
+    with pytest.raises(ReviewInputError, match="query 9999: no such query"):
+        answer_query(engine, DATA_MANAGER, 9999, "x")
+    with pytest.raises(ReviewInputError, match="query text: empty"):
+        _raise(engine, text="   ")
+    with pytest.raises(ReviewInputError, match="query text: 2001 characters; expected at most"):
+        _raise(engine, text="x" * 2001)
+    with pytest.raises(ReviewInputError, match="variable 'bilirubin' is not on form 'renal'"):
+        _raise(engine, variable="bilirubin")
+    with pytest.raises(ReviewInputError, match="form 'vitals': expected one of respiration"):
+        _raise(engine, form="vitals")
+    with pytest.raises(ReviewInputError, match="patient 'NOPE': no such patient"):
+        _raise(engine, patient_id="NOPE")
+    # one answer write happened between, nothing else
+    assert _counts(engine) == (before[0], before[1], before[2] + 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is this patient on placebo?",
+        "Anakinra dose missing",
+        "compare with group A",
+        "Value odd given the allocation",
+        "rhIFN given?",
+    ],
+)
+def test_query_texts_naming_the_allocation_are_refused(engine, text):
+    before = _counts(engine)
+    with pytest.raises(ReviewInputError, match="blinded monitors"):
+        _raise(engine, text=text)
+    assert _counts(engine) == before
+
+
+def test_review_status_resets_when_an_append_import_adds_rows(engine):
+    patients = review_patients(engine)
+    status = review_status(engine, patients).set_index(["patient_id", "form"])
+    assert set(status["status"]) == {"not reviewed"}
+    assert status.loc[(P1, "renal"), "n_rows"] == 6  # 3 creatinine + 3 urine output
+
+    mark_reviewed(engine, MONITOR, P1, "renal", now=T0)
+    mark_reviewed(engine, MONITOR, P1, "liver", now=T0)
+    mark_reviewed(engine, MONITOR, P3, "renal", now=T0)
+    status = review_status(engine, patients).set_index(["patient_id", "form"])
+    assert status.loc[(P1, "renal"), "status"] == "reviewed"
+    assert (status.loc[(P1, "renal"), "reviewed_by"], status.loc[(P1, "renal"), "reviewed_at"]) == (
+        "mona",
+        pd.Timestamp(T0),
+    )
+
+    batch = pd.DataFrame(
+        {
+            "patient_id": [P1],
+            "time": ["2024-03-04 11:00"],
+            "variable": ["creatinine"],
+            "value": ["1.9"],
+            "unit": ["mg/dL"],
+            "source": ["lab-feed"],
+        }
+    )
+    result = import_tables(engine, {"observations": batch}, user="test", append=True)
+    assert result.status == "imported"
+    status = review_status(engine, patients).set_index(["patient_id", "form"])
+    assert status.loc[(P1, "renal"), "status"] == "new data since review"
+    assert status.loc[(P1, "renal"), "n_rows"] == 7
+    assert status.loc[(P1, "liver"), "status"] == "reviewed"  # another form: untouched
+    assert status.loc[(P3, "renal"), "status"] == "reviewed"  # another patient: untouched
+
+    # the same batch again is a duplicate: nothing new, the status stays
+    import_tables(engine, {"observations": batch}, user="test", append=True)
+    assert (
+        review_status(engine, patients)
+        .set_index(["patient_id", "form"])
+        .loc[(P1, "liver"), "status"]
+        == "reviewed"
+    )
+
+    mark_reviewed(engine, DATA_MANAGER, P1, "renal")
+    status = review_status(engine, patients).set_index(["patient_id", "form"])
+    assert status.loc[(P1, "renal"), "status"] == "reviewed"
+    assert status.loc[(P1, "renal"), "reviewed_by"] == "stan"
+
+    marks = load_audit(engine)
+    marks = marks[marks["action"] == "review_mark"].sort_values("id")
+    assert marks["target"].tolist() == [f"{P1}/renal", f"{P1}/liver", f"{P3}/renal", f"{P1}/renal"]
+    assert "rows=6" in marks["detail"].iloc[0]
+    assert "rows=7" in marks["detail"].iloc[3]
+    assert verify_audit_chain(engine) == []
+
+
+def test_schema_6_migration_adds_the_review_tables(engine):
+    with engine.begin() as conn:
+        db.review_queries.drop(conn)
+        db.review_marks.drop(conn)
+        # a fresh database records only its creation version: pretend it was created at 5
+        conn.execute(
+            db.schema_version.update().where(db.schema_version.c.version == 6).values(version=5)
+        )
+    assert db.ensure_schema(engine) == 6
+    names = set(sa.inspect(engine).get_table_names())
+    assert {"review_marks", "review_queries"} <= names
+    assert _raise(engine) >= 1
