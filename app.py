@@ -57,6 +57,27 @@ _STATIC_PREFIXES = ("/_dash-component-suites/", "/assets/")
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+#: Dash's page template with the document language set (screen readers pick the voice from it;
+#: axe-core "html-has-lang"); the placeholders are Dash's own
+INDEX_STRING = """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
+
+
 def _static_url(req: Request) -> bool:
     if req.path.startswith("/_dash-component-suites/"):
         return True
@@ -184,6 +205,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         title="ImmunoSep",
         update_title=None,
         serve_locally=True,
+        index_string=INDEX_STRING,
         # Deliberate (docs/conventions.md 8.13 notwithstanding): without this, Dash Pages builds a
         # "validation layout" by calling every page layout during the FIRST request and then
         # sends it to EVERY client in the index page config. With role- and site-dependent

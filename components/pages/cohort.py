@@ -88,20 +88,44 @@ def csv_button(name: str) -> dbc.Button:
     )
 
 
+#: grids longer than this page (the Safety tab's deaths list: 188 rows drew a 7,857 px page)
+GRID_PAGE_ROWS = 20
+
+
 def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -> dag.AgGrid:
-    """A read-only grid; ``labels`` maps neutral fields (g0, g1, ...) to header text."""
+    """A read-only grid; ``labels`` maps neutral fields (g0, g1, ...) to header text.
+
+    Cells and headers wrap instead of truncating (a number such as "46/131 (35.1 %)
+    [27.5-44.2]" is never cut), and grids longer than :data:`GRID_PAGE_ROWS` paginate
+    (docs/performance.md).
+    """
     labels = labels or {}
     cols = [c for c in frame.columns if not c.endswith("_key")]
+    paginate = len(frame) > GRID_PAGE_ROWS
     return dag.AgGrid(
         id={"type": "cohort-grid", "name": name},
         rowData=records(frame),
         columnDefs=[
             {"field": c, "headerName": labels.get(c, c), "tooltipField": c}
-            | ({"flex": 2, "minWidth": 240, "wrapText": True, "autoHeight": True} if i == 0 else {})
+            | ({"flex": 3, "minWidth": 160} if i == 0 else {})
             for i, c in enumerate(cols)
         ],
-        defaultColDef={"sortable": True, "resizable": True, "minWidth": 90, "flex": 1},
-        dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300},
+        defaultColDef={
+            "sortable": True,
+            "resizable": True,
+            "minWidth": 90,
+            "flex": 2,
+            "wrapText": True,
+            "autoHeight": True,
+            "wrapHeaderText": True,
+            "autoHeaderHeight": True,
+            "cellStyle": {"wordBreak": "normal", "lineHeight": "1.4", "paddingTop": "4px"},
+        },
+        dashGridOptions={
+            "domLayout": "autoHeight",
+            "tooltipShowDelay": 300,
+            **({"pagination": True, "paginationPageSize": GRID_PAGE_ROWS} if paginate else {}),
+        },
         # the row id a cell click reports (dash-ag-grid's cellClicked carries no row data)
         **({"getRowId": f"params.data.{ROW_KEY}"} if ROW_KEY in frame.columns else {}),
         style={"height": None},
