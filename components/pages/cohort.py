@@ -311,7 +311,13 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 className="mb-3",
             ),
             dcc.Loading(
-                html.Div(cached_panel(panel.key, context, filters), id="cohort-panel"),
+                html.Div(
+                    cached_panel(panel.key, context, filters),
+                    id="cohort-panel",
+                    role="tabpanel",
+                    # assets/20_a11y.js points the tabs' aria-controls here
+                    **{"data-tabs": ids.COHORT_TABS, "aria-label": "Cohort tab content"},
+                ),
                 delay_show=300,
             ),
             dbc.Card(
