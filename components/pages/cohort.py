@@ -31,6 +31,7 @@ from components.cohort.publication import publication_check
 from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
+from components.figures import describe_figure
 from components.format import fmt_num, records, safe_csv_frame
 from components.server.audit import audit
 from components.server.auth import ArmVisibility, Principal, current_principal
@@ -66,14 +67,26 @@ def panel_for(tab: str | None) -> Panel:
 # ---------------------------------------------------------------------------------------------
 
 
-def graph(name: str, fig: Any) -> dcc.Graph:
-    return dcc.Graph(
-        id={"type": "cohort-graph", "name": name},
-        figure=fig,
-        config={
-            "displaylogo": False,
-            "toImageButtonOptions": {"format": "png", "filename": f"cohort-{name}", "scale": 2},
-        },
+def graph(name: str, fig: Any) -> html.Figure:
+    """A panel's chart with its text alternative (:func:`components.figures.describe_figure`,
+    read by screen readers, docs/accessibility.md) as the figure's caption."""
+    return html.Figure(
+        [
+            dcc.Graph(
+                id={"type": "cohort-graph", "name": name},
+                figure=fig,
+                config={
+                    "displaylogo": False,
+                    "toImageButtonOptions": {
+                        "format": "png",
+                        "filename": f"cohort-{name}",
+                        "scale": 2,
+                    },
+                },
+            ),
+            html.Figcaption(describe_figure(fig), className="visually-hidden"),
+        ],
+        className="mb-0",
     )
 
 

@@ -201,3 +201,147 @@ def test_a11y001_axe_finds_no_critical_or_serious_violation(
         assert failures == [], "\n".join(failures)
     finally:
         driver.quit()
+
+
+# --------------------------------------------------------------- pure checks, no browser ----
+
+#: Machado, Oliveira & Fernandes 2009, severity 1.0, on linear RGB
+CVD = {
+    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413),
+                     (-0.011820, 0.042940, 0.968881)),
+    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216),
+                   (-0.003882, -0.048116, 1.051998)),
+    "tritanopia": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602),
+                   (0.004733, 0.691367, 0.303900)),
+}  # fmt: skip
+
+
+def _linear(hex_colour: str) -> list[float]:
+    c = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    return [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+
+
+def _lab(rgb: list[float]) -> tuple[float, float, float]:
+    r, g, b = rgb
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def colour_distance(a: str, b: str, deficiency: str | None = None) -> float:
+    """CIELAB distance (CIE76) of two colours as seen with ``deficiency`` (None: typical)."""
+    la, lb = _linear(a), _linear(b)
+    if deficiency:
+        m = CVD[deficiency]
+        la, lb = (
+            [min(1.0, max(0.0, sum(m[i][j] * v[j] for j in range(3)))) for i in range(3)]
+            for v in (la, lb)
+        )
+    return sum((p - q) ** 2 for p, q in zip(_lab(la), _lab(lb), strict=True)) ** 0.5
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    def lum(c: str) -> float:
+        r, g, bl = _linear(c)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * bl
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_a11y002_the_simulation_separates_what_it_should():
+    """The check itself: the former MALS red / pending orange pair collapses under
+    deuteranopia (distance 16), black and white never do."""
+    assert colour_distance("#CC3311", "#EE7733", "deuteranopia") < 20
+    assert colour_distance("#000000", "#FFFFFF", "deuteranopia") > 99
+
+
+@pytest.mark.parametrize("deficiency", [None, *CVD])
+def test_a11y003_phenotype_colours_stay_apart_under_colour_vision_deficiencies(deficiency):
+    from components.theme import PHENOTYPE_COLOURS
+    from core.vocab import Phenotype
+
+    # the pairs that share a chart (patient biomarker samples, cohort immune panel)
+    named = [Phenotype.MALS, Phenotype.SIP, Phenotype.PENDING, Phenotype.NOT_ELIGIBLE]
+    close = [
+        (
+            a.value,
+            b.value,
+            round(colour_distance(PHENOTYPE_COLOURS[a], PHENOTYPE_COLOURS[b], deficiency), 1),
+        )
+        for i, a in enumerate(named)
+        for b in named[i + 1 :]
+        if colour_distance(PHENOTYPE_COLOURS[a], PHENOTYPE_COLOURS[b], deficiency) < 25
+    ]
+    assert close == []
+    mals_pending = colour_distance(
+        PHENOTYPE_COLOURS[Phenotype.MALS], PHENOTYPE_COLOURS[Phenotype.PENDING], deficiency
+    )
+    assert mals_pending >= 40
+
+
+def test_a11y004_phenotype_badges_have_readable_text():
+    from components.theme import PHENOTYPE_COLOURS, PHENOTYPE_TEXT_COLOURS
+
+    ratios = {
+        ph.value: round(contrast_ratio(PHENOTYPE_COLOURS[ph], PHENOTYPE_TEXT_COLOURS[ph]), 2)
+        for ph in PHENOTYPE_COLOURS
+    }
+    assert min(ratios.values()) >= 4.5, ratios
+
+
+def test_a11y005_chart_text_alternative_states_the_numbers():
+    import plotly.graph_objects as go
+
+    from components.figures import describe_figure, empty_figure
+
+    bars = go.Figure(
+        [
+            go.Bar(x=["Group A", "Group B"], y=[46, 31], name="Responders"),
+            go.Scatter(x=list(range(1, 21)), y=[i * 0.5 for i in range(1, 21)], name="SOFA"),
+        ]
+    ).update_layout(title="Responders at day 9")
+    text = describe_figure(bars)
+    assert text == (
+        "Responders at day 9. Responders: Group A: 46, Group B: 31. "
+        "SOFA: 20 points from 1 to 20, values 0.5 to 10, last 10."
+    )
+    # the JSON a cached figure arrives as (plotly's typed arrays) reads the same
+    assert describe_figure(json.loads(bars.to_json())) == text
+    assert describe_figure(empty_figure("No samples for this patient")) == (
+        "Chart. No samples for this patient."
+    )
+    box = go.Figure([go.Box(y=[1.0, 2.0, 3.0, 10.0], name="Ferritin")])
+    assert describe_figure(box) == "Chart. Ferritin: 4 values, median 2.5, range 1 to 10."
+
+
+def test_a11y006_biomarker_chart_has_a_legend_for_its_colours():
+    import numpy as np
+    import pandas as pd
+
+    from components import figures
+
+    samples = pd.DataFrame(
+        {
+            "study_day": [0, 3, 7],
+            "ferritin_ng_ml": [6120.0, 3000.0, 900.0],
+            "hla_dr_ab_per_cell": [np.nan, 9000.0, 4000.0],
+            "phenotype": ["MALS", "pending_hla_dr", "MALS"],
+        }
+    )
+    fig = figures.biomarker_trajectory(samples)
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend == ["sample: MALS", "sample: Pending HLA-DR"]
+
+
+def test_a11y007_user_facing_variable_names():
+    from components.tables import variable_label
+
+    assert variable_label("pao2") == "PaO2"
+    assert variable_label("gcs_total") != "gcs_total"
+    assert "_" not in variable_label("pf_ratio")
