@@ -41,7 +41,7 @@ USERS = {
 ROLES = ["demo", *USERS]
 PATIENT = "/patient/SYN-01-0001"
 PAGES = [
-    "/",
+    "/?day=3",
     PATIENT,
     *(f"/cohort?tab={p.key}" for p in PANELS),
     "/data",
@@ -80,18 +80,23 @@ def page_ready(driver, path: str, timeout: float = 60) -> None:
     """Wait for exactly what axe reads: the heading, the panel of a cohort tab, and a page that
     stays settled (no pending callback, graphs and grids drawn) over two polls."""
     wait = WebDriverWait(driver, timeout, poll_frequency=0.25)
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#_pages_content h1")))
+    wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#_pages_content h1")),
+        f"{path}: no page heading",
+    )
     if path.startswith("/cohort?tab="):
         key = path.split("=", 1)[1]
         wait.until(
             ec.presence_of_element_located(
                 (By.CSS_SELECTOR, f".cohort-panel-{key} .cohort-panel-title")
-            )
+            ),
+            f"{path}: no panel",
         )
     if path == PATIENT:
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".dash-graph .main-svg")))
-    if path == "/":
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".ag-row, .alert")))
+        wait.until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, ".dash-graph .main-svg")),
+            f"{path}: no chart",
+        )
 
     def settled(d) -> bool:
         try:
@@ -102,7 +107,7 @@ def page_ready(driver, path: str, timeout: float = 60) -> None:
         except StaleElementReferenceException:
             return False
 
-    wait.until(settled)
+    wait.until(settled, f"{path}: not settled")
 
 
 def run_axe(driver) -> list[dict]:
