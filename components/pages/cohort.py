@@ -12,6 +12,7 @@ columns of groups are the neutral fields ``g0``, ``g1`` with the label only as t
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -105,6 +106,46 @@ def csv_button(name: str) -> dbc.Button:
 GRID_PAGE_ROWS = 20
 
 
+#: float cells: two decimals at most, trailing zeros dropped, "–" when missing (raw floats such
+#: as 9.029999732971191 never reach the page; the CSV keeps full precision)
+FLOAT_FORMAT = {
+    "valueFormatter": {"function": "params.value == null ? '–' : d3.format(',.2~f')(params.value)"},
+    "type": "rightAligned",
+}
+#: words written in capitals in a header made from a column name
+_ACRONYMS = {"mals": "MALS", "sip": "SIP", "sofa": "SOFA", "hla": "HLA", "dr": "DR", "ci": "CI"}
+
+
+def header_text(column: str) -> str:
+    """A readable header for a column without a label: "n_mals_to_sip" -> "MALS to SIP (n)"."""
+    words = column.split("_")
+    count = words[0] == "n" and len(words) > 1
+    words = [_ACRONYMS.get(w.lower(), w) for w in (words[1:] if count else words)]
+    text = " ".join(words)
+    text = text[:1].upper() + text[1:]
+    return f"{text} (n)" if count else text
+
+
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The grid's view of a table: phenotype codes ("not_eligible") as their labels."""
+    out = frame.copy()
+    codes = {p.value: PHENOTYPE_LABELS[p] for p in Phenotype}
+    for c in out.columns:
+        if c.endswith("_key") or not pd.api.types.is_object_dtype(out[c]):
+            continue
+        if out[c].isin(codes.keys()).any():
+            out[c] = out[c].map(lambda v: codes.get(v, v) if isinstance(v, str) else v)
+    return out
+
+
+def column_min_width(values: pd.Series) -> int:
+    """Pixels a column needs to show its longest cell on at most two lines (about 7.5 px a
+    character at the grid's 14 px font, plus padding), between 80 and 260 px: numbers such
+    as "46/131 (35.1 %) [27.5-43.6]" break once, between the count and the interval."""
+    longest = int(values.astype(str).str.len().max()) if len(values) else 0
+    return max(80, min(260, math.ceil(longest / 2) * 8 + 28))
+
+
 def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -> dag.AgGrid:
     """A read-only grid; ``labels`` maps neutral fields (g0, g1, ...) to header text.
 
@@ -117,16 +158,21 @@ def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -
     paginate = len(frame) > GRID_PAGE_ROWS
     return dag.AgGrid(
         id={"type": "cohort-grid", "name": name},
-        rowData=records(frame),
+        rowData=records(display_frame(frame)),
         columnDefs=[
-            {"field": c, "headerName": labels.get(c, c), "tooltipField": c}
-            | ({"flex": 3, "minWidth": 160} if i == 0 else {})
+            {
+                "field": c,
+                "headerName": labels.get(c) or header_text(c),
+                "tooltipField": c,
+                "minWidth": column_min_width(frame[c]),
+            }
+            | ({"flex": 3} if i == 0 else {})
+            | (FLOAT_FORMAT if pd.api.types.is_float_dtype(frame[c]) else {})
             for i, c in enumerate(cols)
         ],
         defaultColDef={
             "sortable": True,
             "resizable": True,
-            "minWidth": 90,
             "flex": 2,
             "wrapText": True,
             "autoHeight": True,
