@@ -203,6 +203,28 @@ def test_a11y001_axe_finds_no_critical_or_serious_violation(
                 + "; ".join(" ".join(n["target"]) for n in v["nodes"])
                 for v in found
             ]
+        if role == "dsmb":  # the unmask dialog, open (it exists only for the DSMB)
+            driver.get(base + "/cohort?tab=primary")
+            page_ready(driver, "/cohort?tab=primary")
+            WebDriverWait(driver, 30).until(
+                ec.element_to_be_clickable((By.ID, "unmask-open"))
+            ).click()
+            dialog = WebDriverWait(driver, 30).until(
+                ec.visibility_of_element_located((By.CSS_SELECTOR, ".modal.show[role=dialog]"))
+            )
+            # the dialog's accessible name: its title (assets/20_a11y.js)
+            WebDriverWait(driver, 10).until(
+                lambda d: (
+                    dialog.get_attribute("aria-labelledby") or dialog.get_attribute("aria-label")
+                )
+            )
+            labelled = dialog.get_attribute("aria-labelledby")
+            assert driver.find_element(By.ID, labelled).text == "Unmask the allocation"
+            failures += [
+                f"dsmb unmask dialog: [{v['impact']}] {v['id']}: {v['help']}"
+                for v in run_axe(driver)
+                if v["impact"] in BLOCKING
+            ]
         assert failures == [], "\n".join(failures)
     finally:
         driver.quit()
