@@ -189,15 +189,25 @@ def wait_drawn(driver, required: str, timeout_ms: int = 90_000) -> float:
     return float(out["now"])
 
 
-def load(driver, url: str, required: str, *, empty: bool) -> dict[str, float]:
-    """One navigation: ms to drawn and bytes on the wire, with an emptied or a warm cache."""
-    driver.get("about:blank")
-    if empty:
-        driver.execute_cdp_cmd("Network.clearBrowserCache", {})
-    driver.get(url)
-    drawn = wait_drawn(driver, required)
-    got = driver.execute_script(BYTES_JS)
-    return {"ms": drawn, "wire": got["wire"], "decoded": got["decoded"]}
+def load(driver, url: str, required: str, *, empty: bool, attempts: int = 2) -> dict[str, float]:
+    """One navigation: ms to drawn and bytes on the wire, with an emptied or a warm cache.
+
+    A navigation that never draws (seen once in ~100 on a machine at load 8: the lazily
+    loaded plotly.js never arrived) is tried again and counted in ``retries``."""
+    for attempt in range(attempts):
+        driver.get("about:blank")
+        if empty:
+            driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+        driver.get(url)
+        try:
+            drawn = wait_drawn(driver, required, timeout_ms=45_000)
+        except TimeoutError:
+            if attempt == attempts - 1:
+                raise
+            continue
+        got = driver.execute_script(BYTES_JS)
+        return {"ms": drawn, "wire": got["wire"], "decoded": got["decoded"], "retries": attempt}
+    raise AssertionError("unreachable")
 
 
 def page_list(panels: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -227,6 +237,7 @@ def measure(
             "warm_ms": statistics.median(r["ms"] for r in warm),
             "warm_bytes": statistics.median(r["wire"] for r in warm),
             "decoded_bytes": statistics.median(r["decoded"] for r in empty),
+            "retries": sum(r["retries"] for r in (*empty, *warm)),
         }
         print(f"   {name}: {out[name]}", flush=True)
     return out
@@ -253,8 +264,8 @@ def click_and_time(driver, element, required: str, before: str | None = None) ->
 
 
 def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int) -> dict[str, Any]:
-    """Tab switches (each tab from the previous one) and a filter change (immune state MALS,
-    then back to all), the cache warm."""
+    """Tab switches (each tab from the previous one) and a filter change (immune state MALS
+    on, then off: all patients again), the server cache warm."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -278,14 +289,15 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
             prev = key
     filters: list[float] = []
     for _ in range(repeats):
-        for option in ("MALS", "all"):
+        for _toggle in ("on", "off"):  # a multi-select: MALS on, then off again (all)
             old = driver.find_element(By.ID, "cohort-count").text
-            WebDriverWait(driver, 30).until(
-                ec.element_to_be_clickable((By.ID, "cohort-f-phenotype"))
-            ).click()
+            if not driver.find_elements(By.CSS_SELECTOR, "[role=listbox]"):
+                WebDriverWait(driver, 30).until(
+                    ec.element_to_be_clickable((By.ID, "cohort-f-phenotype"))
+                ).click()
             item = WebDriverWait(driver, 30).until(
                 ec.element_to_be_clickable(
-                    (By.XPATH, f"//*[@role='option'][normalize-space()={json.dumps(option)}]")
+                    (By.XPATH, "//*[@role='option'][.//input[@value='MALS']]")
                 )
             )
             driver.execute_script(
@@ -306,8 +318,14 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
     }
 
 
-def run(patients: int, repeats: int, panels: list[tuple[str, str]], tmp: Path) -> dict[str, Any]:
-    shared = SHARED_DATA / f"cohort-{patients}.sqlite"
+def run(
+    patients: int,
+    repeats: int,
+    panels: list[tuple[str, str]],
+    tmp: Path,
+    shared_data: Path = SHARED_DATA,
+) -> dict[str, Any]:
+    shared = shared_data / f"cohort-{patients}.sqlite"
     local = DATA / f"cohort-{patients}.sqlite"
     if shared.exists() and not local.exists():
         DATA.mkdir(exist_ok=True)
@@ -397,6 +415,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="one tab, one repeat (CI)")
     parser.add_argument("--patients", type=int, nargs="*", default=[276, 10000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--shared-data",
+        type=Path,
+        default=SHARED_DATA,
+        help="folder of prebuilt bench databases (cohort-N.sqlite), linked into bench/data",
+    )
     args = parser.parse_args(argv)
     panels = [(p.key, p.label) for p in PANELS]
     sizes = args.patients
@@ -409,13 +433,13 @@ def main(argv: list[str] | None = None) -> None:
             for n in sizes
             if n == 276
             or (DATA / f"cohort-{n}.sqlite").exists()
-            or (SHARED_DATA / f"cohort-{n}.sqlite").exists()
+            or (args.shared_data / f"cohort-{n}.sqlite").exists()
         ]
     tmp = Path(tempfile.mkdtemp(prefix="bench-browser-"))
     results: dict[str, Any] = {}
     for n in sizes:
         started = time.perf_counter()
-        results[str(n)] = run(n, repeats, panels, tmp)
+        results[str(n)] = run(n, repeats, panels, tmp, args.shared_data)
         results[str(n)]["verdicts"] = verdicts(results[str(n)])
         results[str(n)]["seconds"] = round(time.perf_counter() - started, 1)
         print(table(n, results[str(n)]), flush=True)
