@@ -266,15 +266,18 @@ def sofa_timeline(
         )
     fig = base_layout(fig, height=680 if with_lanes else 470)
     fig.update_layout(
+        # the legend at the top of the figure, above the "Endpoint window" label (it wraps to
+        # two rows at 1024 px: the top margin holds both, nothing overlaps)
         legend={
             "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.01,
+            "yref": "container",
+            "yanchor": "top",
+            "y": 0.995,
             "x": 0,
             "xanchor": "left",
             "font": {"size": 12},
         },
-        margin={"t": 70},
+        margin={"t": 100},
     )
     return fig
 
@@ -478,10 +481,21 @@ def biomarker_trajectory(
     fig.add_hline(
         y=thresholds.ferritin_mals_above_ng_ml,
         line={"color": PHENOTYPE_COLOURS[Phenotype.MALS], "dash": "dash"},
-        annotation_text=f"MALS > {thresholds.ferritin_mals_above_ng_ml:,.0f}",
-        annotation_position="top left",
         row=1,
         col=1,
+    )
+    # on a log axis an annotation's y is log10 of the value (add_hline's own label would be
+    # placed at 10^4420, off the chart)
+    fig.add_annotation(
+        x=0,
+        xref="x domain",
+        y=float(np.log10(thresholds.ferritin_mals_above_ng_ml)),
+        yref="y",
+        text=f"MALS > {thresholds.ferritin_mals_above_ng_ml:,.0f}",
+        showarrow=False,
+        xanchor="left",
+        yanchor="bottom",
+        font={"size": 12, "color": "#444466"},
     )
     fig.add_hline(
         y=thresholds.hla_dr_sip_below_ab_per_cell,

@@ -461,7 +461,7 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                             defaultColDef={
                                 "sortable": True,
                                 "resizable": True,
-                                "minWidth": 105,
+                                "minWidth": 125,
                                 "flex": 1,
                                 "wrapHeaderText": True,
                                 "autoHeaderHeight": True,
