@@ -372,3 +372,32 @@ def test_a11y007_user_facing_variable_names():
     assert variable_label("pao2") == "PaO2"
     assert variable_label("gcs_total") != "gcs_total"
     assert "_" not in variable_label("pf_ratio")
+
+
+def test_a11y008_cohort_grids_fit_their_content_and_paginate():
+    import pandas as pd
+
+    from components.pages.cohort import GRID_PAGE_ROWS, grid
+
+    frame = pd.DataFrame(
+        {
+            "Stratum": ["All strata", "MALS"],
+            "g0": ["46/131 (35.1 %) [27.5–43.6]", "12/25 (48.0 %) [30.0–66.5]"],
+            "mean_sofa": [9.029999732971191, 7.5],
+            "phenotype": ["not_eligible", "MALS"],
+            "n_mals_to_sip": [3, 4],
+        }
+    )
+    g = grid("t", frame, {"g0": "Precision immunotherapy"})
+    cols = {c["field"]: c for c in g.columnDefs}
+    # the 27-character interval fits on two lines: 14 characters a line at 8 px + padding
+    assert cols["g0"]["minWidth"] == 14 * 8 + 28
+    assert cols["Stratum"]["minWidth"] == 80  # short text: the floor
+    assert cols["n_mals_to_sip"]["headerName"] == "MALS to SIP (n)"
+    assert cols["g0"]["headerName"] == "Precision immunotherapy"
+    assert "d3.format(',.2~f')" in cols["mean_sofa"]["valueFormatter"]["function"]
+    assert "valueFormatter" not in cols["g0"]
+    assert [r["phenotype"] for r in g.rowData] == ["Not eligible", "MALS"]
+    assert "pagination" not in g.dashGridOptions
+    long = pd.DataFrame({"patient_id": [f"SYN-{i:04d}" for i in range(GRID_PAGE_ROWS + 1)]})
+    assert grid("deaths", long).dashGridOptions["paginationPageSize"] == GRID_PAGE_ROWS
