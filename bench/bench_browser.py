@@ -442,6 +442,7 @@ def main(argv: list[str] | None = None) -> None:
         results[str(n)] = run(n, repeats, panels, tmp, args.shared_data)
         results[str(n)]["verdicts"] = verdicts(results[str(n)])
         results[str(n)]["seconds"] = round(time.perf_counter() - started, 1)
+        results[str(n)]["repeats"] = repeats
         print(table(n, results[str(n)]), flush=True)
     payload = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -449,6 +450,9 @@ def main(argv: list[str] | None = None) -> None:
         "results": results,
     }
     target = RESULTS.with_suffix(".smoke.json") if args.smoke else RESULTS
+    if target.exists():  # a run of one size keeps the other sizes' figures
+        kept = json.loads(target.read_text()).get("results", {})
+        payload["results"] = {**{k: v for k, v in kept.items() if k not in results}, **results}
     target.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {target.relative_to(ROOT)}")
     shutil.rmtree(tmp, ignore_errors=True)
