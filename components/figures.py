@@ -266,18 +266,19 @@ def sofa_timeline(
         )
     fig = base_layout(fig, height=680 if with_lanes else 470)
     fig.update_layout(
-        # the legend at the top of the figure, above the "Endpoint window" label (it wraps to
-        # two rows at 1024 px: the top margin holds both, nothing overlaps)
+        # the legend at the top of the figure, under the modebar and above the "Endpoint
+        # window" label (it wraps to two rows at 1024 px: the top margin holds both)
         legend={
             "orientation": "h",
             "yref": "container",
             "yanchor": "top",
-            "y": 0.995,
+            # below the modebar's row (about 28 px at the top of the figure)
+            "y": 1 - 30 / (680 if with_lanes else 470),
             "x": 0,
             "xanchor": "left",
             "font": {"size": 12},
         },
-        margin={"t": 100},
+        margin={"t": 110},
     )
     return fig
 

@@ -138,12 +138,17 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def column_min_width(values: pd.Series) -> int:
-    """Pixels a column needs to show its longest cell on at most two lines (about 7.5 px a
-    character at the grid's 14 px font, plus padding), between 80 and 260 px: numbers such
-    as "46/131 (35.1 %) [27.5-43.6]" break once, between the count and the interval."""
-    longest = int(values.astype(str).str.len().max()) if len(values) else 0
-    return max(80, min(260, math.ceil(longest / 2) * 8 + 28))
+def column_min_width(values: pd.Series, header: str = "") -> int:
+    """Pixels a column needs to show its longest cell on at most two lines and its longest
+    word (of a cell or of the header) whole: about 8 px a character at the grid's 14 px font,
+    plus padding; between 80 and 260 px. A number such as "46/131 (35.1 %) [27.5-43.6]"
+    breaks once, between the count and the interval; "hemorrhage" never breaks."""
+    texts = values.dropna().astype(str)
+    longest = int(texts.str.len().max()) if len(texts) else 0
+    words = [w for t in [*texts.tolist(), header] for w in t.split()]
+    longest_word = max((len(w) for w in words), default=0)
+    need = max(math.ceil(longest / 2), longest_word) * 8 + 28
+    return max(80, min(260, need))
 
 
 def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -> dag.AgGrid:
@@ -164,7 +169,7 @@ def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -
                 "field": c,
                 "headerName": labels.get(c) or header_text(c),
                 "tooltipField": c,
-                "minWidth": column_min_width(frame[c]),
+                "minWidth": column_min_width(frame[c], labels.get(c) or header_text(c)),
             }
             | ({"flex": 3} if i == 0 else {})
             | (FLOAT_FORMAT if pd.api.types.is_float_dtype(frame[c]) else {})

@@ -392,7 +392,13 @@ def test_a11y008_cohort_grids_fit_their_content_and_paginate():
     cols = {c["field"]: c for c in g.columnDefs}
     # the 27-character interval fits on two lines: 14 characters a line at 8 px + padding
     assert cols["g0"]["minWidth"] == 14 * 8 + 28
-    assert cols["Stratum"]["minWidth"] == 80  # short text: the floor
+    # short cells: the longest word, here the header "Stratum" (7 characters)
+    assert cols["Stratum"]["minWidth"] == 7 * 8 + 28
+    from components.pages.cohort import column_min_width
+
+    assert column_min_width(pd.Series(["anemia", "hemorrhage"]), "AESI") == 10 * 8 + 28
+    assert column_min_width(pd.Series(["a"]), "n") == 80  # the floor
+    assert column_min_width(pd.Series(["x" * 400])) == 260  # the ceiling
     assert cols["n_mals_to_sip"]["headerName"] == "MALS to SIP (n)"
     assert cols["g0"]["headerName"] == "Precision immunotherapy"
     assert "d3.format(',.2~f')" in cols["mean_sofa"]["valueFormatter"]["function"]
