@@ -13,7 +13,8 @@ import time
 
 import dash
 from dash import Dash
-from flask import Response, jsonify, request
+from flask import Flask, Request, Response, jsonify, request
+from flask_compress import Compress
 
 from components import api, blinding, shell, unmask, warmup  # noqa: F401 - unmask registers callbacks
 from components.pages import audit, cohort, data, not_found, patient, review, ward
@@ -47,6 +48,91 @@ def _restore_global_callbacks() -> None:
 _DASH_INTERNAL = re.compile(
     r"^/(_dash-|_reload-hash|_favicon|assets/|healthz|api/|(login|logout|favicon\.ico)$)"
 )
+
+
+#: responses whose bytes depend only on their URL: Dash fingerprints the component suites with
+#: the package version and file time, and asset URLs carry ``?m=<file time>``
+_STATIC_PREFIXES = ("/_dash-component-suites/", "/assets/")
+#: a year: a new build changes the URL (fingerprint or ``?m=``), never the bytes behind one
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+#: Dash's page template with the document language set (screen readers pick the voice from it;
+#: axe-core "html-has-lang"); the placeholders are Dash's own
+INDEX_STRING = """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
+
+
+def _static_url(req: Request) -> bool:
+    if req.path.startswith("/_dash-component-suites/"):
+        return True
+    return req.path.startswith("/assets/") and "m" in req.args
+
+
+class _StaticCompressedCache:
+    """flask-compress cache backend that keeps the compressed bytes of static URLs only.
+
+    Compressing plotly.min.js (4.8 MB) costs a worker about 0.1 s with brotli and more with
+    gzip, so each worker does it once per URL and encoding (a few dozen entries). Layouts and
+    callback answers are per user and per request: their key is empty (``"br;"``) and never
+    stored (docs/performance.md).
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        if not key.endswith(";"):
+            self._data[key] = value
+
+
+def _compression_cache_key(req: Request) -> str:
+    return req.full_path if _static_url(req) else ""
+
+
+def install_compression(server: Flask) -> None:
+    """Brotli (or gzip) for every compressible response: scripts, styles, the index page,
+    ``_dash-layout``, ``_dash-dependencies`` and ``_dash-update-component`` answers.
+
+    Must run before ``security.install``: Flask runs ``after_request`` hooks in reverse
+    order, so compression then runs last, after the CSP hook has hashed the inline scripts
+    of the uncompressed HTML. Fingerprinted static files get a year of browser caching.
+    """
+    server.config.update(
+        COMPRESS_ALGORITHM=["br", "gzip"],
+        # Flask serves /assets/ files as streams: brotli or gzip chunk by chunk
+        COMPRESS_ALGORITHM_STREAMING=["br", "gzip"],
+        COMPRESS_BR_LEVEL=5,
+        COMPRESS_LEVEL=6,
+        COMPRESS_MIN_SIZE=500,
+        COMPRESS_CACHE_BACKEND=_StaticCompressedCache,
+        COMPRESS_CACHE_KEY=_compression_cache_key,
+    )
+    Compress(server)
+
+    @server.after_request
+    def long_lived_static(response: Response) -> Response:
+        if response.status_code == 200 and _static_url(request):
+            response.headers["Cache-Control"] = _IMMUTABLE
+        return response
 
 
 def _configure_logging(level: str) -> None:
@@ -119,6 +205,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         title="ImmunoSep",
         update_title=None,
         serve_locally=True,
+        index_string=INDEX_STRING,
         # Deliberate (docs/conventions.md 8.13 notwithstanding): without this, Dash Pages builds a
         # "validation layout" by calling every page layout during the FIRST request and then
         # sends it to EVERY client in the index page config. With role- and site-dependent
@@ -153,6 +240,7 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
         )
 
     app.layout = serve_layout
+    install_compression(server)
     security.install(server, settings, csp_script_hashes=list(app.csp_hashes()), audit=record_audit)
     api.install(server)
 

@@ -11,7 +11,11 @@ events are drawn at ``x = days_since_anchor + 0.5`` so that the 24 h of study da
 
 from __future__ import annotations
 
+import base64
+import math
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -262,15 +266,19 @@ def sofa_timeline(
         )
     fig = base_layout(fig, height=680 if with_lanes else 470)
     fig.update_layout(
+        # the legend at the top of the figure, under the modebar and above the "Endpoint
+        # window" label (it wraps to two rows at 1024 px: the top margin holds both)
         legend={
             "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.01,
+            "yref": "container",
+            "yanchor": "top",
+            # below the modebar's row (about 28 px at the top of the figure)
+            "y": 1 - 30 / (680 if with_lanes else 470),
             "x": 0,
             "xanchor": "left",
             "font": {"size": 12},
         },
-        margin={"t": 70},
+        margin={"t": 110},
     )
     return fig
 
@@ -452,13 +460,43 @@ def biomarker_trajectory(
             row=1,
             col=col,
         )
+    # colour carries the sample's phenotype: a legend names each colour present
+    for ph in dict.fromkeys(Phenotype(p) for p in s["phenotype"]):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker={
+                    "color": PHENOTYPE_COLOURS.get(ph, "#999999"),
+                    "size": 10,
+                    "line": {"color": "#333", "width": 1},
+                },
+                name=f"sample: {PHENOTYPE_LABELS.get(ph, str(ph))}",
+                showlegend=True,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=1,
+        )
     fig.add_hline(
         y=thresholds.ferritin_mals_above_ng_ml,
         line={"color": PHENOTYPE_COLOURS[Phenotype.MALS], "dash": "dash"},
-        annotation_text=f"MALS > {thresholds.ferritin_mals_above_ng_ml:,.0f}",
-        annotation_position="top left",
         row=1,
         col=1,
+    )
+    # on a log axis an annotation's y is log10 of the value (add_hline's own label would be
+    # placed at 10^4420, off the chart)
+    fig.add_annotation(
+        x=0,
+        xref="x domain",
+        y=float(np.log10(thresholds.ferritin_mals_above_ng_ml)),
+        yref="y",
+        text=f"MALS > {thresholds.ferritin_mals_above_ng_ml:,.0f}",
+        showarrow=False,
+        xanchor="left",
+        yanchor="bottom",
+        font={"size": 12, "color": "#444466"},
     )
     fig.add_hline(
         y=thresholds.hla_dr_sip_below_ab_per_cell,
@@ -530,3 +568,116 @@ def empty_figure(message: str, *, height: int = 300) -> go.Figure:
 def trace_names(fig: go.Figure) -> Sequence[str]:
     """Names of the traces (used by tests and the blinding leak check)."""
     return [t.name for t in fig.data]
+
+
+# ---------------------------------------------------------------------------------------------
+# Text alternatives (docs/accessibility.md): what a screen reader says for a chart
+# ---------------------------------------------------------------------------------------------
+
+#: at most this many values are read out per trace; longer traces are summarised
+DESCRIBE_MAX_POINTS = 8
+
+
+def _plain_values(values: Any) -> list[Any]:
+    """Trace values as a list: plotly JSON's typed arrays (``{"dtype", "bdata"}``), numpy
+    arrays, tuples and lists; ``None`` for no values."""
+    if values is None:
+        return []
+    if isinstance(values, dict) and "bdata" in values:
+        arr = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+        shape = values.get("shape")
+        if shape:
+            dims = [int(s) for s in str(shape).split(",")]
+            arr = arr.reshape(dims)
+        return arr.tolist()
+    if isinstance(values, np.ndarray | pd.Series | pd.Index):
+        return list(np.asarray(values).tolist())
+    if isinstance(values, list | tuple):
+        return list(values)
+    return [values]
+
+
+def _value_text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
+        return "no value"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer):
+        return f"{int(v):,}" if abs(int(v)) >= 10_000 else str(int(v))
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        if f.is_integer():
+            return _value_text(int(f))
+        if abs(f) >= 100:
+            return f"{f:,.0f}"
+        return f"{f:.3g}"
+    text = str(v)
+    return re.sub(r"<[^>]+>", " ", text).strip()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("text")
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", str(value or ""))).strip()
+
+
+def _describe_trace(trace: dict[str, Any]) -> str | None:
+    kind = trace.get("type") or "scatter"
+    name = _text(trace.get("name")) or kind
+    if trace.get("visible") in (False, "legendonly"):
+        return None
+    if kind in ("heatmap", "contour"):
+        z = _plain_values(trace.get("z"))
+        flat = [v for row in z for v in (row if isinstance(row, list) else [row])]
+        nums = [float(v) for v in flat if isinstance(v, int | float) and not math.isnan(v)]
+        if not nums:
+            return f"{name}: heat map without values"
+        return (
+            f"{name}: heat map of {len(z)} rows, values from {_value_text(min(nums))} "
+            f"to {_value_text(max(nums))}"
+        )
+    xs, ys = _plain_values(trace.get("x")), _plain_values(trace.get("y"))
+    if trace.get("orientation") == "h":
+        xs, ys = ys, xs  # categories on the vertical axis: read "category: value"
+    if kind in ("box", "violin"):
+        nums = [float(v) for v in ys if isinstance(v, int | float) and not math.isnan(v)]
+        if not nums:
+            return None
+        return (
+            f"{name}: {len(nums)} values, median {_value_text(float(np.median(nums)))}, "
+            f"range {_value_text(min(nums))} to {_value_text(max(nums))}"
+        )
+    if not ys and not xs:
+        return None
+    if not xs:
+        xs = list(range(len(ys)))
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None]
+    if not pairs:
+        return f"{name}: no values"
+    if len(pairs) <= DESCRIBE_MAX_POINTS:
+        return f"{name}: " + ", ".join(f"{_value_text(x)}: {_value_text(y)}" for x, y in pairs)
+    nums = [float(y) for _, y in pairs if isinstance(y, int | float) and not math.isnan(y)]
+    first, last = pairs[0], pairs[-1]
+    summary = f"{name}: {len(pairs)} points from {_value_text(first[0])} to {_value_text(last[0])}"
+    if nums:
+        summary += (
+            f", values {_value_text(min(nums))} to {_value_text(max(nums))}, "
+            f"last {_value_text(last[1])}"
+        )
+    return summary
+
+
+def describe_figure(fig: go.Figure | dict[str, Any]) -> str:
+    """A plain-text alternative for a chart: its title, then each visible trace's values
+    (category: value for a few points; count, range and last value for long series; median
+    and range for box plots; the value range for heat maps) and any annotation text (an
+    empty figure's message). Built from the figure's own data, so it tells a role no more
+    than the chart it describes."""
+    d = fig.to_plotly_json() if isinstance(fig, go.Figure) else fig
+    layout = d.get("layout") or {}
+    parts = [_text(layout.get("title")) or "Chart"]
+    traces = [t for t in (_describe_trace(t) for t in d.get("data") or []) if t]
+    parts += traces
+    if not traces:
+        parts += [_text(a.get("text")) for a in layout.get("annotations") or [] if a.get("text")]
+    return ". ".join(p for p in parts if p) + "."

@@ -13,6 +13,7 @@ from dash import html
 
 from components.format import fmt_number, fmt_pct, records, safe_csv_frame  # noqa: F401
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS
+from core.concepts import CONCEPTS
 from core.vocab import ORGANS, Organ
 
 #: daily input column -> header with unit (labs and vitals table)
@@ -67,6 +68,14 @@ def labs_by_day(daily: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"study_day": "Study day", **LAB_COLUMNS})
 
 
+def variable_label(name: str) -> str:
+    """The user-facing name of a raw variable ("pao2" -> "PaO2", "gcs_total" -> "GCS total");
+    names without a concept (derived ratios such as "pf_ratio") lose their underscores."""
+    if name in CONCEPTS:
+        return CONCEPTS[name].label
+    return name.replace("_", " ")
+
+
 def why_rows(provenance: pd.DataFrame, study_day: int) -> pd.DataFrame:
     """Per organ for one day: score, deciding value with unit and time, rule, imputation."""
     p = provenance[provenance["study_day"] == study_day]
@@ -90,7 +99,7 @@ def why_rows(provenance: pd.DataFrame, study_day: int) -> pd.DataFrame:
         value = r.get("value")
         unit = r.get("unit") or ""
         shown = "–" if value is None or pd.isna(value) else f"{fmt_number(value, 2)} {unit}".strip()
-        variable = r.get("variable") or ""
+        variable = variable_label(r.get("variable") or "")
         time = r.get("time")
         rows.append(
             {

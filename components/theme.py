@@ -26,13 +26,27 @@ ORGAN_LABELS: Final = MappingProxyType(
         Organ.RENAL: "Renal",
     }
 )
+#: MALS red and "pending HLA-DR" stay apart under deuteranopia, protanopia and tritanopia
+#: (CIELAB distance >= 40 after the Machado 2009 simulation; the former orange #EE7733 was 16
+#: from MALS red under deuteranopia): Okabe-Ito yellow for pending, drawn with a dark outline.
+#: tests/app/test_a11y.py checks every pair; docs/accessibility.md
 PHENOTYPE_COLOURS: Final = MappingProxyType(
     {
         Phenotype.MALS: "#CC3311",
         Phenotype.SIP: "#0077BB",
         Phenotype.NOT_ELIGIBLE: "#777777",
-        Phenotype.PENDING: "#EE7733",
+        Phenotype.PENDING: "#F0E442",
         Phenotype.UNKNOWN: "#BBBBBB",
+    }
+)
+#: text colour on a phenotype-coloured badge (contrast >= 4.5:1)
+PHENOTYPE_TEXT_COLOURS: Final = MappingProxyType(
+    {
+        Phenotype.MALS: "#FFFFFF",
+        Phenotype.SIP: "#FFFFFF",
+        Phenotype.NOT_ELIGIBLE: "#000000",
+        Phenotype.PENDING: "#000000",
+        Phenotype.UNKNOWN: "#000000",
     }
 )
 PHENOTYPE_LABELS: Final = MappingProxyType(

@@ -134,7 +134,7 @@ def test_tab001_why_rows_explain_each_organ():
         }
     )
     rows = tables.why_rows(prov, 2).set_index("organ")
-    assert rows.loc["renal", "Deciding value"] == "creatinine 3.70 mg/dL"
+    assert rows.loc["renal", "Deciding value"] == "Creatinine 3.70 mg/dL"
     assert rows.loc["renal", "Time"] == "2022-01-02 04:10"
     assert rows.loc["renal", "Points"] == "3"
     assert rows.loc["liver", "Deciding value"] == "no data"

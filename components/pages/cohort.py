@@ -12,6 +12,7 @@ columns of groups are the neutral fields ``g0``, ``g1`` with the label only as t
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ from components.cohort.publication import publication_check
 from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
+from components.figures import describe_figure
 from components.format import fmt_num, records, safe_csv_frame
 from components.server.audit import audit
 from components.server.auth import ArmVisibility, Principal, current_principal
@@ -66,14 +68,26 @@ def panel_for(tab: str | None) -> Panel:
 # ---------------------------------------------------------------------------------------------
 
 
-def graph(name: str, fig: Any) -> dcc.Graph:
-    return dcc.Graph(
-        id={"type": "cohort-graph", "name": name},
-        figure=fig,
-        config={
-            "displaylogo": False,
-            "toImageButtonOptions": {"format": "png", "filename": f"cohort-{name}", "scale": 2},
-        },
+def graph(name: str, fig: Any) -> html.Figure:
+    """A panel's chart with its text alternative (:func:`components.figures.describe_figure`,
+    read by screen readers, docs/accessibility.md) as the figure's caption."""
+    return html.Figure(
+        [
+            dcc.Graph(
+                id={"type": "cohort-graph", "name": name},
+                figure=fig,
+                config={
+                    "displaylogo": False,
+                    "toImageButtonOptions": {
+                        "format": "png",
+                        "filename": f"cohort-{name}",
+                        "scale": 2,
+                    },
+                },
+            ),
+            html.Figcaption(describe_figure(fig), className="visually-hidden"),
+        ],
+        className="mb-0",
     )
 
 
@@ -88,20 +102,94 @@ def csv_button(name: str) -> dbc.Button:
     )
 
 
+#: grids longer than this page (the Safety tab's deaths list: 188 rows drew a 7,857 px page)
+GRID_PAGE_ROWS = 20
+
+
+#: float cells: two decimals at most, trailing zeros dropped, "–" when missing (raw floats such
+#: as 9.029999732971191 never reach the page; the CSV keeps full precision)
+FLOAT_FORMAT = {
+    "valueFormatter": {"function": "params.value == null ? '–' : d3.format(',.2~f')(params.value)"},
+    "type": "rightAligned",
+}
+#: words written in capitals in a header made from a column name
+_ACRONYMS = {"mals": "MALS", "sip": "SIP", "sofa": "SOFA", "hla": "HLA", "dr": "DR", "ci": "CI"}
+
+
+def header_text(column: str) -> str:
+    """A readable header for a column without a label: "n_mals_to_sip" -> "MALS to SIP (n)"."""
+    words = column.split("_")
+    count = words[0] == "n" and len(words) > 1
+    words = [_ACRONYMS.get(w.lower(), w) for w in (words[1:] if count else words)]
+    text = " ".join(words)
+    text = text[:1].upper() + text[1:]
+    return f"{text} (n)" if count else text
+
+
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The grid's view of a table: phenotype codes ("not_eligible") as their labels."""
+    out = frame.copy()
+    codes = {p.value: PHENOTYPE_LABELS[p] for p in Phenotype}
+    for c in out.columns:
+        if c.endswith("_key") or not pd.api.types.is_object_dtype(out[c]):
+            continue
+        if out[c].isin(codes.keys()).any():
+            out[c] = out[c].map(lambda v: codes.get(v, v) if isinstance(v, str) else v)
+    return out
+
+
+def column_min_width(values: pd.Series, header: str = "") -> int:
+    """Pixels a column needs to show its longest cell on at most two lines and its longest
+    word (of a cell or of the header) whole: about 8 px a character at the grid's 14 px font,
+    plus padding; between 80 and 260 px. A number such as "46/131 (35.1 %) [27.5-43.6]"
+    breaks once, between the count and the interval; "hemorrhage" never breaks."""
+    texts = values.dropna().astype(str)
+    longest = int(texts.str.len().max()) if len(texts) else 0
+    words = [w for t in [*texts.tolist(), header] for w in t.split()]
+    longest_word = max((len(w) for w in words), default=0)
+    need = max(math.ceil(longest / 2), longest_word) * 8 + 28
+    return max(80, min(260, need))
+
+
 def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -> dag.AgGrid:
-    """A read-only grid; ``labels`` maps neutral fields (g0, g1, ...) to header text."""
+    """A read-only grid; ``labels`` maps neutral fields (g0, g1, ...) to header text.
+
+    Cells and headers wrap instead of truncating (a number such as "46/131 (35.1 %)
+    [27.5-44.2]" is never cut), and grids longer than :data:`GRID_PAGE_ROWS` paginate
+    (docs/performance.md).
+    """
     labels = labels or {}
     cols = [c for c in frame.columns if not c.endswith("_key")]
+    paginate = len(frame) > GRID_PAGE_ROWS
     return dag.AgGrid(
         id={"type": "cohort-grid", "name": name},
-        rowData=records(frame),
+        rowData=records(display_frame(frame)),
         columnDefs=[
-            {"field": c, "headerName": labels.get(c, c), "tooltipField": c}
-            | ({"flex": 2, "minWidth": 240, "wrapText": True, "autoHeight": True} if i == 0 else {})
+            {
+                "field": c,
+                "headerName": labels.get(c) or header_text(c),
+                "tooltipField": c,
+                "minWidth": column_min_width(frame[c], labels.get(c) or header_text(c)),
+            }
+            | ({"flex": 3} if i == 0 else {})
+            | (FLOAT_FORMAT if pd.api.types.is_float_dtype(frame[c]) else {})
             for i, c in enumerate(cols)
         ],
-        defaultColDef={"sortable": True, "resizable": True, "minWidth": 90, "flex": 1},
-        dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300},
+        defaultColDef={
+            "sortable": True,
+            "resizable": True,
+            "flex": 2,
+            "wrapText": True,
+            "autoHeight": True,
+            "wrapHeaderText": True,
+            "autoHeaderHeight": True,
+            "cellStyle": {"wordBreak": "normal", "lineHeight": "1.4", "paddingTop": "4px"},
+        },
+        dashGridOptions={
+            "domLayout": "autoHeight",
+            "tooltipShowDelay": 300,
+            **({"pagination": True, "paginationPageSize": GRID_PAGE_ROWS} if paginate else {}),
+        },
         # the row id a cell click reports (dash-ag-grid's cellClicked carries no row data)
         **({"getRowId": f"params.data.{ROW_KEY}"} if ROW_KEY in frame.columns else {}),
         style={"height": None},
@@ -287,7 +375,13 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 className="mb-3",
             ),
             dcc.Loading(
-                html.Div(cached_panel(panel.key, context, filters), id="cohort-panel"),
+                html.Div(
+                    cached_panel(panel.key, context, filters),
+                    id="cohort-panel",
+                    role="tabpanel",
+                    # assets/20_a11y.js points the tabs' aria-controls here
+                    **{"data-tabs": ids.COHORT_TABS, "aria-label": "Cohort tab content"},
+                ),
                 delay_show=300,
             ),
             dbc.Card(

@@ -139,7 +139,10 @@ def layout(**_: str) -> html.Div:
                                 ),
                                 dcc.Store(id=UPLOAD_LIMIT, data=settings().upload_max_bytes),
                                 dcc.Store(id=UPLOAD_FILES),
-                            ]
+                            ],
+                            # the upload's file input has no label prop: assets/20_a11y.js
+                            # names it with this text (docs/accessibility.md)
+                            **{"data-file-label": "Choose data files to import (CSV or XPT)"},
                         )
                         if may_import
                         else dbc.Alert(

@@ -28,7 +28,7 @@ from components.format import safe_csv_frame
 from components.server.audit import audit
 from components.server.auth import current_principal
 from components.server.cache import cache
-from components.theme import PHENOTYPE_COLOURS, PHENOTYPE_LABELS
+from components.theme import PHENOTYPE_COLOURS, PHENOTYPE_LABELS, PHENOTYPE_TEXT_COLOURS
 from core.exceptions import UnknownPatientError
 from core.vocab import Phenotype
 from core.ward import what_changed
@@ -55,6 +55,7 @@ def phenotype_badge(patient: dict[str, Any]) -> html.Div:
             dbc.Badge(
                 PHENOTYPE_LABELS[phen],
                 color=PHENOTYPE_COLOURS[phen],
+                style={"color": PHENOTYPE_TEXT_COLOURS[phen]},
                 className="phenotype-badge me-2",
                 id=ids.PATIENT_BADGE,
             ),
@@ -63,6 +64,15 @@ def phenotype_badge(patient: dict[str, Any]) -> html.Div:
             if near
             else None,
         ]
+    )
+
+
+def described(graph: dcc.Graph, figure: Any) -> html.Figure:
+    """A chart with its text alternative as the (visually hidden) caption
+    (:func:`components.figures.describe_figure`, docs/accessibility.md)."""
+    return html.Figure(
+        [graph, html.Figcaption(figures.describe_figure(figure), className="visually-hidden")],
+        className="mb-0",
     )
 
 
@@ -289,6 +299,8 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
     last_day = int(max(days)) if days else None
     selected = int(day) if day and day.isdigit() and int(day) in days else last_day
     layer_list = parse_layers(layers)
+    timeline = cached_timeline(context, patient_id, day=selected, layers=layer_list)
+    biomarkers = cached_biomarkers(context, patient_id)
     died = p.get("death_study_day")
     trial = bool(p.get("trial_participant", True))
     day_word = "study day" if trial else "ICU day"
@@ -361,17 +373,18 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                                         ],
                                         className="g-2 mb-1",
                                     ),
-                                    dcc.Graph(
-                                        id=ids.PATIENT_TIMELINE,
-                                        figure=cached_timeline(
-                                            context, patient_id, day=selected, layers=layer_list
-                                        ),
-                                        config={
-                                            "displaylogo": False,
-                                            "toImageButtonOptions": {
-                                                "filename": f"sofa-{patient_id}"
+                                    described(
+                                        dcc.Graph(
+                                            id=ids.PATIENT_TIMELINE,
+                                            figure=timeline,
+                                            config={
+                                                "displaylogo": False,
+                                                "toImageButtonOptions": {
+                                                    "filename": f"sofa-{patient_id}"
+                                                },
                                             },
-                                        },
+                                        ),
+                                        timeline,
                                     ),
                                 ]
                             )
@@ -406,10 +419,13 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                         html.Span("hidden: could reveal allocation", className="hidden-chip")
                         if bio_note
                         else None,
-                        dcc.Graph(
-                            id=ids.PATIENT_BIOMARKERS,
-                            figure=cached_biomarkers(context, patient_id),
-                            config={"displaylogo": False},
+                        described(
+                            dcc.Graph(
+                                id=ids.PATIENT_BIOMARKERS,
+                                figure=biomarkers,
+                                config={"displaylogo": False},
+                            ),
+                            biomarkers,
                         ),
                     ]
                 ),
@@ -445,7 +461,7 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                             defaultColDef={
                                 "sortable": True,
                                 "resizable": True,
-                                "minWidth": 105,
+                                "minWidth": 125,
                                 "flex": 1,
                                 "wrapHeaderText": True,
                                 "autoHeaderHeight": True,

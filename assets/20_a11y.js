@@ -1,0 +1,81 @@
+/*
+ * Accessibility repairs for third-party components that offer no prop for them
+ * (docs/accessibility.md). Runs on every DOM change; each repair is idempotent.
+ *  - dbc.Tabs without tab panes: every tab's aria-controls names a pane that does not exist
+ *    ("...-tabpane-null") and the tabs share one id; the panel the page draws is the one
+ *    region they control (the [role=tabpanel] whose data-tabs names the tab list), so they point there, with unique ids.
+ *  - Dash 4 dcc.Dropdown: a readonly focus-target input is aria-hidden yet in the tab order;
+ *    keyboard focus goes to the dropdown's own button instead (it opens on Enter / Space).
+ *  - dcc.Upload: its file input has no label; it gets the label its page puts in data-file-label.
+ *  - dbc.Modal: the dialog is named by its title.
+ */
+(function () {
+  "use strict";
+  var serial = 0;
+
+  function repair(root) {
+    root.querySelectorAll('[role="tablist"] [role="tab"]').forEach(function (tab, i) {
+      var list = tab.closest('[role="tablist"]');
+      var controls = tab.getAttribute("aria-controls");
+      if (controls && !document.getElementById(controls)) {
+        var region = list && list.id &&
+          document.querySelector('[role="tabpanel"][data-tabs="' + list.id + '"]');
+        if (region && region.id) {
+          tab.setAttribute("aria-controls", region.id);
+        } else {
+          tab.removeAttribute("aria-controls");
+        }
+      }
+      if (list && list.id && tab.id.indexOf("-null") !== -1) {
+        tab.id = list.id + "-tab-" + i;
+      }
+      tab.setAttribute("aria-selected", tab.classList.contains("active") ? "true" : "false");
+    });
+    root.querySelectorAll('.dash-dropdown-wrapper').forEach(function (wrap) {
+      var target = wrap.querySelector('input.dash-dropdown-focus-target[aria-hidden="true"]');
+      var button = wrap.querySelector('button.dash-dropdown');
+      if (target && button && target.tabIndex !== -1) {
+        target.tabIndex = -1;
+        button.tabIndex = 0;
+      }
+    });
+    root.querySelectorAll('input[type="file"]').forEach(function (input) {
+      if (input.hasAttribute("aria-label") || input.labels && input.labels.length) return;
+      var area = input.closest("[data-file-label]");
+      input.setAttribute("aria-label", area ? area.getAttribute("data-file-label") : "Choose files");
+    });
+    root.querySelectorAll('.modal[role="dialog"]').forEach(function (dialog) {
+      if (dialog.hasAttribute("aria-label") || dialog.hasAttribute("aria-labelledby")) return;
+      var title = dialog.querySelector(".modal-title");
+      if (!title) return;
+      if (!title.id) title.id = "modal-title-" + (++serial);
+      dialog.setAttribute("aria-labelledby", title.id);
+    });
+  }
+
+  var pending = false;
+  function schedule() {
+    if (pending) return;
+    pending = true;
+    window.requestAnimationFrame(function () {
+      pending = false;
+      repair(document);
+    });
+  }
+
+  function start() {
+    repair(document);
+    new MutationObserver(schedule).observe(document.body, {
+      childList: true,
+      subtree: true,
+      attributes: true,
+      attributeFilter: ["class", "aria-controls", "tabindex"],
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
