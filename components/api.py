@@ -19,12 +19,11 @@ from components.data.keys import Context
 from components.data.patient import patient_view
 from components.data.ward import board_at, clock_now
 from components.server.audit import audit
-from components.server.auth import current_principal
+from components.server.auth import current_principal, demo_data_problems, ingest_refusal
 from components.server.context import dataset_info, engine, settings
 from core.exceptions import DataValidationError, UnknownPatientError
 from core.io.fhir import parse_bundles
 from core.io.load import import_tables
-from core.io.read import MAX_UPLOAD_BYTES
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
 
 
@@ -106,31 +105,35 @@ def blueprint() -> Blueprint:
 
     @bp.errorhandler(413)
     def too_large(exc):
-        return jsonify(error=f"request body above {MAX_UPLOAD_BYTES} bytes"), 413
+        return jsonify(error=f"request body above {settings().upload_max_bytes} bytes"), 413
 
     @bp.post("/fhir")
     def fhir_ingest():
         """Import one FHIR R4 Bundle (JSON body), all or nothing: 200 with the import result,
         400 with every problem (where, row, column, value, expected), 403 for a role that may
-        not import, 413 above :data:`MAX_UPLOAD_BYTES`, 415 for a body that is not JSON."""
+        not import (or a read-only demo), 413 above ``Settings.upload_max_bytes``, 415 for a
+        body that is not JSON."""
         principal = current_principal()
-        if not principal.may_ingest:
-            audit("api_fhir_refused", None, f"role {principal.role.value} may not import")
-            return jsonify(error=f"the role {principal.role.value!r} may not import data"), 403
+        refusal = ingest_refusal(principal, settings())
+        if refusal is not None:
+            audit("api_fhir_refused", None, refusal)
+            return jsonify(error=refusal), 403
+        max_bytes = settings().upload_max_bytes
         if request.mimetype not in FHIR_MEDIA_TYPES:
             return jsonify(
                 error=f"Content-Type {request.mimetype or 'missing'!r}; expected "
                 + " or ".join(FHIR_MEDIA_TYPES)
             ), 415
-        if (request.content_length or 0) > MAX_UPLOAD_BYTES:
+        if (request.content_length or 0) > max_bytes:
             abort(413)
         body = request.get_data(cache=False)
-        if len(body) > MAX_UPLOAD_BYTES:
+        if len(body) > max_bytes:
             abort(413)
         parsed = parse_bundles([("request body", body)])
         try:
-            if parsed.problems:
-                raise DataValidationError(parsed.problems)
+            problems = [*parsed.problems, *demo_data_problems(parsed.tables, settings())]
+            if problems:
+                raise DataValidationError(problems)
             result = import_tables(
                 engine(), parsed.tables, user=principal.user, rules=settings().sofa_rules
             )
