@@ -292,8 +292,9 @@ class LoginThrottle:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.LOCK_KEY})
             conn.execute(t.delete().where(t.c.at <= now - self.window))
             for key in keys:
+                was_blocked = len(self._recent(conn, key, now)) >= self.limit
                 conn.execute(t.insert(), [{"key": key[:400], "at": now}])
-                if len(self._recent(conn, key, now)) == self.limit:
+                if not was_blocked and len(self._recent(conn, key, now)) >= self.limit:
                     blocked.append(key)
         return blocked
 
