@@ -63,8 +63,18 @@ from settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: exact public paths (``/loginx`` is not ``/login``) and the one public folder
-PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz", "/favicon.ico", "/_favicon.ico"})
+#: exact public paths (``/loginx`` is not ``/login``) and the one public folder; the API's
+#: OpenAPI description holds no data (tools fetch it before they sign in)
+PUBLIC_PATHS = frozenset(
+    {
+        "/login",
+        "/logout",
+        "/healthz",
+        "/favicon.ico",
+        "/_favicon.ico",
+        "/api/v1/openapi.json",
+    }
+)
 PUBLIC_PREFIXES = ("/assets/",)
 DATA_PREFIXES = ("/_dash-", "/api/")
 #: sign-in throttle: this many failures within the window block the user name / the client
