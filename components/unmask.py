@@ -1,5 +1,9 @@
-"""DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels
-(and :func:`set_unmasked` for a re-mask step back to coded groups).
+"""DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels,
+and the re-mask step back to coded groups (:func:`remask_control`).
+
+Both keep the page: the browser reloads the URL it was on (path and query, so the cohort tab
+and every filter stay; docs/architecture.md "URL state"), now rendered for the changed
+session.
 
 Both are written to the audit trail only when they take effect: the session is changed
 first; a session that cannot hold the step (header authentication has no session cookie)
@@ -12,6 +16,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update
 from flask import session
 
+from components import ids
 from components.server.audit import audit
 from components.server.auth import Principal, Role, current_principal
 from components.server.security import mark_unmasked
@@ -59,14 +64,39 @@ def open_modal(_n: int):
     return True
 
 
+def remask_control() -> html.Div:
+    """For an unmasked DSMB session: back to Group A / Group B (recorded as ``remask``)."""
+    return html.Div(
+        [
+            dbc.Button(
+                "Re-mask groups", id="remask-button", size="sm", color="info", className="ms-2"
+            ),
+            html.Span(id="remask-feedback", className="small text-warning ms-1"),
+            dcc.Location(id="remask-location", refresh=True),
+        ],
+        className="d-inline-block",
+    )
+
+
+def same_page(pathname: str | None, search: str | None) -> str:
+    """The page the user was on (path + query), as a same-site relative URL only."""
+    path = pathname if pathname and pathname.startswith("/") else "/cohort"
+    if path.startswith("//") or "\\" in path:
+        path = "/cohort"
+    query = search if search and search.startswith("?") else ""
+    return path + query
+
+
 @callback(
     Output("unmask-feedback", "children"),
     Output("unmask-location", "href"),
     Input("unmask-confirm", "n_clicks"),
     State("unmask-reason", "value"),
+    State(ids.URL, "pathname"),
+    State(ids.URL, "search"),
     prevent_initial_call=True,
 )
-def confirm(_n: int, reason: str | None):
+def confirm(_n: int, reason: str | None, pathname: str | None = None, search: str | None = None):
 
     principal = current_principal()
     if principal.role is not Role.DSMB:
@@ -76,7 +106,25 @@ def confirm(_n: int, reason: str | None):
         return f"Please give a reason of at least {MIN_REASON_CHARS} characters.", no_update
     if not set_unmasked(True, "unmask", reason[:2000], principal):
         return NO_SESSION_MESSAGE, no_update
-    return "", "/cohort"
+    return "", same_page(pathname, search)
+
+
+@callback(
+    Output("remask-feedback", "children"),
+    Output("remask-location", "href"),
+    Input("remask-button", "n_clicks"),
+    State(ids.URL, "pathname"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def remask(_n: int, pathname: str | None = None, search: str | None = None):
+    """Back to coded groups on the same page; recorded only when the session changed."""
+    principal = current_principal()
+    if principal.role is not Role.DSMB or not principal.unmasked:
+        return "Nothing to re-mask.", no_update
+    if not set_unmasked(False, "remask", None, principal):
+        return NO_SESSION_MESSAGE.replace("Unmasking", "Re-masking"), no_update
+    return "", same_page(pathname, search)
 
 
 NO_SESSION_MESSAGE = (
