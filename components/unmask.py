@@ -1,9 +1,10 @@
 """DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels,
 and the re-mask step back to coded groups (:func:`remask_control`).
 
-Both keep the page: the browser reloads the URL it was on (path and query, so the cohort tab
-and every filter stay; docs/architecture.md "URL state"), now rendered for the changed
-session.
+Both keep the page: once the server has changed the session and written the audit row, a
+clientside callback reloads the browser's current URL (path and query, so the cohort tab and
+every filter stay, as the URL holds them), now rendered for the changed session. The server
+never builds the URL, so nothing user-controlled becomes a redirect.
 
 Both are written to the audit trail only when they take effect: the session is changed
 first; a session that cannot hold the step (header authentication has no session cookie)
@@ -13,10 +14,9 @@ the error propagates (Flask saves the session of an error response too)."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 from flask import session
 
-from components import ids
 from components.server.audit import audit
 from components.server.auth import Principal, Role, current_principal
 from components.server.security import mark_unmasked
@@ -51,7 +51,8 @@ def unmask_control() -> html.Div:
                 id="unmask-modal",
                 is_open=False,
             ),
-            dcc.Location(id="unmask-location", refresh=True),
+            dcc.Store(id="unmask-done"),
+            html.Span(id="unmask-done-sink", hidden=True),
         ],
         className="d-inline-block",
     )
@@ -72,31 +73,37 @@ def remask_control() -> html.Div:
                 "Re-mask groups", id="remask-button", size="sm", color="info", className="ms-2"
             ),
             html.Span(id="remask-feedback", className="small text-warning ms-1"),
-            dcc.Location(id="remask-location", refresh=True),
+            dcc.Store(id="remask-done"),
+            html.Span(id="remask-done-sink", hidden=True),
         ],
         className="d-inline-block",
     )
 
 
-def same_page(pathname: str | None, search: str | None) -> str:
-    """The page the user was on (path + query), as a same-site relative URL only."""
-    path = pathname if pathname and pathname.startswith("/") else "/cohort"
-    if path.startswith("//") or "\\" in path:
-        path = "/cohort"
-    query = search if search and search.startswith("?") else ""
-    return path + query
+#: reload the current URL (tab and filters included) once the step took effect
+RELOAD_JS = """
+function (done) {
+    if (done) { window.location.reload(); }
+    return "";
+}
+"""
+for _store in ("unmask-done", "remask-done"):
+    clientside_callback(
+        RELOAD_JS,
+        Output(f"{_store}-sink", "children"),
+        Input(_store, "data"),
+        prevent_initial_call=True,
+    )
 
 
 @callback(
     Output("unmask-feedback", "children"),
-    Output("unmask-location", "href"),
+    Output("unmask-done", "data"),
     Input("unmask-confirm", "n_clicks"),
     State("unmask-reason", "value"),
-    State(ids.URL, "pathname"),
-    State(ids.URL, "search"),
     prevent_initial_call=True,
 )
-def confirm(_n: int, reason: str | None, pathname: str | None = None, search: str | None = None):
+def confirm(_n: int, reason: str | None):
 
     principal = current_principal()
     if principal.role is not Role.DSMB:
@@ -106,25 +113,23 @@ def confirm(_n: int, reason: str | None, pathname: str | None = None, search: st
         return f"Please give a reason of at least {MIN_REASON_CHARS} characters.", no_update
     if not set_unmasked(True, "unmask", reason[:2000], principal):
         return NO_SESSION_MESSAGE, no_update
-    return "", same_page(pathname, search)
+    return "", True
 
 
 @callback(
     Output("remask-feedback", "children"),
-    Output("remask-location", "href"),
+    Output("remask-done", "data"),
     Input("remask-button", "n_clicks"),
-    State(ids.URL, "pathname"),
-    State(ids.URL, "search"),
     prevent_initial_call=True,
 )
-def remask(_n: int, pathname: str | None = None, search: str | None = None):
+def remask(_n: int):
     """Back to coded groups on the same page; recorded only when the session changed."""
     principal = current_principal()
     if principal.role is not Role.DSMB or not principal.unmasked:
         return "Nothing to re-mask.", no_update
     if not set_unmasked(False, "remask", None, principal):
         return NO_SESSION_MESSAGE.replace("Unmasking", "Re-masking"), no_update
-    return "", same_page(pathname, search)
+    return "", True
 
 
 NO_SESSION_MESSAGE = (

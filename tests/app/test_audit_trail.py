@@ -201,11 +201,7 @@ def unmask_call(client) -> tuple[int, str]:
             "output": dep["output"],
             "outputs": outputs,
             "inputs": [{"id": "unmask-confirm", "property": "n_clicks", "value": 1}],
-            "state": [
-                {"id": "unmask-reason", "property": "value", "value": UNMASK_REASON},
-                {"id": "shell-url", "property": "pathname", "value": "/cohort"},
-                {"id": "shell-url", "property": "search", "value": ""},
-            ],
+            "state": [{"id": "unmask-reason", "property": "value", "value": UNMASK_REASON}],
             "changedPropIds": ["unmask-confirm.n_clicks"],
         },
     )

@@ -1,12 +1,11 @@
-"""Issue 16: the DSMB unmask keeps the page the user was on (path and query: the cohort tab
-and its filters), a re-mask control returns to coded groups on the same page, and each is
-audited only when it takes effect (callback level, through Dash's HTTP endpoint)."""
+"""Issue 16: the DSMB unmask keeps the page the user was on (the browser reloads its current
+URL, path and query: the cohort tab and its filters), a re-mask control returns to coded
+groups on the same page, and each is audited only when it takes effect (callback level,
+through Dash's HTTP endpoint; the reload itself is the clientside RELOAD_JS)."""
 
 from __future__ import annotations
 
 import json
-
-import pytest
 
 from components import unmask as unmask_module
 from core.db import make_engine
@@ -18,7 +17,6 @@ login_settings = blinding.login_settings
 __all__ = ["login_app", "login_settings"]  # the fixtures, used below
 
 REASON = "Interim safety review of the SOFA trajectories"
-PAGE = ("/cohort", "?tab=primary&site=SYN-S01&phenotype=MALS")
 
 
 def dash_call(client, output_prefix: str, inputs: list[dict], state: list[dict]) -> dict:
@@ -42,31 +40,18 @@ def dash_call(client, output_prefix: str, inputs: list[dict], state: list[dict])
     return json.loads(resp.get_data(as_text=True))["response"]
 
 
-def url_state(pathname: str, search: str) -> list[dict]:
-    return [
-        {"id": "shell-url", "property": "pathname", "value": pathname},
-        {"id": "shell-url", "property": "search", "value": search},
-    ]
-
-
-def unmask(client, pathname: str, search: str) -> dict:
+def unmask(client) -> dict:
     return dash_call(
         client,
         "unmask-feedback",
         [{"id": "unmask-confirm", "property": "n_clicks", "value": 1}],
-        [
-            {"id": "unmask-reason", "property": "value", "value": REASON},
-            *url_state(pathname, search),
-        ],
+        [{"id": "unmask-reason", "property": "value", "value": REASON}],
     )
 
 
-def remask(client, pathname: str, search: str) -> dict:
+def remask(client) -> dict:
     return dash_call(
-        client,
-        "remask-feedback",
-        [{"id": "remask-button", "property": "n_clicks", "value": 1}],
-        url_state(pathname, search),
+        client, "remask-feedback", [{"id": "remask-button", "property": "n_clicks", "value": 1}], []
     )
 
 
@@ -88,19 +73,19 @@ def test_secum001_unmask_and_remask_keep_tab_and_filters(login_app, login_settin
     assert shell  # the shell renders for the masked DSMB
     before = int(load_audit(engine)["id"].max())
 
-    out = unmask(client, *PAGE)
-    assert out["unmask-location"]["href"] == "".join(PAGE)  # same tab, same filters
+    out = unmask(client)
+    assert out["unmask-done"]["data"] is True  # the browser reloads its own URL
     assert out["unmask-feedback"]["children"] == ""
     assert groups(client) == {"Placebo", "Precision immunotherapy"}
 
-    out = remask(client, *PAGE)
-    assert out["remask-location"]["href"] == "".join(PAGE)
+    out = remask(client)
+    assert out["remask-done"]["data"] is True
     assert groups(client) == {"Group A", "Group B"}
 
     # a second re-mask changes nothing and records nothing
-    out = remask(client, *PAGE)
+    out = remask(client)
     assert out["remask-feedback"]["children"] == "Nothing to re-mask."
-    assert "remask-location" not in out
+    assert "remask-done" not in out
     assert actions_since(engine, before).count("unmask") == 1
     assert actions_since(engine, before).count("remask") == 1
     trail = load_audit(engine)
@@ -114,7 +99,7 @@ def test_secum002_remask_that_fails_to_record_keeps_the_session_unmasked(
     engine = make_engine(login_settings.database_url)
     client = login_app.server.test_client()
     blinding.login(client, "dsmb")
-    unmask(client, *PAGE)
+    unmask(client)
     before = int(load_audit(engine)["id"].max())
 
     def broken_audit(*args, **kwargs):
@@ -129,10 +114,10 @@ def test_secum002_remask_that_fails_to_record_keeps_the_session_unmasked(
             "output": dep["output"],
             "outputs": [
                 {"id": "remask-feedback", "property": "children"},
-                {"id": "remask-location", "property": "href"},
+                {"id": "remask-done", "property": "data"},
             ],
             "inputs": [{"id": "remask-button", "property": "n_clicks", "value": 1}],
-            "state": url_state(*PAGE),
+            "state": [],
             "changedPropIds": ["remask-button.n_clicks"],
         },
     )
@@ -142,17 +127,12 @@ def test_secum002_remask_that_fails_to_record_keeps_the_session_unmasked(
     assert "remask" not in actions_since(engine, before)
 
 
-@pytest.mark.parametrize(
-    ("pathname", "search", "href"),
-    [
-        ("/cohort", "?tab=survival", "/cohort?tab=survival"),
-        ("//evil.example/x", "", "/cohort"),
-        (None, None, "/cohort"),
-        ("/patient/SYN-01-0002", "day=3", "/patient/SYN-01-0002"),
-    ],
-)
-def test_secum003_same_page_is_same_site_only(pathname, search, href):
-    assert unmask_module.same_page(pathname, search) == href
+def test_secum003_the_reload_is_clientside_and_keeps_the_url():
+    """The step's last act is the browser reloading location (path and query kept); the
+    server never builds a URL from request data."""
+    js = " ".join(unmask_module.RELOAD_JS.split())
+    assert "window.location.reload()" in js
+    assert "href" not in js
 
 
 def test_secum004_monitor_cannot_remask_or_unmask(login_app, login_settings):
@@ -160,7 +140,7 @@ def test_secum004_monitor_cannot_remask_or_unmask(login_app, login_settings):
     client = login_app.server.test_client()
     blinding.login(client, "mon")
     before = int(load_audit(engine)["id"].max())
-    assert remask(client, *PAGE)["remask-feedback"]["children"] == "Nothing to re-mask."
-    out = unmask(client, *PAGE)
+    assert remask(client)["remask-feedback"]["children"] == "Nothing to re-mask."
+    out = unmask(client)
     assert out["unmask-feedback"]["children"] == "Only the DSMB closed session can unmask."
     assert not {"unmask", "remask"} & set(actions_since(engine, before))
