@@ -128,9 +128,13 @@ def layout(**_: str) -> html.Div:
                             "disposition.csv) or ADaM ADSL/ADAE/ADLB (ADSL only with the raw "
                             "icu_stays, infusions, episodes, doses and disposition files, which ADaM "
                             "does not carry). The table is taken "
-                            f"from the file name. CSV files in UTF-8 ('CSV UTF-8'). At most "
-                            f"{settings().upload_max_mb} MB per file and per upload (larger files: "
-                            "python -m core.io import). Nothing is written unless every file is valid.",
+                            f"from the file name. CSV files in UTF-8 ('CSV UTF-8'), also gzip'd "
+                            "(.csv.gz) or several in a .zip. At most "
+                            f"{settings().upload_max_mb} MB per file and per upload, "
+                            f"{settings().upload_max_rows:,} rows and "
+                            f"{settings().upload_max_decompressed_mb} MB decompressed per file "
+                            "(larger files: python -m core.io import). Nothing is written unless "
+                            "every file is valid.",
                             className="small",
                         ),
                         html.Div(
