@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 
 import pandas as pd
 
+from core.io.read import MAX_DECOMPRESSED_BYTES, MAX_UPLOAD_ROWS, InputLimits
 from core.rules import EndpointRules, PhenotypeThresholds, SofaRules
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent
@@ -131,6 +132,28 @@ ENVIRONMENT: Final = MappingProxyType(
             "20",
             "Largest file the Data page accepts, in MB (the HTTP request limit follows from it)",
         ),
+        "IMMUNOSEP_UPLOAD_MAX_ROWS": (
+            "1000000",
+            (
+                "Most data rows one uploaded file may hold (a Parquet footer's row count, a CSV's "
+                "lines), checked before the file is read; the command line has no limit"
+            ),
+        ),
+        "IMMUNOSEP_UPLOAD_MAX_DECOMPRESSED_MB": (
+            "256",
+            (
+                "Largest decompressed size of one uploaded file, in MB (a Parquet footer's "
+                "uncompressed size, at least 8 bytes per cell; gzip / zip decompression stops "
+                "at it), checked before the file is read; the command line has no limit"
+            ),
+        ),
+        "IMMUNOSEP_DEMO_UPLOADS": (
+            "0",
+            (
+                "Demo mode: 1 lets anonymous visitors upload (synthetic SYN- data only); 0 keeps "
+                "the demo read-only"
+            ),
+        ),
         "LOG_LEVEL": ("INFO", "Python logging level"),
     }
 )
@@ -229,6 +252,9 @@ class Settings:
     secret_key: str = ""
     session_minutes: int = 480
     upload_max_mb: int = 20
+    upload_max_rows: int = MAX_UPLOAD_ROWS
+    upload_max_decompressed_mb: int = MAX_DECOMPRESSED_BYTES // (1024 * 1024)
+    demo_uploads: bool = False
     clock: str = "now"
     log_level: str = "INFO"
     sofa_rules: SofaRules = field(default_factory=SofaRules)
@@ -295,6 +321,11 @@ class Settings:
             secret_key=secret,
             session_minutes=get_int("SESSION_MINUTES", 480),
             upload_max_mb=get_int("IMMUNOSEP_UPLOAD_MAX_MB", 20),
+            upload_max_rows=get_int("IMMUNOSEP_UPLOAD_MAX_ROWS", MAX_UPLOAD_ROWS),
+            upload_max_decompressed_mb=get_int(
+                "IMMUNOSEP_UPLOAD_MAX_DECOMPRESSED_MB", MAX_DECOMPRESSED_BYTES // (1024 * 1024)
+            ),
+            demo_uploads=get_bool("IMMUNOSEP_DEMO_UPLOADS", False),
             clock=_clock(get("IMMUNOSEP_CLOCK", "replay" if mode == "demo" else "now")),
             log_level=get("LOG_LEVEL", "INFO").upper(),
         )
@@ -304,6 +335,22 @@ class Settings:
     def upload_max_bytes(self) -> int:
         """Largest uploaded file, in bytes (the Data page and ``core.io.read_files``)."""
         return self.upload_max_mb * 1024 * 1024
+
+    @property
+    def upload_limits(self) -> InputLimits:
+        """The limits every uploaded file is checked against before it is read (the Data page,
+        the FHIR API): size, rows, decompressed size (docs/security.md "Upload limits")."""
+        return InputLimits(
+            max_bytes=self.upload_max_bytes,
+            max_rows=self.upload_max_rows,
+            max_decompressed_bytes=self.upload_max_decompressed_mb * 1024 * 1024,
+        )
+
+    @property
+    def uploads_open(self) -> bool:
+        """Whether the Data page and the FHIR API accept uploads at all: always in login mode
+        (for the roles that may import), in demo mode only with IMMUNOSEP_DEMO_UPLOADS=1."""
+        return self.mode == "login" or self.demo_uploads
 
     @property
     def request_max_bytes(self) -> int:

@@ -10,7 +10,7 @@ from dash import dcc, html
 
 from components import ids
 from components.server.auth import ArmVisibility, Principal, Role
-from components.unmask import unmask_control
+from components.unmask import remask_control, unmask_control
 from core.review import Action, may
 
 NAV_ITEMS = (
@@ -76,8 +76,8 @@ def build_navbar(principal: Principal, *, login: bool = False) -> dbc.Navbar:
         items.append(("Audit", "/audit"))
     links = [dbc.NavItem(dbc.NavLink(label, href=href, active="exact")) for label, href in items]
     extras = []
-    if principal.role is Role.DSMB and not principal.unmasked:
-        extras.append(unmask_control())
+    if principal.role is Role.DSMB:
+        extras.append(remask_control() if principal.unmasked else unmask_control())
     if login:
         extras.append(
             html.A("Sign out", href="/logout", className="btn btn-sm btn-outline-light ms-2")

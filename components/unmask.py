@@ -1,5 +1,10 @@
-"""DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels
-(and :func:`set_unmasked` for a re-mask step back to coded groups).
+"""DSMB closed session: the recorded, reasoned unmask step from coded groups to real labels,
+and the re-mask step back to coded groups (:func:`remask_control`).
+
+Both keep the page: once the server has changed the session and written the audit row, a
+clientside callback reloads the browser's current URL (path and query, so the cohort tab and
+every filter stay, as the URL holds them), now rendered for the changed session. The server
+never builds the URL, so nothing user-controlled becomes a redirect.
 
 Both are written to the audit trail only when they take effect: the session is changed
 first; a session that cannot hold the step (header authentication has no session cookie)
@@ -9,7 +14,7 @@ the error propagates (Flask saves the session of an error response too)."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, clientside_callback, dcc, html, no_update
 from flask import session
 
 from components.server.audit import audit
@@ -46,7 +51,8 @@ def unmask_control() -> html.Div:
                 id="unmask-modal",
                 is_open=False,
             ),
-            dcc.Location(id="unmask-location", refresh=True),
+            dcc.Store(id="unmask-done"),
+            html.Span(id="unmask-done-sink", hidden=True),
         ],
         className="d-inline-block",
     )
@@ -59,9 +65,40 @@ def open_modal(_n: int):
     return True
 
 
+def remask_control() -> html.Div:
+    """For an unmasked DSMB session: back to Group A / Group B (recorded as ``remask``)."""
+    return html.Div(
+        [
+            dbc.Button(
+                "Re-mask groups", id="remask-button", size="sm", color="info", className="ms-2"
+            ),
+            html.Span(id="remask-feedback", className="small text-warning ms-1"),
+            dcc.Store(id="remask-done"),
+            html.Span(id="remask-done-sink", hidden=True),
+        ],
+        className="d-inline-block",
+    )
+
+
+#: reload the current URL (tab and filters included) once the step took effect
+RELOAD_JS = """
+function (done) {
+    if (done) { window.location.reload(); }
+    return "";
+}
+"""
+for _store in ("unmask-done", "remask-done"):
+    clientside_callback(
+        RELOAD_JS,
+        Output(f"{_store}-sink", "children"),
+        Input(_store, "data"),
+        prevent_initial_call=True,
+    )
+
+
 @callback(
     Output("unmask-feedback", "children"),
-    Output("unmask-location", "href"),
+    Output("unmask-done", "data"),
     Input("unmask-confirm", "n_clicks"),
     State("unmask-reason", "value"),
     prevent_initial_call=True,
@@ -76,7 +113,23 @@ def confirm(_n: int, reason: str | None):
         return f"Please give a reason of at least {MIN_REASON_CHARS} characters.", no_update
     if not set_unmasked(True, "unmask", reason[:2000], principal):
         return NO_SESSION_MESSAGE, no_update
-    return "", "/cohort"
+    return "", True
+
+
+@callback(
+    Output("remask-feedback", "children"),
+    Output("remask-done", "data"),
+    Input("remask-button", "n_clicks"),
+    prevent_initial_call=True,
+)
+def remask(_n: int):
+    """Back to coded groups on the same page; recorded only when the session changed."""
+    principal = current_principal()
+    if principal.role is not Role.DSMB or not principal.unmasked:
+        return "Nothing to re-mask.", no_update
+    if not set_unmasked(False, "remask", None, principal):
+        return NO_SESSION_MESSAGE.replace("Unmasking", "Re-masking"), no_update
+    return "", True
 
 
 NO_SESSION_MESSAGE = (

@@ -15,6 +15,10 @@ deleted or replaced row (the next row's ``prev_hash`` does not match), a gap in 
 head that does not match the last row. Rows written before schema version 5 were hashed once
 by the migration, in id order (``audit_head.migrated_through``); ids among them may have gaps.
 
+Where the rows live: :func:`core.db.audit_engine` (for a SQLite file, a second SQLite file
+beside it, so that audit writes never wait behind an import's writer lock; PostgreSQL: the
+same database). Every function here takes the trial database's engine and routes to it.
+
 Throttled actions (failed logins): :func:`record_audit_throttled` writes at most one row per
 key (user + client) and window; attempts in between are counted in ``audit_throttle`` and the
 next row carries the count.
@@ -151,7 +155,7 @@ def record_audit(
     The one writer of the trail: the web layer (:mod:`components.server.audit`) and the
     command line both call it.
     """
-    with _audit_transaction(engine) as conn, conn.begin():
+    with _audit_transaction(db.audit_engine(engine)) as conn, conn.begin():
         return append_audit_row(
             conn, user=user, role=role, action=action, target=target, detail=detail, now=now
         )
@@ -175,7 +179,7 @@ def record_audit_throttled(
     row's id, or None when the attempt was counted without a row."""
     time = _naive_utc(now)
     t = db.audit_throttle
-    with _audit_transaction(engine) as conn, conn.begin():
+    with _audit_transaction(db.audit_engine(engine)) as conn, conn.begin():
         # the head lock serialises throttled writers as well (no double row per window)
         _locked_head(conn)
         state = conn.execute(
@@ -212,9 +216,10 @@ class ChainReport:
 
 def check_audit_chain(engine: Engine | Connection) -> ChainReport:
     """Verify the whole chain; see :func:`verify_audit_chain`."""
-    if isinstance(engine, Connection):
+    store = db.audit_engine(engine)
+    if isinstance(engine, Connection) and store is engine.engine:
         return _check(engine)
-    with engine.connect() as conn:
+    with store.connect() as conn:
         return _check(conn)
 
 

@@ -295,6 +295,23 @@ audit_throttle = sa.Table(
     sa.Column("pending", sa.Integer, nullable=False),
 )
 
+#: one failed sign-in per row and key (``user:<name>``, ``ip:<address>``), kept for the throttle
+#: window: the sign-in throttle shared by every worker and server
+#: (components.server.security.LoginThrottle); lives in the audit store
+login_failure = sa.Table(
+    "login_failure",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(400), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # epoch seconds
+    sa.Index("ix_login_failure_key_at", "key", "at"),
+    sa.Index("ix_login_failure_at", "at"),
+)
+
+#: the tables of the audit store (:func:`audit_engine`): the audit trail, its chain head and
+#: throttles, the sign-in throttle
+AUDIT_TABLES: Final = (audit_log, audit_head, audit_throttle, login_failure)
+
 dataset_version_table = sa.Table(
     "dataset_version",
     metadata,
@@ -418,6 +435,10 @@ def make_engine(url: str | Path) -> Engine:
     parsed = sa.make_url(str(url))
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
+    return _sqlite_engine(parsed)
+
+
+def _sqlite_engine(parsed: sa.URL) -> Engine:
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -441,6 +462,82 @@ def make_engine(url: str | Path) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def audit_store_path(engine: Engine | Connection) -> Path | None:
+    """The SQLite file of the audit store of a SQLite-file database (``trial.sqlite`` ->
+    ``trial.audit.sqlite``, beside it); None for PostgreSQL and in-memory SQLite."""
+    if not is_sqlite(engine):
+        return None
+    database = engine.engine.url.database if isinstance(engine, Connection) else engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    main = Path(database)
+    return main.with_name(main.stem + ".audit.sqlite")
+
+
+def audit_engine(engine: Engine | Connection) -> Engine:
+    """The engine that holds the audit trail and the sign-in throttle (:data:`AUDIT_TABLES`).
+
+    Why a store of its own (issue 16, "Availability"): SQLite has one writer per database
+    file, and an import holds that writer lock for its whole all-or-nothing transaction
+    (validation, inserts, the recomputed daily SOFA), which can take minutes. Every sign-in
+    and every audited read writes a row, so on one file they queued behind the import and
+    failed after the 30 s busy timeout with HTTP 500. Short transactions in WAL mode would not
+    help: the import must stay one transaction. So for a SQLite file the audit tables live in
+    a second SQLite file beside it (:func:`audit_store_path`, WAL journal, its own writer
+    lock): audit and sign-in writes only ever wait for each other (milliseconds), never for an
+    import. Not attached to the main file: ``BEGIN IMMEDIATE`` would lock every attached file.
+
+    PostgreSQL has row locks (an audit writer locks the chain head row; an import takes an
+    advisory lock and never touches the audit tables), so it keeps one database and this
+    returns ``engine`` itself; so does in-memory SQLite (one connection, tests).
+
+    The audit engine is made once per engine (kept on it) and its tables created on first
+    use; :func:`ensure_schema` moves audit rows of an older single-file database into it.
+    """
+    if isinstance(engine, Connection):
+        engine = engine.engine
+    found = engine.__dict__.get("_immunosep_audit_engine")
+    if found is not None:
+        return found
+    path = audit_store_path(engine)
+    if path is None:
+        # one database: the tables come with the schema (ensure_schema); a table added later
+        # (login_failure) is created here, without the import's writer lock
+        with engine.begin() as conn:
+            metadata.create_all(conn, tables=list(AUDIT_TABLES), checkfirst=True)
+        target = engine
+    else:
+        target = _sqlite_engine(sa.make_url(f"sqlite:///{path}"))
+        with _WriterTransaction(target) as conn:
+            metadata.create_all(conn, tables=list(AUDIT_TABLES), checkfirst=True)
+    engine.__dict__["_immunosep_audit_engine"] = target
+    return target
+
+
+def _move_audit_rows(conn: Connection) -> int:
+    """Move the audit rows, chain head and throttles of a single-file SQLite database into
+    its audit store (inside the caller's writer transaction on the main file); returns the
+    rows moved. Idempotent: rows already in the store (same id) are not copied again."""
+    if audit_store_path(conn) is None or not sa.inspect(conn).has_table("audit_log"):
+        return 0  # one database (PostgreSQL, in-memory SQLite): nothing to move
+    store = audit_engine(conn)
+    rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id)).mappings().all()
+    head = conn.execute(sa.select(audit_head)).mappings().all() if rows else []
+    if not rows:
+        return 0
+    with _WriterTransaction(store) as target:
+        present = set(target.execute(sa.select(audit_log.c.id)).scalars())
+        fresh = [dict(r) for r in rows if r["id"] not in present]
+        if fresh:
+            target.execute(audit_log.insert(), fresh)
+        if head and not present:
+            target.execute(audit_head.delete())
+            target.execute(audit_head.insert(), [dict(h) for h in head])
+    conn.execute(audit_log.delete())
+    conn.execute(audit_head.delete())
+    return len(fresh)
 
 
 def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
@@ -569,6 +666,7 @@ def ensure_schema(
                 audit_head.insert(),
                 [{"id": 1, "last_id": 0, "last_hash": GENESIS_HASH, "migrated_through": 0}],
             )
+            _move_audit_rows(conn)
             return SCHEMA_VERSION
         if current > SCHEMA_VERSION:
             raise SchemaVersionError(
@@ -580,6 +678,7 @@ def ensure_schema(
                 raise SchemaVersionError(f"no migration to schema version {target}")
             steps[target](conn)
             conn.execute(schema_version.insert(), [{"version": target, "applied_at": _utcnow()}])
+        _move_audit_rows(conn)
         return SCHEMA_VERSION
 
 

@@ -589,10 +589,11 @@ def record_audit(
 
 def load_audit(engine: Engine) -> pd.DataFrame:
     """Audit trail, newest first (``time`` is naive UTC; ``prev_hash`` / ``row_hash`` chain
-    the rows, see :func:`core.audit.verify_audit_chain`)."""
+    the rows, see :func:`core.audit.verify_audit_chain`; read from the audit store,
+    :func:`core.db.audit_engine`)."""
     t = db.audit_log
     cols = list(t.columns)
-    with engine.connect() as conn:
+    with db.audit_engine(engine).connect() as conn:
         return _frame(conn, sa.select(*cols).order_by(t.c.id.desc()), cols)
 
 

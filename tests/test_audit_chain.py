@@ -102,7 +102,7 @@ def test_audit004_edited_detail_is_detected_naming_the_row(
 ) -> None:
     engine = _make(any_url, engines)
     _write(engine, 5)
-    with engine.begin() as conn:
+    with db.audit_engine(engine).begin() as conn:  # the audit store
         conn.execute(sa.text("UPDATE audit_log SET detail = 'nothing to see' WHERE id = 3"))
     problems = audit.verify_audit_chain(engine)
     assert [(p.row_id, p.kind) for p in problems] == [(3, "edited")]
@@ -114,7 +114,7 @@ def test_audit005_edit_with_recomputed_hash_breaks_the_next_link(
 ) -> None:
     engine = _make(any_url, engines)
     _write(engine, 4)
-    with engine.begin() as conn:
+    with db.audit_engine(engine).begin() as conn:  # the audit store
         row = conn.execute(sa.select(db.audit_log).where(db.audit_log.c.id == 2)).one()
         forged = audit.row_hash(
             2, row.time, "mallory", row.role, row.action, row.target, row.detail, row.prev_hash
@@ -132,7 +132,7 @@ def test_audit005_edit_with_recomputed_hash_breaks_the_next_link(
 def test_audit006_deleted_middle_row_is_detected(engines: list[sa.Engine], any_url: str) -> None:
     engine = _make(any_url, engines)
     _write(engine, 5)
-    with engine.begin() as conn:
+    with db.audit_engine(engine).begin() as conn:  # the audit store
         conn.execute(sa.text("DELETE FROM audit_log WHERE id = 3"))
     problems = audit.verify_audit_chain(engine)
     assert [(p.row_id, p.kind) for p in problems] == [(4, "broken_link"), (4, "gap")]
@@ -144,7 +144,7 @@ def test_audit007_deleted_newest_row_is_detected_by_the_head(
 ) -> None:
     engine = _make(any_url, engines)
     _write(engine, 3)
-    with engine.begin() as conn:
+    with db.audit_engine(engine).begin() as conn:  # the audit store
         conn.execute(sa.text("DELETE FROM audit_log WHERE id = 3"))
     problems = audit.verify_audit_chain(engine)
     assert [(p.row_id, p.kind) for p in problems] == [(3, "head")]
@@ -159,7 +159,7 @@ def test_audit008_row_inserted_around_the_writer_is_detected(
 ) -> None:
     engine = _make(sqlite_url, engines)
     _write(engine, 2)
-    with engine.begin() as conn:
+    with db.audit_engine(engine).begin() as conn:  # the audit store
         conn.execute(
             sa.text(
                 "INSERT INTO audit_log (id, time, user, role, action) "
@@ -198,7 +198,7 @@ def test_audit009_migration_v5_hashes_stored_rows_in_id_order(
     assert audit.verify_audit_chain(engine) == []  # gaps before the migration are history
     assert audit.record_audit(engine, user="new", role="r", action="a") == 6
     assert audit.verify_audit_chain(engine) == []
-    with engine.begin() as conn:
+    with db.audit_engine(engine).begin() as conn:  # the audit store
         conn.execute(sa.text("UPDATE audit_log SET target = 'x' WHERE id = 2"))
     assert [(p.row_id, p.kind) for p in audit.verify_audit_chain(engine)] == [(2, "edited")]
 
@@ -284,7 +284,7 @@ def test_audit012_cli_audit_verify_and_export_audited(
     capsys.readouterr()
     assert repo.load_audit(engine).iloc[0]["detail"].startswith("ADaM export, unblinded")
     n = len(repo.load_audit(engine))
-    with engine.begin() as conn:
+    with db.audit_engine(engine).begin() as conn:  # the audit store
         conn.execute(sa.text("UPDATE audit_log SET detail = 'x' WHERE id = 1"))
     assert cli_main(["audit-verify", "--database-url", sqlite_url]) == 1
     out = capsys.readouterr().out

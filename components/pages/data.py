@@ -2,7 +2,10 @@
 
 Uploads are validated completely before anything is written (core.io: all problems of a file
 at once, with file, row, column, value and what was expected); an import is one transaction.
-Only the unblinded statistician (data manager) and the demo role may import.
+Only the unblinded statistician (data manager) and the demo role may import; a demo is
+read-only unless IMMUNOSEP_DEMO_UPLOADS=1, and then takes synthetic ``SYN-`` ids only
+(docs/security.md "Read-only demo"). Every file is checked against ``Settings.upload_limits``
+(size, rows, decompressed size) before it is parsed (docs/security.md "Upload limits").
 
 Refusals always say why (docs/formats.md "Upload limits and refusals"). ``dcc.Upload`` drops
 files silently in the browser when they exceed ``max_size`` or do not match ``accept`` (its
@@ -33,10 +36,15 @@ from flask import current_app
 from components import ids, warmup
 from components.format import records
 from components.server.audit import audit
-from components.server.auth import INGEST_ROLES, current_principal
+from components.server.auth import (
+    INGEST_ROLES,
+    current_principal,
+    demo_data_problems,
+    ingest_refusal,
+)
 from components.server.context import dataset_info, engine, settings
 from core.exceptions import DataValidationError, Problem
-from core.io import import_tables, read_uploads
+from core.io import import_tables, read_uploads, validate_tables
 from core.io.read import size_problems
 from core.repository import load_import_log
 
@@ -97,7 +105,8 @@ def import_log_rows() -> list[dict[str, Any]]:
 
 def layout(**_: str) -> html.Div:
     principal = current_principal()
-    may_import = principal.role in IMPORT_ROLES
+    refusal = ingest_refusal(principal, settings())
+    may_import = refusal is None
     info = dataset_info()
     log_rows = import_log_rows()
     return html.Div(
@@ -119,9 +128,13 @@ def layout(**_: str) -> html.Div:
                             "disposition.csv) or ADaM ADSL/ADAE/ADLB (ADSL only with the raw "
                             "icu_stays, infusions, episodes, doses and disposition files, which ADaM "
                             "does not carry). The table is taken "
-                            f"from the file name. CSV files in UTF-8 ('CSV UTF-8'). At most "
-                            f"{settings().upload_max_mb} MB per file and per upload (larger files: "
-                            "python -m core.io import). Nothing is written unless every file is valid.",
+                            f"from the file name. CSV files in UTF-8 ('CSV UTF-8'), also gzip'd "
+                            "(.csv.gz) or several in a .zip. At most "
+                            f"{settings().upload_max_mb} MB per file and per upload, "
+                            f"{settings().upload_max_rows:,} rows and "
+                            f"{settings().upload_max_decompressed_mb} MB decompressed per file "
+                            "(larger files: python -m core.io import). Nothing is written unless "
+                            "every file is valid.",
                             className="small",
                         ),
                         html.Div(
@@ -146,7 +159,10 @@ def layout(**_: str) -> html.Div:
                         )
                         if may_import
                         else dbc.Alert(
-                            "Your role may not import data.", color="secondary", className="mb-0"
+                            f"No upload: {refusal}.",
+                            id="data-upload-refused",
+                            color="secondary",
+                            className="mb-0",
                         ),
                         html.Div(id=ids.DATA_REPORT, className="mt-3"),
                     ]
@@ -287,18 +303,27 @@ dash.clientside_callback(
 )
 def upload(files: list[dict[str, Any]] | None):
     principal = current_principal()
-    if principal.role not in IMPORT_ROLES:
-        return dbc.Alert("Your role may not import data.", color="danger"), dash.no_update
+    refusal = ingest_refusal(principal, settings())
+    if refusal is not None:
+        audit("import_refused", None, refusal)
+        return dbc.Alert(f"Nothing was imported: {refusal}.", color="danger"), dash.no_update
     if not files:
         return dash.no_update, dash.no_update
+    limits = settings().upload_limits
     max_bytes = settings().upload_max_bytes
     problems, payloads = upload_problems_and_files(files, max_bytes)
     tables_in = {}
     if payloads:
         try:
-            tables_in = read_uploads(payloads, max_bytes=max_bytes)
+            tables_in = read_uploads(payloads, limits=limits)
         except DataValidationError as exc:
             problems += exc.problems
+    if not problems:
+        # a public demo takes synthetic ids only; a file with other problems is reported
+        # with those first (the validator's report, then the ids)
+        demo_problems = demo_data_problems(tables_in, settings())
+        if demo_problems:
+            problems = validate_tables(tables_in) or demo_problems
     if problems:
         return problem_table(problems), dash.no_update
     try:

@@ -6,12 +6,16 @@ The role decides, on the server, whether the randomised arm may be used at all
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+import pandas as pd
 from flask import current_app, g
 
+from core.exceptions import Problem
 from core.policy import ArmVisibility
+from settings import Settings
 
 __all__ = ["ArmVisibility", "Principal", "Role"]
 
@@ -99,3 +103,51 @@ def current_principal() -> Principal:
     if principal is None:
         raise NotAuthenticated("login required")
     return principal
+
+
+#: the prefix of every id of the synthetic demo data (docs/architecture.md "Raw long format")
+DEMO_ID_PREFIX = "SYN-"
+
+
+def ingest_refusal(principal: Principal, settings: Settings) -> str | None:
+    """Why ``principal`` may not import now (None: they may).
+
+    Demo mode is read-only unless ``IMMUNOSEP_DEMO_UPLOADS=1`` (issue 16: an anonymous
+    upload of 3 real-looking patients turned the public demo into "real data", which demo mode
+    refuses to serve, so every page answered 403 for everyone).
+    """
+    if principal.role not in INGEST_ROLES:
+        return f"the role {principal.role.value!r} may not import data"
+    if not settings.uploads_open:
+        return (
+            "this demo is read-only: uploads are switched off (the operator can open them with "
+            "IMMUNOSEP_DEMO_UPLOADS=1, for synthetic SYN- data only)"
+        )
+    return None
+
+
+def demo_data_problems(tables: Mapping[str, pd.DataFrame], settings: Settings) -> list[Problem]:
+    """In demo mode, every patient and site id of an upload must be synthetic (``SYN-``):
+    anything else would make the demo's data "real" and close the demo for every visitor.
+    One problem per table and column, naming the first offending ids. Login mode: none."""
+    if settings.mode != "demo":
+        return []
+    problems = []
+    for name, frame in tables.items():
+        for column in ("patient_id", "site_id"):
+            if column not in frame.columns:
+                continue
+            values = frame[column].dropna().astype(str)
+            bad = values[~values.str.startswith(DEMO_ID_PREFIX)]
+            if len(bad):
+                problems.append(
+                    Problem(
+                        frame.attrs.get("source", name),
+                        int(bad.index[0]) if isinstance(bad.index[0], int) else None,
+                        column,
+                        ", ".join(bad.unique()[:5]),
+                        f"synthetic ids starting with {DEMO_ID_PREFIX!r}: the public demo "
+                        f"accepts synthetic data only ({len(bad)} row(s) of {name} are not)",
+                    )
+                )
+    return problems

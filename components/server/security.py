@@ -41,7 +41,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
@@ -49,25 +49,37 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
+import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, redirect, request, session
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from components.server.auth import NotAuthenticated, Principal, Role
-from components.server.context import dataset_info
+from components.server.context import dataset_info, engine
+from core.db import audit_engine, is_sqlite, login_failure
 from settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: exact public paths (``/loginx`` is not ``/login``) and the one public folder
-PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz", "/favicon.ico", "/_favicon.ico"})
+#: exact public paths (``/loginx`` is not ``/login``) and the one public folder; the API's
+#: OpenAPI description holds no data (tools fetch it before they sign in)
+PUBLIC_PATHS = frozenset(
+    {
+        "/login",
+        "/logout",
+        "/healthz",
+        "/favicon.ico",
+        "/_favicon.ico",
+        "/api/v1/openapi.json",
+    }
+)
 PUBLIC_PREFIXES = ("/assets/",)
 DATA_PREFIXES = ("/_dash-", "/api/")
 #: sign-in throttle: this many failures within the window block the user name / the client
 THROTTLE_FAILURES = 10
 THROTTLE_WINDOW_S = 300.0
-#: at most this many throttle keys are tracked per process (oldest dropped first)
-THROTTLE_MAX_KEYS = 50_000
 
 
 def is_public(path: str) -> bool:
@@ -213,59 +225,93 @@ class LogoutStore:
 
 
 class LoginThrottle:
-    """Sign-in failures per key (``user:<name>``, ``ip:<address>``) in a sliding window.
+    """Sign-in failures per key (``user:<name>``, ``ip:<address>``) in a sliding window,
+    shared by every worker and server through the database (issue 16: a per-process count let
+    N workers allow N x 10 guesses).
 
-    Lives in the app's extension dict (one per process): with N workers a client gets at most
-    N x THROTTLE_FAILURES guesses per window.
+    One row per failure in ``login_failure`` of the audit store (:func:`core.db.audit_engine`:
+    on SQLite a file of its own, so a sign-in never waits behind an import; on PostgreSQL the
+    trial database). A key is blocked when it has :data:`THROTTLE_FAILURES` failures within
+    :data:`THROTTLE_WINDOW_S`; it may try again when the oldest of those leaves the window.
+    Writers serialise (SQLite ``BEGIN IMMEDIATE`` on the audit store, PostgreSQL an advisory
+    lock of its own, never the import's), so exactly one failure of a burst reports the key
+    as newly blocked (audited once per burst). Rows older than the window are deleted as
+    failures arrive.
+
+    ``engine``: the trial database's engine, or a callable returning it (per request); None:
+    a private in-memory SQLite database (one process; tests of the window arithmetic).
     """
 
-    def __init__(self, limit: int = THROTTLE_FAILURES, window: float = THROTTLE_WINDOW_S):
+    #: PostgreSQL advisory lock of the throttle's writers (not the import's LOCK_KEY)
+    LOCK_KEY = 0x1A7E52
+
+    def __init__(
+        self,
+        engine: Engine | Callable[[], Engine] | None = None,
+        *,
+        limit: int = THROTTLE_FAILURES,
+        window: float = THROTTLE_WINDOW_S,
+    ):
         self.limit = limit
         self.window = window
-        self._lock = threading.Lock()
-        self._failures: dict[str, deque[float]] = {}
+        if engine is None:
+            engine = sa.create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        self._engine = engine
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.get(key)
-        if q is None:
-            return deque()
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            del self._failures[key]
-        return q
+    def _store(self) -> Engine:
+        engine = self._engine() if callable(self._engine) else self._engine
+        return audit_engine(engine)
+
+    def _recent(self, conn: Connection, key: str, now: float) -> list[float]:
+        t = login_failure
+        return list(
+            conn.execute(
+                sa.select(t.c.at)
+                .where(t.c.key == key[:400], t.c.at > now - self.window)
+                .order_by(t.c.at.desc())
+                .limit(self.limit)
+            ).scalars()
+        )
 
     def retry_after(self, keys: list[str], now: float | None = None) -> int:
         """Seconds until every key may try again (0: not blocked)."""
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         wait = 0.0
-        with self._lock:
+        with self._store().connect() as conn:
             for key in keys:
-                q = self._recent(key, now)
-                if len(q) >= self.limit:
-                    wait = max(wait, q[-self.limit] + self.window - now)
+                recent = self._recent(conn, key, now)
+                if len(recent) >= self.limit:
+                    wait = max(wait, recent[-1] + self.window - now)
         return math.ceil(wait) if wait > 0 else 0
+
+    def _write(self) -> Any:
+        store = self._store()
+        if is_sqlite(store):
+            return store.connect().execution_options(sqlite_begin="IMMEDIATE")
+        return store.connect()
 
     def fail(self, keys: list[str], now: float | None = None) -> list[str]:
         """Record a failure; returns the keys that became blocked by it (once per burst)."""
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         blocked = []
-        with self._lock:
-            if len(self._failures) >= THROTTLE_MAX_KEYS:
-                for key in list(self._failures)[: THROTTLE_MAX_KEYS // 10]:
-                    del self._failures[key]
+        t = login_failure
+        with self._write() as conn, conn.begin():
+            if not is_sqlite(conn):
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.LOCK_KEY})
+            conn.execute(t.delete().where(t.c.at <= now - self.window))
             for key in keys:
-                q = self._recent(key, now)
-                q.append(now)
-                self._failures[key] = q
-                if len(q) == self.limit:
+                was_blocked = len(self._recent(conn, key, now)) >= self.limit
+                conn.execute(t.insert(), [{"key": key[:400], "at": now}])
+                if not was_blocked and len(self._recent(conn, key, now)) >= self.limit:
                     blocked.append(key)
         return blocked
 
     def succeed(self, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+        t = login_failure
+        with self._write() as conn, conn.begin():
+            conn.execute(t.delete().where(t.c.key.in_([k[:400] for k in keys])))
 
 
 def _principal_from_session(
@@ -380,7 +426,7 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
     if settings.mode == "login" and not users.users():
         raise ValueError("IMMUNOSEP_MODE=login needs IMMUNOSEP_USERS_FILE with at least one user")
     logouts = LogoutStore(settings.logout_path)
-    throttle = LoginThrottle()
+    throttle = LoginThrottle(engine)  # shared by workers and servers (the audit store)
     # checked against when the user name is unknown: the same work as for a known user
     dummy_hash = generate_password_hash(secrets.token_urlsafe(16))
     server.config.update(

@@ -8,12 +8,17 @@ Nothing is typed or checked here beyond the file level (see :mod:`core.io.valida
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io as stdlib_io
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from core.exceptions import DataValidationError, Problem
 from core.io.adam import from_adam
@@ -21,13 +26,52 @@ from core.io.schema import TABLE_SPECS
 
 #: file suffixes read (CSV in UTF-8, Parquet)
 FILE_SUFFIXES: Final = (".csv", ".parquet", ".pq")
+#: compressed containers unpacked before reading (with the decompressed-size bound): a gzip'd
+#: CSV (``observations.csv.gz``) and a zip archive of CSV / Parquet files named after tables
+ARCHIVE_SUFFIXES: Final = (".gz", ".zip")
+#: bytes read at a time while decompressing (the bound is checked after every chunk)
+_CHUNK: Final = 1024 * 1024
+#: bytes per cell assumed when estimating a Parquet table's size in memory (a 64-bit value or
+#: a pointer to a shared string): a dictionary- or run-length-encoded column of millions of
+#: repeated values is tiny on disk and still costs this per cell once read
+CELL_BYTES: Final = 8
 
 #: ADaM file stems understood by :func:`read_files` (mapped with :func:`from_adam`)
 ADAM_INPUTS: Final = ("adsl", "adae", "adlb")
 
-#: the one upload size limit (bytes per file): default of :func:`read_uploads`, to be passed
-#: to :func:`read_files` for uploads saved to disk, and the Data page's upload limit
+#: the default upload size limit (bytes per file) of :func:`read_uploads`; the web app passes
+#: ``Settings.upload_limits`` (IMMUNOSEP_UPLOAD_MAX_MB, settings.py)
 MAX_UPLOAD_BYTES: Final = 20 * 1024 * 1024
+#: default row limit per uploaded file (IMMUNOSEP_UPLOAD_MAX_ROWS)
+MAX_UPLOAD_ROWS: Final = 1_000_000
+#: default limit of a file's decompressed size (IMMUNOSEP_UPLOAD_MAX_DECOMPRESSED_MB)
+MAX_DECOMPRESSED_BYTES: Final = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What one input file may cost before it is read (issue 16: a 1.26 MB Parquet upload
+    decompressed to 4.3 GB and pinned a worker for 146 s).
+
+    ``None`` disables a limit. Every limit is checked before the file is parsed: the bytes
+    received, the decompressed size (a gzip / zip stream is decompressed in chunks and
+    stopped one chunk past the bound; a Parquet file's footer gives its uncompressed size,
+    taken as at least ``rows x columns x`` :data:`CELL_BYTES`) and the rows (a Parquet footer's
+    row count; a CSV's lines after the header).
+
+    The web app builds them from settings.py (``Settings.upload_limits``); the command line
+    reads an operator's own files without limits (:data:`NO_LIMITS`).
+    """
+
+    max_bytes: int | None = MAX_UPLOAD_BYTES
+    max_rows: int | None = MAX_UPLOAD_ROWS
+    max_decompressed_bytes: int | None = MAX_DECOMPRESSED_BYTES
+
+
+#: the uploads' defaults (the Data page, the FHIR API)
+UPLOAD_LIMITS: Final = InputLimits()
+#: the command line (``python -m core.io import``): an operator's own files, no limits
+NO_LIMITS: Final = InputLimits(max_bytes=None, max_rows=None, max_decompressed_bytes=None)
 
 
 def table_name_for(path: str | Path) -> str | None:
@@ -44,7 +88,10 @@ def table_name_for(path: str | Path) -> str | None:
 
 
 def read_files(
-    paths: Iterable[str | Path], *, max_bytes: int | None = None
+    paths: Iterable[str | Path],
+    *,
+    max_bytes: int | None = None,
+    limits: InputLimits = NO_LIMITS,
 ) -> dict[str, pd.DataFrame]:
     """Read CSV or Parquet files in the long formats (or ADaM ADSL/ADAE/ADLB).
 
@@ -56,6 +103,9 @@ def read_files(
     max_bytes
         Size limit per file (e.g. :data:`MAX_UPLOAD_BYTES` for uploads saved to disk); a
         larger file is reported, not read. None (default, the command line): no limit.
+    limits
+        Row and decompressed-size limits (:class:`InputLimits`); default :data:`NO_LIMITS`
+        (the command line). ``max_bytes``, when given, overrides ``limits.max_bytes``.
 
     Returns
     -------
@@ -71,15 +121,19 @@ def read_files(
         above the size limit: every problem of every file at once.
     """
     sources = [(Path(p).name, Path(p)) for p in paths]
+    max_bytes = limits.max_bytes if max_bytes is None else max_bytes
     if max_bytes is not None:
         # a missing file is reported by the reader (as unreadable), not here
         sizes = [(name, path.stat().st_size if path.is_file() else 0) for name, path in sources]
         _check_sizes(sizes, max_bytes)
-    return _read_sources(sources)
+    return _read_sources(_unpack(sources, limits))
 
 
 def read_uploads(
-    files: Mapping[str, bytes], *, max_bytes: int = MAX_UPLOAD_BYTES
+    files: Mapping[str, bytes],
+    *,
+    max_bytes: int | None = None,
+    limits: InputLimits = UPLOAD_LIMITS,
 ) -> dict[str, pd.DataFrame]:
     """Read uploaded files held in memory (the Data page), like :func:`read_files`.
 
@@ -88,15 +142,175 @@ def read_uploads(
     files
         File name -> content (e.g. decoded from a ``dcc.Upload``).
     max_bytes
-        Size limit per file; a larger file is reported, not read.
+        Size limit per file; a larger file is reported, not read (default
+        ``limits.max_bytes``).
+    limits
+        Size, row and decompressed-size limits (default :data:`UPLOAD_LIMITS`; the web app
+        passes ``Settings.upload_limits``).
 
     Raises
     ------
     DataValidationError
-        As :func:`read_files`, plus files above the size limit.
+        As :func:`read_files`, plus files above a limit (each named with the limit and its
+        value).
     """
-    _check_sizes([(name, len(data)) for name, data in files.items()], max_bytes)
-    return _read_sources(list(files.items()))
+    max_bytes = limits.max_bytes if max_bytes is None else max_bytes
+    if max_bytes is not None:
+        _check_sizes([(name, len(data)) for name, data in files.items()], max_bytes)
+    return _read_sources(_unpack(list(files.items()), limits))
+
+
+def limit_problem(
+    file_name: str, what: str, value: int, limit: int, unit: str, *, stopped: bool = False
+) -> Problem:
+    """A file above one of the :class:`InputLimits`: the file, the value and the limit
+    (``stopped``: decompression was stopped at the limit, so the value is "more than" it)."""
+
+    def show(n: int) -> str:
+        return f"{n} bytes ({_mb(n)})" if unit == "bytes" else f"{n} {unit}"
+
+    return Problem(
+        file_name,
+        None,
+        None,
+        f"{what}: {'more than ' if stopped else ''}{show(value)}",
+        f"{what} of at most {show(limit)} per uploaded file (settings.py: "
+        f"{'IMMUNOSEP_UPLOAD_MAX_ROWS' if unit == 'rows' else 'IMMUNOSEP_UPLOAD_MAX_DECOMPRESSED_MB'}"
+        "): split it into several files imported one after another, or import it with "
+        "`python -m core.io import`, which has no such limit",
+    )
+
+
+def _bounded_read(stream: Any, bound: int | None) -> bytes | None:
+    """The whole stream, or None as soon as it yields more than ``bound`` bytes."""
+    out = bytearray()
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+        if bound is not None and len(out) > bound:
+            return None
+
+
+def _source_bytes(source: Path | bytes) -> bytes:
+    return source.read_bytes() if isinstance(source, Path) else source
+
+
+def _unpack(
+    sources: Sequence[tuple[str, Path | bytes]], limits: InputLimits
+) -> list[tuple[str, Path | bytes]]:
+    """Decompress gzip / zip inputs within ``limits.max_decompressed_bytes`` and check every
+    plain file's rows and (for Parquet) uncompressed size, before anything is parsed.
+
+    A zip member is named ``archive.zip:member.csv`` in problems and read as ``member.csv``.
+    """
+    problems: list[Problem] = []
+    out: list[tuple[str, Path | bytes]] = []
+    bound = limits.max_decompressed_bytes
+    for name, source in sources:
+        suffix = Path(name).suffix.lower()
+        if suffix not in ARCHIVE_SUFFIXES:
+            out.append((name, source))
+            continue
+        try:
+            data = _source_bytes(source)
+        except OSError:
+            out.append((name, source))  # reported as unreadable by the reader
+            continue
+        if suffix == ".gz":
+            inner = name[: -len(".gz")]
+            try:
+                with gzip.GzipFile(fileobj=stdlib_io.BytesIO(data)) as stream:
+                    content = _bounded_read(stream, bound)
+            except (OSError, EOFError, zlib.error) as exc:
+                problems.append(
+                    Problem(name, None, None, type(exc).__name__, f"a gzip file ({exc})")
+                )
+                continue
+            if content is None:
+                problems.append(
+                    limit_problem(
+                        name, "decompressed size", bound or 0, bound or 0, "bytes", stopped=True
+                    )
+                )
+                continue
+            out.append((inner, content))
+            continue
+        try:
+            archive = zipfile.ZipFile(stdlib_io.BytesIO(data))
+            members = [m for m in archive.infolist() if not m.is_dir()]
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            problems.append(Problem(name, None, None, type(exc).__name__, f"a zip archive ({exc})"))
+            continue
+        declared = sum(m.file_size for m in members)
+        if bound is not None and declared > bound:
+            problems.append(limit_problem(name, "decompressed size", declared, bound, "bytes"))
+            continue
+        left = bound
+        for member in members:
+            label = f"{name}:{member.filename}"
+            if Path(member.filename).suffix.lower() in ARCHIVE_SUFFIXES:
+                problems.append(
+                    Problem(label, None, None, member.filename, "no archive inside an archive")
+                )
+                continue
+            try:
+                with archive.open(member) as stream:
+                    # the declared sizes may lie: the bound is enforced on the bytes produced
+                    content = _bounded_read(stream, left)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError) as exc:
+                problems.append(
+                    Problem(label, None, None, type(exc).__name__, f"a readable zip member ({exc})")
+                )
+                continue
+            if content is None:
+                problems.append(
+                    limit_problem(
+                        label, "decompressed size", bound or 0, bound or 0, "bytes", stopped=True
+                    )
+                )
+                break
+            if left is not None:
+                left -= len(content)
+            out.append((Path(member.filename).name, content))
+    for name, source in out:
+        problems.extend(_size_and_row_problems(name, source, limits))
+    if problems:
+        raise DataValidationError(problems)
+    return out
+
+
+def _size_and_row_problems(name: str, source: Path | bytes, limits: InputLimits) -> list[Problem]:
+    """Rows and (Parquet) uncompressed size of one plain file, from its footer or line count."""
+    suffix = Path(name).suffix.lower()
+    if limits.max_rows is None and limits.max_decompressed_bytes is None:
+        return []
+    problems: list[Problem] = []
+    if suffix in (".parquet", ".pq"):
+        try:
+            handle: Any = source if isinstance(source, Path) else stdlib_io.BytesIO(source)
+            meta = pq.ParquetFile(handle).metadata
+        except Exception:  # noqa: BLE001 - a corrupt file is reported by the reader
+            return []
+        rows = int(meta.num_rows)
+        stored = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
+        size = max(stored, rows * int(meta.num_columns) * CELL_BYTES)
+    elif suffix == ".csv":
+        try:
+            data = _source_bytes(source)
+        except OSError:
+            return []
+        size = len(data)
+        rows = max(0, data.count(b"\n") - 1 + (0 if data.endswith(b"\n") or not data else 1))
+    else:
+        return []
+    if limits.max_rows is not None and rows > limits.max_rows:
+        problems.append(limit_problem(name, "rows", rows, limits.max_rows, "rows"))
+    bound = limits.max_decompressed_bytes
+    if bound is not None and size > bound:
+        problems.append(limit_problem(name, "decompressed size", size, bound, "bytes"))
+    return problems
 
 
 def _mb(n_bytes: float) -> str:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from components import unmask as unmask_module
 from core import audit as core_audit
-from core.db import make_engine
+from core.db import audit_engine, make_engine
 from core.repository import load_audit
 from settings import Settings
 from tests.app import test_blinding as blinding
@@ -180,7 +180,7 @@ def test_trail005_failed_logins_are_throttled_per_user_and_client(login_app, eng
         ["anonymous", "none", "login_failed", "stat", "client=127.0.0.1; attempts=1"],
         ["anonymous", "none", "login_failed", "nobody-x", "client=127.0.0.1; attempts=1"],
     ]
-    with engine.connect() as conn:
+    with audit_engine(engine).connect() as conn:
         pending = conn.execute(
             sa.text("SELECT pending FROM audit_throttle WHERE key = :k"),
             {"k": "login_failed|stat|127.0.0.1"},
@@ -268,7 +268,7 @@ def test_trail008_audit_page_shows_the_chain_status_and_utc_times(login_app, eng
     assert times
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in times)
     victim = int(load_audit(engine)["id"].iloc[len(load_audit(engine)) // 2])
-    with engine.begin() as conn:
+    with audit_engine(engine).begin() as conn:
         original = conn.execute(
             sa.text("SELECT detail FROM audit_log WHERE id = :i"), {"i": victim}
         ).scalar()
@@ -279,7 +279,7 @@ def test_trail008_audit_page_shows_the_chain_status_and_utc_times(login_app, eng
         assert f"row {victim}: content does not match its hash (edited)" in page
         assert '"color": "danger"' in page
     finally:
-        with engine.begin() as conn:
+        with audit_engine(engine).begin() as conn:
             conn.execute(
                 sa.text("UPDATE audit_log SET detail = :d WHERE id = :i"),
                 {"d": original, "i": victim},

@@ -386,6 +386,28 @@ def collected(login_app, demo_app) -> dict[str, Collector]:
         client = login_app.server.test_client()
         blinding.login(client, user)
         out[role] = collect_role(client, role)
+    # the unmasked DSMB's shell (its navbar holds the re-mask control instead)
+    client = login_app.server.test_client()
+    blinding.login(client, "dsmb")
+    deps = client.get("/_dash-dependencies").get_json()
+    dep = next(d for d in deps if "unmask-feedback" in d["output"])
+    resp = client.post(
+        "/_dash-update-component",
+        json={
+            "output": dep["output"],
+            "outputs": [
+                {"id": "unmask-feedback", "property": "children"},
+                {"id": "unmask-done", "property": "data"},
+            ],
+            "inputs": [{"id": "unmask-confirm", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "unmask-reason", "property": "value", "value": "x" * 20}],
+            "changedPropIds": ["unmask-confirm.n_clicks"],
+        },
+    )
+    assert resp.status_code == 200
+    unmasked = Collector(client, "dsmb-unmasked")
+    unmasked.render("/")
+    out["dsmb-unmasked"] = unmasked
     return out
 
 
@@ -407,6 +429,7 @@ def test_cbid001_every_callback_id_and_property_is_in_a_rendered_layout(collecte
         "patient-timeline",
         "ward-grid",
         "unmask-confirm",
+        "remask-button",
         "audit-grid",
         "data-upload",
     ):
@@ -427,7 +450,14 @@ def test_cbid002_every_page_of_the_registry_was_rendered(collected):
             prefix = template.split("<", 1)[0]
             assert any(p.startswith(prefix) and p != page["path"] for p in rendered), template
         assert page["path"] in rendered, page["path"]
-    assert set(collected) == {"demo", "clinician", "monitor", "dsmb", "statistician"}
+    assert set(collected) == {
+        "demo",
+        "clinician",
+        "monitor",
+        "dsmb",
+        "dsmb-unmasked",
+        "statistician",
+    }
 
 
 def test_cbid003_no_rendered_document_holds_an_id_twice(collected):

@@ -23,6 +23,7 @@ def make_client(demo_db_url, tmp_path, **overrides):
 
     db = tmp_path / "copy.sqlite"
     shutil.copy(demo_db_url.removeprefix("sqlite:///"), db)
+    overrides.setdefault("demo_uploads", True)  # a demo is read-only by default (issue 16)
     settings = Settings(
         database_url=f"sqlite:///{db}",
         cache_dir=str(tmp_path / "c"),
