@@ -50,7 +50,9 @@ def engine(any_url):
 
 def _counts(engine) -> tuple[int, int, int]:
     c = db.row_counts(engine)
-    return c["review_queries"], c["review_marks"], c["audit_log"]
+    with db.audit_engine(engine).connect() as conn:  # the audit trail's own store
+        n_audit = conn.execute(sa.select(sa.func.count()).select_from(db.audit_log)).scalar_one()
+    return c["review_queries"], c["review_marks"], int(n_audit)
 
 
 def _raise(engine, actor=MONITOR, **over) -> int:

@@ -50,7 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core import db
-from core.audit import append_audit_row
+from core.audit import append_audit_row, record_audit
 from core.exceptions import ImmunoSepError
 from core.review.forms import FORM_OF, FORMS
 
@@ -163,6 +163,21 @@ def _write(engine: Engine) -> Any:
     if db.is_sqlite(engine):
         return engine.connect().execution_options(sqlite_begin="IMMEDIATE")
     return engine.connect()
+
+
+def _audit(conn: Connection, engine: Engine, **row: Any) -> None:
+    """The audit row of a review write, before the write commits.
+
+    One store (PostgreSQL, in-memory SQLite): in the write's own transaction, so both or
+    neither land. A SQLite file keeps its audit trail in a store of its own
+    (:func:`core.db.audit_engine`): the row is appended there in its own short transaction
+    while the review write is still open, so a failed audit write rolls the review write
+    back; only a failure of the final commit itself could leave a row for a write that did
+    not land (the trail then over-reports, never under-reports)."""
+    if db.audit_engine(engine) is engine:
+        append_audit_row(conn, **row)
+    else:
+        record_audit(engine, **row)
 
 
 def _patient_site(conn: Connection, actor: Actor, patient_id: str) -> str:
@@ -338,8 +353,9 @@ def mark_reviewed(
                 "dataset_version": version,
             },
         ).scalar_one()
-        append_audit_row(
+        _audit(
             conn,
+            engine,
             user=actor.user,
             role=actor.role,
             action="review_mark",
@@ -403,8 +419,9 @@ def raise_query(
                 "raised_at": at,
             },
         ).scalar_one()
-        append_audit_row(
+        _audit(
             conn,
+            engine,
             user=actor.user,
             role=actor.role,
             action="query_raise",
@@ -469,8 +486,9 @@ def _transition(
         ).rowcount
         if done != 1:
             raise ReviewInputError(f"query {query_id} changed meanwhile; reload and try again")
-        append_audit_row(
+        _audit(
             conn,
+            engine,
             user=actor.user,
             role=actor.role,
             action=audit_action,
