@@ -76,10 +76,14 @@ def convert(value: np.ndarray, factor: np.ndarray) -> np.ndarray:
     309.4 umol/L creatinine -> 3.5 mg/dL). Values already in the canonical unit are returned
     unchanged. NaN stays NaN.
     """
-    value = np.asarray(value, dtype=np.float64)
-    factor = np.asarray(factor, dtype=np.float64)
-    converted = np.round(value * factor, CONVERSION_DECIMALS)
-    return np.where(factor == 1.0, value, converted)
+    value, factor = np.broadcast_arrays(
+        np.asarray(value, dtype=np.float64), np.asarray(factor, dtype=np.float64)
+    )
+    out = value.copy()
+    # only the rows that convert are multiplied and rounded (most are in the canonical unit)
+    todo = factor != 1.0
+    out[todo] = np.round(value[todo] * factor[todo], CONVERSION_DECIMALS)
+    return out
 
 
 #: UCUM unit spellings (after the normalisation of :func:`unit_key`) -> the spelling of the
