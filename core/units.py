@@ -170,6 +170,18 @@ def _missing_columns(frame: pd.DataFrame, required: tuple[str, ...], where: str)
 def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") -> pd.DataFrame:
     """Validate raw time-stamped observations and convert them to canonical units.
 
+    The frame of :func:`normalize_observations_coded` (see there).
+    """
+    return normalize_observations_coded(obs, where=where)[0]
+
+
+def normalize_observations_coded(
+    obs: pd.DataFrame, *, where: str = "observations"
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Validate raw time-stamped observations and convert them to canonical units; also the
+    code of each row's variable (its position in :data:`CANONICAL_UNITS`), which the
+    derivation reuses instead of looking the text up again.
+
     Parameters
     ----------
     obs
@@ -180,10 +192,12 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
 
     Returns
     -------
-    DataFrame
+    (DataFrame, ndarray)
         A new frame with the same rows and columns, ``value`` / ``unit`` in the canonical unit
-        of :data:`CANONICAL_UNITS`, plus ``value_as_received`` and ``unit_as_received``.
-        The input is not modified.
+        of :data:`CANONICAL_UNITS`, plus ``value_as_received`` and ``unit_as_received``; and
+        the int64 variable codes. The input is not modified; for speed the columns passed
+        through unchanged are a shallow copy (shared buffers, as with pandas copy-on-write,
+        like :func:`core.sofa.score_sofa`): adding or replacing columns never touches ``obs``.
 
     Raises
     ------
@@ -314,7 +328,7 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
         problems.sort(key=lambda p: p.row or 0)
         raise DataValidationError(problems)
 
-    out = obs.copy()
+    out = obs.copy(deep=False)
     out["time"] = times
     out["value_as_received"] = raw
     out["unit_as_received"] = obs["unit"]
@@ -322,7 +336,7 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
     unit_names = sorted(set(CANONICAL_UNITS.values()))
     unit_of_var = np.array([unit_names.index(CANONICAL_UNITS[v]) for v in variables])
     out["unit"] = pd.Categorical.from_codes(unit_of_var[var_codes], categories=unit_names)
-    return out
+    return out, var_codes
 
 
 def normalize_infusions(infusions: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
@@ -437,6 +451,7 @@ __all__ = [
     "convert",
     "normalize_infusions",
     "normalize_observations",
+    "normalize_observations_coded",
     "unit_key",
 ]
 

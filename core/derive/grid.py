@@ -28,6 +28,7 @@ from core.derive.primitives import (
     locate_interval,
     match_pao2_fio2,
     merge_intervals,
+    run_codes,
     take_col,
 )
 from core.derive.provenance import PROVENANCE_COLUMNS, build_provenance
@@ -37,7 +38,7 @@ from core.rules import SofaRules
 from core.sofa import score_respiration, score_sofa
 from core.sofa2 import score_sofa2
 from core.time import as_ns, day_start_ns
-from core.units import normalize_infusions, normalize_observations
+from core.units import CANONICAL_UNITS, normalize_infusions, normalize_observations_coded
 from core.vocab import RESPIRATORY_SUPPORT_KINDS, SOFA_COLUMNS, EpisodeKind, Organ
 
 #: observation variables the derivation reads (others, e.g. ferritin, are ignored here)
@@ -87,7 +88,12 @@ class DailySofa:
 
 
 def _codes(values: pd.Series, categories: pd.Index) -> np.ndarray:
-    """Integer code of each value in ``categories`` (-1 = unknown)."""
+    """Integer code of each value in ``categories`` (-1 = unknown), as
+    ``pd.Categorical(values, categories=categories).codes``: text columns are looked up once
+    per run of equal values (:func:`core.derive.primitives.run_codes`; patient ids come in
+    long runs)."""
+    if values.dtype == object:
+        return run_codes(values.to_numpy(), categories)
     return pd.Categorical(values, categories=categories).codes.astype(np.int64)
 
 
@@ -418,11 +424,19 @@ def derive_daily_sofa(
     NaN on days without a qualifying infusion.
     """
     pids, anchor_all, death_all = _prepare_patients(patients)
-    obs = (
-        observations
-        if "value_as_received" in observations
-        else normalize_observations(observations)
-    )
+    if "value_as_received" in observations:
+        obs = observations
+        var_code = _codes(obs["variable"], pd.Index(SOFA_OBS_VARIABLES))
+    else:
+        obs, canonical_code = normalize_observations_coded(observations)
+        # position in CANONICAL_UNITS -> position in SOFA_OBS_VARIABLES (-1: not read here)
+        to_sofa = np.array(
+            [
+                SOFA_OBS_VARIABLES.index(v) if v in SOFA_OBS_VARIABLES else -1
+                for v in CANONICAL_UNITS
+            ]
+        )
+        var_code = to_sofa[canonical_code]
     inf = infusions if "rate_mcg_kg_min" in infusions else normalize_infusions(infusions, patients)
 
     o_p = _codes(obs["patient_id"], pids)
@@ -435,7 +449,7 @@ def derive_daily_sofa(
         pcode=o_p,
         time=o_t,
         value=obs["value"].to_numpy(dtype=np.float64),
-        var=_codes(obs["variable"], pd.Index(SOFA_OBS_VARIABLES)),
+        var=var_code,
         anchor=o_anchor,
         day=o_day,
         in_window=(o_day >= 1) & (o_day <= rules.max_study_day),

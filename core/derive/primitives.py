@@ -277,6 +277,24 @@ def _ptr_of(ptr: np.ndarray, prev: np.ndarray) -> np.ndarray:
     return np.where(ptr >= 0, prev[np.maximum(ptr, 0)], -1)
 
 
+def run_codes(values: np.ndarray, categories: pd.Index) -> np.ndarray:
+    """``pd.Categorical(values, categories=categories).codes`` (int64, -1 = not a category) of
+    an object array, looked up once per run of equal values: rows sorted by patient repeat
+    one id hundreds of times, and comparing neighbours is cheaper than hashing every row.
+    Values that do not compare to a neighbour (``pd.NA``) or short runs: the plain lookup."""
+    n = values.size
+    if n >= 2:
+        try:
+            change = np.flatnonzero(values[1:] != values[:-1]) + 1
+        except (TypeError, ValueError):  # pd.NA is neither equal nor unequal
+            change = None
+        if change is not None and change.size <= n // 8:
+            starts = np.r_[0, change]
+            heads = pd.Categorical(values[starts], categories=categories).codes.astype(np.int64)
+            return np.repeat(heads, np.diff(np.r_[starts, n]))
+    return pd.Categorical(values, categories=categories).codes.astype(np.int64)
+
+
 def take_col(col: pd.Series, rows: np.ndarray, fill: object) -> np.ndarray:
     """``col`` at ``rows`` as an object array (``fill`` where rows < 0); cheap on categoricals."""
     ok = rows >= 0
