@@ -296,7 +296,8 @@ def run_codes(values: np.ndarray, categories: pd.Index) -> np.ndarray:
 
 
 def take_col(col: pd.Series, rows: np.ndarray, fill: object) -> np.ndarray:
-    """``col`` at ``rows`` as an object array (``fill`` where rows < 0); cheap on categoricals."""
+    """``col`` at ``rows`` as an object array (``fill`` where rows < 0); cheap on categoricals
+    and Arrow-backed columns (only the rows taken are converted)."""
     ok = rows >= 0
     r = np.maximum(rows, 0)
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -306,9 +307,13 @@ def take_col(col: pd.Series, rows: np.ndarray, fill: object) -> np.ndarray:
             return np.full(rows.size, fill, dtype=object)
         c = codes[r]
         vals = np.where(c >= 0, cats[np.maximum(c, 0)] if cats.size else None, None)
-    else:
+    elif isinstance(col.dtype, np.dtype):
         arr = col.to_numpy()
         if arr.size == 0:
             return np.full(rows.size, fill, dtype=object)
         vals = arr[r].astype(object)
+    else:  # extension arrays (e.g. Arrow strings): take first, convert only the rows taken
+        if len(col) == 0:
+            return np.full(rows.size, fill, dtype=object)
+        vals = col.array.take(r).to_numpy(dtype=object)
     return np.where(ok, vals, fill)

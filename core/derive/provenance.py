@@ -443,13 +443,14 @@ def build_provenance(
     # imputed values: rule names the policy (and the day carried forward from)
     pid = daily["patient_id"].to_numpy()
     sday = daily["study_day"].to_numpy()
+    pcode = pd.factorize(pid)[0]  # grouped on integer codes (ids hashed once, not per organ)
     kinds, imputed_flags, scores = {}, {}, {}
     for organ in Organ:
         kind = daily[f"{organ.value}_imputation"].to_numpy()
         imputed = daily[f"{organ.value}_imputed"].to_numpy(dtype=bool)
         seen = raw_components[organ].notna().to_numpy() | (sday == 1)
         src_day = (
-            pd.Series(np.where(seen, sday, np.nan)).groupby(pid, sort=False).ffill().to_numpy()
+            pd.Series(np.where(seen, sday, np.nan)).groupby(pcode, sort=False).ffill().to_numpy()
         )
         imp_rule = render(_imputed_template, {"k": kind, "d": src_day}, imputed)
         cols[organ]["rule"] = np.where(imputed, imp_rule, cols[organ]["rule"])
@@ -478,5 +479,6 @@ def build_provenance(
             "rule": interleave(lambda o: cols[o]["rule"]),
             "imputed": interleave(lambda o: imputed_flags[o]),
             "imputation": interleave(lambda o: kinds[o]),
-        }
+        },
+        copy=False,  # new arrays: no copy, no consolidation into 2-D blocks
     )

@@ -739,14 +739,17 @@ def _observations(
     bio_rows = np.flatnonzero(c["tgt"] == 1)
 
     def frame(rows: np.ndarray, extra: bool) -> pd.DataFrame:
+        """Observation rows (``extra``: the biomarker rows, text as objects, plus their
+        target, file and row number); variable and unit as ``pd.Categorical``."""
+        text = _as_objects if extra else _sorted_categorical
         out = pd.DataFrame(
             {
                 "patient_id": keep_ids[c["pid"][rows]],
                 "time": time.to_numpy()[rows],
-                "variable": var_names[c["var"][rows]],
+                "variable": text(c["var"][rows], var_names),
                 "value": value.to_numpy()[rows],
-                "unit": unit_names[c["unit"][rows]],
-                "source": _source_labels(tables, c["tab"][rows], c["row"][rows]),
+                "unit": text(c["unit"][rows], unit_names),
+                "source": _source_labels(tables, c["tab"][rows], c["row"][rows]).array,
             },
             copy=False,  # new arrays: no copy, no consolidation into 2-D blocks
         )
@@ -826,18 +829,31 @@ def _observations_of(
     return _worst_per_key(plausible, report), _biomarkers(bio_rows, problems)
 
 
-def _source_labels(tables: list[tuple[str, str]], tab: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """``clif_<table>:<row>`` of each row (object strings), built by Arrow's string kernels
-    once per table."""
-    out = np.empty(tab.size, dtype=object)
-    for k, (table, _) in enumerate(tables):
-        idx = np.flatnonzero(tab == k)
-        if idx.size:
-            text = pc.binary_join_element_wise(
-                f"clif_{table}:", pc.cast(pa.array(row[idx]), pa.string()), ""
-            )
-            out[idx] = text.to_numpy(zero_copy_only=False)
-    return out
+def _as_objects(code: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """``names[code]``: the names as an object array."""
+    return names[code]
+
+
+def _sorted_categorical(code: np.ndarray, names: np.ndarray) -> pd.Categorical:
+    """``names[code]`` as ``pd.Categorical``, categories sorted (the codes order the rows as
+    the names do); a missing name (None) is a missing value."""
+    present = [i for i, n in enumerate(names) if n is not None]
+    order = sorted(present, key=lambda i: names[i])
+    lut = np.full(len(names), -1, dtype=np.int64)
+    lut[order] = np.arange(len(order))
+    categories = pd.Index([names[i] for i in order], dtype=object)
+    return pd.Categorical.from_codes(lut[code], dtype=pd.CategoricalDtype(categories))
+
+
+def _source_labels(tables: list[tuple[str, str]], tab: np.ndarray, row: np.ndarray) -> pd.Series:
+    """``clif_<table>:<row>`` of each row, built by Arrow's string kernels in one pass and
+    kept in Arrow (``string[pyarrow]``: no Python string per row; the importer and the
+    provenance take the few they show)."""
+    prefix = pa.array([f"clif_{table}:" for table, _ in tables], type=pa.string())
+    text = pc.binary_join_element_wise(
+        prefix.take(pa.array(tab)), pc.cast(pa.array(row), pa.string()), ""
+    )
+    return pd.Series(pd.arrays.ArrowStringArray(text), copy=False)
 
 
 def _rows(frame: FrameOrSeries, mask: np.ndarray) -> FrameOrSeries:
