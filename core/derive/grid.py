@@ -107,7 +107,7 @@ def _prepare_patients(patients: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.
     if problems:
         raise DataValidationError(problems)
     pids = pd.Index(patients["patient_id"].astype(str))
-    anchor = pd.to_datetime(patients["anchor_time"], errors="coerce")
+    anchor = pd.to_datetime(patients["anchor_time"], errors="coerce", cache=False)
     bad = np.flatnonzero(anchor.isna().to_numpy() | pids.duplicated())
     if bad.size:
         raise DataValidationError(
@@ -122,7 +122,7 @@ def _prepare_patients(patients: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.
             for i in bad
         )
     death = (
-        pd.to_datetime(patients["death_time"], errors="coerce")
+        pd.to_datetime(patients["death_time"], errors="coerce", cache=False)
         if "death_time" in patients
         else pd.Series(pd.NaT, index=patients.index, dtype="datetime64[ns]")
     )

@@ -416,6 +416,8 @@ def build_provenance(
     by_map = (decider > len(SCORED_DRUGS)) & (map_rows >= 0)
     decider[by_map] = len(SCORED_DRUGS)
     is_inf = decider < len(SCORED_DRUGS)
+    # a drug's text does not name the MAP: not a distinct text per MAP value
+    shown_map = np.where(is_inf, np.nan, map_vals)
     rule = render(
         _cv_template_for(rules, fmt),
         {
@@ -424,8 +426,8 @@ def build_provenance(
             "rv": take(i_val, inf_rows, np.nan),
             "u": take(i_unit, inf_rows, ""),
             "m": minutes,
-            "map": map_vals,
-            "low": map_vals < _sofa.MAP_MMHG_SCORE1_BELOW,
+            "map": shown_map,
+            "low": shown_map < _sofa.MAP_MMHG_SCORE1_BELOW,
             "s": score,
         },
         score >= 0,

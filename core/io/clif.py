@@ -197,7 +197,9 @@ def _read(name: str, path: Path) -> pd.DataFrame:
             ]
         )
     optional = [c for c in OPTIONAL_COLUMNS.get(name, ()) if c in frame.columns]
-    frame = frame[[*CLIF_TABLES[name], *optional]].copy()
+    used = [*CLIF_TABLES[name], *optional]
+    if list(frame.columns) != used:  # (a new frame from Arrow already holds just these)
+        frame = frame[used].copy()
     for col in frame.columns:
         if col.endswith("_dttm"):
             frame[col] = _naive_utc(frame[col])
