@@ -293,8 +293,8 @@ def _vasopressor_step(
     if len(inf):
         _unknown_patients(inf, i_p, "infusions", "start")
     i_rate = inf["rate_mcg_kg_min"].to_numpy(dtype=np.float64) if len(inf) else np.zeros(0)
-    drug_code = np.array([SCORED_DRUGS.index(d) if d in SCORED_DRUGS else -1 for d in drugs])
-    drug_code = drug_code.astype(np.int64)
+    # position in SCORED_DRUGS (-1: not scored), one lookup per distinct drug
+    drug_code = pd.Categorical(drugs, categories=list(SCORED_DRUGS)).codes.astype(np.int64)
     active = (drug_code >= 0) & (np.nan_to_num(i_rate, nan=0.0) > 0)
     ai = np.flatnonzero(active)
     i_s = as_ns(inf["start"])[ai] if len(inf) else ai
