@@ -339,7 +339,10 @@ def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
     dict
         ``sites``, ``patients``, ``icu_stays``, ``observations``, ``biomarkers``,
         ``episodes`` and ``infusions`` (untyped beyond the CLIF files' own types; validation
-        and unit conversion follow in :func:`core.io.validate.validate_tables`).
+        and unit conversion follow in :func:`core.io.validate.validate_tables`). For speed
+        the observations' ``variable`` and ``unit`` are categoricals (sorted categories) and
+        ``source`` is ``string[pyarrow]`` (no Python string per row); validation turns them
+        into text.
         ``result["patients"].attrs["clif_report"]`` counts what was read, merged and skipped.
 
     Raises
