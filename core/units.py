@@ -76,10 +76,14 @@ def convert(value: np.ndarray, factor: np.ndarray) -> np.ndarray:
     309.4 umol/L creatinine -> 3.5 mg/dL). Values already in the canonical unit are returned
     unchanged. NaN stays NaN.
     """
-    value = np.asarray(value, dtype=np.float64)
-    factor = np.asarray(factor, dtype=np.float64)
-    converted = np.round(value * factor, CONVERSION_DECIMALS)
-    return np.where(factor == 1.0, value, converted)
+    value, factor = np.broadcast_arrays(
+        np.asarray(value, dtype=np.float64), np.asarray(factor, dtype=np.float64)
+    )
+    out = value.copy()
+    # only the rows that convert are multiplied and rounded (most are in the canonical unit)
+    todo = factor != 1.0
+    out[todo] = np.round(value[todo] * factor[todo], CONVERSION_DECIMALS)
+    return out
 
 
 #: UCUM unit spellings (after the normalisation of :func:`unit_key`) -> the spelling of the
@@ -166,6 +170,18 @@ def _missing_columns(frame: pd.DataFrame, required: tuple[str, ...], where: str)
 def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") -> pd.DataFrame:
     """Validate raw time-stamped observations and convert them to canonical units.
 
+    The frame of :func:`normalize_observations_coded` (see there).
+    """
+    return normalize_observations_coded(obs, where=where)[0]
+
+
+def normalize_observations_coded(
+    obs: pd.DataFrame, *, where: str = "observations"
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Validate raw time-stamped observations and convert them to canonical units; also the
+    code of each row's variable (its position in :data:`CANONICAL_UNITS`), which the
+    derivation reuses instead of looking the text up again.
+
     Parameters
     ----------
     obs
@@ -176,10 +192,12 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
 
     Returns
     -------
-    DataFrame
+    (DataFrame, ndarray)
         A new frame with the same rows and columns, ``value`` / ``unit`` in the canonical unit
-        of :data:`CANONICAL_UNITS`, plus ``value_as_received`` and ``unit_as_received``.
-        The input is not modified.
+        of :data:`CANONICAL_UNITS`, plus ``value_as_received`` and ``unit_as_received``; and
+        the int64 variable codes. The input is not modified; for speed the columns passed
+        through unchanged are a shallow copy (shared buffers, as with pandas copy-on-write,
+        like :func:`core.sofa.score_sofa`): adding or replacing columns never touches ``obs``.
 
     Raises
     ------
@@ -222,7 +240,7 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
     value = convert(raw, factor)
 
     pid_missing = obs["patient_id"].isna().to_numpy()
-    times = pd.to_datetime(obs["time"], errors="coerce")
+    times = pd.to_datetime(obs["time"], errors="coerce", cache=False)  # (no sample scan)
     time_missing = times.isna().to_numpy()
     value_missing = np.isnan(raw)
     bad_unit = known_var & ~np.isnan(raw) & np.isnan(factor)
@@ -310,7 +328,7 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
         problems.sort(key=lambda p: p.row or 0)
         raise DataValidationError(problems)
 
-    out = obs.copy()
+    out = obs.copy(deep=False)
     out["time"] = times
     out["value_as_received"] = raw
     out["unit_as_received"] = obs["unit"]
@@ -318,7 +336,7 @@ def normalize_observations(obs: pd.DataFrame, *, where: str = "observations") ->
     unit_names = sorted(set(CANONICAL_UNITS.values()))
     unit_of_var = np.array([unit_names.index(CANONICAL_UNITS[v]) for v in variables])
     out["unit"] = pd.Categorical.from_codes(unit_of_var[var_codes], categories=unit_names)
-    return out
+    return out, var_codes
 
 
 def normalize_infusions(infusions: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
@@ -367,8 +385,8 @@ def normalize_infusions(infusions: pd.DataFrame, patients: pd.DataFrame) -> pd.D
     )
     divisor = np.where(needs_weight, w, 1.0)
     rate_kg = np.where(scored & ~bad_unit, rate / divisor, np.nan)
-    start = pd.to_datetime(infusions["start"], errors="coerce")
-    stop = pd.to_datetime(infusions["stop"], errors="coerce")
+    start = pd.to_datetime(infusions["start"], errors="coerce", cache=False)
+    stop = pd.to_datetime(infusions["stop"], errors="coerce", cache=False)
     bad_time = (start.isna() | stop.isna()).to_numpy()
     bad_order = ~bad_time & (stop < start).to_numpy()
     hi = np.array([PLAUSIBLE_RANGES[d].high if d in PLAUSIBLE_RANGES else np.inf for d in drug])
@@ -433,6 +451,7 @@ __all__ = [
     "convert",
     "normalize_infusions",
     "normalize_observations",
+    "normalize_observations_coded",
     "unit_key",
 ]
 

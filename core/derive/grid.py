@@ -28,6 +28,7 @@ from core.derive.primitives import (
     locate_interval,
     match_pao2_fio2,
     merge_intervals,
+    run_codes,
     take_col,
 )
 from core.derive.provenance import PROVENANCE_COLUMNS, build_provenance
@@ -37,7 +38,7 @@ from core.rules import SofaRules
 from core.sofa import score_respiration, score_sofa
 from core.sofa2 import score_sofa2
 from core.time import as_ns, day_start_ns
-from core.units import normalize_infusions, normalize_observations
+from core.units import CANONICAL_UNITS, normalize_infusions, normalize_observations_coded
 from core.vocab import RESPIRATORY_SUPPORT_KINDS, SOFA_COLUMNS, EpisodeKind, Organ
 
 #: observation variables the derivation reads (others, e.g. ferritin, are ignored here)
@@ -87,7 +88,12 @@ class DailySofa:
 
 
 def _codes(values: pd.Series, categories: pd.Index) -> np.ndarray:
-    """Integer code of each value in ``categories`` (-1 = unknown)."""
+    """Integer code of each value in ``categories`` (-1 = unknown), as
+    ``pd.Categorical(values, categories=categories).codes``: text columns are looked up once
+    per run of equal values (:func:`core.derive.primitives.run_codes`; patient ids come in
+    long runs)."""
+    if values.dtype == object:
+        return run_codes(values.to_numpy(), categories)
     return pd.Categorical(values, categories=categories).codes.astype(np.int64)
 
 
@@ -101,7 +107,7 @@ def _prepare_patients(patients: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.
     if problems:
         raise DataValidationError(problems)
     pids = pd.Index(patients["patient_id"].astype(str))
-    anchor = pd.to_datetime(patients["anchor_time"], errors="coerce")
+    anchor = pd.to_datetime(patients["anchor_time"], errors="coerce", cache=False)
     bad = np.flatnonzero(anchor.isna().to_numpy() | pids.duplicated())
     if bad.size:
         raise DataValidationError(
@@ -116,7 +122,7 @@ def _prepare_patients(patients: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.
             for i in bad
         )
     death = (
-        pd.to_datetime(patients["death_time"], errors="coerce")
+        pd.to_datetime(patients["death_time"], errors="coerce", cache=False)
         if "death_time" in patients
         else pd.Series(pd.NaT, index=patients.index, dtype="datetime64[ns]")
     )
@@ -287,8 +293,8 @@ def _vasopressor_step(
     if len(inf):
         _unknown_patients(inf, i_p, "infusions", "start")
     i_rate = inf["rate_mcg_kg_min"].to_numpy(dtype=np.float64) if len(inf) else np.zeros(0)
-    drug_code = np.array([SCORED_DRUGS.index(d) if d in SCORED_DRUGS else -1 for d in drugs])
-    drug_code = drug_code.astype(np.int64)
+    # position in SCORED_DRUGS (-1: not scored), one lookup per distinct drug
+    drug_code = pd.Categorical(drugs, categories=list(SCORED_DRUGS)).codes.astype(np.int64)
     active = (drug_code >= 0) & (np.nan_to_num(i_rate, nan=0.0) > 0)
     ai = np.flatnonzero(active)
     i_s = as_ns(inf["start"])[ai] if len(inf) else ai
@@ -418,11 +424,19 @@ def derive_daily_sofa(
     NaN on days without a qualifying infusion.
     """
     pids, anchor_all, death_all = _prepare_patients(patients)
-    obs = (
-        observations
-        if "value_as_received" in observations
-        else normalize_observations(observations)
-    )
+    if "value_as_received" in observations:
+        obs = observations
+        var_code = _codes(obs["variable"], pd.Index(SOFA_OBS_VARIABLES))
+    else:
+        obs, canonical_code = normalize_observations_coded(observations)
+        # position in CANONICAL_UNITS -> position in SOFA_OBS_VARIABLES (-1: not read here)
+        to_sofa = np.array(
+            [
+                SOFA_OBS_VARIABLES.index(v) if v in SOFA_OBS_VARIABLES else -1
+                for v in CANONICAL_UNITS
+            ]
+        )
+        var_code = to_sofa[canonical_code]
     inf = infusions if "rate_mcg_kg_min" in infusions else normalize_infusions(infusions, patients)
 
     o_p = _codes(obs["patient_id"], pids)
@@ -435,7 +449,7 @@ def derive_daily_sofa(
         pcode=o_p,
         time=o_t,
         value=obs["value"].to_numpy(dtype=np.float64),
-        var=_codes(obs["variable"], pd.Index(SOFA_OBS_VARIABLES)),
+        var=var_code,
         anchor=o_anchor,
         day=o_day,
         in_window=(o_day >= 1) & (o_day <= rules.max_study_day),

@@ -277,8 +277,27 @@ def _ptr_of(ptr: np.ndarray, prev: np.ndarray) -> np.ndarray:
     return np.where(ptr >= 0, prev[np.maximum(ptr, 0)], -1)
 
 
+def run_codes(values: np.ndarray, categories: pd.Index) -> np.ndarray:
+    """``pd.Categorical(values, categories=categories).codes`` (int64, -1 = not a category) of
+    an object array, looked up once per run of equal values: rows sorted by patient repeat
+    one id hundreds of times, and comparing neighbours is cheaper than hashing every row.
+    Values that do not compare to a neighbour (``pd.NA``) or short runs: the plain lookup."""
+    n = values.size
+    if n >= 2:
+        try:
+            change = np.flatnonzero(values[1:] != values[:-1]) + 1
+        except (TypeError, ValueError):  # pd.NA is neither equal nor unequal
+            change = None
+        if change is not None and change.size <= n // 8:
+            starts = np.r_[0, change]
+            heads = pd.Categorical(values[starts], categories=categories).codes.astype(np.int64)
+            return np.repeat(heads, np.diff(np.r_[starts, n]))
+    return pd.Categorical(values, categories=categories).codes.astype(np.int64)
+
+
 def take_col(col: pd.Series, rows: np.ndarray, fill: object) -> np.ndarray:
-    """``col`` at ``rows`` as an object array (``fill`` where rows < 0); cheap on categoricals."""
+    """``col`` at ``rows`` as an object array (``fill`` where rows < 0); cheap on categoricals
+    and Arrow-backed columns (only the rows taken are converted)."""
     ok = rows >= 0
     r = np.maximum(rows, 0)
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -288,9 +307,13 @@ def take_col(col: pd.Series, rows: np.ndarray, fill: object) -> np.ndarray:
             return np.full(rows.size, fill, dtype=object)
         c = codes[r]
         vals = np.where(c >= 0, cats[np.maximum(c, 0)] if cats.size else None, None)
-    else:
+    elif isinstance(col.dtype, np.dtype):
         arr = col.to_numpy()
         if arr.size == 0:
             return np.full(rows.size, fill, dtype=object)
         vals = arr[r].astype(object)
+    else:  # extension arrays (e.g. Arrow strings): take first, convert only the rows taken
+        if len(col) == 0:
+            return np.full(rows.size, fill, dtype=object)
+        vals = col.array.take(r).to_numpy(dtype=object)
     return np.where(ok, vals, fill)

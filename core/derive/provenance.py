@@ -52,67 +52,97 @@ def render(
 ) -> np.ndarray:
     """``template(*row)`` for masked rows, evaluated once per distinct combination of ``cols``.
 
-    Vectorised string building: rows are factorised (``groupby().ngroup()``) and the Python
-    template runs only on the distinct combinations, then is broadcast back.
+    Vectorised string building: rows are factorised (:func:`_combination_codes`) and the
+    Python template runs only on the distinct combinations (their values as Python scalars,
+    as ``itertuples`` gives them), then is broadcast back.
     """
     out = np.full(mask.size, None, dtype=object)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return out
     # floats are shown with 2 decimals: group on the rounded value so equal texts share a call
-    frame = pd.DataFrame(
-        {k: np.round(v[idx], 2) if v.dtype.kind == "f" else v[idx] for k, v in cols.items()}
-    )
-    codes = frame.groupby(list(cols), sort=False, dropna=False).ngroup().to_numpy()
+    values = [np.round(v[idx], 2) if v.dtype.kind == "f" else v[idx] for v in cols.values()]
+    codes = _combination_codes(values)
     first = np.empty(int(codes.max()) + 1, dtype=np.int64)
     first[codes[::-1]] = np.arange(codes.size)[::-1]
-    uniq = frame.iloc[first]
-    texts = np.array(
-        [template(*row) for row in uniq.itertuples(index=False, name=None)] + [None],
-        dtype=object,
-    )[:-1]
+    rows = zip(*(v[first].tolist() for v in values), strict=True)
+    texts = np.empty(first.size, dtype=object)
+    texts[:] = [template(*row) for row in rows]
     out[idx] = texts[codes]
     return out
 
 
+def _combination_codes(columns: list[np.ndarray]) -> np.ndarray:
+    """Code of each row's combination of values, numbered in order of first appearance
+    (as ``DataFrame(columns).groupby(..., sort=False, dropna=False).ngroup()``): each column
+    factorised, the codes packed into one int64 key, the key factorised; the groupby itself
+    when the key would not fit."""
+    key = np.zeros(columns[0].size, dtype=np.int64)
+    span = 1
+    for col in columns:
+        code, uniq = pd.factorize(col, use_na_sentinel=False)
+        span *= max(len(uniq), 1)
+        if span >= 2**62:
+            frame = pd.DataFrame(dict(enumerate(columns)))
+            return frame.groupby(list(frame), sort=False, dropna=False).ngroup().to_numpy()
+        key = key * max(len(uniq), 1) + code
+    return pd.factorize(key)[0]
+
+
+def memo_fmt() -> Callable[[float], str]:
+    """:func:`core.derive.rule_text.fmt_number` with a cache of its own (one per provenance
+    table: rendered values are rounded to 2 decimals, so most numbers repeat)."""
+    cache: dict[float, str] = {}
+
+    def fmt(x: float) -> str:
+        text = cache.get(x)
+        if text is None:
+            text = _fmt(x)
+            if x != 0:  # 0.0 == -0.0 as keys, yet "0" != "-0"
+                cache[x] = text
+        return text
+
+    return fmt
+
+
 def _threshold_template(
-    label: str, canon_unit: str, phrases: tuple[str, ...]
+    label: str, canon_unit: str, phrases: tuple[str, ...], fmt: Callable[[float], str] = _fmt
 ) -> Callable[..., str]:
     """Template for single-threshold organs (platelets, bilirubin, creatinine)."""
 
     def template(val: float, unit: str, canon: float, score: int, si: bool) -> str:
-        txt = f"{label} {_fmt(val)} {unit}"
+        txt = f"{label} {fmt(val)} {unit}"
         if unit != canon_unit:
-            txt += f" = {_fmt(canon)} {canon_unit}"
+            txt += f" = {fmt(canon)} {canon_unit}"
         phrase = "on the printed SI bands" if si else phrases[score]
         return f"{txt} {phrase} -> {score}"
 
     return template
 
 
-def _cns_template_for() -> Callable[..., str]:
+def _cns_template_for(fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
     """Template of the CNS text (sedation: the substituted pre-sedation GCS)."""
     phrases = gcs_phrases()
-    normal = _fmt(GCS_NORMAL)
+    normal = fmt(GCS_NORMAL)
 
     def template(sedated: bool, charted: float, pre: float, score: int) -> str:
         phrase = phrases[score]
         if not sedated:
-            return f"GCS {_fmt(charted)} {phrase} -> {score}"
+            return f"GCS {fmt(charted)} {phrase} -> {score}"
         if np.isnan(pre):
             return (
                 f"sedated: no GCS before sedation -> {normal} "
-                f"(charted during sedation: {_fmt(charted)}) -> {score}"
+                f"(charted during sedation: {fmt(charted)}) -> {score}"
             )
         return (
-            f"sedated: pre-sedation GCS {_fmt(pre)} (charted during sedation: {_fmt(charted)}) "
+            f"sedated: pre-sedation GCS {fmt(pre)} (charted during sedation: {fmt(charted)}) "
             f"{phrase} -> {score}"
         )
 
     return template
 
 
-def _resp_template_for() -> Callable[..., str]:
+def _resp_template_for(fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
     """Template of the respiration text (PaO2, FiO2, P/F, support cap)."""
     phrases = pf_phrases()
     capped_phrase = pf_capped_phrase()
@@ -128,30 +158,30 @@ def _resp_template_for() -> Callable[..., str]:
         score: int,
     ) -> str:
         phrase = capped_phrase if capped else phrases[score]
-        conv = f" = {_fmt(pao2_mmhg)} mmHg" if pao2_unit != "mmHg" else ""
+        conv = f" = {fmt(pao2_mmhg)} mmHg" if pao2_unit != "mmHg" else ""
         return (
-            f"PaO2 {_fmt(pao2)} {pao2_unit}{conv} / FiO2 {_fmt(fio2)} {fio2_unit} "
-            f"= P/F {_fmt(pf)} mmHg {phrase} -> {score}"
+            f"PaO2 {fmt(pao2)} {pao2_unit}{conv} / FiO2 {fmt(fio2)} {fio2_unit} "
+            f"= P/F {fmt(pf)} mmHg {phrase} -> {score}"
         )
 
     return template
 
 
-def _urine_template_for() -> Callable[..., str]:
+def _urine_template_for(fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
     """Template of the urine-output text (sum, hours, scaled to 24 h)."""
     phrases = urine_phrases()
 
     def template(total: float, hours: float, per_24h: float, u_score: int, score: int) -> str:
-        scaled = f"-> {_fmt(per_24h)} mL/24h " if total != per_24h else ""
-        return f"urine {_fmt(total)} mL over {_fmt(hours)} h {scaled}{phrases[u_score]} -> {score}"
+        scaled = f"-> {fmt(per_24h)} mL/24h " if total != per_24h else ""
+        return f"urine {fmt(total)} mL over {fmt(hours)} h {scaled}{phrases[u_score]} -> {score}"
 
     return template
 
 
-def _cv_template_for(rules: SofaRules) -> Callable[..., str]:
+def _cv_template_for(rules: SofaRules, fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
     """Template of the cardiovascular text (deciding drug and run, or MAP)."""
     duration = vasopressor_duration_text(rules)
-    map_cut = _fmt(_sofa.MAP_MMHG_SCORE1_BELOW)
+    map_cut = fmt(_sofa.MAP_MMHG_SCORE1_BELOW)
 
     def template(
         decider: int,
@@ -165,13 +195,13 @@ def _cv_template_for(rules: SofaRules) -> Callable[..., str]:
     ) -> str:
         if decider < len(SCORED_DRUGS):
             return (
-                f"{SCORED_DRUGS[decider]} {_fmt(rate)} mcg/kg/min "
-                f"(received {_fmt(received)} {unit}) for {_fmt(minutes)} min ({duration}) "
+                f"{SCORED_DRUGS[decider]} {fmt(rate)} mcg/kg/min "
+                f"(received {fmt(received)} {unit}) for {fmt(minutes)} min ({duration}) "
                 f"-> {score}"
             )
         if decider == len(SCORED_DRUGS):
             op = f"< {map_cut}" if low_map else f">= {map_cut}, no qualifying vasopressor"
-            return f"MAP {_fmt(mapv)} mmHg {op} -> {score}"
+            return f"MAP {fmt(mapv)} mmHg {op} -> {score}"
         return f"no qualifying vasopressor and MAP missing -> {score}"
 
     return template
@@ -225,6 +255,7 @@ def build_provenance(
     """
     n = len(daily)
     nat = np.iinfo(np.int64).min
+    fmt = memo_fmt()
     o_val = obs["value_as_received"].to_numpy(dtype=np.float64)
     o_time = as_ns(obs["time"])
     o_canon = obs["value"].to_numpy(dtype=np.float64)
@@ -282,7 +313,7 @@ def build_provenance(
         vals, rows, _ = placed[name]
         score = comp(organ)
         rule = render(
-            _threshold_template(label, canon_unit, phrases),
+            _threshold_template(label, canon_unit, phrases, fmt),
             {
                 "v": take(o_val, rows, np.nan),
                 "u": o_unit_at(rows),
@@ -300,7 +331,7 @@ def build_provenance(
     sed, src = extras["gcs_sedated"], extras["gcs_src_row"]
     pre = np.where(sed & (src >= 0), take(o_val, src, np.nan), np.nan)
     rule = render(
-        _cns_template_for(),
+        _cns_template_for(fmt),
         {"sed": sed, "c": take(o_val, rows, np.nan), "p": pre, "s": score},
         (rows >= 0) & (score >= 0),
     )
@@ -311,7 +342,7 @@ def build_provenance(
     score = comp(Organ.RESPIRATION)
     frow = extras["fio2_row"]
     rule = render(
-        _resp_template_for(),
+        _resp_template_for(fmt),
         {
             "pa": take(o_val, rows, np.nan),
             "pu": o_unit_at(rows),
@@ -342,6 +373,7 @@ def build_provenance(
             "creatinine",
             concept("creatinine").unit,
             at_or_above_phrases(_sofa.CREATININE_MG_DL_BREAKS),
+            fmt,
         ),
         {
             "v": take(o_val, c_rows, np.nan),
@@ -353,7 +385,7 @@ def build_provenance(
         ~use_urine & (c_rows >= 0) & (score >= 0),
     )
     u_rule = render(
-        _urine_template_for(),
+        _urine_template_for(fmt),
         {
             "t": extras["urine_sum"],
             "h": extras["urine_hours"],
@@ -384,16 +416,18 @@ def build_provenance(
     by_map = (decider > len(SCORED_DRUGS)) & (map_rows >= 0)
     decider[by_map] = len(SCORED_DRUGS)
     is_inf = decider < len(SCORED_DRUGS)
+    # a drug's text does not name the MAP: not a distinct text per MAP value
+    shown_map = np.where(is_inf, np.nan, map_vals)
     rule = render(
-        _cv_template_for(rules),
+        _cv_template_for(rules, fmt),
         {
             "d": decider,
             "r": rate,
             "rv": take(i_val, inf_rows, np.nan),
             "u": take(i_unit, inf_rows, ""),
             "m": minutes,
-            "map": map_vals,
-            "low": map_vals < _sofa.MAP_MMHG_SCORE1_BELOW,
+            "map": shown_map,
+            "low": shown_map < _sofa.MAP_MMHG_SCORE1_BELOW,
             "s": score,
         },
         score >= 0,
@@ -411,13 +445,14 @@ def build_provenance(
     # imputed values: rule names the policy (and the day carried forward from)
     pid = daily["patient_id"].to_numpy()
     sday = daily["study_day"].to_numpy()
+    pcode = pd.factorize(pid)[0]  # grouped on integer codes (ids hashed once, not per organ)
     kinds, imputed_flags, scores = {}, {}, {}
     for organ in Organ:
         kind = daily[f"{organ.value}_imputation"].to_numpy()
         imputed = daily[f"{organ.value}_imputed"].to_numpy(dtype=bool)
         seen = raw_components[organ].notna().to_numpy() | (sday == 1)
         src_day = (
-            pd.Series(np.where(seen, sday, np.nan)).groupby(pid, sort=False).ffill().to_numpy()
+            pd.Series(np.where(seen, sday, np.nan)).groupby(pcode, sort=False).ffill().to_numpy()
         )
         imp_rule = render(_imputed_template, {"k": kind, "d": src_day}, imputed)
         cols[organ]["rule"] = np.where(imputed, imp_rule, cols[organ]["rule"])
@@ -446,5 +481,6 @@ def build_provenance(
             "rule": interleave(lambda o: cols[o]["rule"]),
             "imputed": interleave(lambda o: imputed_flags[o]),
             "imputation": interleave(lambda o: kinds[o]),
-        }
+        },
+        copy=False,  # new arrays: no copy, no consolidation into 2-D blocks
     )

@@ -114,11 +114,23 @@ OPTIONAL_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 )
 #: tables without which nothing can be imported
 REQUIRED_TABLES: Final = ("patient", "hospitalization", "adt")
+#: the event tables (millions of rows): their text columns are read as integer codes
+EVENT_TABLES: Final = (
+    "labs",
+    "vitals",
+    "patient_assessments",
+    "respiratory_support",
+    "medication_admin_continuous",
+    "crrt_therapy",
+)
+#: columns of the event tables read as codes (ids, categories, units)
+_CODED_SUFFIXES: Final = ("_id", "_category", "_unit")
 #: CRRT rows further apart than this start a new RRT episode
 CRRT_GAP: Final = pd.Timedelta(hours=12)
 #: ICU location category of the ADT table (CLIF controlled vocabulary)
 ICU_CATEGORY: Final = "icu"
 _SEX: Final = MappingProxyType({"female": "F", "male": "M"})
+_INFUSION_COLUMNS: Final = ("patient_id", "drug", "start", "stop", "rate", "unit")
 
 
 def clif_demo_dir() -> Path:
@@ -159,13 +171,19 @@ def clif_files(paths: Sequence[Path]) -> dict[str, Path]:
 
 
 def _read(name: str, path: Path) -> pd.DataFrame:
+    """One CLIF table: the columns used, date-times as naive UTC, ids as text, ``_row`` = the
+    1-based data row. The event tables (:data:`EVENT_TABLES`, millions of rows) keep their
+    text columns as integer codes (:func:`_coded`); :func:`_decoded` gives them back as text."""
+    event = name in EVENT_TABLES
     try:
         if path.suffix.lower() == ".csv":
             frame = pd.read_csv(path, dtype=str, keep_default_na=True)
+            missing_text: object = np.nan
         else:
             # only the columns used (CLIF tables are wide); missing ones are reported below
             wanted = (*CLIF_TABLES[name], *OPTIONAL_COLUMNS.get(name, ()))
-            frame = _read_parquet(path, wanted)
+            frame = _read_parquet(path, wanted, codes=event)
+            missing_text = None
     except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
         raise DataValidationError(
             [Problem(path.name, None, None, type(exc).__name__, f"a readable CLIF file ({exc})")]
@@ -179,22 +197,30 @@ def _read(name: str, path: Path) -> pd.DataFrame:
             ]
         )
     optional = [c for c in OPTIONAL_COLUMNS.get(name, ()) if c in frame.columns]
-    frame = frame[[*CLIF_TABLES[name], *optional]].copy()
+    used = [*CLIF_TABLES[name], *optional]
+    if list(frame.columns) != used:  # (a new frame from Arrow already holds just these)
+        frame = frame[used].copy()
     for col in frame.columns:
         if col.endswith("_dttm"):
             frame[col] = _naive_utc(frame[col])
+        elif event and col.endswith(_CODED_SUFFIXES):
+            frame[col] = _coded(frame[col], missing=pd.NA if col.endswith("_id") else missing_text)
         elif col == "hospitalization_id" or col.endswith("_id"):
             frame[col] = _as_text(frame[col])
     frame["_row"] = np.arange(1, len(frame) + 1)
     frame.attrs["source"] = path.name
+    if event:
+        frame.attrs["missing_text"] = missing_text
     return frame
 
 
-def _read_parquet(path: Path, wanted: Sequence[str]) -> pd.DataFrame:
+def _read_parquet(path: Path, wanted: Sequence[str], *, codes: bool = False) -> pd.DataFrame:
     """``pd.read_parquet(path, columns=<wanted ones present>)``, faster: text columns are read
     dictionary-encoded (Arrow keeps Parquet's dictionary pages: one Python string per distinct
     value, not per row) and then expanded to the object column ``pd.read_parquet`` returns
-    (missing = ``None``), the rows sharing the distinct strings."""
+    (missing = ``None``), the rows sharing the distinct strings. ``codes``: text columns stay
+    ``pd.Categorical`` (the dictionary and its integer codes) and the other columns are taken
+    from Arrow directly (:func:`_frame_of_arrow`)."""
     schema = pq.read_schema(path)
     columns = [c for c in wanted if c in schema.names]
     text = [
@@ -203,6 +229,8 @@ def _read_parquet(path: Path, wanted: Sequence[str]) -> pd.DataFrame:
         if pa.types.is_string(schema.field(c).type)
         or pa.types.is_large_string(schema.field(c).type)
     ]
+    if codes:
+        return _frame_of_arrow(pq.read_table(path, columns=columns, read_dictionary=text))
     table = pq.read_table(path, columns=columns, use_pandas_metadata=True, read_dictionary=text)
     frame = table.to_pandas()
     if table.schema.metadata and b"PANDAS_ATTRS" in table.schema.metadata:
@@ -213,6 +241,29 @@ def _read_parquet(path: Path, wanted: Sequence[str]) -> pd.DataFrame:
             distinct = np.append(np.asarray(cat.categories, dtype=object), None)
             frame[col] = pd.Series(distinct[cat.codes], index=frame.index, dtype=object)
     return frame
+
+
+def _frame_of_arrow(table: pa.Table) -> pd.DataFrame:
+    """A frame of an Arrow table without ``Table.to_pandas``: dictionary columns as
+    ``pd.Categorical`` (codes and dictionary as read), time stamps as naive UTC ``datetime64``
+    of their own unit (Arrow stores UTC instants: what :func:`_naive_utc` returns), other
+    columns as pandas converts them."""
+    table = table.unify_dictionaries()
+    data: dict[str, object] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_dictionary(col.type):
+            arr = col.combine_chunks()
+            codes = pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False)
+            data[name] = pd.Categorical.from_codes(
+                codes.astype(np.int32, copy=False),
+                dtype=pd.CategoricalDtype(pd.Index(arr.dictionary.to_pylist(), dtype=object)),
+            )
+        elif pa.types.is_timestamp(col.type):
+            data[name] = col.to_numpy()
+        else:
+            data[name] = col.to_pandas()
+    return pd.DataFrame(data, copy=False)
 
 
 def _naive_utc(times: pd.Series) -> pd.Series:
@@ -232,6 +283,54 @@ def _as_text(ids: pd.Series) -> pd.Series:
     return ids.astype("string").astype(object)
 
 
+def _coded(values: pd.Series, *, missing: object) -> pd.Series:
+    """Text as ``pd.Categorical`` (missing = code -1). Ids (``missing`` is ``pd.NA``) become
+    text as :func:`_as_text` makes them, their categories sorted as Python sorts text (the
+    codes then order the rows as the ids do). ``missing`` (``pd.NA`` for ids, else ``None``
+    in Parquet and NaN in CSV files) is what :func:`_decoded` gives back for code -1."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        code = values.array.codes.astype(np.int64)
+        distinct = pd.Series(values.array.categories, dtype=object)
+    else:
+        code, uniq = pd.factorize(values)
+        distinct = pd.Series(uniq, dtype=object)
+    if missing is pd.NA:
+        distinct = _as_text(distinct)
+    merged, cats = pd.factorize(distinct)  # distinct values that became equal text merge
+    cats = np.asarray(cats, dtype=object)
+    order = np.argsort(cats, kind="stable") if missing is pd.NA else np.arange(cats.size)
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    lut = np.append(rank[merged], -1)
+    dtype = pd.CategoricalDtype(pd.Index(cats[order], dtype=object))
+    return pd.Series(
+        pd.Categorical.from_codes(lut[code], dtype=dtype), index=values.index, name=values.name
+    )
+
+
+def _decoded(frame: pd.DataFrame) -> pd.DataFrame:
+    """An event table as the pandas reader returns it: coded text columns as objects, missing
+    = ``pd.NA`` in ids, else the file's own (``frame.attrs["missing_text"]``)."""
+    out = frame.copy()
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            out[col] = _text(frame[col], missing=_missing_text(frame, col))
+    return out
+
+
+def _text(col: pd.Series, *, missing: object) -> pd.Series:
+    """A categorical column as an object column (``missing`` for code -1)."""
+    distinct = np.empty(len(col.cat.categories) + 1, dtype=object)
+    distinct[:-1] = np.asarray(col.cat.categories, dtype=object)
+    distinct[-1] = missing
+    return pd.Series(distinct[col.cat.codes.to_numpy()], index=col.index, dtype=object)
+
+
+def _missing_text(frame: pd.DataFrame, col: str) -> object:
+    """What code -1 of a coded column stands for (see :func:`_coded`)."""
+    return pd.NA if col.endswith("_id") else frame.attrs.get("missing_text")
+
+
 def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
     """Raw long-format tables from CLIF files (Parquet or CSV) or directories of them.
 
@@ -240,7 +339,10 @@ def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
     dict
         ``sites``, ``patients``, ``icu_stays``, ``observations``, ``biomarkers``,
         ``episodes`` and ``infusions`` (untyped beyond the CLIF files' own types; validation
-        and unit conversion follow in :func:`core.io.validate.validate_tables`).
+        and unit conversion follow in :func:`core.io.validate.validate_tables`). For speed
+        the observations' ``variable`` and ``unit`` are categoricals (sorted categories) and
+        ``source`` is ``string[pyarrow]`` (no Python string per row); validation turns them
+        into text.
         ``result["patients"].attrs["clif_report"]`` counts what was read, merged and skipped.
 
     Raises
@@ -278,9 +380,10 @@ def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
     stays = _icu_stays(frames["adt"])
     patients = _patients(frames, stays, problems, report)
     keep = set(patients["patient_id"])
+    keep_ids = np.array(sorted(keep), dtype=object)
     excluded: list[Problem] = []
     obs, bio = _observations(frames, codes, keep, problems, report, excluded)
-    infusions = _infusions(frames, codes, patients, problems, report)
+    infusions = _infusions(frames, codes, keep_ids, problems, report)
     infusions = _drop_implausible(infusions, "drug", "rate", "unit", excluded)
     out = {
         "sites": pd.DataFrame({"site_id": sorted(patients["site_id"].unique()), "name": None}),
@@ -288,7 +391,7 @@ def read_clif(paths: Sequence[Path]) -> dict[str, pd.DataFrame]:
         "icu_stays": _stays_end_at_death(stays, patients, report),
         "observations": obs,
         "biomarkers": bio,
-        "episodes": _episodes(frames, codes, keep, problems, report),
+        "episodes": _episodes(frames, codes, keep_ids, problems, report),
         "infusions": infusions,
     }
     if problems:
@@ -440,10 +543,13 @@ def _first_weights(vitals: pd.DataFrame | None, hosp: pd.DataFrame) -> dict[str,
     if vitals is None:
         empty = pd.Series(dtype=float)
         return {"by_hosp": empty, "by_patient": empty}
-    code, distinct = pd.factorize(vitals["vital_category"].astype(object), use_na_sentinel=False)
-    is_weight = np.array([str(c).casefold() == "weight_kg" for c in distinct] + [False])[code]
+    code, distinct = _distinct(vitals, "vital_category")
+    is_weight = np.array([str(c).casefold() == "weight_kg" for c in distinct])[code]
     w = vitals[is_weight]
-    w = w.assign(v=pd.to_numeric(w["vital_value"], errors="coerce")).dropna(subset=["v"])
+    w = w.assign(
+        hospitalization_id=_text(w["hospitalization_id"], missing=pd.NA),
+        v=pd.to_numeric(w["vital_value"], errors="coerce"),
+    ).dropna(subset=["v"])
     # an artefact (a weight of 0 kg) is not the weight: the range _drop_implausible applies
     weight = CONCEPTS["weight"]
     w = w[(w["v"] >= weight.low) & (w["v"] <= weight.high)]
@@ -480,6 +586,24 @@ def _code_keys(prefix: str, category: pd.Series) -> tuple[np.ndarray, list[str]]
     category: (row -> position in the keys, the distinct keys)."""
     row, distinct = pd.factorize(category.astype(object), use_na_sentinel=False)
     return row, [normalise_code(f"{prefix}:{c}") for c in distinct]
+
+
+def _positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each row's id (a coded column) in ``index``, -1 = not there: one lookup
+    per distinct id."""
+    lut = np.append(index.get_indexer(ids.cat.categories), -1)
+    return lut[ids.cat.codes.to_numpy()]
+
+
+def _distinct(frame: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each row's value in the distinct values, the distinct values) of a coded
+    column; the last distinct value is the missing one (:func:`_missing_text`), at position
+    -1 (as ``pd.factorize(values, use_na_sentinel=False)`` would give, in another order)."""
+    cats = frame[col].cat.categories
+    distinct = np.empty(len(cats) + 1, dtype=object)
+    distinct[:-1] = np.asarray(cats, dtype=object)
+    distinct[-1] = _missing_text(frame, col)
+    return frame[col].cat.codes.to_numpy(), distinct
 
 
 #: observation tables: (table, code prefix, category, time, value, unit column or None)
@@ -570,10 +694,11 @@ def _observations(
         f = frames.get(table)
         if f is None:
             continue
-        pid = keep_index.get_indexer(f["hospitalization_id"])
-        row, distinct = pd.factorize(f[cat_col].astype(object), use_na_sentinel=False)
+        pid = _positions(f["hospitalization_id"], keep_index)
+        # one lookup per distinct category (the last one stands for the missing category)
+        row, distinct = _distinct(f, cat_col)
         found = [codes.get(normalise_code(f"{prefix}:{c}")) for c in distinct]
-        tgt_d = np.array([target_code(m) for m in found] + [len(_TARGETS)], dtype=np.int64)
+        tgt_d = np.array([target_code(m) for m in found], dtype=np.int64)
         sel = (pid >= 0) & (tgt_d[row] < len(_TARGETS))
         r = row[sel]
         value = pd.to_numeric(_rows(f[value_col], sel), errors="coerce")
@@ -586,18 +711,16 @@ def _observations(
         )
         unit = default_d[r]
         if unit_col is not None:
-            ucode, udistinct = pd.factorize(_rows(f[unit_col], sel).astype(object))
-            given = np.array(
-                [-1 if str(u).strip() == "" else units.code(u) for u in udistinct] + [-1],
-                dtype=np.int64,
-            )[ucode]
+            ucode, udistinct = _distinct(f, unit_col)
+            given_d = [-1 if str(u).strip() == "" else units.code(u) for u in udistinct[:-1]]
+            given = np.array([*given_d, -1], dtype=np.int64)[ucode[sel]]
             unit = np.where(given >= 0, given, unit)
         add(f, table, time_col, pid, sel, value, var_d[r], unit, tgt_d[r])
     rs = frames.get("respiratory_support")
     if rs is not None and "respiratory:fio2_set" in codes:
         m = codes["respiratory:fio2_set"]
         table, time_col = "respiratory_support", "recorded_dttm"
-        pid = keep_index.get_indexer(rs["hospitalization_id"])
+        pid = _positions(rs["hospitalization_id"], keep_index)
         sel = pid >= 0
         value = pd.to_numeric(_rows(rs["fio2_set"], sel), errors="coerce")
         add(
@@ -621,14 +744,17 @@ def _observations(
     bio_rows = np.flatnonzero(c["tgt"] == 1)
 
     def frame(rows: np.ndarray, extra: bool) -> pd.DataFrame:
+        """Observation rows (``extra``: the biomarker rows, text as objects, plus their
+        target, file and row number); variable and unit as ``pd.Categorical``."""
+        text = _as_objects if extra else _sorted_categorical
         out = pd.DataFrame(
             {
                 "patient_id": keep_ids[c["pid"][rows]],
                 "time": time.to_numpy()[rows],
-                "variable": var_names[c["var"][rows]],
+                "variable": text(c["var"][rows], var_names),
                 "value": value.to_numpy()[rows],
-                "unit": unit_names[c["unit"][rows]],
-                "source": _source_labels(tables, c["tab"][rows], c["row"][rows]),
+                "unit": text(c["unit"][rows], unit_names),
+                "source": _source_labels(tables, c["tab"][rows], c["row"][rows]).array,
             },
             copy=False,  # new arrays: no copy, no consolidation into 2-D blocks
         )
@@ -673,7 +799,7 @@ def _observations(
         )
     rows = obs_rows[~bad]
     t = time.to_numpy()[rows]
-    used = np.unique(c["var"][rows])
+    used = np.flatnonzero(np.bincount(c["var"][rows], minlength=len(var_names)))
     if pd.isna(t).any() or pd.isna(var_names[used]).any():  # missing keys: pandas' NaN ordering
         return _worst_per_key(frame(rows, False), report), bio
     # same-minute merge (as _worst_per_key) on the codes: patient codes are already in
@@ -708,18 +834,31 @@ def _observations_of(
     return _worst_per_key(plausible, report), _biomarkers(bio_rows, problems)
 
 
-def _source_labels(tables: list[tuple[str, str]], tab: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """``clif_<table>:<row>`` of each row (object strings), built by Arrow's string kernels
-    once per table."""
-    out = np.empty(tab.size, dtype=object)
-    for k, (table, _) in enumerate(tables):
-        idx = np.flatnonzero(tab == k)
-        if idx.size:
-            text = pc.binary_join_element_wise(
-                f"clif_{table}:", pc.cast(pa.array(row[idx]), pa.string()), ""
-            )
-            out[idx] = text.to_numpy(zero_copy_only=False)
-    return out
+def _as_objects(code: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """``names[code]``: the names as an object array."""
+    return names[code]
+
+
+def _sorted_categorical(code: np.ndarray, names: np.ndarray) -> pd.Categorical:
+    """``names[code]`` as ``pd.Categorical``, categories sorted (the codes order the rows as
+    the names do); a missing name (None) is a missing value."""
+    present = [i for i, n in enumerate(names) if n is not None]
+    order = sorted(present, key=lambda i: names[i])
+    lut = np.full(len(names), -1, dtype=np.int64)
+    lut[order] = np.arange(len(order))
+    categories = pd.Index([names[i] for i in order], dtype=object)
+    return pd.Categorical.from_codes(lut[code], dtype=pd.CategoricalDtype(categories))
+
+
+def _source_labels(tables: list[tuple[str, str]], tab: np.ndarray, row: np.ndarray) -> pd.Series:
+    """``clif_<table>:<row>`` of each row, built by Arrow's string kernels in one pass and
+    kept in Arrow (``string[pyarrow]``: no Python string per row; the importer and the
+    provenance take the few they show)."""
+    prefix = pa.array([f"clif_{table}:" for table, _ in tables], type=pa.string())
+    text = pc.binary_join_element_wise(
+        prefix.take(pa.array(tab)), pc.cast(pa.array(row), pa.string()), ""
+    )
+    return pd.Series(pd.arrays.ArrowStringArray(text), copy=False)
 
 
 def _rows(frame: FrameOrSeries, mask: np.ndarray) -> FrameOrSeries:
@@ -848,10 +987,200 @@ def _runs(times: pd.Series, group: pd.Series, label: pd.Series) -> pd.DataFrame:
 def _episodes(
     frames: Mapping[str, pd.DataFrame],
     codes: Mapping[str, CodeMapping],
+    keep_ids: np.ndarray,
+    problems: list[Problem],
+    report: dict[str, int],
+) -> pd.DataFrame:
+    """Respiratory support and RRT episodes of the kept hospitalizations (``keep_ids``,
+    sorted), on the integer codes: rows ordered by (hospitalization, time) with one stable
+    sort, devices carried forward and runs found with array operations. A kept row without a
+    time falls back to :func:`_episodes_pandas` (pandas' ordering of missing times)."""
+    keep_index = pd.Index(keep_ids, dtype=object)
+    sorted_rows = {}
+    for name in ("respiratory_support", "crrt_therapy"):
+        f = frames.get(name)
+        if f is None or (name == "crrt_therapy" and "crrt:any" not in codes):
+            continue
+        pid = _positions(f["hospitalization_id"], keep_index)
+        sel = np.flatnonzero(pid >= 0)
+        t = f["recorded_dttm"].to_numpy()[sel]
+        if pd.isna(t).any():
+            decoded = {k: _decoded(v) if k in EVENT_TABLES else v for k, v in frames.items()}
+            return _episodes_pandas(decoded, codes, set(keep_ids), problems, report)
+        order = _key_order(pid[sel], _ns(t), np.zeros(sel.size, dtype=np.int64))
+        sorted_rows[name] = (sel[order], pid[sel][order], t[order])
+    parts = []
+    if "respiratory_support" in sorted_rows:
+        rs = frames["respiratory_support"]
+        parts.append(
+            _device_runs(rs, *sorted_rows["respiratory_support"], codes, keep_ids, problems)
+        )
+    if "crrt_therapy" in sorted_rows:
+        _, p, t = sorted_rows["crrt_therapy"]
+        new = np.r_[True, (np.diff(t) > CRRT_GAP.to_timedelta64()) | (p[1:] != p[:-1])][: p.size]
+        first, last = _run_bounds(new)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "patient_id": keep_ids[p[first]],
+                    "start": t[first],
+                    "stop": t[last],
+                    "kind": codes["crrt:any"].variable,
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=["patient_id", "kind", "start", "stop"])
+    out = pd.concat(parts, ignore_index=True)[["patient_id", "kind", "start", "stop"]]
+    report["episodes"] = len(out)
+    return out.sort_values(["patient_id", "start", "kind"], kind="stable").reset_index(drop=True)
+
+
+def _device_runs(
+    rs: pd.DataFrame,
+    rows: np.ndarray,
+    p: np.ndarray,
+    t: np.ndarray,
+    codes: Mapping[str, CodeMapping],
+    keep_ids: np.ndarray,
+    problems: list[Problem],
+) -> pd.DataFrame:
+    """Respiratory support runs from the kept rows ``rows`` in (hospitalization ``p``, time
+    ``t``) order: the device written last in the hospitalization (carried forward), a run of
+    one device kind from its first row to the next run's first row (or its own last row);
+    unknown devices reported where written."""
+    code = rs["device_category"].cat.codes.to_numpy()[rows].astype(np.int64)
+    n = rows.size
+    idx = np.arange(n)
+    new_p = np.r_[True, p[1:] != p[:-1]][:n]
+    written_at = np.maximum.accumulate(np.where(code >= 0, idx, -1)) if n else idx
+    group_start = np.maximum.accumulate(np.where(new_p, idx, 0)) if n else idx
+    has = written_at >= group_start  # a device written in this hospitalization so far
+    rows, p, t, written = rows[has], p[has], t[has], code[has] >= 0
+    device = code[written_at[has]]
+    _, distinct = _distinct(rs, "device_category")
+    keys = [normalise_code(f"device:{c}") for c in distinct[:-1]]
+    known = np.array([k in codes for k in keys] + [True], dtype=bool)
+    # reported where the device is written (rows that carry it forward are not repeated)
+    for i in np.flatnonzero(written & ~known[device]):
+        problems.append(
+            Problem(
+                rs.attrs.get("source", "respiratory_support"),
+                int(rs["_row"].iat[rows[i]]),
+                "device_category",
+                distinct[device[i]],
+                "a device category of core/io/mappings/clif.csv",
+                patient_id=str(keep_ids[p[i]]),
+            )
+        )
+    kinds = np.array([codes[k].variable if k in codes else "" for k in keys] + [""], dtype=object)
+    kind_code, kind_names = pd.factorize(kinds)
+    k = kind_code[device]
+    first, last = _run_bounds(np.r_[True, (k[1:] != k[:-1]) | (p[1:] != p[:-1])][: k.size])
+    same_next = np.r_[p[first][1:] == p[first][:-1], False][: first.size]
+    start = t[first]
+    stop = np.where(same_next, np.concatenate([start[1:], start[-1:]]), t[last])
+    label = np.asarray(kind_names, dtype=object)[k[first]]
+    named = label != ""
+    return pd.DataFrame(
+        {
+            "patient_id": keep_ids[p[first]][named],
+            "kind": label[named],
+            "start": start[named],
+            "stop": stop[named],
+        }
+    )
+
+
+def _run_bounds(new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last position of each run (``new`` marks the first row of a run)."""
+    first = np.flatnonzero(new)
+    return first, np.r_[first[1:], new.size].astype(np.int64) - 1
+
+
+def _ns(t: np.ndarray) -> np.ndarray:
+    """datetime64 values (no NaT) as int64 nanoseconds."""
+    return t.astype("datetime64[ns]").view(np.int64)
+
+
+def _infusions(
+    frames: Mapping[str, pd.DataFrame],
+    codes: Mapping[str, CodeMapping],
+    keep_ids: np.ndarray,
+    problems: list[Problem],
+    report: dict[str, int],
+) -> pd.DataFrame:
+    """Vasopressor intervals from the MAR actions of the kept hospitalizations (``keep_ids``,
+    sorted), on the integer codes: one stable sort by (hospitalization, order, drug, time);
+    each action with a dose > 0 (not a stop) runs until the order's next action, the last one
+    until discharge; intervals of one drug starting at the same time keep the highest rate.
+    Rows without a time or an order id fall back to :func:`_infusions_pandas`."""
+    cols = list(_INFUSION_COLUMNS)
+    med = frames.get("medication_admin_continuous")
+    if med is None:
+        return pd.DataFrame(columns=cols)
+    pid = _positions(med["hospitalization_id"], pd.Index(keep_ids, dtype=object))
+    cat, distinct = _distinct(med, "med_category")
+    found = [codes.get(normalise_code(f"med:{c}")) for c in distinct]
+    drugs = [m.variable if m is not None and m.target == "infusions" else None for m in found]
+    sel = np.flatnonzero((pid >= 0) & np.array([d is not None for d in drugs])[cat])
+    order_id = med["med_order_id"].cat.codes.to_numpy()[sel]
+    admin = med["admin_dttm"].to_numpy()[sel]
+    if (order_id < 0).any() or pd.isna(admin).any():
+        decoded = {k: _decoded(v) if k in EVENT_TABLES else v for k, v in frames.items()}
+        return _infusions_pandas(decoded, codes, set(keep_ids), problems, report)
+    # drugs ranked by name: the codes order the rows as the names do
+    names = sorted({d for d in drugs if d is not None})
+    drug = np.array([names.index(d) if d is not None else -1 for d in drugs])[cat[sel]]
+    p = pid[sel]
+    t = _ns(admin)
+    order = np.lexsort((t, drug, order_id, p))
+    rows, p, drug, order_id, admin = (
+        sel[order],
+        p[order],
+        drug[order],
+        order_id[order],
+        admin[order],
+    )
+    same = np.r_[
+        (p[1:] == p[:-1]) & (order_id[1:] == order_id[:-1]) & (drug[1:] == drug[:-1]), False
+    ][: p.size]
+    discharge = frames["hospitalization"].set_index("hospitalization_id")["discharge_dttm"]
+    patient = keep_ids[p]
+    stop = pd.Series(admin).shift(-1).where(same, pd.Series(patient, dtype=object).map(discharge))
+    dose = pd.to_numeric(med["med_dose"].iloc[rows], errors="coerce").to_numpy(dtype=float)
+    action, actions = _distinct(med, "mar_action_category")
+    is_stop = np.array([str(a).casefold() == "stop" for a in actions])[action[rows]]
+    running = np.flatnonzero((dose > 0) & ~is_stop & (stop > pd.Series(admin)).to_numpy())
+    # same drug started at the same time: the highest rate (the last one after the sort)
+    t = _ns(admin[running])
+    keep = running[np.lexsort((dose[running], t, drug[running], p[running]))]
+    k_p, k_t, k_d = p[keep], _ns(admin[keep]), drug[keep]
+    last = np.r_[(k_p[1:] != k_p[:-1]) | (k_t[1:] != k_t[:-1]) | (k_d[1:] != k_d[:-1]), True]
+    chosen = keep[last[: keep.size]]
+    report["infusion_intervals_same_start_merged"] = int(keep.size - chosen.size)
+    report["infusion_intervals"] = int(chosen.size)
+    unit_code, units = _distinct(med, "med_dose_unit")
+    return pd.DataFrame(
+        {
+            "patient_id": patient[chosen],
+            "drug": np.array(names, dtype=object)[drug[chosen]],
+            "start": admin[chosen],
+            "stop": stop.to_numpy()[chosen],
+            "rate": dose[chosen],
+            "unit": units[unit_code[rows[chosen]]],
+        }
+    )
+
+
+def _episodes_pandas(
+    frames: Mapping[str, pd.DataFrame],
+    codes: Mapping[str, CodeMapping],
     keep: set[str],
     problems: list[Problem],
     report: dict[str, int],
 ) -> pd.DataFrame:
+    """:func:`_episodes` on decoded frames (:func:`_decoded`), pandas' ordering of missing times."""
     parts = []
     rs = frames.get("respiratory_support")
     if rs is not None:
@@ -902,18 +1231,19 @@ def _episodes(
     return out.sort_values(["patient_id", "start", "kind"], kind="stable").reset_index(drop=True)
 
 
-def _infusions(
+def _infusions_pandas(
     frames: Mapping[str, pd.DataFrame],
     codes: Mapping[str, CodeMapping],
-    patients: pd.DataFrame,
+    keep: set[str],
     problems: list[Problem],
     report: dict[str, int],
 ) -> pd.DataFrame:
-    cols = ["patient_id", "drug", "start", "stop", "rate", "unit"]
+    """:func:`_infusions` on decoded frames (:func:`_decoded`): missing times or order ids."""
+    cols = list(_INFUSION_COLUMNS)
     med = frames.get("medication_admin_continuous")
     if med is None:
         return pd.DataFrame(columns=cols)
-    med = med[med["hospitalization_id"].isin(set(patients["patient_id"]))]
+    med = med[med["hospitalization_id"].isin(keep)]
     target, drug, _ = _mapped(med, "med", med["med_category"], codes)
     med = med[(target == "infusions").to_numpy()].assign(drug=drug[target == "infusions"])
     med = med.sort_values(
