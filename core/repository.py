@@ -115,7 +115,11 @@ def load_sites(engine: Engine) -> pd.DataFrame:
 
 
 def load_patients(
-    engine: Engine, *, site_ids: Iterable[str] | None = None, rules: SofaRules = SofaRules()
+    engine: Engine,
+    *,
+    site_ids: Iterable[str] | None = None,
+    patient_ids: Iterable[str] | None = None,
+    rules: SofaRules = SofaRules(),
 ) -> pd.DataFrame:
     """Patients with baseline, death and the baseline immune phenotype inputs (no arm).
 
@@ -125,6 +129,10 @@ def load_patients(
         Database.
     site_ids
         Restrict to these sites (None = all).
+    patient_ids
+        Restrict to these patients (None = all; with ``site_ids`` the patients of both): the
+        ward board at a clock time reads its census only, not the whole cohort (docs/ward.md,
+        performance).
 
     Returns
     -------
@@ -135,18 +143,30 @@ def load_patients(
         patients only, their day 1 anchored at ICU admission) and ``ferritin_ng_ml`` /
         ``hla_dr_ab_per_cell`` from the first biomarker sample of the patient.
     """
-    pts = _select(
-        engine,
-        db.patients,
-        in_column="site_id" if site_ids is not None else None,
-        in_values=site_ids,
-        order_by=("patient_id",),
-    )
+    if patient_ids is not None:
+        where = None if site_ids is None else db.patients.c.site_id.in_(list(site_ids))
+        pts = _select(
+            engine,
+            db.patients,
+            where=where,
+            in_column="patient_id",
+            in_values=patient_ids,
+            order_by=("patient_id",),
+        )
+    else:
+        pts = _select(
+            engine,
+            db.patients,
+            in_column="site_id" if site_ids is not None else None,
+            in_values=site_ids,
+            order_by=("patient_id",),
+        )
     pts["death_study_day"] = study_day(pts["death_time"], pts["anchor_time"], rules=rules)
     # trial participants are randomised; the others (ICU patients from a hospital feed) are
     # ward patients only
     pts["trial_participant"] = pts["randomised_at"].notna()
-    bio = _first_biomarkers(engine, pts["patient_id"].tolist() if site_ids is not None else None)
+    subset = site_ids is not None or patient_ids is not None
+    bio = _first_biomarkers(engine, pts["patient_id"].tolist() if subset else None)
     out = pts.merge(bio, on="patient_id", how="left")
     for c in ("ferritin_ng_ml", "hla_dr_ab_per_cell"):
         out[c] = out[c].astype("float64")
@@ -154,21 +174,29 @@ def load_patients(
 
 
 def _first_biomarkers(engine: Engine, patient_ids: list[str] | None) -> pd.DataFrame:
+    """The first biomarker sample per patient (of some patients: those only are read, by the
+    ``(patient_id, time)`` index; a few hundred patients are not a scan of every sample)."""
     t = db.biomarkers
-    first = (
-        sa.select(t.c.patient_id, sa.func.min(t.c.time).label("first_time"))
-        .group_by(t.c.patient_id)
-        .subquery()
-    )
     cols = [t.c.patient_id, t.c.ferritin_ng_ml, t.c.hla_dr_ab_per_cell]
-    stmt = sa.select(*cols).join(
-        first, sa.and_(first.c.patient_id == t.c.patient_id, first.c.first_time == t.c.time)
-    )
+
+    def stmt(ids: list[str] | None) -> sa.Select[Any]:
+        first = sa.select(t.c.patient_id, sa.func.min(t.c.time).label("first_time"))
+        if ids is not None:
+            first = first.where(t.c.patient_id.in_(ids))
+        sub = first.group_by(t.c.patient_id).subquery()
+        return sa.select(*cols).join(
+            sub, sa.and_(sub.c.patient_id == t.c.patient_id, sub.c.first_time == t.c.time)
+        )
+
     with engine.connect() as conn:
-        frame = _frame(conn, stmt, cols)
-    if patient_ids is not None:
-        frame = frame[frame["patient_id"].isin(patient_ids)]
-    return frame.reset_index(drop=True)
+        if patient_ids is None:
+            return _frame(conn, stmt(None), cols)
+        ids = list(dict.fromkeys(patient_ids))
+        parts = [_frame(conn, stmt(ids[i : i + _CHUNK]), cols) for i in range(0, len(ids), _CHUNK)]
+    if not parts:
+        with engine.connect() as conn:
+            return _frame(conn, stmt([]), cols)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def load_arms(engine: Engine) -> pd.DataFrame:
@@ -597,9 +625,17 @@ def load_audit(engine: Engine) -> pd.DataFrame:
 
 
 def load_data_cutoff(engine: Engine) -> pd.Timestamp | None:
-    """The latest observation time stored: the data cut-off of this dataset (None if empty)."""
+    """The latest observation time stored: the data cut-off of this dataset (None if empty).
+
+    The latest time per patient, each one seek on the ``(patient_id, time, ...)`` index, then
+    the latest of those: ``max(time)`` over the whole table has no index of its own and read
+    every observation (about 1 s at 10,000 patients, after every import; docs/ward.md)."""
+    o, p = db.observations, db.patients
+    latest = (
+        sa.select(sa.func.max(o.c.time)).where(o.c.patient_id == p.c.patient_id).scalar_subquery()
+    )
     with engine.connect() as conn:
-        value = conn.execute(sa.select(sa.func.max(db.observations.c.time))).scalar()
+        value = conn.execute(sa.select(sa.func.max(latest)).select_from(p)).scalar()
     return None if value is None else pd.Timestamp(value)
 
 
