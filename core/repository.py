@@ -38,7 +38,12 @@ def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.Dat
     for c in cols:
         typ = c.type
         if isinstance(typ, sa.DateTime):
-            frame[c.name] = pd.to_datetime(frame[c.name]).astype("datetime64[ns]")
+            s = frame[c.name]
+            first = s.dropna().head(1).tolist()
+            text = bool(first) and isinstance(first[0], str)
+            frame[c.name] = pd.to_datetime(s, format="ISO8601" if text else None).astype(
+                "datetime64[ns]"
+            )
         elif isinstance(typ, sa.Float):
             frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
         elif isinstance(typ, sa.Integer):
@@ -48,9 +53,16 @@ def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.Dat
                 else frame[c.name].astype("int64")
             )
         elif isinstance(typ, sa.Boolean):
+            # Python bool or None whatever the driver returns (SQLite: 0 / 1)
             s = frame[c.name]
             frame[c.name] = (
-                s.astype(object).where(s.notna(), None) if s.isna().any() else s.astype(bool)
+                pd.Series(
+                    [None if pd.isna(v) else bool(v) for v in s.tolist()],
+                    index=s.index,
+                    dtype=object,
+                )
+                if s.isna().any()
+                else s.astype(bool)
             )
         else:
             frame[c.name] = frame[c.name].astype(object)
@@ -58,10 +70,26 @@ def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.Dat
 
 
 def _chunks(conn: Connection, stmt: sa.Select[Any], names: Sequence[str]):
-    """Raw frames of at most :data:`_STREAM_ROWS` rows (a server-side cursor on PostgreSQL)."""
-    result = conn.execution_options(stream_results=True).execute(stmt)
-    for rows in result.partitions(_STREAM_ROWS):
-        yield pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(names))
+    """Raw frames of at most :data:`_STREAM_ROWS` rows (a server-side cursor on PostgreSQL).
+
+    Rows come from the DBAPI cursor as the driver returns them (SQLite: date-times as ISO
+    text, booleans as 0 / 1), typed column-wise by :func:`_typed`: SQLAlchemy's per-value
+    result processing and ``Row`` objects were most of reading a board's raw window
+    (docs/ward.md, performance)."""
+    if conn.dialect.name != "sqlite":
+        # a server-side cursor: SQLAlchemy buffers rows of its own (the first one at least)
+        result = conn.execution_options(stream_results=True).execute(stmt)
+        for part in result.partitions(_STREAM_ROWS):
+            yield pd.DataFrame.from_records([tuple(r) for r in part], columns=list(names))
+        return
+    # SQLite: no server-side cursor, and without stream_results no row is buffered ahead
+    result = conn.execute(stmt)
+    try:
+        cursor = result.cursor
+        while rows := cursor.fetchmany(_STREAM_ROWS):
+            yield pd.DataFrame.from_records(rows, columns=list(names))
+    finally:
+        result.close()
 
 
 def _frame(
