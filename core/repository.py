@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -33,17 +33,34 @@ _CHUNK = 5000
 _STREAM_ROWS = 50_000
 
 
+#: the range of datetime64[ns] (outside it pandas raises, as before)
+_NS_MIN: Final = np.datetime64(pd.Timestamp.min.ceil("us"), "us")
+_NS_MAX: Final = np.datetime64(pd.Timestamp.max.floor("us"), "us")
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """Stored date-times as ``datetime64[ns]``: SQLite's ISO text parsed by NumPy in one call
+    (several times faster than ``pandas.to_datetime`` on a census-sized column), driver
+    date-times (PostgreSQL) and anything NumPy does not read by pandas."""
+    first = values.dropna().head(1).tolist()
+    if first and isinstance(first[0], str):
+        try:
+            parsed = np.array(values.to_numpy(dtype=object), dtype="datetime64[us]")
+            ok = parsed[~np.isnat(parsed)]
+            if ok.size == 0 or (ok.min() >= _NS_MIN and ok.max() <= _NS_MAX):
+                return pd.Series(parsed.astype("datetime64[ns]"), index=values.index)
+        except ValueError:
+            pass
+        return pd.to_datetime(values, format="ISO8601").astype("datetime64[ns]")
+    return pd.to_datetime(values).astype("datetime64[ns]")
+
+
 def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.DataFrame:
     """Type the columns of a raw frame from the SQLAlchemy column types."""
     for c in cols:
         typ = c.type
         if isinstance(typ, sa.DateTime):
-            s = frame[c.name]
-            first = s.dropna().head(1).tolist()
-            text = bool(first) and isinstance(first[0], str)
-            frame[c.name] = pd.to_datetime(s, format="ISO8601" if text else None).astype(
-                "datetime64[ns]"
-            )
+            frame[c.name] = _times(frame[c.name])
         elif isinstance(typ, sa.Float):
             frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
         elif isinstance(typ, sa.Integer):
@@ -479,8 +496,10 @@ def icu_census(
     A patient is in the ICU at ``at`` when one of their stays covers it, ``start <= at <
     stop`` (``stop`` missing: still in the ICU), and they are alive, ``death_time`` missing
     or ``> at``. At ``at == stop`` the patient has left, at ``at == death_time`` they are no
-    longer counted, at ``at == start`` they are in. One SQL query on the (start, stop) /
-    (stop, start) indexes of ``icu_stays`` joined to ``patients`` by key, streamed.
+    longer counted, at ``at == start`` they are in. One SQL query: the stays of at most
+    ``core.db.LONG_STAY_DAYS`` admitted in the days before ``at`` (a range of a covering
+    index), plus the open and longer stays (a partial index of their own), joined to
+    ``patients`` by key (an interval index on plain B-trees; docs/ward.md, performance).
 
     Parameters
     ----------
@@ -501,29 +520,41 @@ def icu_census(
     """
     s, p = db.icu_stays, db.patients
     t = _naive_utc(at)
-    cols = [
-        s.c.patient_id,
-        p.c.site_id,
-        s.c.unit,
-        s.c.bed,
-        s.c.start.label("icu_admission_time"),
-        p.c.anchor_time,
-        p.c.death_time,
-    ]
-    where = [
-        s.c.start <= t,
-        sa.or_(s.c.stop.is_(None), s.c.stop > t),
-        sa.or_(p.c.death_time.is_(None), p.c.death_time > t),
-    ]
-    if site_id is not None:
-        where.append(p.c.site_id == site_id)
-    stmt = (
-        sa.select(*cols)
-        .select_from(s.join(p, p.c.patient_id == s.c.patient_id))
-        .where(*where)
-        .order_by(p.c.site_id, s.c.patient_id)
-    )
     with engine.connect() as conn:
+        # an interval index on B-trees: a stay of at most LONG_STAY_DAYS that contains `at`
+        # began at most that long before it (a range of the covering ix_icu_stays_census);
+        # the open and longer stays come from their partial index (ix_icu_stays_long)
+        long_stay = db.long_stay(conn.dialect.name)
+        branches: list[list[Any]] = [[s.c.start <= t, sa.or_(s.c.stop.is_(None), s.c.stop > t)]]
+        if long_stay is not None:
+            # one second of margin: SQLite's julianday is a float of days
+            recent = t - timedelta(days=db.LONG_STAY_DAYS, seconds=1)
+            branches = [
+                [s.c.start <= t, s.c.start >= recent, s.c.stop > t, sa.not_(long_stay)],
+                [long_stay, s.c.start <= t, sa.or_(s.c.stop.is_(None), s.c.stop > t)],
+            ]
+        stay_cols = (s.c.patient_id, s.c.unit, s.c.bed, s.c.start)
+        stays = sa.union_all(*(sa.select(*stay_cols).where(*w) for w in branches)).subquery(
+            "covering"
+        )
+        cols = [
+            stays.c.patient_id,
+            p.c.site_id,
+            stays.c.unit,
+            stays.c.bed,
+            stays.c.start.label("icu_admission_time"),
+            p.c.anchor_time,
+            p.c.death_time,
+        ]
+        where = [sa.or_(p.c.death_time.is_(None), p.c.death_time > t)]
+        if site_id is not None:
+            where.append(p.c.site_id == site_id)
+        stmt = (
+            sa.select(*cols)
+            .select_from(stays.join(p, p.c.patient_id == stays.c.patient_id))
+            .where(*where)
+            .order_by(p.c.site_id, stays.c.patient_id)
+        )
         return _frame(conn, stmt, cols)
 
 

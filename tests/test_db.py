@@ -238,8 +238,8 @@ def test_db_migration_v4_icu_stays_table_key_and_census_indexes(
             [{"patient_id": "P1", "site_id": "SYN-S01", "anchor_time": t0, "weight_kg": 70.0}],
         )
     assert not sa.inspect(engine).has_table("icu_stays")
-    assert db.ensure_schema(engine) == db.SCHEMA_VERSION == 5
-    assert db.ensure_schema(engine) == 5  # idempotent
+    assert db.ensure_schema(engine) == db.SCHEMA_VERSION
+    assert db.ensure_schema(engine) == db.SCHEMA_VERSION  # idempotent
     insp = sa.inspect(engine)
     assert insp.has_table("icu_stays")
     cols = {c["name"]: c for c in insp.get_columns("icu_stays")}
