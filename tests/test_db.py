@@ -261,7 +261,7 @@ def test_db_migration_v4_icu_stays_table_key_and_census_indexes(
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(db.patients)).scalar() == 1
         versions = [r[0] for r in conn.execute(sa.select(db.schema_version.c.version))]
-    assert sorted(versions) == [3, 4, 5]
+    assert sorted(versions) == list(range(3, db.SCHEMA_VERSION + 1))
     row = {"patient_id": "P1", "unit": "ICU-A", "start": t0, "stop": None}
     with engine.begin() as conn:
         conn.execute(db.icu_stays.insert(), [row])
