@@ -289,10 +289,14 @@ def load_daily_sofa(
     rules_key: str,
     patient_ids: Iterable[str] | None = None,
     site_id: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Stored daily SOFA under one rule set, ordered by patient and study day (all columns;
-    optionally only some patients, or the patients of one site)."""
+    """Stored daily SOFA under one rule set, ordered by patient and study day (all columns, or
+    ``patient_id``, ``study_day`` and ``columns``; optionally only some patients, or the
+    patients of one site)."""
     t = db.daily_sofa
+    keep = None if columns is None else {"patient_id", "study_day", *columns}
+    exclude = () if keep is None else tuple(c.name for c in t.columns if c.name not in keep)
     where = t.c.rules_key == rules_key
     if site_id is not None:
         site_patients = sa.select(db.patients.c.patient_id).where(db.patients.c.site_id == site_id)
@@ -304,7 +308,7 @@ def load_daily_sofa(
         in_column="patient_id" if patient_ids is not None else None,
         in_values=patient_ids,
         order_by=("patient_id", "study_day"),
-        exclude=(),
+        exclude=exclude,
     )
 
 

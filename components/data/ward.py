@@ -22,7 +22,7 @@ from core.repository import (
     load_raw_window,
 )
 from core.time import replay_time, study_day
-from core.vocab import ORGANS, SOFA_COLUMNS
+from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
 from core.ward import (
     ROLLING_LOOKBACK_DAYS,
     EndpointStatus,
@@ -172,7 +172,17 @@ def _board_at(
     pts = census_patients(ctx, ids).set_index("patient_id").reindex(ids)
     day_at = study_day(pd.Series(at, index=pts.index), pts["anchor_time"], rules=ctx.sofa_rules)
     closes = pts["anchor_time"] + pd.Timedelta(hours=24 * ctx.endpoint_rules.last_day)
-    daily = load_daily_sofa(engine(), rules_key=ctx.sofa_rules.key(), patient_ids=ids)
+    # the endpoint needs the totals, the components and the imputation flags only
+    daily = load_daily_sofa(
+        engine(),
+        rules_key=ctx.sofa_rules.key(),
+        patient_ids=ids,
+        columns=(
+            SOFA_TOTAL,
+            *(SOFA_COLUMNS[o] for o in ORGANS),
+            *(f"{o.value}_imputed" for o in ORGANS),
+        ),
+    )
     # only the study days completed by `at` (a stored day holds its whole 24 h: the rest of
     # the current day is the future at `at`)
     daily = daily[daily["study_day"] < daily["patient_id"].map(day_at).astype(float)]
