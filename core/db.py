@@ -100,7 +100,7 @@ icu_stays = sa.Table(
 
 #: closed ICU stays longer than this many days, and open ones, are indexed apart
 #: (``ix_icu_stays_long``): the census reads the others only from ``at`` minus this many days
-LONG_STAY_DAYS: Final = 28
+LONG_STAY_DAYS: Final = 35
 
 
 def long_stay(dialect: str) -> sa.ColumnElement[bool] | None:
