@@ -35,7 +35,7 @@ from core.chain import GENESIS_HASH, row_hash
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_INPUT_COLUMNS, SOFA_TOTAL
 
 #: version of the table layout below; bump it and append a migration when the layout changes
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 #: hash of an empty dataset (before the first import)
 EMPTY_HASH: Final = hashlib.sha256(b"immunosep-empty-dataset").hexdigest()
@@ -93,6 +93,44 @@ icu_stays = sa.Table(
     sa.Index("ux_icu_stays_patient_start", "patient_id", "start", unique=True),
     sa.Index("ix_icu_stays_start_stop", "start", "stop"),
     sa.Index("ix_icu_stays_stop_start", "stop", "start"),
+    # covering for the census: stays admitted in a time range, read from the index alone
+    sa.Index("ix_icu_stays_census", "start", "stop", "patient_id", "unit", "bed"),
+)
+
+
+#: closed ICU stays longer than this many days, and open ones, are indexed apart
+#: (``ix_icu_stays_long``): the census reads the others only from ``at`` minus this many days
+LONG_STAY_DAYS: Final = 35
+
+
+def long_stay(dialect: str) -> sa.ColumnElement[bool] | None:
+    """ "Open, or longer than :data:`LONG_STAY_DAYS`" as SQL of the dialect (None for other
+    dialects): the predicate of the partial index ``ix_icu_stays_long``, repeated verbatim by
+    the census (core.repository.icu_census) so that the planner uses the index (a literal, not
+    a bound parameter: the planner must see that the query implies the index's predicate)."""
+    s = icu_stays.c
+    if dialect == "sqlite":
+        days = sa.func.julianday(s.stop) - sa.func.julianday(s.start)
+        longer = days > sa.literal_column(str(LONG_STAY_DAYS))
+    elif dialect == "postgresql":
+        longer = s.stop - s.start > sa.literal_column(f"interval '{LONG_STAY_DAYS} days'")
+    else:
+        return None
+    return sa.or_(s.stop.is_(None), longer)
+
+
+# an interval index on plain B-trees for the census: a stay of at most LONG_STAY_DAYS that
+# contains `at` began in [at - LONG_STAY_DAYS, at] (ix_icu_stays_census, covering); the long
+# and open stays are few and have an index of their own (docs/ward.md, performance)
+sa.Index(
+    "ix_icu_stays_long",
+    icu_stays.c.start,
+    icu_stays.c.stop,
+    icu_stays.c.patient_id,
+    icu_stays.c.unit,
+    icu_stays.c.bed,
+    sqlite_where=long_stay("sqlite"),
+    postgresql_where=long_stay("postgresql"),
 )
 
 randomisation = sa.Table(
@@ -553,6 +591,8 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
     - 5: the audit trail's hash chain: ``audit_log.prev_hash`` / ``row_hash`` (stored rows
       hashed once, in id order), ``audit_head`` and ``audit_throttle``.
     - 6: ``review_marks`` and ``review_queries`` (the data-quality review, docs/review.md).
+    - 7: indexes for the ICU census, ``ix_icu_stays_census`` and the partial
+      ``ix_icu_stays_long`` (docs/ward.md, performance).
     """
     return MappingProxyType(
         {
@@ -561,8 +601,15 @@ def _migration_steps() -> Mapping[int, Callable[[Connection], None]]:
             4: _v4_icu_stays,
             5: _v5_audit_chain,
             6: _v6_review_tables,
+            7: _v7_census_indexes,
         }
     )
+
+
+def _v7_census_indexes(conn: Connection) -> None:
+    for index in icu_stays.indexes:
+        if index.name in ("ix_icu_stays_census", "ix_icu_stays_long"):
+            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _v5_audit_chain(conn: Connection) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,34 @@ _CHUNK = 5000
 _STREAM_ROWS = 50_000
 
 
+#: the range of datetime64[ns] (outside it pandas raises, as before)
+_NS_MIN: Final = np.datetime64(pd.Timestamp.min.ceil("us"), "us")
+_NS_MAX: Final = np.datetime64(pd.Timestamp.max.floor("us"), "us")
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """Stored date-times as ``datetime64[ns]``: SQLite's ISO text parsed by NumPy in one call
+    (several times faster than ``pandas.to_datetime`` on a census-sized column), driver
+    date-times (PostgreSQL) and anything NumPy does not read by pandas."""
+    first = values.dropna().head(1).tolist()
+    if first and isinstance(first[0], str):
+        try:
+            parsed = np.array(values.to_numpy(dtype=object), dtype="datetime64[us]")
+            ok = parsed[~np.isnat(parsed)]
+            if ok.size == 0 or (ok.min() >= _NS_MIN and ok.max() <= _NS_MAX):
+                return pd.Series(parsed.astype("datetime64[ns]"), index=values.index)
+        except ValueError:
+            pass
+        return pd.to_datetime(values, format="ISO8601").astype("datetime64[ns]")
+    return pd.to_datetime(values).astype("datetime64[ns]")
+
+
 def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.DataFrame:
     """Type the columns of a raw frame from the SQLAlchemy column types."""
     for c in cols:
         typ = c.type
         if isinstance(typ, sa.DateTime):
-            frame[c.name] = pd.to_datetime(frame[c.name]).astype("datetime64[ns]")
+            frame[c.name] = _times(frame[c.name])
         elif isinstance(typ, sa.Float):
             frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
         elif isinstance(typ, sa.Integer):
@@ -48,9 +70,16 @@ def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.Dat
                 else frame[c.name].astype("int64")
             )
         elif isinstance(typ, sa.Boolean):
+            # Python bool or None whatever the driver returns (SQLite: 0 / 1)
             s = frame[c.name]
             frame[c.name] = (
-                s.astype(object).where(s.notna(), None) if s.isna().any() else s.astype(bool)
+                pd.Series(
+                    [None if pd.isna(v) else bool(v) for v in s.tolist()],
+                    index=s.index,
+                    dtype=object,
+                )
+                if s.isna().any()
+                else s.astype(bool)
             )
         else:
             frame[c.name] = frame[c.name].astype(object)
@@ -58,10 +87,26 @@ def _typed(frame: pd.DataFrame, cols: Sequence[sa.ColumnElement[Any]]) -> pd.Dat
 
 
 def _chunks(conn: Connection, stmt: sa.Select[Any], names: Sequence[str]):
-    """Raw frames of at most :data:`_STREAM_ROWS` rows (a server-side cursor on PostgreSQL)."""
-    result = conn.execution_options(stream_results=True).execute(stmt)
-    for rows in result.partitions(_STREAM_ROWS):
-        yield pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(names))
+    """Raw frames of at most :data:`_STREAM_ROWS` rows (a server-side cursor on PostgreSQL).
+
+    Rows come from the DBAPI cursor as the driver returns them (SQLite: date-times as ISO
+    text, booleans as 0 / 1), typed column-wise by :func:`_typed`: SQLAlchemy's per-value
+    result processing and ``Row`` objects were most of reading a board's raw window
+    (docs/ward.md, performance)."""
+    if conn.dialect.name != "sqlite":
+        # a server-side cursor: SQLAlchemy buffers rows of its own (the first one at least)
+        result = conn.execution_options(stream_results=True).execute(stmt)
+        for part in result.partitions(_STREAM_ROWS):
+            yield pd.DataFrame.from_records([tuple(r) for r in part], columns=list(names))
+        return
+    # SQLite: no server-side cursor, and without stream_results no row is buffered ahead
+    result = conn.execute(stmt)
+    try:
+        cursor = result.cursor
+        while rows := cursor.fetchmany(_STREAM_ROWS):
+            yield pd.DataFrame.from_records(rows, columns=list(names))
+    finally:
+        result.close()
 
 
 def _frame(
@@ -115,7 +160,11 @@ def load_sites(engine: Engine) -> pd.DataFrame:
 
 
 def load_patients(
-    engine: Engine, *, site_ids: Iterable[str] | None = None, rules: SofaRules = SofaRules()
+    engine: Engine,
+    *,
+    site_ids: Iterable[str] | None = None,
+    patient_ids: Iterable[str] | None = None,
+    rules: SofaRules = SofaRules(),
 ) -> pd.DataFrame:
     """Patients with baseline, death and the baseline immune phenotype inputs (no arm).
 
@@ -125,6 +174,10 @@ def load_patients(
         Database.
     site_ids
         Restrict to these sites (None = all).
+    patient_ids
+        Restrict to these patients (None = all; with ``site_ids`` the patients of both): the
+        ward board at a clock time reads its census only, not the whole cohort (docs/ward.md,
+        performance).
 
     Returns
     -------
@@ -135,18 +188,30 @@ def load_patients(
         patients only, their day 1 anchored at ICU admission) and ``ferritin_ng_ml`` /
         ``hla_dr_ab_per_cell`` from the first biomarker sample of the patient.
     """
-    pts = _select(
-        engine,
-        db.patients,
-        in_column="site_id" if site_ids is not None else None,
-        in_values=site_ids,
-        order_by=("patient_id",),
-    )
+    if patient_ids is not None:
+        where = None if site_ids is None else db.patients.c.site_id.in_(list(site_ids))
+        pts = _select(
+            engine,
+            db.patients,
+            where=where,
+            in_column="patient_id",
+            in_values=patient_ids,
+            order_by=("patient_id",),
+        )
+    else:
+        pts = _select(
+            engine,
+            db.patients,
+            in_column="site_id" if site_ids is not None else None,
+            in_values=site_ids,
+            order_by=("patient_id",),
+        )
     pts["death_study_day"] = study_day(pts["death_time"], pts["anchor_time"], rules=rules)
     # trial participants are randomised; the others (ICU patients from a hospital feed) are
     # ward patients only
     pts["trial_participant"] = pts["randomised_at"].notna()
-    bio = _first_biomarkers(engine, pts["patient_id"].tolist() if site_ids is not None else None)
+    subset = site_ids is not None or patient_ids is not None
+    bio = _first_biomarkers(engine, pts["patient_id"].tolist() if subset else None)
     out = pts.merge(bio, on="patient_id", how="left")
     for c in ("ferritin_ng_ml", "hla_dr_ab_per_cell"):
         out[c] = out[c].astype("float64")
@@ -154,21 +219,29 @@ def load_patients(
 
 
 def _first_biomarkers(engine: Engine, patient_ids: list[str] | None) -> pd.DataFrame:
+    """The first biomarker sample per patient (of some patients: those only are read, by the
+    ``(patient_id, time)`` index; a few hundred patients are not a scan of every sample)."""
     t = db.biomarkers
-    first = (
-        sa.select(t.c.patient_id, sa.func.min(t.c.time).label("first_time"))
-        .group_by(t.c.patient_id)
-        .subquery()
-    )
     cols = [t.c.patient_id, t.c.ferritin_ng_ml, t.c.hla_dr_ab_per_cell]
-    stmt = sa.select(*cols).join(
-        first, sa.and_(first.c.patient_id == t.c.patient_id, first.c.first_time == t.c.time)
-    )
+
+    def stmt(ids: list[str] | None) -> sa.Select[Any]:
+        first = sa.select(t.c.patient_id, sa.func.min(t.c.time).label("first_time"))
+        if ids is not None:
+            first = first.where(t.c.patient_id.in_(ids))
+        sub = first.group_by(t.c.patient_id).subquery()
+        return sa.select(*cols).join(
+            sub, sa.and_(sub.c.patient_id == t.c.patient_id, sub.c.first_time == t.c.time)
+        )
+
     with engine.connect() as conn:
-        frame = _frame(conn, stmt, cols)
-    if patient_ids is not None:
-        frame = frame[frame["patient_id"].isin(patient_ids)]
-    return frame.reset_index(drop=True)
+        if patient_ids is None:
+            return _frame(conn, stmt(None), cols)
+        ids = list(dict.fromkeys(patient_ids))
+        parts = [_frame(conn, stmt(ids[i : i + _CHUNK]), cols) for i in range(0, len(ids), _CHUNK)]
+    if not parts:
+        with engine.connect() as conn:
+            return _frame(conn, stmt([]), cols)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def load_arms(engine: Engine) -> pd.DataFrame:
@@ -216,10 +289,14 @@ def load_daily_sofa(
     rules_key: str,
     patient_ids: Iterable[str] | None = None,
     site_id: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Stored daily SOFA under one rule set, ordered by patient and study day (all columns;
-    optionally only some patients, or the patients of one site)."""
+    """Stored daily SOFA under one rule set, ordered by patient and study day (all columns, or
+    ``patient_id``, ``study_day`` and ``columns``; optionally only some patients, or the
+    patients of one site)."""
     t = db.daily_sofa
+    keep = None if columns is None else {"patient_id", "study_day", *columns}
+    exclude = () if keep is None else tuple(c.name for c in t.columns if c.name not in keep)
     where = t.c.rules_key == rules_key
     if site_id is not None:
         site_patients = sa.select(db.patients.c.patient_id).where(db.patients.c.site_id == site_id)
@@ -231,7 +308,7 @@ def load_daily_sofa(
         in_column="patient_id" if patient_ids is not None else None,
         in_values=patient_ids,
         order_by=("patient_id", "study_day"),
-        exclude=(),
+        exclude=exclude,
     )
 
 
@@ -423,8 +500,10 @@ def icu_census(
     A patient is in the ICU at ``at`` when one of their stays covers it, ``start <= at <
     stop`` (``stop`` missing: still in the ICU), and they are alive, ``death_time`` missing
     or ``> at``. At ``at == stop`` the patient has left, at ``at == death_time`` they are no
-    longer counted, at ``at == start`` they are in. One SQL query on the (start, stop) /
-    (stop, start) indexes of ``icu_stays`` joined to ``patients`` by key, streamed.
+    longer counted, at ``at == start`` they are in. One SQL query: the stays of at most
+    ``core.db.LONG_STAY_DAYS`` admitted in the days before ``at`` (a range of a covering
+    index), plus the open and longer stays (a partial index of their own), joined to
+    ``patients`` by key (an interval index on plain B-trees; docs/ward.md, performance).
 
     Parameters
     ----------
@@ -445,29 +524,41 @@ def icu_census(
     """
     s, p = db.icu_stays, db.patients
     t = _naive_utc(at)
-    cols = [
-        s.c.patient_id,
-        p.c.site_id,
-        s.c.unit,
-        s.c.bed,
-        s.c.start.label("icu_admission_time"),
-        p.c.anchor_time,
-        p.c.death_time,
-    ]
-    where = [
-        s.c.start <= t,
-        sa.or_(s.c.stop.is_(None), s.c.stop > t),
-        sa.or_(p.c.death_time.is_(None), p.c.death_time > t),
-    ]
-    if site_id is not None:
-        where.append(p.c.site_id == site_id)
-    stmt = (
-        sa.select(*cols)
-        .select_from(s.join(p, p.c.patient_id == s.c.patient_id))
-        .where(*where)
-        .order_by(p.c.site_id, s.c.patient_id)
-    )
     with engine.connect() as conn:
+        # an interval index on B-trees: a stay of at most LONG_STAY_DAYS that contains `at`
+        # began at most that long before it (a range of the covering ix_icu_stays_census);
+        # the open and longer stays come from their partial index (ix_icu_stays_long)
+        long_stay = db.long_stay(conn.dialect.name)
+        branches: list[list[Any]] = [[s.c.start <= t, sa.or_(s.c.stop.is_(None), s.c.stop > t)]]
+        if long_stay is not None:
+            # one second of margin: SQLite's julianday is a float of days
+            recent = t - timedelta(days=db.LONG_STAY_DAYS, seconds=1)
+            branches = [
+                [s.c.start <= t, s.c.start >= recent, s.c.stop > t, sa.not_(long_stay)],
+                [long_stay, s.c.start <= t, sa.or_(s.c.stop.is_(None), s.c.stop > t)],
+            ]
+        stay_cols = (s.c.patient_id, s.c.unit, s.c.bed, s.c.start)
+        stays = sa.union_all(*(sa.select(*stay_cols).where(*w) for w in branches)).subquery(
+            "covering"
+        )
+        cols = [
+            stays.c.patient_id,
+            p.c.site_id,
+            stays.c.unit,
+            stays.c.bed,
+            stays.c.start.label("icu_admission_time"),
+            p.c.anchor_time,
+            p.c.death_time,
+        ]
+        where = [sa.or_(p.c.death_time.is_(None), p.c.death_time > t)]
+        if site_id is not None:
+            where.append(p.c.site_id == site_id)
+        stmt = (
+            sa.select(*cols)
+            .select_from(stays.join(p, p.c.patient_id == stays.c.patient_id))
+            .where(*where)
+            .order_by(p.c.site_id, stays.c.patient_id)
+        )
         return _frame(conn, stmt, cols)
 
 
@@ -598,9 +689,17 @@ def load_audit(engine: Engine) -> pd.DataFrame:
 
 
 def load_data_cutoff(engine: Engine) -> pd.Timestamp | None:
-    """The latest observation time stored: the data cut-off of this dataset (None if empty)."""
+    """The latest observation time stored: the data cut-off of this dataset (None if empty).
+
+    The latest time per patient, each one seek on the ``(patient_id, time, ...)`` index, then
+    the latest of those: ``max(time)`` over the whole table has no index of its own and read
+    every observation (about 1 s at 10,000 patients, after every import; docs/ward.md)."""
+    o, p = db.observations, db.patients
+    latest = (
+        sa.select(sa.func.max(o.c.time)).where(o.c.patient_id == p.c.patient_id).scalar_subquery()
+    )
     with engine.connect() as conn:
-        value = conn.execute(sa.select(sa.func.max(db.observations.c.time))).scalar()
+        value = conn.execute(sa.select(sa.func.max(latest)).select_from(p)).scalar()
     return None if value is None else pd.Timestamp(value)
 
 

@@ -72,33 +72,6 @@ class EndpointStatus(StrEnum):
     NOT_EVALUABLE = "not evaluable"
 
 
-def _vasopressor_on(frame: pd.DataFrame) -> pd.Series:
-    cols = [c for c in VASOPRESSOR_COLUMNS if c in frame.columns]
-    if not cols:
-        return pd.Series(False, index=frame.index)
-    return (frame[cols].fillna(0.0) > 0).any(axis=1)
-
-
-def _escalations(last: pd.DataFrame, prev: pd.DataFrame, adjacent: pd.Series) -> pd.Series:
-    """Per patient: the texts of drugs running on both days whose highest rate rose by at least
-    :data:`VASOPRESSOR_ESCALATION_FRACTION` (``()`` for none)."""
-    out = pd.Series([()] * len(last), index=last.index, dtype=object)
-    for col in VASOPRESSOR_COLUMNS:
-        if col not in last.columns or col not in prev.columns:
-            continue
-        now = last[col].astype(float)
-        before = prev[col].reindex(last.index).astype(float).where(adjacent)
-        # compared at 1e-6 µg/kg/min: 0.10 -> 0.15 is +50 % exactly (binary floating point
-        # makes 0.10 x 1.5 = 0.15000000000000002)
-        threshold = (before * (1 + VASOPRESSOR_ESCALATION_FRACTION)).round(6)
-        up = (before > 0) & (now.round(6) >= threshold)
-        drug = col.removesuffix("_mcg_kg_min")
-        for pid in up[up.fillna(False)].index:
-            text = f"vasopressor ↑ {drug} {before[pid]:.2f}→{now[pid]:.2f} µg/kg/min"
-            out[pid] = (*out[pid], text)
-    return out
-
-
 def lactate_alerts(observations: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     """Rising lactate at the clock time ``at``: per patient with an alert, its text.
 
@@ -128,6 +101,7 @@ def ward_snapshot(
     *,
     as_of_day: int | None = None,
     rules: EndpointRules = EndpointRules(),
+    endpoint: bool = True,
 ) -> pd.DataFrame:
     """Ward-board rows as of study day ``as_of_day`` (None: each patient's latest day).
 
@@ -141,6 +115,9 @@ def ward_snapshot(
         ``endpoint_window_closed`` (day ``last_day`` has ended in calendar time at the data
         cut-off: the endpoint is final even if the last charted day is earlier, e.g. after ICU
         discharge; LOCF fills the rest), plus any columns to carry (site, phenotype...).
+    endpoint
+        False: no ``endpoint_status`` / ``endpoint_decrease`` columns (the rolling 24 h board,
+        whose "days" are clock windows, not study days, needs the alerts only).
 
     Returns
     -------
@@ -154,85 +131,129 @@ def ward_snapshot(
     Patients without any daily row get ``study_day`` missing and status "not evaluable".
     """
     comp_cols = [SOFA_COLUMNS[o] for o in ORGANS]
-    d = daily[daily["patient_id"].isin(patients["patient_id"])].copy()
-    d = d.sort_values(["patient_id", "study_day"], kind="stable")
-    death = patients.set_index("patient_id")["death_study_day"]
+    # positional NumPy over the sorted rows (one frame built at the end): the per-column
+    # pandas assignments and reindexing this replaces were most of a board (docs/ward.md)
+    d = daily[daily["patient_id"].isin(patients["patient_id"])]
     if as_of_day is not None:
         d = d[d["study_day"] <= as_of_day]
+    d = d.sort_values(["patient_id", "study_day"], kind="stable")
+    ids = pd.Index(patients["patient_id"], name="patient_id")
+    n = len(ids)
+    pid = d["patient_id"].to_numpy(dtype=object)
+    day = d["study_day"].to_numpy(dtype=float, na_value=np.nan)
+    is_last = np.ones(len(d), dtype=bool)
+    if len(d):
+        is_last[:-1] = pid[1:] != pid[:-1]
+    last_pos = np.flatnonzero(is_last)
+    # the row before a patient's last row, when it is the same patient's with a study day
+    prev_pos = last_pos - 1
+    has_prev = prev_pos >= 0
+    has_prev[has_prev] = pid[prev_pos[has_prev]] == pid[last_pos[has_prev]]
+    has_prev[has_prev] = ~np.isnan(day[prev_pos[has_prev]])
+    # per output row: position of its last / previous row in ``d`` (-1: none)
+    where = pd.Index(pid[last_pos]).get_indexer(ids) if len(d) else np.full(n, -1)
+    found = where >= 0
+    last_at = np.full(n, -1)
+    last_at[found] = last_pos[where[found]]
+    prev_at = np.full(n, -1)
+    ok_prev = found.copy()
+    ok_prev[found] = has_prev[where[found]]
+    prev_at[ok_prev] = prev_pos[where[ok_prev]]
 
-    last = d.groupby("patient_id", sort=False).tail(1).set_index("patient_id")
-    prev_rows = d.groupby("patient_id", sort=False).nth(-2)
-    prev = prev_rows.set_index("patient_id") if len(prev_rows) else last.iloc[0:0]
-    prev = prev[prev["study_day"].notna()]
-    prev = prev.reindex(last.index)
-    adjacent = (last["study_day"] - prev["study_day"]) == 1
+    def take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """``values`` (float) at the positions ``at``; NaN where there is no row."""
+        out = np.full(n, np.nan)
+        hit = at >= 0
+        out[hit] = values[at[hit]]
+        return out
 
-    out = pd.DataFrame(index=pd.Index(patients["patient_id"], name="patient_id"))
-    out["study_day"] = last["study_day"].reindex(out.index).astype("Int64")
-    dd = death.reindex(out.index).astype("Float64")
+    def col(name: str) -> np.ndarray:
+        return pd.to_numeric(d[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+    shown_day = take(day, last_at)
+    adjacent = (shown_day - take(day, prev_at)) == 1
+    death = patients.set_index("patient_id")["death_study_day"]
+    dd = pd.to_numeric(death.reindex(ids), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     horizon = np.inf if as_of_day is None else as_of_day
-    out["died"] = (dd.notna() & (dd <= horizon)).fillna(False).astype(bool)
-    out["death_study_day"] = dd.astype("Int64")
-    out["sofa_total"] = last[SOFA_TOTAL].reindex(out.index).astype("Float64")
-    out["sofa_total_prev"] = prev[SOFA_TOTAL].where(adjacent).reindex(out.index).astype("Float64")
-    out["sofa_change_24h"] = out["sofa_total"] - out["sofa_total_prev"]
-    for c in comp_cols:
-        out[c] = last[c].reindex(out.index).astype("Int64")
+    total = col(SOFA_TOTAL)
+    sofa_total = take(total, last_at)
+    sofa_prev = np.where(adjacent, take(total, prev_at), np.nan)
+    total_rise = sofa_total - sofa_prev
+    columns: dict[str, object] = {
+        "study_day": pd.array(shown_day, dtype="Int64"),
+        "died": ~np.isnan(dd) & (dd <= horizon),
+        "death_study_day": pd.array(dd, dtype="Int64"),
+        "sofa_total": pd.array(sofa_total, dtype="Float64"),
+        "sofa_total_prev": pd.array(sofa_prev, dtype="Float64"),
+        "sofa_change_24h": pd.array(total_rise, dtype="Float64"),
+    }
+    organ_names = [o.value for o in ORGANS]
+    rise = np.empty((n, len(ORGANS)))
+    for j, c in enumerate(comp_cols):
+        values = col(c)
+        now = take(values, last_at)
+        columns[c] = pd.array(now, dtype="Int64")
+        rise[:, j] = np.where(adjacent, now - take(values, prev_at), np.nan)
 
     # --- alerts ---------------------------------------------------------------------------
-    rises = pd.DataFrame(
-        {
-            o.value: (
-                last[SOFA_COLUMNS[o]].astype("Float64") - prev[SOFA_COLUMNS[o]].astype("Float64")
-            )
-            .where(adjacent)
-            .reindex(out.index)
-            for o in ORGANS
-        }
-    )
-    new_vaso = (_vasopressor_on(last) & ~_vasopressor_on(prev) & adjacent).reindex(
-        out.index, fill_value=False
-    )
-    escalating = _escalations(last, prev, adjacent).reindex(out.index)
+    vaso_cols = [c for c in VASOPRESSOR_COLUMNS if c in d.columns]
+    vaso_now = np.zeros(n, dtype=bool)
+    vaso_before = np.zeros(n, dtype=bool)
+    escalating: list[list[str]] = [[] for _ in range(n)]
+    for c in vaso_cols:
+        values = col(c)
+        now, before = take(values, last_at), take(values, prev_at)
+        vaso_now |= np.nan_to_num(now) > 0
+        vaso_before |= np.nan_to_num(before) > 0
+        before = np.where(adjacent, before, np.nan)
+        # compared at 1e-6 µg/kg/min: 0.10 -> 0.15 is +50 % exactly (binary floating point
+        # makes 0.10 x 1.5 = 0.15000000000000002)
+        with np.errstate(invalid="ignore"):
+            threshold = np.round(before * (1 + VASOPRESSOR_ESCALATION_FRACTION), 6)
+            up = (before > 0) & (np.round(now, 6) >= threshold)
+        drug = c.removesuffix("_mcg_kg_min")
+        for i in np.flatnonzero(up):
+            escalating[i].append(f"vasopressor ↑ {drug} {before[i]:.2f}→{now[i]:.2f} µg/kg/min")
+    vaso = vaso_now & ~vaso_before & adjacent
     imputed_cols = [f"{o.value}_imputed" for o in ORGANS if f"{o.value}_imputed" in d.columns]
     # per row: rising organs (≥ RISE_ALERT_POINTS), largest rise first (ties in organ order)
-    organ_names = [o.value for o in ORGANS]
-    rise = rises[organ_names].to_numpy(dtype=float, na_value=np.nan)
     rising = np.nan_to_num(rise, nan=0.0) >= RISE_ALERT_POINTS
     order = np.argsort(np.where(rising, -rise, np.inf), axis=1, kind="stable")
-    total_rise = out["sofa_change_24h"].to_numpy(dtype=float, na_value=np.nan)
-    vaso = new_vaso.to_numpy(dtype=bool)
-    shown_day = out["study_day"].to_numpy(dtype=float, na_value=np.nan)
-    alive_on_day = ~(dd.to_numpy(dtype=float, na_value=np.inf) <= shown_day)
-    in_window = (shown_day <= rules.last_day) & alive_on_day
-    today_missing = (
-        last[imputed_cols].reindex(out.index).astype("boolean").fillna(False).to_numpy(dtype=bool)
-        if imputed_cols
-        else np.zeros((len(out), 0), dtype=bool)
-    )
+    alive_on_day = ~(np.nan_to_num(dd, nan=np.inf) <= shown_day)
+    with np.errstate(invalid="ignore"):
+        in_window = (shown_day <= rules.last_day) & alive_on_day
+    today_missing = np.zeros((n, len(imputed_cols)), dtype=bool)
+    for j, c in enumerate(imputed_cols):
+        flag = d[c].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        hit = last_at >= 0
+        today_missing[hit, j] = flag[last_at[hit]]
     missing_names = [f"{c.removesuffix('_imputed')} not measured" for c in imputed_cols]
     alerts: list[tuple[str, ...]] = []
     flags: list[tuple[str, ...]] = []
     worst: list[str | None] = []
-    for i in range(len(out)):
+    for i in range(n):
         up = [j for j in order[i] if rising[i, j]]
         items = [f"SOFA +{int(total_rise[i])}"] if total_rise[i] >= RISE_ALERT_POINTS else []
         items += [f"{organ_names[j]} +{int(rise[i, j])}" for j in up]
         worst.append(organ_names[up[0]] if up else None)
         if vaso[i]:
             items.append("new vasopressor")
-        esc = escalating.iloc[i]
-        items += list(esc) if isinstance(esc, tuple) else []
+        items += escalating[i]
         alerts.append(tuple(items))
         flags.append(
-            tuple(n for n, f in zip(missing_names, today_missing[i], strict=True) if f)
+            tuple(m for m, f in zip(missing_names, today_missing[i], strict=True) if f)
             if in_window[i]
             else ()
         )
-    out["alerts"] = alerts
-    out["n_alerts"] = [len(a) for a in alerts]
-    out["worst_rise_organ"] = worst
-    out["data_flags"] = flags
+    columns["alerts"] = alerts
+    columns["n_alerts"] = [len(a) for a in alerts]
+    columns["worst_rise_organ"] = worst
+    columns["data_flags"] = flags
+    out = pd.DataFrame(columns, index=ids)
+    if not endpoint:
+        carry = patients.set_index("patient_id").drop(columns=["death_study_day"], errors="ignore")
+        return out.join(carry, how="left").reset_index()
+    dd = pd.Series(pd.array(dd, dtype="Float64"), index=ids)
 
     # --- endpoint status ----------------------------------------------------------------
     out["endpoint_status"] = EndpointStatus.NOT_EVALUABLE.value
@@ -713,6 +734,7 @@ def rolling_board(
         pd.DataFrame({"patient_id": ids, "death_study_day": np.nan}),
         as_of_day=lookback_days,
         rules=EndpointRules(last_day=lookback_days),
+        endpoint=False,
     ).set_index("patient_id")
     out = pd.DataFrame(index=pd.Index(ids, name="patient_id"))
     stale = ~out.index.isin(recent)

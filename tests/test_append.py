@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -119,3 +120,91 @@ def test_append004_cli_flag(engine, tmp_path, capsys):
     _batch("NEW-2", "2024-03-03 13:00", 2.5)["observations"].to_csv(other, index=False)
     assert main(["--database-url", url, "import", "--append", str(other)]) == 1
     assert "known patients only" in capsys.readouterr().out
+
+
+def _derived(engine, ids) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stored daily SOFA and provenance of some patients, in a stable order (row ids apart)."""
+    with engine.connect() as conn:
+        daily = pd.read_sql(
+            sa.select(db.daily_sofa).where(db.daily_sofa.c.patient_id.in_(ids)), conn
+        ).sort_values(["patient_id", "rules_key", "study_day"], ignore_index=True)
+        prov = pd.read_sql(
+            sa.select(db.sofa_provenance).where(db.sofa_provenance.c.patient_id.in_(ids)), conn
+        )
+    cols = [c for c in prov.columns if c != "id"]
+    prov = prov.sort_values(cols, ignore_index=True, na_position="first")
+    return daily, prov
+
+
+def test_append005_only_the_days_from_the_batch_on_are_rewritten_and_equal_a_full_recompute(
+    tmp_path,
+):
+    """An append rewrites a patient's derived days from the first day its new rows touch (one
+    day of margin): the result equals deriving every day again, and earlier days' stored rows
+    are not rewritten (their provenance row ids survive)."""
+    from core.io import build_demo_database
+    from core.io.recompute import REWRITE_MARGIN_DAYS, recompute_derived
+    from core.repository import load_patients
+
+    eng = db.make_engine(f"sqlite:///{tmp_path / 'demo.sqlite'}")
+    build_demo_database(eng, n_randomised=12)
+    pts = load_patients(eng).sort_values("patient_id")
+    alive = pts["death_time"].isna() | (
+        pts["death_time"] > pts["anchor_time"] + pd.Timedelta(days=8)
+    )
+    pts = pts[alive].head(6)
+    rng = np.random.default_rng(5)
+    rows = []
+    # per patient: a day-3..6 start, then values of every SOFA input over the next 30 hours
+    # (crossing midnight: FiO2 before a PaO2 of the next day, LOCF, urine, GCS, vasopressor)
+    variables = [
+        ("creatinine", "mg/dL", 0.6, 6.0),
+        ("platelets", "10^3/uL", 10, 300),
+        ("bilirubin", "mg/dL", 0.3, 14.0),
+        ("pao2", "mmHg", 50, 300),
+        ("fio2", "%", 21, 100),
+        ("map", "mmHg", 45, 95),
+        ("gcs_total", "points", 3, 15),
+        ("urine_output", "mL", 0, 400),
+    ]
+    first_day = {}
+    for _, p in pts.iterrows():
+        day = int(rng.integers(3, 7))
+        first_day[p["patient_id"]] = day
+        start = p["anchor_time"] + pd.Timedelta(days=day - 1, hours=20, minutes=7)
+        for k, (var, unit, lo, hi) in enumerate(variables * 2):
+            value = rng.uniform(lo, hi)
+            rows.append(
+                {
+                    "patient_id": p["patient_id"],
+                    "time": start + pd.Timedelta(minutes=int(k * 225 + rng.integers(0, 30))),
+                    "variable": var,
+                    "value": str(round(value) if var in ("gcs_total", "fio2") else round(value, 2)),
+                    "unit": unit,
+                    "source": "test-append005",
+                }
+            )
+    batch = {"observations": pd.DataFrame(rows)}
+    ids = list(first_day)
+    daily_before, prov_before = _derived(eng, ids)
+    result = import_tables(eng, batch, append=True)
+    assert result.status == "imported"
+    assert result.n_patients_recomputed == len(ids)
+    daily_inc, prov_inc = _derived(eng, ids)
+    # the rows of the days before the rewrite window are the stored rows (same ids)
+    for pid, day in first_day.items():
+        keep = day - REWRITE_MARGIN_DAYS
+        old = prov_before[(prov_before["patient_id"] == pid) & (prov_before["study_day"] < keep)]
+        new = prov_inc[(prov_inc["patient_id"] == pid) & (prov_inc["study_day"] < keep)]
+        assert len(old) > 0
+        assert sorted(old["id"]) == sorted(new["id"])
+    # and the whole derived state equals deriving every day of these patients again
+    with db.writer_transaction(eng) as conn:
+        recompute_derived(conn, ids)
+    daily_full, prov_full = _derived(eng, ids)
+    # the batch changed scores (the comparison is not between two unchanged states)
+    merged = daily_before.merge(daily_full, on=["patient_id", "rules_key", "study_day"])
+    assert (merged["sofa_total_x"] != merged["sofa_total_y"]).sum() >= 3
+    pd.testing.assert_frame_equal(daily_inc, daily_full)
+    pd.testing.assert_frame_equal(prov_inc.drop(columns="id"), prov_full.drop(columns="id"))
+    eng.dispose()

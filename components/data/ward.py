@@ -9,19 +9,20 @@ import pandas as pd
 from components.data.cohort import cohort_patients, visible_patients
 from components.data.keys import Context
 from components.server.cache import cache
-from components.server.context import engine
-from components.server.context import settings
+from components.server.context import engine, settings
+from core.phenotype import classify_frame
 from core.repository import (
     DEPARTURE_COLUMNS,
     icu_census,
     icu_departures,
     load_daily_sofa,
     load_icu_stays,
+    load_patients,
     load_provenance_days,
     load_raw_window,
 )
 from core.time import replay_time, study_day
-from core.vocab import ORGANS, SOFA_COLUMNS
+from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
 from core.ward import (
     ROLLING_LOOKBACK_DAYS,
     EndpointStatus,
@@ -168,10 +169,20 @@ def _board_at(
     board["n_alerts"] = [len(a) for a in board["alerts"]]
     # trial participants: study day at `at` and the endpoint as known then (its window closes
     # at anchor + last_day·24 h; core.ward.ward_snapshot over the completed study days)
-    pts = cohort_patients(ctx).set_index("patient_id").reindex(ids)
+    pts = census_patients(ctx, ids).set_index("patient_id").reindex(ids)
     day_at = study_day(pd.Series(at, index=pts.index), pts["anchor_time"], rules=ctx.sofa_rules)
     closes = pts["anchor_time"] + pd.Timedelta(hours=24 * ctx.endpoint_rules.last_day)
-    daily = load_daily_sofa(engine(), rules_key=ctx.sofa_rules.key(), patient_ids=ids)
+    # the endpoint needs the totals, the components and the imputation flags only
+    daily = load_daily_sofa(
+        engine(),
+        rules_key=ctx.sofa_rules.key(),
+        patient_ids=ids,
+        columns=(
+            SOFA_TOTAL,
+            *(SOFA_COLUMNS[o] for o in ORGANS),
+            *(f"{o.value}_imputed" for o in ORGANS),
+        ),
+    )
     # only the study days completed by `at` (a stored day holds its whole 24 h: the rest of
     # the current day is the future at `at`)
     daily = daily[daily["study_day"] < daily["patient_id"].map(day_at).astype(float)]
@@ -193,6 +204,18 @@ def _board_at(
     out.loc[first_day, "endpoint_status"] = EndpointStatus.AWAITING.value
     out["study_day"] = day_at.where(day_at >= 1)
     return _without_trial_endpoint(out.reset_index()[list(AT_COLUMNS)], pts.reset_index())
+
+
+def census_patients(ctx: Context, patient_ids: list[str]) -> pd.DataFrame:
+    """The patients of a census with their baseline phenotype: the same rows as
+    :func:`components.data.cohort.cohort_patients` (``core.repository.load_patients`` and
+    ``core.phenotype.classify_frame`` under the context's rules), read for these patients only.
+
+    After an import the data version changes and the whole-cohort table is rebuilt on its next
+    use; the board at a clock time does not wait for it (docs/ward.md, performance)."""
+    pts = load_patients(engine(), patient_ids=patient_ids, rules=ctx.sofa_rules)
+    classes = classify_frame(pts, thresholds=ctx.thresholds)
+    return pd.concat([pts, classes], axis=1)
 
 
 def departures_at(ctx: Context, at: pd.Timestamp, site_id: str | None = None) -> pd.DataFrame:

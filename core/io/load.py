@@ -231,6 +231,49 @@ def _stored_stays(conn: Connection, stays: pd.DataFrame | None) -> pd.DataFrame 
     return read_table(conn, db.icu_stays, patient_ids=ids)
 
 
+def _referenced_patients(tables: Mapping[str, pd.DataFrame]) -> list[str] | None:
+    """The patients a batch without a ``patients`` table refers to (stripped ids, as
+    validation reads them), or None (every stored patient) when it brings patients: the
+    stored patients validation needs, not the whole cohort (docs/ward.md, performance)."""
+    if "patients" in tables:
+        return None
+    ids: set[str] = set()
+    for frame in tables.values():
+        if "patient_id" in frame.columns:
+            ids.update(frame["patient_id"].dropna().astype(str).str.strip())
+    return sorted(ids)
+
+
+#: the time column of each raw table whose new rows change derived days from that time on
+_ROW_TIMES: Final = MappingProxyType(
+    {"observations": "time", "infusions": "start", "episodes": "start"}
+)
+
+
+def _earliest_new(
+    frames: Mapping[str, pd.DataFrame], *, whole: set[str]
+) -> dict[str, pd.Timestamp]:
+    """Per affected patient, the earliest time of the raw rows an import adds (the derived
+    days before it stay as stored: :func:`core.io.recompute.recompute_derived`). Patients who
+    get a ``patients`` row, and ``whole`` (an interval closed), are left out: every day of
+    theirs is derived again."""
+    earliest: dict[str, pd.Timestamp] = {}
+    full = set(whole)
+    if "patients" in frames:
+        full.update(frames["patients"]["patient_id"].dropna().astype(str))
+    for table, col in _ROW_TIMES.items():
+        frame = frames.get(table)
+        if frame is None or len(frame) == 0:
+            continue
+        first = frame.groupby("patient_id")[col].min()
+        for pid, t in first.items():
+            if pd.isna(t):
+                full.add(str(pid))
+            elif str(pid) not in earliest or t < earliest[str(pid)]:
+                earliest[str(pid)] = pd.Timestamp(t)
+    return {p: t for p, t in earliest.items() if p not in full}
+
+
 def _storable(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     cols = [c.name for c in db.metadata.tables[table].columns if c.name != "id"]
     return frame.reindex(columns=cols)
@@ -284,7 +327,7 @@ def import_tables(
     }
     started = db._utcnow()
     with db.writer_transaction(engine) as conn:
-        known = stored_patients(conn)
+        known = stored_patients(conn, _referenced_patients(tables))
         if append:
             unknown = _unknown_patients(tables, set(known["patient_id"]), names)
             if unknown:
@@ -368,7 +411,16 @@ def import_tables(
                 skipped=skipped,
                 seconds=_time.perf_counter() - t0,
             )
-        recompute_derived(conn, sorted(affected), rules=rules, fresh=stored_frames)
+        recompute_derived(
+            conn,
+            sorted(affected),
+            rules=rules,
+            fresh=stored_frames,
+            since=_earliest_new(
+                stored_frames,
+                whole={str(v) for c in closings.values() for v in c["patient_id"]},
+            ),
+        )
         version = db.bump_dataset_version(conn, digest)
         import_id = conn.execute(
             db.import_log.insert().returning(db.import_log.c.id),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from core.derive import derive_daily_sofa
 from core.io.schema import DEFAULT_SOFA_RULES
 from core.io.stored import chunks, read_table
 from core.rules import SofaRules
+from core.time import study_day
 from core.units import stored_scored_rates
 
 
@@ -86,14 +87,28 @@ def _provenance_rows(prov: pd.DataFrame, rules_key: str) -> pd.DataFrame:
     return out
 
 
+#: study days before the first day a batch touches that are rewritten anyway (a margin: the
+#: derivation only looks back in time, so those days cannot change; tests/test_append.py)
+REWRITE_MARGIN_DAYS: Final = 1
+
+
 def recompute_derived(
     conn: Connection,
     patient_ids: Sequence[str],
     *,
     rules: SofaRules = DEFAULT_SOFA_RULES,
     fresh: Mapping[str, pd.DataFrame] | None = None,
+    since: Mapping[str, pd.Timestamp] | None = None,
 ) -> int:
     """Recompute daily SOFA and provenance of some patients inside the caller's transaction.
+
+    The patients' whole raw history is derived again (LOCF and the day-1 rules need it), but
+    with ``since`` only the derived rows that can have changed are replaced: a patient whose
+    new raw rows start at time ``t`` keeps the stored rows of the study days before the day of
+    ``t`` (minus :data:`REWRITE_MARGIN_DAYS`). The derivation is causal (worst value per day,
+    LOCF forward, FiO2 and pre-sedation GCS looked up backwards in time), so those days are
+    the same; tests/test_append.py checks the rows against a full recompute. Rewriting every
+    day of every affected patient was most of an append import (docs/ward.md, performance).
 
     Parameters
     ----------
@@ -108,6 +123,9 @@ def recompute_derived(
         Optional storable ``patients`` / ``observations`` / ``infusions`` / ``episodes``
         frames of patients created by this very import: their stored rows are exactly these,
         so they are not read back.
+    since
+        Patient -> the earliest time of the raw rows this import adds for them (new
+        observations, infusions, episodes); patients not in it get every day rewritten.
 
     Returns
     -------
@@ -140,11 +158,51 @@ def recompute_derived(
     inf = stored_scored_rates(raw["infusions"])
     result = _derive(raw["observations"], inf, raw["episodes"], raw["patients"], rules=rules)
     key = rules.key()
-    for chunk in chunks(ids):
+    first = _first_days(raw["patients"], since or {}, ids, rules)
+    whole = [p for p in ids if first[p] <= 1]
+    for chunk in chunks(whole):
         conn.execute(db.sofa_provenance.delete().where(db.sofa_provenance.c.patient_id.in_(chunk)))
         conn.execute(db.daily_sofa.delete().where(db.daily_sofa.c.patient_id.in_(chunk)))
-    daily = _daily_rows(result.daily, key)
+    partial = [p for p in ids if first[p] > 1]
+    for chunk in chunks(partial):
+        # other rule sets' rows of these patients are stale as a whole
+        for t in (db.sofa_provenance, db.daily_sofa):
+            conn.execute(t.delete().where(t.c.patient_id.in_(chunk), t.c.rules_key != key))
+    if partial:
+        for t in (db.sofa_provenance, db.daily_sofa):
+            conn.execute(
+                t.delete().where(
+                    t.c.patient_id == sa.bindparam("p"),
+                    t.c.rules_key == key,
+                    t.c.study_day >= sa.bindparam("d"),
+                ),
+                [{"p": p, "d": first[p]} for p in partial],
+            )
+    daily = result.daily
+    daily = daily[daily["study_day"].to_numpy() >= daily["patient_id"].map(first).to_numpy()]
+    prov = result.provenance
+    prov = prov[prov["study_day"].to_numpy() >= prov["patient_id"].map(first).to_numpy()]
+    daily = _daily_rows(daily.reset_index(drop=True), key)
     db.bulk_insert(conn, db.daily_sofa, daily)
-    prov = _provenance_rows(result.provenance, key)
-    db.bulk_insert(conn, db.sofa_provenance, prov)
+    db.bulk_insert(conn, db.sofa_provenance, _provenance_rows(prov.reset_index(drop=True), key))
     return len(daily)
+
+
+def _first_days(
+    patients: pd.DataFrame,
+    since: Mapping[str, pd.Timestamp],
+    ids: Sequence[str],
+    rules: SofaRules,
+) -> dict[str, int]:
+    """Per patient: the first study day whose derived rows are replaced (1: all of them)."""
+    out = dict.fromkeys(ids, 1)
+    known = [p for p in ids if p in since]
+    if not known:
+        return out
+    anchors = patients.drop_duplicates("patient_id").set_index("patient_id")["anchor_time"]
+    times = pd.Series([pd.Timestamp(since[p]) for p in known], index=known)
+    days = study_day(times, anchors.reindex(known), rules=rules)
+    for p, d in days.items():
+        if not pd.isna(d):
+            out[str(p)] = max(1, int(d) - REWRITE_MARGIN_DAYS)
+    return out

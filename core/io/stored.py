@@ -42,14 +42,28 @@ def read_table(
         where.append(table.c[name].between(low, high))
     frames = []
     if patient_ids is None:
-        frames.append(conn.execute(sa.select(*selected).where(*where)).all())
+        frames.append(_raw_rows(conn, sa.select(*selected).where(*where)))
     else:
         for chunk in chunks(list(patient_ids)):
             frames.append(
-                conn.execute(sa.select(*selected).where(table.c[column].in_(chunk), *where)).all()
+                _raw_rows(conn, sa.select(*selected).where(table.c[column].in_(chunk), *where))
             )
-    rows = [r for part in frames for r in part]
+    rows = frames[0] if len(frames) == 1 else [r for part in frames for r in part]
     return typed_frame(rows, cols)
+
+
+def _raw_rows(conn: Connection, stmt: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The driver's row tuples of a select (parameters bound by SQLAlchemy as usual).
+
+    Fetched from the DBAPI cursor: SQLAlchemy's ``Row`` objects, built and then taken apart
+    again, were about half of reading a patient's history in an append import (docs/ward.md,
+    performance). Values are as the driver returns them; :func:`typed_frame` types them
+    (booleans included: SQLite returns 0/1)."""
+    result = conn.execute(stmt)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def typed_frame(rows: Sequence[Any], cols: Sequence[sa.Column[Any]]) -> pd.DataFrame:
@@ -66,20 +80,29 @@ def typed_frame(rows: Sequence[Any], cols: Sequence[sa.Column[Any]]) -> pd.DataF
                 frame[c.name] = frame[c.name].astype("Int64")
             else:
                 frame[c.name] = frame[c.name].astype("int64")
+        elif isinstance(c.type, sa.Boolean):
+            # Python bool or None, whatever the driver returns (SQLite: 0 / 1)
+            frame[c.name] = pd.Series(
+                [None if pd.isna(v) else bool(v) for v in frame[c.name].tolist()],
+                index=frame.index,
+                dtype=object,
+            )
         else:
             frame[c.name] = frame[c.name].astype(object)
     return frame
 
 
-def stored_patients(conn: Connection) -> pd.DataFrame:
-    """Stored patients with the columns the birth/death checks of validation need."""
+def stored_patients(conn: Connection, patient_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Stored patients with the columns the birth/death checks of validation need (all, or
+    only ``patient_ids``: a batch of observations needs its own patients, not the cohort)."""
     t = db.patients
-    return typed_frame(
-        conn.execute(
-            sa.select(t.c.patient_id, t.c.anchor_time, t.c.age_years, t.c.death_time, t.c.weight_kg)
-        ).all(),
-        [t.c.patient_id, t.c.anchor_time, t.c.age_years, t.c.death_time, t.c.weight_kg],
-    )
+    cols = [t.c.patient_id, t.c.anchor_time, t.c.age_years, t.c.death_time, t.c.weight_kg]
+    if patient_ids is None:
+        return typed_frame(_raw_rows(conn, sa.select(*cols)), cols)
+    rows: list[tuple[Any, ...]] = []
+    for chunk in chunks(list(patient_ids)):
+        rows.extend(_raw_rows(conn, sa.select(*cols).where(t.c.patient_id.in_(chunk))))
+    return typed_frame(rows, cols)
 
 
 def stored_withdrawn_ids(conn: Connection) -> set[str]:
