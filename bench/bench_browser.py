@@ -45,7 +45,7 @@ from bench.bench_app import DATA, database
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "browser.json"
 #: the 10,000-patient database of bench_app, if it has been built (gitignored)
-SHARED_DATA = Path("/work/main/bench/data")
+SHARED_DATA = ROOT / "bench" / "data"
 TARGET_FLOOR_RATIO = 1.5
 TARGET_EMPTY_BYTES = 3_000_000
 TARGET_INTERACTION_MS = 500
