@@ -61,9 +61,9 @@ API = (
 )
 
 
-@pytest.fixture(scope="module")
-def login_settings(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    tmp = tmp_path_factory.mktemp("blinding")
+def make_login_settings(demo_db_url: str, tmp: Path) -> Settings:
+    """Login-mode settings on a copy of the demo database with the four :data:`USERS` (also
+    used by tests/app/test_exit_policy.py)."""
     db = tmp / "demo-copy.sqlite"
     shutil.copy(demo_db_url.removeprefix("sqlite:///"), db)
     users = [
@@ -79,6 +79,11 @@ def login_settings(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -
         mode="login",
         users_file=str(users_file),
     )
+
+
+@pytest.fixture(scope="module")
+def login_settings(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_login_settings(demo_db_url, tmp_path_factory.mktemp("blinding"))
 
 
 @pytest.fixture(scope="module")
