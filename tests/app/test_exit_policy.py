@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from plotly.utils import PlotlyJSONEncoder
 
 from components.cohort import PANELS
 from components.data.cohort import FILTER_FIELDS
@@ -480,3 +481,55 @@ def test_exit006_strata_sizes_count_every_level_missing_included():
 
     sizes = strata_sizes(pd.Series(["MALS", "SIP", None, "SIP", None, None]))
     assert sorted(sizes) == [1, 2, 3]
+
+
+def sites_summing_to(sizes: dict[str, int], target: int) -> tuple[str, ...]:
+    """Sites whose trial patients add up to exactly ``target`` (subset sum, smallest first)."""
+    reach: dict[int, tuple[str, ...]] = {0: ()}
+    for site, n in sorted(sizes.items(), key=lambda kv: (kv[1], kv[0])):
+        for total, chosen in list(reach.items()):
+            reach.setdefault(total + n, (*chosen, site))
+    return reach[target]
+
+
+def test_exit007_a_clinician_cohort_at_the_minimum_cell_size_boundary(exit_app):
+    """A clinician whose sites hold exactly MIN_CELL_SIZE trial patients sees the pooled AESI
+    counts and the pooled immune reversal when enough are evaluable; one patient fewer and
+    both are suppressed, with the chip's words."""
+    from components.cohort import immune, safety
+    from components.data import cohort as cd
+    from components.data.keys import Context
+    from components.pages.cohort import render_view
+    from components.server.auth import Principal, Role
+
+    with exit_app.server.test_request_context():
+        everyone = cd.base(Context.current(Principal("m", Role.MONITOR)))
+        sizes = everyone["site_id"].value_counts().to_dict()
+        f = cd.CohortFilters.make()
+        res = {}
+        for n in (MIN_CELL, MIN_CELL - 1):
+            sites = sites_summing_to(sizes, n)
+            ctx = Context.current(Principal("c", Role.CLINICIAN, sites=sites))
+            assert len(cd.base(ctx)) == n
+            res[n] = safety.compute(ctx, f), immune.compute(ctx, f)
+            if n < MIN_CELL:  # the page shows the chip with its reason
+                tree = render_view(safety.PANEL, safety.PANEL.view(ctx, f))
+                chips = [
+                    c["props"]["children"]
+                    for c in walk(json.loads(json.dumps(tree, cls=PlotlyJSONEncoder)))
+                    if "suppressed-chip" in str(c["props"].get("className"))
+                ]
+                assert chips == [policy.SUPPRESSED]
+    shown, hidden = res[MIN_CELL][0], res[MIN_CELL - 1][0]
+    overall = [r for r in shown["aesi_pooled"] if r["Stratum"] == "All patients"]
+    assert [r["Patients (n)"] for r in overall] == [MIN_CELL, MIN_CELL]
+    assert hidden["aesi_pooled"] == ()
+    assert hidden["suppressed"] == (
+        f"Adverse events of special interest ({MIN_CELL - 1} patients): {policy.SUPPRESSED}.",
+    )
+    # immune reversal: evaluable patients are fewer than the cohort, so both are suppressed
+    for n in (MIN_CELL, MIN_CELL - 1):
+        rev = res[n][1]
+        assert rev["n_evaluable"] < MIN_CELL
+        assert rev["reversal_props"].empty
+        assert any(policy.SUPPRESSED in t for t in rev["suppressed"])
