@@ -6,8 +6,9 @@ Every decision about the arm is made here, on the server, and applied by the dat
 - :func:`load_groups`: ``patient_id, group`` for roles that may see a group, the ONLY code
   path that reads the randomisation table for the web app; it refuses blinded roles;
 - the guards (:func:`may_see_post_baseline_biomarkers`, :func:`may_list_aesi_patients`,
-  :func:`may_compare_groups`, :data:`GUARDS`, :data:`MIN_CELL_SIZE`) live in :mod:`core.policy`
-  and are re-exported here;
+  :func:`may_compare_groups`, :data:`GUARDS`, :data:`MIN_CELL_SIZE`, :func:`cell_shown`,
+  :func:`partition_shown`, :func:`guards_follow_filters`, :func:`may_see_publication_check`)
+  live in :mod:`core.policy` (the exit policy, docs/blinding.md 6.5) and are re-exported here;
 - the DSMB's group coding: which arm is "Group A" is a per-trial key stored with the data
   (``core.db.trial_keys``, name :data:`GROUP_CODING_KEY`), written once, so rotating the
   deployment's session key never swaps the codes in the middle of a trial. A database that
@@ -39,9 +40,12 @@ from core.policy import (  # noqa: F401  (the guards are part of this module's i
     MIN_CELL_SIZE,
     SUPPRESSED,
     cell_shown,
+    guards_follow_filters,
     may_compare_groups,
     may_list_aesi_patients,
     may_see_post_baseline_biomarkers,
+    may_see_publication_check,
+    partition_shown,
 )
 from core.repository import ensure_trial_key, load_arms
 from core.vocab import ARM_LABELS, Arm
@@ -97,9 +101,6 @@ def groups_for(visibility: ArmVisibility) -> Groups:
     if visibility is ArmVisibility.CODED:
         return Groups(visibility, (GROUP_A, GROUP_B))
     return Groups(visibility, (POOLED_LABEL,))
-
-
-# --- guards ----------------------------------------------------------------------------------
 
 
 # --- the group coding -------------------------------------------------------------------------

@@ -8,7 +8,14 @@ CLI and UI exports, tooltips, errors, logs; docs/blinding.md section 6):
   allocation, with their reasons (docs/blinding.md 6.4 / 8.5);
 - :data:`MIN_CELL_SIZE`: a guarded item is shown to a blinded role only pooled over at least
   this many patients (smaller cells are suppressed, with :data:`SUPPRESSED` saying why);
+- :func:`guards_follow_filters`: for blinded roles guarded items never follow the free cohort
+  filters; they are computed on the role's whole visible cohort (and on pre-specified strata,
+  :func:`partition_shown`), so two filter settings can never be differenced into one
+  patient's value (docs/blinding.md 6.5);
 - the ``may_*`` predicates the data layer and the exporters ask.
+
+The functions read :data:`MIN_CELL_SIZE` when they are called (never a copy taken at import),
+so the exit-policy test can build a deliberately leaking app by patching this module.
 
 ``core`` code (the CLI exporters) and the web app ask the same functions; the web app's
 group coding and the arm table loader are in ``components.blinding``.
@@ -16,6 +23,7 @@ group coding and the arm table loader are in ``components.blinding``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -64,3 +72,35 @@ def may_list_aesi_patients(visibility: ArmVisibility) -> bool:
 def cell_shown(visibility: ArmVisibility, n_patients: int) -> bool:
     """May a guarded item pooled over ``n_patients`` be shown to this visibility?"""
     return visibility is not ArmVisibility.NONE or n_patients >= MIN_CELL_SIZE
+
+
+def partition_shown(visibility: ArmVisibility, sizes: Iterable[int]) -> bool:
+    """May a guarded item be broken down over a partition of its pooled patients (the
+    pre-specified strata, e.g. baseline immune state, *every* level including the remainder)?
+
+    Only if every part has at least :data:`MIN_CELL_SIZE` patients: then any sum or
+    difference of the shown cells (with the pooled total) covers at least that many patients,
+    so no cell can be subtracted down to a smaller group (docs/blinding.md 6.5). An empty
+    partition is never shown.
+    """
+    parts = [int(n) for n in sizes]
+    return bool(parts) and all(cell_shown(visibility, n) for n in parts)
+
+
+def guards_follow_filters(visibility: ArmVisibility) -> bool:
+    """Are guarded items computed on the filtered cohort (True) or on the role's whole visible
+    cohort, whatever the filters (False)?
+
+    Roles that may compare groups (DSMB, unblinded) see guarded items wherever they look.
+    Blinded roles get them on their whole visible cohort only: free filters could otherwise
+    narrow a cell to one patient, or two settings differing by one patient could be
+    subtracted (the differencing attack; docs/blinding.md 6.5).
+    """
+    return visibility is not ArmVisibility.NONE
+
+
+def may_see_publication_check(visibility: ArmVisibility, demo_data: str | None) -> bool:
+    """The "reproduces the publication" badge prints arm-level counts and names the arms:
+    only for unblinded roles, and only on the synthetic demo trial that replicates the
+    publication (never for the DSMB's coded view, which it would decode)."""
+    return visibility is ArmVisibility.FULL and demo_data == "synthetic"

@@ -245,7 +245,12 @@ def test_cohp009_publication_badge_is_green_on_the_published_counts(request_ctx)
     assert primary["computed_rd"] == "17.2 (6.8 to 27.2)"
     assert primary["computed_or"] == "2.48 (1.42–4.32)"
     assert primary["computed_p"] == ".002"
-    assert "reproduces the publication" in dump(cohort.publication_badge())
+    shown = dump(cohort.publication_badge(ArmVisibility.FULL))
+    assert "reproduces the publication" in shown
+    assert "46/131 vs 26/145" in shown  # the tooltip: arm-level counts, unblinded roles only
+    # blinded roles and the DSMB's coded view: no badge, no tooltip (docs/blinding.md 6.5)
+    assert cohort.publication_badge(ArmVisibility.NONE) is None
+    assert cohort.publication_badge(ArmVisibility.CODED) is None
 
 
 def test_cohp010_drilldown_lists_the_patients_behind_a_number(request_ctx):
@@ -281,6 +286,16 @@ def test_cohp011_report_is_stamped_and_self_contained(request_ctx):
     head, _, rest = text.partition("plotly.js v")
     after_bundle = rest.split("</script>", 1)[1]
     assert [w for w in ARM_WORDS if w in (head + after_bundle).lower()] == []
+    # the publication check is left out for blinded roles and the coded view (docs/blinding.md
+    # 6.5); the guarded sections say they are computed on every visible patient, not the filter
+    assert "Publication check" not in text
+    assert "Publication check" not in cohort.report_html(CODED, f, now=datetime(2025, 1, 2))
+    assert "Publication check: <b>reproduces" in cohort.report_html(
+        FULL, f, now=datetime(2025, 1, 2)
+    )
+    guarded = re.findall(r"<section class='guarded' data-guard='([a-z_]+)'>", text)
+    assert set(guarded) == {"post_baseline_biomarkers", "aesi_by_arm"}
+    assert "computed on all 276 patients you may see" in text
 
 
 def test_cohp012_completeness_query_list_matches_core_endpoint(request_ctx):

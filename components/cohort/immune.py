@@ -1,6 +1,13 @@
 """Immune reversal by day 28 (SIP: HLA-DR > 8000 with ferritin < 4420; MALS: ferritin fall
 ≥ 15 %) and the immune state per sampling window. Post-baseline biomarkers enter pooled only
-for blinded roles (:func:`components.blinding.may_see_post_baseline_biomarkers`)."""
+for blinded roles (:func:`components.blinding.may_see_post_baseline_biomarkers`).
+
+Everything on this tab derives from post-baseline ferritin / HLA-DR, a guarded item
+(docs/blinding.md 6.5): for blinded roles it is computed on the role's whole visible cohort
+(:func:`components.data.cohort.guarded_scope`, the filters do not apply), overall and by
+baseline immune state only when every stratum has at least ``MIN_CELL_SIZE`` patients, and a
+sampling window only when that many patients were sampled in it; the rest is suppressed with a
+chip."""
 
 from __future__ import annotations
 
@@ -8,18 +15,26 @@ from typing import Any
 
 import pandas as pd
 
-from components.blinding import POOLED_LABEL, groups_for
+from components.blinding import (
+    MIN_CELL_SIZE,
+    POOLED_LABEL,
+    SUPPRESSED,
+    cell_shown,
+    groups_for,
+    partition_shown,
+)
 from components.cohort import charts
 from components.cohort.panel import Panel, PanelView, Section, group_headers
 from components.data.cohort import (
     CohortFilters,
     compare_groups,
-    frame,
+    guarded_scope,
     immune_samples,
     proportion_rows,
+    strata_sizes,
 )
 from components.data.keys import Context
-from components.format import fmt_num
+from components.format import fmt_num, fmt_prop
 from components.server.cache import cache
 from core.phenotype import shift_summary
 
@@ -36,13 +51,16 @@ SHIFT_WINDOWS = (
 def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
     """Immune reversal by group (:func:`core.phenotype.immune_reversal`) and phenotype shifts."""
     g = groups_for(ctx.visibility)
-    df = frame(ctx, filters)
+    vis = ctx.visibility
+    scope = guarded_scope(ctx, filters)
+    df = scope.frame
     samples = immune_samples(ctx)
     rev = samples["reversal"].merge(
         df[["patient_id", *(["group"] if g.compared else [])]], on="patient_id"
     )
     evaluable = rev[rev["evaluable"]]
-    out: dict[str, Any] = {"n_evaluable": len(evaluable)}
+    suppressed: list[str] = []
+    out: dict[str, Any] = {"n_evaluable": len(evaluable), "scope_note": scope.note}
     if g.compared:
         two = evaluable[evaluable["group"].isin(g.labels)]
         out["reversal"] = compare_groups(two, "reversed", two["baseline_phenotype"], g)
@@ -57,16 +75,32 @@ def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
         )
     else:
         out["reversal"] = pd.DataFrame()
-        props = pd.concat(
-            [
-                proportion_rows(evaluable.assign(stratum="overall"), "reversed", ["stratum"]),
-                proportion_rows(
-                    evaluable.assign(stratum=evaluable["baseline_phenotype"]),
-                    "reversed",
-                    ["stratum"],
-                ),
-            ],
-            ignore_index=True,
+        parts = []
+        if cell_shown(vis, len(evaluable)):
+            parts.append(
+                proportion_rows(evaluable.assign(stratum="overall"), "reversed", ["stratum"])
+            )
+            if partition_shown(vis, strata_sizes(evaluable["baseline_phenotype"])):
+                parts.append(
+                    proportion_rows(
+                        evaluable.assign(stratum=evaluable["baseline_phenotype"]),
+                        "reversed",
+                        ["stratum"],
+                    )
+                )
+            else:
+                suppressed.append(
+                    "Immune reversal by baseline immune state: a stratum has fewer than "
+                    f"{MIN_CELL_SIZE} evaluable patients ({SUPPRESSED}); pooled only."
+                )
+        else:
+            suppressed.append(
+                f"Immune reversal ({len(evaluable)} evaluable patients): {SUPPRESSED}."
+            )
+        props = (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else proportion_rows(evaluable.iloc[0:0].assign(stratum=[]), "reversed", ["stratum"])
         )
         out["reversal_props"] = props.assign(group=POOLED_LABEL)
     # phenotype distribution per sampling window (pooled when blinded)
@@ -95,20 +129,39 @@ def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
             .rename("n_patients")
             .reset_index()
         )
-        dist["share"] = dist["n_patients"] / dist.groupby(["group", "window"])[
-            "n_patients"
-        ].transform("sum")
+        sampled = dist.groupby(["group", "window"])["n_patients"].transform("sum")
+        dist["share"] = dist["n_patients"] / sampled
+        small = ~sampled.map(lambda n: cell_shown(vis, int(n)))
+        if small.any():
+            windows = sorted(set(dist.loc[small, "window"]), key=_window_order)
+            suppressed.append(
+                f"Immune state in sampling window(s) {', '.join(windows)}: fewer than "
+                f"{MIN_CELL_SIZE} patients sampled ({SUPPRESSED})."
+            )
+            dist = dist[~small].reset_index(drop=True)
+        if len(shifts) and not partition_shown(vis, shifts["n_patients"]):
+            suppressed.append(
+                "Immune-state shifts by baseline immune state: a stratum has fewer than "
+                f"{MIN_CELL_SIZE} patients ({SUPPRESSED})."
+            )
+            shifts = pd.DataFrame()
     else:
         dist = pd.DataFrame(columns=["group", "window", "phenotype", "n_patients", "share"])
         shifts = pd.DataFrame()
     out["phenotype_over_time"] = dist
     out["shifts"] = shifts
+    out["suppressed"] = tuple(suppressed)
     return out
+
+
+def _window_order(label: str) -> int:
+    return [w[2] for w in SHIFT_WINDOWS].index(label)
 
 
 def render(res: dict[str, Any], ctx: Context) -> PanelView:
     g = groups_for(ctx.visibility)
     t = ctx.thresholds
+    guard = None if g.compared else "post_baseline_biomarkers"
     sections = [
         Section(
             "Immune reversal by day 28",
@@ -120,13 +173,15 @@ def render(res: dict[str, Any], ctx: Context) -> PanelView:
                     f"Immune reversal by day 28 ({res['n_evaluable']} patients with ≥ 2 samples)"
                 ),
             ),
-            table_name="reversal" if len(res["reversal"]) else None,
+            table_name=_reversal_table_name(res, g.compared),
             table=(
                 charts.primary_table(res["reversal_props"], res["reversal"], g.labels)
                 if len(res["reversal"])
-                else None
+                else (None if g.compared else pooled_reversal_table(res["reversal_props"]))
             ),
             headers=group_headers(g.labels, ": reversed [95 % CI]"),
+            guard=guard,
+            note=res["scope_note"],
         ),
         Section(
             "Immune-state shifts",
@@ -138,6 +193,8 @@ def render(res: dict[str, Any], ctx: Context) -> PanelView:
             ),
             table_name="shifts" if len(res["shifts"]) else None,
             table=res["shifts"].rename(columns={"arm": "Group"}) if len(res["shifts"]) else None,
+            guard=guard,
+            note=res["scope_note"],
         ),
     ]
     chips = (
@@ -155,7 +212,36 @@ def render(res: dict[str, Any], ctx: Context) -> PanelView:
         f"ferritin < {fmt_num(t.ferritin_mals_above_ng_ml, 0)} ng/mL; MALS reversal: ferritin "
         f"fall ≥ {fmt_num(100 * t.ferritin_reversal_fall_fraction, 0)} % from baseline."
     )
-    return PanelView(sections=tuple(sections), notes=(note,), chips=chips)
+    return PanelView(
+        sections=tuple(sections),
+        notes=(note,),
+        chips=chips,
+        suppressed=tuple(res.get("suppressed", ())),
+    )
+
+
+def _reversal_table_name(res: dict[str, Any], compared: bool) -> str | None:
+    if compared:
+        return "reversal" if len(res["reversal"]) else None
+    return "reversal_pooled" if len(res["reversal_props"]) else None
+
+
+def pooled_reversal_table(props: pd.DataFrame) -> pd.DataFrame | None:
+    """Blinded roles: reversal per pooled cell with its number of evaluable patients."""
+    if props.empty:
+        return None
+    return pd.DataFrame(
+        {
+            "Stratum": [charts.stratum_label(str(v)) for v in props["stratum"]],
+            "Patients (n)": props["n"].astype(int).tolist(),
+            "Reversed by day 28": [
+                fmt_prop(int(e), int(n), float(lo), float(hi))
+                for e, n, lo, hi in zip(
+                    props["events"], props["n"], props["ci_lower"], props["ci_upper"], strict=True
+                )
+            ],
+        }
+    )
 
 
 PANEL = Panel("immune", "Immune reversal", compute, render)

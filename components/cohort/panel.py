@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from components.blinding import GUARDS
 from components.data.cohort import CohortFilters
 from components.data.keys import Context
 
@@ -34,6 +35,11 @@ class Section:
     figure_name}``, ``{"type": "cohort-grid", "name": table_name}``); the table name is also
     its CSV name (``cohort-<table_name>.csv``). ``headers`` maps neutral table fields (``g0``,
     ``g1``) to the header text of this role's groups.
+
+    ``guard`` names the :data:`components.blinding.GUARDS` entry the section falls under when it
+    is shown to a blinded role (then it was computed under the exit policy: whole visible
+    cohort, cells of at least ``MIN_CELL_SIZE`` patients; docs/blinding.md 6.5); the page and
+    the report mark such a section, and ``note`` says how it was computed.
     """
 
     title: str
@@ -42,6 +48,14 @@ class Section:
     table_name: str | None = None
     table: pd.DataFrame | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    guard: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.guard is not None and self.guard not in GUARDS:
+            raise ValueError(
+                f"section {self.title!r}: guard {self.guard!r} is not one of {sorted(GUARDS)}"
+            )
 
     def csv_frame(self) -> pd.DataFrame | None:
         """The table as exported: helper ``*_key`` columns dropped, group headers applied."""
@@ -53,12 +67,14 @@ class Section:
 
 @dataclass(frozen=True)
 class PanelView:
-    """A rendered panel: sections in display order, explanatory notes, and "hidden: could
-    reveal allocation" chips for what this role may not see."""
+    """A rendered panel: sections in display order, explanatory notes, "hidden: could
+    reveal allocation" chips for what this role may not see, and "suppressed: fewer than
+    MIN_CELL_SIZE patients" chips for guarded cells too small to show (docs/blinding.md 6.5)."""
 
     sections: tuple[Section, ...] = ()
     notes: tuple[str, ...] = ()
     chips: tuple[str, ...] = ()
+    suppressed: tuple[str, ...] = ()
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """CSV-ready frames by table name."""

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from components.blinding import HIDDEN
+from components.blinding import HIDDEN, SUPPRESSED
 from components.cohort.panel import PanelView
 
 STYLE = (
@@ -25,11 +25,14 @@ def report_html(
     views: Sequence[tuple[str, PanelView]],
     *,
     stamp: Sequence[tuple[str, str]],
-    publication_ok: bool,
+    publication_ok: bool | None,
     now: datetime,
 ) -> str:
-    """The report: a stamp table (data version, filters, role, …), the publication check and,
-    per panel, its chips, notes, figures and tables (group headers applied)."""
+    """The report: a stamp table (data version, filters, role, …), the publication check (None:
+    not for this role, left out; :func:`components.blinding.may_see_publication_check`) and,
+    per panel, its chips, notes, figures and tables (group headers applied). Sections computed
+    under the exit policy are wrapped in ``<section class='guarded' data-guard=…>`` with their
+    note (docs/blinding.md 6.5)."""
     esc = html_lib.escape
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in stamp)
     rows += f"<tr><th>Generated</th><td>{now:%Y-%m-%d %H:%M:%S} UTC</td></tr>"
@@ -38,31 +41,43 @@ def report_html(
         f"<title>ImmunoSep cohort report</title><style>{STYLE}</style></head><body>",
         "<h1>ImmunoSep: cohort report</h1>",
         f"<table class='stamp'>{rows}</table>",
-        (
+    ]
+    if publication_ok is not None:
+        parts.append(
             f"<p>Publication check: <b>{'reproduces' if publication_ok else 'DOES NOT reproduce'}"
             "</b> the published primary-endpoint statistics.</p>"
-        ),
-    ]
+        )
     plotly_inlined = False
     for label, view in views:
         parts.append(f"<h2>{esc(label)}</h2>")
         parts += [f"<p><span class='chip'>{HIDDEN}</span> {esc(c)}</p>" for c in view.chips]
+        parts += [
+            f"<p><span class='chip'>{esc(SUPPRESSED)}</span> {esc(c)}</p>" for c in view.suppressed
+        ]
         parts += [f"<p><small>{esc(n)}</small></p>" for n in view.notes]
-        for fig in view.figures().values():
-            parts.append(
-                fig.to_html(
-                    full_html=False,
-                    include_plotlyjs=not plotly_inlined,
-                    config={"displaylogo": False},
-                )
-            )
-            plotly_inlined = True
         for section in view.sections:
             table = section.csv_frame()
-            if table is None:
+            has_figure = section.figure is not None and section.figure_name is not None
+            if table is None and not has_figure:
                 continue
+            if section.guard is not None:
+                parts.append(f"<section class='guarded' data-guard='{esc(section.guard)}'>")
             parts.append(f"<h3>{esc(section.title)}</h3>")
-            parts.append(_table_html(table))
+            if section.note:
+                parts.append(f"<p><small>{esc(section.note)}</small></p>")
+            if has_figure:
+                parts.append(
+                    section.figure.to_html(
+                        full_html=False,
+                        include_plotlyjs=not plotly_inlined,
+                        config={"displaylogo": False},
+                    )
+                )
+                plotly_inlined = True
+            if table is not None:
+                parts.append(_table_html(table))
+            if section.guard is not None:
+                parts.append("</section>")
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -20,6 +20,21 @@ AT_RISK_TIMES = {28: (0, 7, 14, 21, 28), 90: (0, 15, 30, 45, 60, 75, 90)}
 HORIZONS = tuple(AT_RISK_TIMES)
 
 
+def _cox_or_none(two: pd.DataFrame, dur: str, ev: str, g: Any, horizon: int) -> Any:
+    """The Cox hazard ratio, or None where it does not exist: a group without an event (or
+    with every patient an event) separates the data, the coefficient diverges and its
+    exponential overflows (a filter narrowed to a few patients did this: HTTP 500)."""
+    events = two.groupby("group")[ev].agg(["sum", "size"])
+    if ((events["sum"] == 0) | (events["sum"] == events["size"])).any():
+        return None
+    try:
+        return cox_hr(
+            two[dur], two[ev], two["group"], treated=g.treated, control=g.control, horizon=horizon
+        )
+    except (OverflowError, ValueError):  # lifelines.exceptions.ConvergenceError is a ValueError
+        return None
+
+
 def _horizon(df: pd.DataFrame, ctx: Context, horizon: int) -> dict[str, Any]:
     g = groups_for(ctx.visibility)
     dur, ev = f"duration_{horizon}", f"event_{horizon}"
@@ -35,14 +50,7 @@ def _horizon(df: pd.DataFrame, ctx: Context, horizon: int) -> dict[str, Any]:
         out["km"] = {lab: km[lab] for lab in g.labels if lab in km}  # display order
         if two["group"].nunique() == 2:
             out["logrank"] = logrank(two[dur], two[ev], two["group"], horizon=horizon)
-            out["cox"] = cox_hr(
-                two[dur],
-                two[ev],
-                two["group"],
-                treated=g.treated,
-                control=g.control,
-                horizon=horizon,
-            )
+            out["cox"] = _cox_or_none(two, dur, ev, g, horizon)
             e1 = int(two.loc[two["group"] == g.treated, f"died_{horizon}"].sum())
             n1 = int((two["group"] == g.treated).sum())
             e2 = int(two.loc[two["group"] == g.control, f"died_{horizon}"].sum())

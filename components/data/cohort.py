@@ -27,6 +27,7 @@ from components.blinding import (
     POOLED_LABEL,
     Groups,
     groups_for,
+    guards_follow_filters,
     load_groups,
     may_list_aesi_patients,
 )
@@ -180,6 +181,14 @@ def cohort_adverse_events(ctx: Context) -> pd.DataFrame:
     return _adverse_events(ctx.shared()).copy()
 
 
+def aesi_mask(aes: pd.DataFrame) -> pd.Series:
+    """Events of special interest (anemia, hemorrhage): flagged events and every event of a
+    preferred term that is flagged anywhere (a PT is AESI if any of its events is, as in
+    :func:`core.stats.adverse_event_table`)."""
+    flagged = aes["aesi"].notna()
+    return flagged | aes["pt"].isin(aes.loc[flagged, "pt"])
+
+
 def visible_patients(ctx: Context) -> pd.DataFrame:
     """Patients the context's access may see (site restriction applies to data, not menus)."""
     p = cohort_patients(ctx)
@@ -290,6 +299,44 @@ def frame(ctx: Context, filters: CohortFilters) -> pd.DataFrame:
     if ctx.visibility is ArmVisibility.NONE and "group" in out.columns:
         raise AssertionError("group column present in a blinded frame")
     return out
+
+
+@dataclass(frozen=True)
+class GuardedScope:
+    """The patients a guarded item (docs/blinding.md 6.5) is computed on, for one access.
+
+    ``filtered``: the cohort filters apply (roles that may compare groups); otherwise the
+    frame is the role's whole visible cohort whatever the filters (blinded roles), and
+    ``note`` says so on the page, in the report and in the CSV's panel.
+    """
+
+    frame: pd.DataFrame
+    filtered: bool
+
+    @property
+    def note(self) -> str:
+        if self.filtered:
+            return ""
+        return (
+            f"Blinded view: computed on all {len(self.frame)} patients you may see; the cohort "
+            "filters do not apply here (post-baseline biomarkers and adverse events of special "
+            "interest are never narrowed by filters, so no filter can isolate a patient)."
+        )
+
+
+def guarded_scope(ctx: Context, filters: CohortFilters) -> GuardedScope:
+    """The frame guarded items are computed on: the filtered analysis frame for roles that
+    may compare groups, the whole visible cohort for blinded roles
+    (:func:`components.blinding.guards_follow_filters`). Uncopied, like :func:`frame`."""
+    if guards_follow_filters(ctx.visibility):
+        return GuardedScope(frame(ctx, filters), filtered=True)
+    return GuardedScope(frame(ctx, CohortFilters()), filtered=False)
+
+
+def strata_sizes(values: pd.Series) -> list[int]:
+    """Patients per level of a pre-specified stratum, every level (missing included): the
+    partition :func:`components.blinding.partition_shown` is asked about."""
+    return [int(n) for n in values.fillna("(missing)").value_counts().tolist()]
 
 
 def analysis_frame(ctx: Context, filters: CohortFilters) -> pd.DataFrame:
@@ -451,8 +498,9 @@ def drilldown(
     elif kind == "ae":
         pt = sel.get("pt")
         aes = cohort_adverse_events(ctx)
-        hit = aes[aes["pt"] == pt]
-        if not may_list_aesi_patients(ctx.visibility) and hit["aesi"].notna().any():
+        same_pt = aes["pt"] == pt
+        hit = aes[same_pt]
+        if not may_list_aesi_patients(ctx.visibility) and aesi_mask(aes)[same_pt].any():
             return (
                 f"{pt}: patient listing hidden: could reveal allocation",
                 df.iloc[0:0][["patient_id"]],

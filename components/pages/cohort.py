@@ -25,7 +25,13 @@ import plotly
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
-from components.blinding import BLINDING_WORDS, HIDDEN, groups_for
+from components.blinding import (
+    BLINDING_WORDS,
+    HIDDEN,
+    SUPPRESSED,
+    groups_for,
+    may_see_publication_check,
+)
 from components.cohort import BY_KEY, DEFAULT_PANEL, PANELS, Panel, PanelView, report
 from components.cohort.panel import Drill
 from components.cohort.publication import publication_check
@@ -207,10 +213,24 @@ def hidden_chip(explanation: str) -> html.Div:
     )
 
 
+def suppressed_chip(explanation: str) -> html.Div:
+    """A guarded cell too small to show (docs/blinding.md 6.5)."""
+    return html.Div(
+        [
+            html.Span(SUPPRESSED, className="hidden-chip suppressed-chip me-2"),
+            html.Span(explanation, className="small"),
+        ],
+        className="mb-2",
+    )
+
+
 def render_view(panel: Panel, view: PanelView) -> html.Div:
-    """A panel's sections as cards: figure, then table, with a CSV button per table."""
+    """A panel's sections as cards: figure, then table, with a CSV button per table. A section
+    computed under the exit policy (``Section.guard``) is wrapped in a ``cohort-guarded``
+    element naming its guard, with its note (docs/blinding.md 6.5)."""
     children: list[Any] = [html.H2(panel.label, className="h5 mb-2 cohort-panel-title")]
     children += [hidden_chip(c) for c in view.chips]
+    children += [suppressed_chip(c) for c in view.suppressed]
     children += [html.P(n, className="small text-muted mb-2") for n in view.notes]
     for s in view.sections:
         has_table = s.table_name is not None and s.table is not None
@@ -218,11 +238,16 @@ def render_view(panel: Panel, view: PanelView) -> html.Div:
         if has_table:
             head.append(csv_button(s.table_name))
         parts: list[Any] = [html.Div(head)]
+        if s.note:
+            parts.append(html.P(s.note, className="small text-muted mb-2"))
         if s.figure is not None and s.figure_name is not None:
             parts.append(graph(s.figure_name, s.figure))
         if has_table:
             parts.append(grid(s.table_name, s.table, dict(s.headers)))
-        children.append(dbc.Card(dbc.CardBody(parts), className="mb-3"))
+        card = dbc.Card(dbc.CardBody(parts), className="mb-3")
+        if s.guard is not None:
+            card = html.Div(card, className="cohort-guarded", **{"data-guard": s.guard})
+        children.append(card)
     return html.Div(children, className=f"cohort-panel cohort-panel-{panel.key}")
 
 
@@ -244,7 +269,12 @@ def cached_panel(tab: str, context: Context, filters: CohortFilters) -> dict[str
 # ---------------------------------------------------------------------------------------------
 
 
-def publication_badge() -> html.Span:
+def publication_badge(visibility: ArmVisibility) -> html.Span | None:
+    """The publication check: only for unblinded roles on the synthetic demo trial
+    (:func:`components.blinding.may_see_publication_check`); absent otherwise, tooltip
+    included (it prints arm-level counts and would decode the DSMB's groups)."""
+    if not may_see_publication_check(visibility, dataset_info().demo_data):
+        return None
     check = publication_check()
     ok = bool(check["match"].all())
     details = "; ".join(
@@ -353,7 +383,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                         color="dark" if vis is ArmVisibility.NONE else "info",
                         className="me-2",
                     ),
-                    publication_badge(),
+                    publication_badge(vis),
                     dbc.Button(
                         "Download report (HTML)",
                         id="cohort-report-btn",
@@ -569,8 +599,12 @@ def report_html(principal: Principal, filters: CohortFilters, *, now: datetime) 
         ("Role", f"{principal.label} ({principal.user})"),
     )
     views = [(p.label, p.view(context, filters)) for p in PANELS]
+    shown = may_see_publication_check(principal.arm_visibility, info.demo_data)
     return report.report_html(
-        views, stamp=stamp, publication_ok=bool(publication_check()["match"].all()), now=now
+        views,
+        stamp=stamp,
+        publication_ok=bool(publication_check()["match"].all()) if shown else None,
+        now=now,
     )
 
 
