@@ -217,7 +217,8 @@ def forest_rows(
     DataFrame
         First an ``overall`` row, then per subgroup and level: ``subgroup``, ``level``,
         ``n``, the :func:`arm_summary` columns, ``interaction_p`` (one value per subgroup,
-        repeated on its levels; NaN on the overall row) and ``weight`` (inverse variance of
+        repeated on its levels; NaN on the overall row; computed over the levels that hold
+        both arms, NaN when fewer than two do) and ``weight`` (inverse variance of
         the log odds ratio, :func:`inverse_variance_weight`; 0 when not estimable). Estimates are refitted within each
         level; subgroup analyses are exploratory.
     """
@@ -234,14 +235,21 @@ def forest_rows(
             treated=treated,
             control=control,
         ).iloc[1:]
-        p = interaction_test(
-            df,
-            outcome_col=outcome_col,
-            subgroup_col=col,
-            arm_col=arm_col,
-            treated=treated,
-            control=control,
-        ).p_value
+        # a level with one arm only carries no interaction information (its interaction
+        # column is collinear with its dummy): test the levels that have both arms, and
+        # report no P (NaN) rather than a meaningless P = 1 when fewer than two remain
+        both = df.groupby(col)[arm_col].agg(lambda a: {treated, control} <= set(a))
+        testable = df[df[col].isin(both[both].index)]
+        p = math.nan
+        if testable[col].nunique() >= 2:
+            p = interaction_test(
+                testable,
+                outcome_col=outcome_col,
+                subgroup_col=col,
+                arm_col=arm_col,
+                treated=treated,
+                control=control,
+            ).p_value
         parts.append(
             table.rename(columns={"stratum": "level"}).assign(subgroup=name, interaction_p=p)
         )
