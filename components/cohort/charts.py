@@ -308,8 +308,8 @@ def forest_figure(
     fig.update_yaxes(
         tickvals=y,
         ticktext=labels,
-        autorange="reversed",
         showgrid=False,
+        zeroline=False,
         range=[len(labels) - 0.5, -0.5],
     )
     left, right = favours
@@ -337,8 +337,8 @@ def forest_figure(
             xref="paper",
             xanchor="left",
             xshift=shift,
-            y=-0.6,
-            yref="y",
+            y=1,
+            yref="paper",
             yanchor="bottom",
             text=f"<b>{header}</b>",
             showarrow=False,
@@ -359,7 +359,7 @@ def forest_figure(
                 )
     height = max(300, 26 * len(labels) + 150)
     base_layout(fig, height=height, title=title)
-    fig.update_layout(margin={"l": 210, "r": 300, "t": 80, "b": 80})
+    fig.update_layout(margin={"l": 250, "r": 300, "t": 80, "b": 90})
     return fig
 
 
