@@ -91,12 +91,10 @@ def test_coh004_forest_rows_become_plot_rows_with_interaction_p():
     fig = cf.forest_figure(rows, compared=True, difference_words="Group A − Group B")
     labels = list(fig.layout.yaxis.ticktext)
     p = fmt.fmt_p(float(rows["interaction_p"].iloc[1]))
-    assert labels == [
-        "<b>All patients</b> (n = 40)",
-        f"<b>Severity</b>  (interaction P = {p})",
-        "   high (n = 20)",
-        "   low (n = 20)",
-    ]
+    assert labels == ["<b>All patients</b>", "<b>Severity</b>", "   high", "   low"]
+    # n, estimate and interaction P are text columns (annotations) on the rows' y positions
+    texts = {(a.y, a.text) for a in fig.layout.annotations if a.yref == "y"}
+    assert {(0, "40"), (2, "20"), (3, "20"), (1, p)} <= texts
     x = list(fig.data[0].x)
     assert math.isnan(x[1])
     assert x[3] == pytest.approx((6 / 4) / (2 / 8))  # OR in "low"

@@ -161,64 +161,123 @@ def responders_figure(
     return base_layout(fig, height=360, title=title)
 
 
-def forest_figure(
-    forest: pd.DataFrame, *, compared: bool, difference_words: str = "", title: str = ""
-) -> go.Figure:
-    """Subgroup forest plot.
+#: forest x-axis (odds ratio, log): range and the only tick labels shown (no minor labels)
+FOREST_RANGE = (0.05, 30.0)
+FOREST_TICKS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
+#: box side in px: smallest (weight 0 / not estimable) and largest (the heaviest row)
+FOREST_BOX_PX = (6.0, 18.0)
 
-    Compared groups: odds ratio (log axis) with Woolf 95 % CI per subgroup level, subgroup
-    headers carrying the treatment × subgroup interaction P. Blinded: pooled responder % with
-    Wilson 95 % CI per level (no arm, no interaction).
+
+def _tick_text(v: float) -> str:
+    return f"{v:g}"
+
+
+def forest_level_label(subgroup: str, level: Any) -> str:
+    """Display text of a subgroup level: immune-state codes as words, others as they are."""
+    if subgroup == "overall":
+        return "All patients"
+    return stratum_label(str(level))
+
+
+def forest_figure(
+    forest: pd.DataFrame,
+    *,
+    compared: bool = True,
+    difference_words: str = "",
+    favours: tuple[str, str] = ("", ""),
+    title: str = "",
+) -> go.Figure:
+    """Subgroup forest plot: odds ratio (log axis) with Woolf 95 % CI per subgroup level.
+
+    Rows of :func:`core.stats.forest_rows`: an "All patients" diamond, then per subgroup a
+    bold header row and one row per level. Boxes are sized by inverse-variance weight
+    (``weight``; area-proportional, an open square when the estimate is not estimable);
+    n, "OR (95 % CI)" and the treatment × subgroup interaction P are text columns right of
+    the plot; the only tick labels are 0.05 … 20 (no minor labels); ``favours`` =
+    (left, right) words under the axis, e.g. ("placebo", "precision"), (Group B, Group A).
+    CIs beyond the axis are clipped to it (the text column gives the real limits).
+
+    Blinded views get no forest (docs/blinding.md: no group comparison at all), so
+    ``compared=False`` is refused.
     """
-    ylabels: list[str] = []
+    if not compared:
+        raise ValueError(
+            "forest_figure: blinded (pooled) views have no forest plot; got compared=False"
+        )
+    labels: list[str] = []
     xs: list[float] = []
     lo: list[float] = []
     hi: list[float] = []
+    weights: list[float] = []
+    symbols: list[str] = []
     hover: list[str] = []
+    n_text: list[str] = []
+    est_text: list[str] = []
+    p_text: list[str] = []
+
+    def blank(label: str, p: str = "") -> None:
+        labels.append(label)
+        for col in (xs, lo, hi, weights):
+            col.append(math.nan)
+        symbols.append("square")
+        hover.append("")
+        n_text.append("")
+        est_text.append("")
+        p_text.append(p)
+
     for name in pd.unique(forest["subgroup"]):
         rows = forest[forest["subgroup"] == name]
         if name != "overall":
-            header = f"<b>{name}</b>"
-            if compared and "interaction_p" in rows and not rows["interaction_p"].isna().all():
-                header += f"  (interaction P = {fmt_p(float(rows['interaction_p'].iloc[0]))})"
-            elif compared:
-                header += "  (no interaction test: many sparse levels)"
-            ylabels.append(header)
-            xs.append(math.nan)
-            lo.append(math.nan)
-            hi.append(math.nan)
-            hover.append("")
+            ps = rows["interaction_p"] if "interaction_p" in rows else pd.Series(dtype=float)
+            p = fmt_p(float(ps.iloc[0])) if len(ps) and not ps.isna().all() else "not tested"
+            blank(f"<b>{name}</b>", p)
         for r in rows.to_dict("records"):
-            level = "<b>All patients</b>" if name == "overall" else f"   {r['level']}"
-            if compared:
-                ylabels.append(f"{level} (n = {int(r['n'])})")
-                xs.append(float(r["odds_ratio"]))
-                lo.append(float(r["odds_ratio_ci_lower"]))
-                hi.append(float(r["odds_ratio_ci_upper"]))
-                hover.append(
-                    f"{r['events_treated']}/{r['n_treated']} vs {r['events_control']}/{r['n_control']}"
-                    f" responders; odds ratio {fmt_ratio(r['odds_ratio'], r['odds_ratio_ci_lower'], r['odds_ratio_ci_upper'])}"
-                )
-            else:
-                ylabels.append(f"{level} (n = {int(r['n'])})")
-                xs.append(100 * float(r["proportion"]))
-                lo.append(100 * float(r["ci_lower"]))
-                hi.append(100 * float(r["ci_upper"]))
-                hover.append(f"{int(r['events'])}/{int(r['n'])} responders")
+            level = forest_level_label(name, r["level"])
+            labels.append(f"<b>{level}</b>" if name == "overall" else f"   {level}")
+            est, elo, ehi = (
+                float(r[c]) for c in ("odds_ratio", "odds_ratio_ci_lower", "odds_ratio_ci_upper")
+            )
+            xs.append(est)
+            lo.append(elo)
+            hi.append(ehi)
+            w = float(r.get("weight", math.nan))
+            weights.append(w)
+            estimable = math.isfinite(w) and w > 0
+            symbols.append(
+                ("diamond" if name == "overall" else "square") + ("" if estimable else "-open")
+            )
+            hover.append(
+                f"{level}: {r['events_treated']}/{r['n_treated']} vs "
+                f"{r['events_control']}/{r['n_control']} responders; odds ratio "
+                f"{fmt_ratio(est, elo, ehi)}"
+            )
+            n_text.append(str(int(r["n"])))
+            est_text.append(fmt_ratio(est, elo, ehi) if estimable else "not estimable")
+            p_text.append("")
     x = np.array(xs, dtype=float)
+    x = np.where(np.isfinite(x) & (x > 0), x, np.nan)
     lo_a = np.array(lo, dtype=float)
     hi_a = np.array(hi, dtype=float)
-    if compared:
-        # keep infinite / degenerate limits on the plot: clip to the axis range
-        lo_a = np.clip(np.where(np.isfinite(lo_a), lo_a, 0.01), 0.01, 100)
-        hi_a = np.clip(np.where(np.isfinite(hi_a), hi_a, 100), 0.01, 100)
-        x = np.where(np.isfinite(x) & (x > 0), x, np.nan)
+    lo_a = np.clip(np.where(np.isfinite(lo_a) & (lo_a > 0), lo_a, FOREST_RANGE[0]), *FOREST_RANGE)
+    hi_a = np.clip(np.where(np.isfinite(hi_a), hi_a, FOREST_RANGE[1]), *FOREST_RANGE)
+    w = np.array(weights, dtype=float)
+    w_ok = np.where(np.isfinite(w), w, 0.0)
+    wmax = float(w_ok.max()) if len(w_ok) and w_ok.max() > 0 else 1.0
+    small, large = FOREST_BOX_PX
+    # area proportional to weight: side ∝ √weight
+    sizes = small + (large - small) * np.sqrt(w_ok / wmax)
+    y = list(range(len(labels)))
     fig = go.Figure(
         go.Scatter(
             x=x,
-            y=list(range(len(ylabels))),
+            y=y,
             mode="markers",
-            marker={"symbol": "square", "size": 9, "color": "#222"},
+            marker={
+                "symbol": symbols,
+                "size": sizes,
+                "color": "#222",
+                "line": {"color": "#222", "width": 1},
+            },
             error_x={
                 "type": "data",
                 "symmetric": False,
@@ -226,69 +285,123 @@ def forest_figure(
                 "arrayminus": x - lo_a,
                 "color": "#222",
                 "thickness": 1.5,
+                "width": 0,
             },
             hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>",
             showlegend=False,
         )
     )
-    if compared:
-        fig.add_vline(x=1, line_dash="dash", line_color="#888")
-        fig.update_xaxes(
-            type="log",
-            title_text=f"Odds ratio of response ({difference_words.replace(' − ', ' vs ')}), log scale",
-            range=[math.log10(0.05), math.log10(30)],
-        )
-    else:
-        overall = forest[forest["subgroup"] == "overall"]
-        if len(overall):
-            fig.add_vline(
-                x=100 * float(overall["proportion"].iloc[0]), line_dash="dash", line_color="#888"
-            )
-        fig.update_xaxes(title_text="Responders, % of patients (pooled, 95 % CI)", range=[0, 100])
-    fig.update_yaxes(
-        tickvals=list(range(len(ylabels))),
-        ticktext=ylabels,
-        autorange="reversed",
-        showgrid=False,
+    fig.add_vline(x=1, line_dash="dash", line_color="#888")
+    words = difference_words.replace(" − ", " vs ")
+    fig.update_xaxes(
+        type="log",
+        range=[math.log10(FOREST_RANGE[0]), math.log10(FOREST_RANGE[1])],
+        tickvals=list(FOREST_TICKS),
+        ticktext=[_tick_text(v) for v in FOREST_TICKS],
+        minor={"showgrid": False, "ticks": ""},
+        title_text=f"Odds ratio of response ({words}), log scale"
+        if words
+        else "Odds ratio, log scale",
+        title_standoff=34,
     )
-    height = max(320, 24 * len(ylabels) + 110)
+    fig.update_yaxes(
+        tickvals=y,
+        ticktext=labels,
+        showgrid=False,
+        zeroline=False,
+        range=[len(labels) - 0.5, -0.5],
+    )
+    left, right = favours
+    if left and right:
+        for text, xpos, anchor in (
+            (f"← favours {left}", 0.93, "right"),
+            (f"favours {right} →", 1.075, "left"),
+        ):
+            fig.add_annotation(
+                x=math.log10(xpos),
+                xref="x",
+                y=0,
+                yref="paper",
+                yanchor="top",
+                yshift=-20,
+                xanchor=anchor,
+                text=text,
+                showarrow=False,
+                font={"size": 11, "color": "#555"},
+            )
+    columns = (("n", n_text, 8), ("OR (95 % CI)", est_text, 58), ("Interaction P", p_text, 200))
+    for header, texts, shift in columns:
+        fig.add_annotation(
+            x=1,
+            xref="paper",
+            xanchor="left",
+            xshift=shift,
+            y=1,
+            yref="paper",
+            yanchor="bottom",
+            text=f"<b>{header}</b>",
+            showarrow=False,
+            font={"size": 12},
+        )
+        for i, t in enumerate(texts):
+            if t:
+                fig.add_annotation(
+                    x=1,
+                    xref="paper",
+                    xanchor="left",
+                    xshift=shift,
+                    y=i,
+                    yref="y",
+                    text=t,
+                    showarrow=False,
+                    font={"size": 12},
+                )
+    height = max(300, 26 * len(labels) + 150)
     base_layout(fig, height=height, title=title)
-    fig.update_layout(margin={"l": 330})
+    fig.update_layout(margin={"l": 250, "r": 300, "t": 80, "b": 90})
     return fig
 
 
-def forest_table(forest: pd.DataFrame, *, compared: bool) -> pd.DataFrame:
+def forest_table(forest: pd.DataFrame, *, compared: bool = True) -> pd.DataFrame:
+    """Forest rows as a table: subgroup, level, n, both groups' responders, RD, OR, weight, P.
+
+    ``Weight, %`` is the row's inverse-variance weight as a share of its subgroup's total
+    (100 for "All patients"). Blinded views have no forest (see :func:`forest_figure`).
+    """
+    if not compared:
+        raise ValueError(
+            "forest_table: blinded (pooled) views have no forest table; got compared=False"
+        )
+    totals = (
+        forest.groupby("subgroup", sort=False)["weight"].transform("sum")
+        if "weight" in forest
+        else None
+    )
     rows = []
-    for r in forest.to_dict("records"):
-        if compared:
-            rows.append(
-                {
-                    "Subgroup": r["subgroup"],
-                    "Level": r["level"],
-                    "n": int(r["n"]),
-                    "g0": fmt_prop(r["events_treated"], r["n_treated"]),
-                    "g1": fmt_prop(r["events_control"], r["n_control"]),
-                    "Risk difference, % (95 % CI)": fmt_rd(
-                        r["risk_difference"],
-                        r["risk_difference_ci_lower"],
-                        r["risk_difference_ci_upper"],
-                    ),
-                    "Odds ratio (95 % CI)": fmt_ratio(
-                        r["odds_ratio"], r["odds_ratio_ci_lower"], r["odds_ratio_ci_upper"]
-                    ),
-                    "Interaction P": fmt_p(r["interaction_p"]),
-                }
-            )
-        else:
-            rows.append(
-                {
-                    "Subgroup": r["subgroup"],
-                    "Level": r["level"],
-                    "n": int(r["n"]),
-                    "Responders": fmt_prop(r["events"], r["n"], r["ci_lower"], r["ci_upper"]),
-                }
-            )
+    for i, r in enumerate(forest.to_dict("records")):
+        share = math.nan
+        if totals is not None and totals.iloc[i] > 0:
+            share = 100 * float(r["weight"]) / float(totals.iloc[i])
+        rows.append(
+            {
+                "Subgroup": "All patients" if r["subgroup"] == "overall" else r["subgroup"],
+                "Level": forest_level_label(r["subgroup"], r["level"]),
+                "n": int(r["n"]),
+                "g0": fmt_prop(r["events_treated"], r["n_treated"]),
+                "g1": fmt_prop(r["events_control"], r["n_control"]),
+                "Risk difference, % (95 % CI)": fmt_rd(
+                    r["risk_difference"],
+                    r["risk_difference_ci_lower"],
+                    r["risk_difference_ci_upper"],
+                ),
+                "Odds ratio (95 % CI)": fmt_ratio(
+                    r["odds_ratio"], r["odds_ratio_ci_lower"], r["odds_ratio_ci_upper"]
+                ),
+                "Weight, %": fmt_num(share, 1) if math.isfinite(share) else "–",
+                "Interaction P": fmt_p(r["interaction_p"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -793,22 +906,63 @@ def consort_table(counts: pd.DataFrame) -> pd.DataFrame:
 
 VARIABLE_LABELS = {
     "age_years": "Age (years), mean (SD)",
+    "immune_state": "Immune state at baseline, n (%)",
     "baseline_sofa": "Baseline SOFA (points), median [IQR]",
     "apache_ii": "APACHE II (points), median [IQR]",
     "charlson": "Charlson comorbidity index (points), median [IQR]",
+    "ferritin_ng_ml": "Baseline ferritin (ng/mL), median [IQR]",
+    "hla_dr_ab_per_cell": "Baseline monocyte HLA-DR (AB/C), median [IQR]",
     "sex": "Sex, n (%)",
     "mechanical_ventilation": "Mechanical ventilation at baseline, n (%)",
     "infection_type": "Infection type, n (%)",
+    "country": "Country, n (%)",
+    "site_id": "Sites contributing patients, n",
 }
+#: display order of Table 1 rows (variables not listed follow in their own order)
+TABLE_ONE_ORDER = (
+    "age_years",
+    "sex",
+    "immune_state",
+    "ferritin_ng_ml",
+    "hla_dr_ab_per_cell",
+    "baseline_sofa",
+    "apache_ii",
+    "charlson",
+    "mechanical_ventilation",
+    "infection_type",
+    "country",
+    "site_id",
+)
+
+
+def _continuous_cell(r: Mapping[str, Any]) -> str:
+    digits = 0 if abs(float(r["median"]) if math.isfinite(float(r["median"])) else 0) >= 100 else 1
+    if r["summary"] == "median_iqr":
+        text = (
+            f"{fmt_num(r['median'], digits)} "
+            f"[{fmt_num(r['q1'], digits)}–{fmt_num(r['q3'], digits)}]"
+        )
+    else:
+        text = f"{fmt_num(r['mean'], 1)} ({fmt_num(r['sd'], 1)})"
+    if int(r["n_missing"]):
+        text += f"; {int(r['n_missing'])} missing"
+    return text
 
 
 def table_one_display(t1: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
-    """Table 1 rows: variable, level, one column per group (g0, g1, ...), SMD; no p-values."""
+    """Table 1 rows: variable, level, one column per group (g0, g1, ...), SMD; no p-values.
+
+    The SMD column is there only when exactly two groups are compared: a pooled (blinded)
+    or single-group table has no comparison, so no empty column. Continuous cells say how
+    many values are missing (never silently complete).
+    """
     rows = []
-    for var in pd.unique(t1["variable"]):
+    order = {v: i for i, v in enumerate(TABLE_ONE_ORDER)}
+    variables = sorted(pd.unique(t1["variable"]), key=lambda v: order.get(v, len(order)))
+    for var in variables:
         part = t1[t1["variable"] == var]
         kind = part["kind"].iloc[0]
-        levels = [None] if kind == "continuous" else list(pd.unique(part["level"]))
+        levels = [None] if kind != "categorical" else list(pd.unique(part["level"]))
         for j, lv in enumerate(levels):
             sub = part if lv is None else part[part["level"] == lv]
             row: dict[str, Any] = {
@@ -821,16 +975,15 @@ def table_one_display(t1: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
                     row[f"g{i}"] = "–"
                     continue
                 r = r.iloc[0]
-                if kind == "continuous" and r["summary"] == "median_iqr":
-                    row[f"g{i}"] = (
-                        f"{fmt_num(r['median'], 1)} [{fmt_num(r['q1'], 1)}–{fmt_num(r['q3'], 1)}]"
-                    )
-                elif kind == "continuous":
-                    row[f"g{i}"] = f"{fmt_num(r['mean'], 1)} ({fmt_num(r['sd'], 1)})"
+                if kind == "continuous":
+                    row[f"g{i}"] = _continuous_cell(r)
+                elif kind == "distinct":
+                    row[f"g{i}"] = str(int(r["count"]))
                 else:
                     row[f"g{i}"] = f"{int(r['count'])} ({fmt_num(r['percent'], 1)} %)"
-            smd = float(part["smd"].iloc[0])
-            row["SMD"] = fmt_num(smd, 2) if j == 0 and not math.isnan(smd) else ""
+            if len(groups) == 2:
+                smd = float(part["smd"].iloc[0])
+                row["SMD"] = fmt_num(smd, 2) if j == 0 and not math.isnan(smd) else ""
             rows.append(row)
     return pd.DataFrame(rows)
 

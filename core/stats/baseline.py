@@ -64,6 +64,7 @@ def table_one(
     continuous: Sequence[str] = (),
     categorical: Sequence[str] = (),
     nonnormal: Sequence[str] = (),
+    distinct: Sequence[str] = (),
     groups: Sequence[Hashable] | None = None,
 ) -> pd.DataFrame:
     """Baseline Table 1 by group with standardized mean differences and NO p-values.
@@ -80,6 +81,10 @@ def table_one(
     continuous, categorical
         Variable names. ``nonnormal`` continuous variables are flagged
         ``summary == 'median_iqr'`` (both mean/SD and median/IQR numbers are always given).
+    distinct
+        Variables summarised by their number of distinct non-missing values per group (e.g.
+        ``site_id``: how many sites contributed patients); ``kind == 'distinct'``,
+        ``summary == 'n_distinct'``, the number in ``count``, no SMD.
     groups
         Group order; default sorted labels. The SMD compares the first two groups.
 
@@ -87,7 +92,8 @@ def table_one(
     -------
     DataFrame
         ``variable``, ``level`` (None for continuous), ``kind`` ('continuous' |
-        'categorical'), ``summary`` ('mean_sd' | 'median_iqr' | 'n_pct'), ``group``,
+        'categorical' | 'distinct'), ``summary`` ('mean_sd' | 'median_iqr' | 'n_pct' |
+        'n_distinct'), ``group``,
         ``n_nonmissing``, ``n_missing``, ``mean``, ``sd``, ``median``, ``q1``, ``q3``,
         ``count``, ``percent`` (0–100 of non-missing), ``smd`` (absolute; same on each row of a
         variable; NaN unless exactly two groups).
@@ -161,6 +167,28 @@ def table_one(
                         "smd": smd,
                     }
                 )
+    for var in distinct:
+        for g in labels:
+            v = by[g][var]
+            rows.append(
+                {
+                    "variable": var,
+                    "level": None,
+                    "kind": "distinct",
+                    "summary": "n_distinct",
+                    "group": g,
+                    "n_nonmissing": int(v.notna().sum()),
+                    "n_missing": int(v.isna().sum()),
+                    "mean": math.nan,
+                    "sd": math.nan,
+                    "median": math.nan,
+                    "q1": math.nan,
+                    "q3": math.nan,
+                    "count": int(v.nunique(dropna=True)),
+                    "percent": math.nan,
+                    "smd": math.nan,
+                }
+            )
     cols = [
         "variable",
         "level",

@@ -24,6 +24,7 @@ __all__ = [
     "breslow_day",
     "forest_rows",
     "interaction_test",
+    "inverse_variance_weight",
 ]
 
 _Z975 = float(sps.norm.isf(0.025))  # 1.959963984540054
@@ -180,6 +181,20 @@ def interaction_test(
     )
 
 
+def inverse_variance_weight(ci_lower: float, ci_upper: float) -> float:
+    """Inverse-variance weight 1 / SE² of a log odds ratio, SE recovered from its Woolf 95 % CI.
+
+    SE = (ln upper − ln lower) / (2 · 1.96). Used to size forest-plot boxes (docs/features.md
+    §5.5). A CI that is not finite and positive (zero cells, separation) gives weight 0: such
+    an estimate carries no information for the box size and is never shown as precise.
+    """
+    lo, hi = float(ci_lower), float(ci_upper)
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        return 0.0
+    se = (math.log(hi) - math.log(lo)) / (2 * _Z975)
+    return 1.0 / se**2
+
+
 def forest_rows(
     df: pd.DataFrame,
     *,
@@ -201,8 +216,10 @@ def forest_rows(
     -------
     DataFrame
         First an ``overall`` row, then per subgroup and level: ``subgroup``, ``level``,
-        ``n``, the :func:`arm_summary` columns and ``interaction_p`` (one value per subgroup,
-        repeated on its levels; NaN on the overall row). Estimates are refitted within each
+        ``n``, the :func:`arm_summary` columns, ``interaction_p`` (one value per subgroup,
+        repeated on its levels; NaN on the overall row; computed over the levels that hold
+        both arms, NaN when fewer than two do) and ``weight`` (inverse variance of
+        the log odds ratio, :func:`inverse_variance_weight`; 0 when not estimable). Estimates are refitted within each
         level; subgroup analyses are exploratory.
     """
     overall = arm_summary(
@@ -218,19 +235,30 @@ def forest_rows(
             treated=treated,
             control=control,
         ).iloc[1:]
-        p = interaction_test(
-            df,
-            outcome_col=outcome_col,
-            subgroup_col=col,
-            arm_col=arm_col,
-            treated=treated,
-            control=control,
-        ).p_value
+        # a level with one arm only carries no interaction information (its interaction
+        # column is collinear with its dummy): test the levels that have both arms, and
+        # report no P (NaN) rather than a meaningless P = 1 when fewer than two remain
+        both = df.groupby(col)[arm_col].agg(lambda a: {treated, control} <= set(a))
+        testable = df[df[col].isin(both[both].index)]
+        p = math.nan
+        if testable[col].nunique() >= 2:
+            p = interaction_test(
+                testable,
+                outcome_col=outcome_col,
+                subgroup_col=col,
+                arm_col=arm_col,
+                treated=treated,
+                control=control,
+            ).p_value
         parts.append(
             table.rename(columns={"stratum": "level"}).assign(subgroup=name, interaction_p=p)
         )
     out = pd.concat(parts, ignore_index=True)
     out["level"] = out["level"].where(out["subgroup"] != "overall", "all")
     out["n"] = out["n_treated"] + out["n_control"]
-    cols = ["subgroup", "level", "n", *COMPARISON_COLUMNS, "interaction_p"]
+    out["weight"] = [
+        inverse_variance_weight(lo, hi)
+        for lo, hi in zip(out["odds_ratio_ci_lower"], out["odds_ratio_ci_upper"], strict=True)
+    ]
+    cols = ["subgroup", "level", "n", *COMPARISON_COLUMNS, "interaction_p", "weight"]
     return out[cols].reset_index(drop=True)
