@@ -8,6 +8,9 @@ UI for legends and tooltips (:func:`organ_rule_texts`, :func:`vasopressor_durati
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from core import sofa as _sofa
 from core.concepts import SCORED_DRUGS, concept
 from core.rules import SofaRules
@@ -20,6 +23,35 @@ def fmt_number(x: float) -> str:
 
 
 _fmt = fmt_number
+
+
+def fmt_numbers(values: np.ndarray) -> np.ndarray:
+    """:func:`fmt_number` of every value, as an object array of str, formatted once per
+    distinct value (vectorised text building: the provenance has one text per patient-day
+    and organ, docs/architecture.md, yet a cohort repeats few distinct numbers).
+
+    Values are told apart by their bits, so ``-0.0`` keeps its ``"-0"`` and NaN its
+    ``"nan"``, exactly as ``fmt_number`` prints each of them.
+    """
+    floats = np.ascontiguousarray(values, dtype=np.float64)
+    codes, bits = pd.factorize(floats.view(np.int64))
+    texts = np.empty(bits.size, dtype=object)
+    texts[:] = [fmt_number(x) for x in bits.view(np.float64).tolist()]
+    return texts[codes]
+
+
+def str_texts(values: np.ndarray) -> np.ndarray:
+    """``str(value)`` of every value (as an f-string prints it), once per distinct value;
+    missing values (None, NaN) keep their own ``"None"`` / ``"nan"``."""
+    values = np.asarray(values)
+    codes, uniq = pd.factorize(values)
+    texts = np.empty(len(uniq) + 1, dtype=object)
+    texts[:-1] = [str(u) for u in uniq.tolist()]
+    out = texts[codes]  # code -1 (missing) takes the spare last slot, replaced below
+    missing = np.flatnonzero(codes < 0)
+    if missing.size:
+        out[missing] = [str(v) for v in values[missing].tolist()]
+    return out
 
 
 def below_phrases(breaks: tuple[float, ...]) -> tuple[str, ...]:
