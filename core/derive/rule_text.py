@@ -26,17 +26,35 @@ _fmt = fmt_number
 
 
 def fmt_numbers(values: np.ndarray) -> np.ndarray:
-    """:func:`fmt_number` of every value, as an object array of str, formatted once per
-    distinct value (vectorised text building: the provenance has one text per patient-day
-    and organ, docs/architecture.md, yet a cohort repeats few distinct numbers).
+    """:func:`fmt_number` of every value, as an object array of str (vectorised text
+    building: the provenance has one text per patient-day and organ, docs/architecture.md).
 
-    Values are told apart by their bits, so ``-0.0`` keeps its ``"-0"`` and NaN its
-    ``"nan"``, exactly as ``fmt_number`` prints each of them.
+    Each distinct value (told apart by its bits, so ``-0.0`` keeps its ``"-0"``) is
+    formatted once. A value that is exactly a number of hundredths below 10,000 in size (as
+    rounded values are) is printed with numpy string kernels: sign, integer part and the
+    hundredths without trailing zeros, which is what ``f"{x:g}"`` prints for at most 6
+    significant digits; any other value (NaN, inf, 10,000 or more, more decimals) goes
+    through :func:`fmt_number` itself.
     """
     floats = np.ascontiguousarray(values, dtype=np.float64)
     codes, bits = pd.factorize(floats.view(np.int64))
-    texts = np.empty(bits.size, dtype=object)
-    texts[:] = [fmt_number(x) for x in bits.view(np.float64).tolist()]
+    uniq = bits.view(np.float64)
+    texts = np.empty(uniq.size, dtype=object)
+    with np.errstate(invalid="ignore"):
+        cents = np.rint(uniq * 100)
+        fast = np.isfinite(uniq) & (np.abs(uniq) < 10_000) & (cents / 100 == uniq)
+    if fast.any():
+        text = np.dtypes.StringDType()
+        hundredths = np.array(
+            ["", *("." + f"{k:02d}".rstrip("0") for k in range(1, 100))], dtype=text
+        )
+        magnitude = np.abs(cents[fast]).astype(np.int64)
+        sign = np.where(np.signbit(uniq[fast]), "-", "").astype(text)
+        whole = np.strings.add(sign, (magnitude // 100).astype(text))
+        texts[fast] = np.strings.add(whole, hundredths[magnitude % 100]).astype(object)
+    slow = np.flatnonzero(~fast)
+    if slow.size:
+        texts[slow] = [fmt_number(x) for x in uniq[slow].tolist()]
     return texts[codes]
 
 
