@@ -15,7 +15,7 @@ import pandas as pd
 
 from core import sofa as _sofa
 from core.concepts import SCORED_DRUGS, concept
-from core.derive.primitives import GCS_NORMAL, take_col
+from core.derive.primitives import GCS_NORMAL, coded, take_codes, take_col
 from core.derive.rule_text import (
     at_or_above_phrases,
     below_phrases,
@@ -49,8 +49,13 @@ PROVENANCE_COLUMNS: Final = (
 )
 
 
+#: a column of a template: values, or ``(codes, labels)`` (grouped on the integer codes,
+#: the template gets ``labels[codes]``; see :func:`core.derive.primitives.take_codes`)
+Column = np.ndarray | tuple[np.ndarray, np.ndarray]
+
+
 def render(
-    template: Callable[..., np.ndarray], cols: dict[str, np.ndarray], mask: np.ndarray
+    template: Callable[..., np.ndarray], cols: dict[str, Column], mask: np.ndarray
 ) -> np.ndarray:
     """``template(*cols)`` on the masked rows (None elsewhere), built column-wise.
 
@@ -60,16 +65,28 @@ def render(
     distinct combinations: it formats each number or label once per distinct value
     (:func:`core.derive.rule_text.fmt_numbers`, :func:`~core.derive.rule_text.str_texts`)
     and joins the pieces per combination; the texts are then broadcast back to the rows.
+    A ``(codes, labels)`` column is grouped on its codes: no label string is hashed per row.
     """
     out = np.full(mask.size, None, dtype=object)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return out
-    values = [np.round(v[idx], 2) if v.dtype.kind == "f" else v[idx] for v in cols.values()]
+    values = [
+        v[0][idx]
+        if isinstance(v, tuple)
+        else np.round(v[idx], 2)
+        if v.dtype.kind == "f"
+        else v[idx]
+        for v in cols.values()
+    ]
     codes = _combination_codes(values)
     first = np.empty(int(codes.max()) + 1, dtype=np.int64)
     first[codes[::-1]] = np.arange(codes.size)[::-1]
-    out[idx] = template(*(v[first] for v in values))[codes]
+    args = (
+        c[1][v[first]] if isinstance(c, tuple) else v[first]
+        for c, v in zip(cols.values(), values, strict=True)
+    )
+    out[idx] = template(*args)[codes]
     return out
 
 
@@ -341,6 +358,8 @@ def build_provenance(
     else:
         i_val, i_unit, i_start, i_src = np.zeros(1), np.array([None]), np.full(1, nat), None
 
+    i_unit_codes, i_unit_labels = coded(i_unit)
+
     def take(arr: np.ndarray, rows: np.ndarray, fill: object) -> np.ndarray:
         if arr.size == 0:
             return np.full(rows.size, fill)
@@ -352,11 +371,15 @@ def build_provenance(
     def o_unit_at(rows: np.ndarray, fill: object = "") -> np.ndarray:
         return take_col(obs["unit_as_received"], rows, fill)
 
+    def o_unit_codes(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return take_codes(obs["unit_as_received"], rows, "")
+
     def unit_is_si(rows: np.ndarray) -> np.ndarray:
         if not si:
             return np.zeros(rows.size, dtype=bool)
-        u = pd.Series(o_unit_at(rows)).astype(str).str.casefold()
-        return u.str.contains("mol").to_numpy()
+        codes, labels = o_unit_codes(rows)
+        u = pd.Series(labels).astype(str).str.casefold()
+        return u.str.contains("mol").to_numpy()[codes]
 
     cols: dict[Organ, dict[str, np.ndarray]] = {}
 
@@ -390,7 +413,7 @@ def build_provenance(
             _threshold_template(label, canon_unit, phrases),
             {
                 "v": take(o_val, rows, np.nan),
-                "u": o_unit_at(rows),
+                "u": o_unit_codes(rows),
                 "c": vals,
                 "s": score,
                 "si": unit_is_si(rows) & (organ is Organ.LIVER),
@@ -419,10 +442,10 @@ def build_provenance(
         _resp_template(),
         {
             "pa": take(o_val, rows, np.nan),
-            "pu": o_unit_at(rows),
+            "pu": o_unit_codes(rows),
             "pm": take(o_canon, rows, np.nan),
             "fi": take(o_val, frow, np.nan),
-            "fu": o_unit_at(frow),
+            "fu": o_unit_codes(frow),
             "pf": pf,
             "cap": (score == 2)
             & (pf < _sofa.PAO2_FIO2_MMHG_BREAKS[2])
@@ -450,7 +473,7 @@ def build_provenance(
         ),
         {
             "v": take(o_val, c_rows, np.nan),
-            "u": o_unit_at(c_rows),
+            "u": o_unit_codes(c_rows),
             "c": creat,
             "s": score,
             "si": unit_is_si(c_rows),
@@ -497,7 +520,10 @@ def build_provenance(
             "d": decider,
             "r": rate,
             "rv": take(i_val, inf_rows, np.nan),
-            "u": take(i_unit, inf_rows, ""),
+            "u": (
+                np.where(inf_rows >= 0, i_unit_codes[np.maximum(inf_rows, 0)], i_unit_labels.size),
+                np.append(i_unit_labels, np.array([""], dtype=object)),
+            ),
             "m": minutes,
             "map": shown_map,
             "low": shown_map < _sofa.MAP_MMHG_SCORE1_BELOW,
