@@ -295,19 +295,49 @@ def run_codes(values: np.ndarray, categories: pd.Index) -> np.ndarray:
     return pd.Categorical(values, categories=categories).codes.astype(np.int64)
 
 
+def take_codes(col: pd.Series, rows: np.ndarray, fill: object) -> tuple[np.ndarray, np.ndarray]:
+    """``col`` at ``rows`` as ``(codes, labels)`` with ``labels[codes]`` equal to
+    :func:`take_col` (``fill`` where rows < 0): texts can then be grouped on the integer codes
+    and each label handled once. Categoricals give their own codes (no string is touched);
+    other columns are taken and factorised, every missing value keeping its own label (None
+    and NaN print differently)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = np.asarray(col.cat.categories, dtype=object)
+        labels = np.empty(cats.size + 2, dtype=object)
+        labels[: cats.size] = cats
+        labels[cats.size :] = [None, fill]
+        codes = col.cat.codes.to_numpy()
+        if codes.size == 0:
+            return np.full(rows.size, cats.size + 1, dtype=np.int64), labels
+        c = codes[np.maximum(rows, 0)].astype(np.int64)
+        c[c < 0] = cats.size
+        c[rows < 0] = cats.size + 1
+        return c, labels
+    return coded(take_col(col, rows, fill))
+
+
+def coded(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, labels)`` of an object array, ``labels[codes]`` being ``values`` itself:
+    factorised, each missing value (None, NaN, ``<NA>``) its own label."""
+    codes, uniq = pd.factorize(values)
+    missing = np.flatnonzero(codes < 0)
+    labels = np.empty(len(uniq) + missing.size, dtype=object)
+    labels[: len(uniq)] = np.asarray(uniq, dtype=object)
+    labels[len(uniq) :] = values[missing]
+    codes = codes.astype(np.int64)
+    codes[missing] = len(uniq) + np.arange(missing.size)
+    return codes, labels
+
+
 def take_col(col: pd.Series, rows: np.ndarray, fill: object) -> np.ndarray:
     """``col`` at ``rows`` as an object array (``fill`` where rows < 0); cheap on categoricals
-    and Arrow-backed columns (only the rows taken are converted)."""
+    (one take of their labels) and Arrow-backed columns (only the rows taken are converted)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes, labels = take_codes(col, rows, fill)
+        return labels[codes]
     ok = rows >= 0
     r = np.maximum(rows, 0)
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy()
-        cats = np.asarray(col.cat.categories, dtype=object)
-        if codes.size == 0:
-            return np.full(rows.size, fill, dtype=object)
-        c = codes[r]
-        vals = np.where(c >= 0, cats[np.maximum(c, 0)] if cats.size else None, None)
-    elif isinstance(col.dtype, np.dtype):
+    if isinstance(col.dtype, np.dtype):
         arr = col.to_numpy()
         if arr.size == 0:
             return np.full(rows.size, fill, dtype=object)

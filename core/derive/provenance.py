@@ -1,8 +1,8 @@
 """Provenance: the deciding raw value and a "why this score" text per patient-day and organ.
 
-Texts are built column-wise: each template runs once per distinct combination of its inputs
-(:func:`render`) and the phrases come from :mod:`core.derive.rule_text` (core.sofa's cut-offs
-and the SofaRules settings), e.g. ``"creatinine 327.08 umol/L = 3.7 mg/dL >= 3.5 -> 3"``.
+Texts are built column-wise (:func:`render`): each template formats a number or label once
+per distinct value and joins the pieces per row; the phrases come from
+:mod:`core.derive.rule_text` (core.sofa's cut-offs and the SofaRules settings), e.g. ``"creatinine 327.08 umol/L = 3.7 mg/dL >= 3.5 -> 3"``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ import pandas as pd
 
 from core import sofa as _sofa
 from core.concepts import SCORED_DRUGS, concept
-from core.derive.primitives import GCS_NORMAL, take_col
+from core.derive.primitives import GCS_NORMAL, coded, take_codes, take_col
 from core.derive.rule_text import (
     at_or_above_phrases,
     below_phrases,
+    fmt_numbers,
     gcs_phrases,
     pf_capped_phrase,
     pf_phrases,
+    str_texts,
     urine_phrases,
     vasopressor_duration_text,
 )
@@ -47,28 +49,44 @@ PROVENANCE_COLUMNS: Final = (
 )
 
 
-def render(
-    template: Callable[..., str], cols: dict[str, np.ndarray], mask: np.ndarray
-) -> np.ndarray:
-    """``template(*row)`` for masked rows, evaluated once per distinct combination of ``cols``.
+#: a column of a template: values, or ``(codes, labels)`` (grouped on the integer codes,
+#: the template gets ``labels[codes]``; see :func:`core.derive.primitives.take_codes`)
+Column = np.ndarray | tuple[np.ndarray, np.ndarray]
 
-    Vectorised string building: rows are factorised (:func:`_combination_codes`) and the
-    Python template runs only on the distinct combinations (their values as Python scalars,
-    as ``itertuples`` gives them), then is broadcast back.
+
+def render(
+    template: Callable[..., np.ndarray], cols: dict[str, Column], mask: np.ndarray
+) -> np.ndarray:
+    """``template(*cols)`` on the masked rows (None elsewhere), built column-wise.
+
+    Rows are factorised on their combination of values (:func:`_combination_codes`; floats
+    rounded to the 2 decimals the texts show, so a comparison such as "total != per 24 h"
+    is made on the numbers as printed) and the template runs once, on whole columns of the
+    distinct combinations: it formats each number or label once per distinct value
+    (:func:`core.derive.rule_text.fmt_numbers`, :func:`~core.derive.rule_text.str_texts`)
+    and joins the pieces per combination; the texts are then broadcast back to the rows.
+    A ``(codes, labels)`` column is grouped on its codes: no label string is hashed per row.
     """
     out = np.full(mask.size, None, dtype=object)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return out
-    # floats are shown with 2 decimals: group on the rounded value so equal texts share a call
-    values = [np.round(v[idx], 2) if v.dtype.kind == "f" else v[idx] for v in cols.values()]
+    values = [
+        v[0][idx]
+        if isinstance(v, tuple)
+        else np.round(v[idx], 2)
+        if v.dtype.kind == "f"
+        else v[idx]
+        for v in cols.values()
+    ]
     codes = _combination_codes(values)
     first = np.empty(int(codes.max()) + 1, dtype=np.int64)
     first[codes[::-1]] = np.arange(codes.size)[::-1]
-    rows = zip(*(v[first].tolist() for v in values), strict=True)
-    texts = np.empty(first.size, dtype=object)
-    texts[:] = [template(*row) for row in rows]
-    out[idx] = texts[codes]
+    args = (
+        c[1][v[first]] if isinstance(c, tuple) else v[first]
+        for c, v in zip(cols.values(), values, strict=True)
+    )
+    out[idx] = template(*args)[codes]
     return out
 
 
@@ -89,131 +107,205 @@ def _combination_codes(columns: list[np.ndarray]) -> np.ndarray:
     return pd.factorize(key)[0]
 
 
-def memo_fmt() -> Callable[[float], str]:
-    """:func:`core.derive.rule_text.fmt_number` with a cache of its own (one per provenance
-    table: rendered values are rounded to 2 decimals, so most numbers repeat)."""
-    cache: dict[float, str] = {}
-
-    def fmt(x: float) -> str:
-        text = cache.get(x)
-        if text is None:
-            text = _fmt(x)
-            if x != 0:  # 0.0 == -0.0 as keys, yet "0" != "-0"
-                cache[x] = text
-        return text
-
-    return fmt
+def _texts(rows: list[str]) -> np.ndarray:
+    """A list of texts as an object array (no detour through a fixed-width str array)."""
+    out = np.empty(len(rows), dtype=object)
+    out[:] = rows
+    return out
 
 
-def _threshold_template(
-    label: str, canon_unit: str, phrases: tuple[str, ...], fmt: Callable[[float], str] = _fmt
-) -> Callable[..., str]:
+def _threshold_template(label: str, canon_unit: str, phrases: tuple[str, ...]) -> Callable:
     """Template for single-threshold organs (platelets, bilirubin, creatinine)."""
+    phrase_of = np.array(phrases, dtype=object)
 
-    def template(val: float, unit: str, canon: float, score: int, si: bool) -> str:
-        txt = f"{label} {fmt(val)} {unit}"
-        if unit != canon_unit:
-            txt += f" = {fmt(canon)} {canon_unit}"
-        phrase = "on the printed SI bands" if si else phrases[score]
-        return f"{txt} {phrase} -> {score}"
-
-    return template
-
-
-def _cns_template_for(fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
-    """Template of the CNS text (sedation: the substituted pre-sedation GCS)."""
-    phrases = gcs_phrases()
-    normal = fmt(GCS_NORMAL)
-
-    def template(sedated: bool, charted: float, pre: float, score: int) -> str:
-        phrase = phrases[score]
-        if not sedated:
-            return f"GCS {fmt(charted)} {phrase} -> {score}"
-        if np.isnan(pre):
-            return (
-                f"sedated: no GCS before sedation -> {normal} "
-                f"(charted during sedation: {fmt(charted)}) -> {score}"
-            )
-        return (
-            f"sedated: pre-sedation GCS {fmt(pre)} (charted during sedation: {fmt(charted)}) "
-            f"{phrase} -> {score}"
+    def template(
+        val: np.ndarray, unit: np.ndarray, canon: np.ndarray, score: np.ndarray, si: np.ndarray
+    ) -> np.ndarray:
+        conv = [
+            f" = {c} {canon_unit}" if other else ""
+            for c, other in zip(fmt_numbers(canon), (unit != canon_unit).tolist(), strict=True)
+        ]
+        phrase = np.where(si, "on the printed SI bands", phrase_of[score])
+        return _texts(
+            [
+                f"{label} {v} {u}{c} {p} -> {s}"
+                for v, u, c, p, s in zip(
+                    fmt_numbers(val), str_texts(unit), conv, phrase, str_texts(score), strict=True
+                )
+            ]
         )
 
     return template
 
 
-def _resp_template_for(fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
+def _cns_template() -> Callable:
+    """Template of the CNS text (sedation: the substituted pre-sedation GCS)."""
+    phrase_of = np.array(gcs_phrases(), dtype=object)
+    normal = _fmt(GCS_NORMAL)
+
+    def template(
+        sedated: np.ndarray, charted: np.ndarray, pre: np.ndarray, score: np.ndarray
+    ) -> np.ndarray:
+        return _texts(
+            [
+                f"GCS {c} {p} -> {s}"
+                if not sed
+                else (
+                    f"sedated: no GCS before sedation -> {normal} "
+                    f"(charted during sedation: {c}) -> {s}"
+                    if none_before
+                    else f"sedated: pre-sedation GCS {b} (charted during sedation: {c}) {p} -> {s}"
+                )
+                for sed, none_before, c, b, p, s in zip(
+                    sedated.tolist(),
+                    np.isnan(pre).tolist(),
+                    fmt_numbers(charted),
+                    fmt_numbers(pre),
+                    phrase_of[score],
+                    str_texts(score),
+                    strict=True,
+                )
+            ]
+        )
+
+    return template
+
+
+def _resp_template() -> Callable:
     """Template of the respiration text (PaO2, FiO2, P/F, support cap)."""
-    phrases = pf_phrases()
+    phrase_of = np.array(pf_phrases(), dtype=object)
     capped_phrase = pf_capped_phrase()
 
     def template(
-        pao2: float,
-        pao2_unit: str,
-        pao2_mmhg: float,
-        fio2: float,
-        fio2_unit: str,
-        pf: float,
-        capped: bool,
-        score: int,
-    ) -> str:
-        phrase = capped_phrase if capped else phrases[score]
-        conv = f" = {fmt(pao2_mmhg)} mmHg" if pao2_unit != "mmHg" else ""
-        return (
-            f"PaO2 {fmt(pao2)} {pao2_unit}{conv} / FiO2 {fmt(fio2)} {fio2_unit} "
-            f"= P/F {fmt(pf)} mmHg {phrase} -> {score}"
+        pao2: np.ndarray,
+        pao2_unit: np.ndarray,
+        pao2_mmhg: np.ndarray,
+        fio2: np.ndarray,
+        fio2_unit: np.ndarray,
+        pf: np.ndarray,
+        capped: np.ndarray,
+        score: np.ndarray,
+    ) -> np.ndarray:
+        conv = [
+            f" = {m} mmHg" if other else ""
+            for m, other in zip(fmt_numbers(pao2_mmhg), (pao2_unit != "mmHg").tolist(), strict=True)
+        ]
+        phrase = np.where(capped, capped_phrase, phrase_of[score])
+        return _texts(
+            [
+                f"PaO2 {a} {au}{c} / FiO2 {f} {fu} = P/F {r} mmHg {p} -> {s}"
+                for a, au, c, f, fu, r, p, s in zip(
+                    fmt_numbers(pao2),
+                    str_texts(pao2_unit),
+                    conv,
+                    fmt_numbers(fio2),
+                    str_texts(fio2_unit),
+                    fmt_numbers(pf),
+                    phrase,
+                    str_texts(score),
+                    strict=True,
+                )
+            ]
         )
 
     return template
 
 
-def _urine_template_for(fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
+def _urine_template() -> Callable:
     """Template of the urine-output text (sum, hours, scaled to 24 h)."""
     phrases = urine_phrases()
-
-    def template(total: float, hours: float, per_24h: float, u_score: int, score: int) -> str:
-        scaled = f"-> {fmt(per_24h)} mL/24h " if total != per_24h else ""
-        return f"urine {fmt(total)} mL over {fmt(hours)} h {scaled}{phrases[u_score]} -> {score}"
-
-    return template
-
-
-def _cv_template_for(rules: SofaRules, fmt: Callable[[float], str] = _fmt) -> Callable[..., str]:
-    """Template of the cardiovascular text (deciding drug and run, or MAP)."""
-    duration = vasopressor_duration_text(rules)
-    map_cut = fmt(_sofa.MAP_MMHG_SCORE1_BELOW)
+    phrase_of = np.array([phrases.get(k) for k in range(max(phrases) + 1)], dtype=object)
 
     def template(
-        decider: int,
-        rate: float,
-        received: float,
-        unit: str,
-        minutes: float,
-        mapv: float,
-        low_map: bool,
-        score: int,
-    ) -> str:
-        if decider < len(SCORED_DRUGS):
-            return (
-                f"{SCORED_DRUGS[decider]} {fmt(rate)} mcg/kg/min "
-                f"(received {fmt(received)} {unit}) for {fmt(minutes)} min ({duration}) "
-                f"-> {score}"
-            )
-        if decider == len(SCORED_DRUGS):
-            op = f"< {map_cut}" if low_map else f">= {map_cut}, no qualifying vasopressor"
-            return f"MAP {fmt(mapv)} mmHg {op} -> {score}"
-        return f"no qualifying vasopressor and MAP missing -> {score}"
+        total: np.ndarray,
+        hours: np.ndarray,
+        per_24h: np.ndarray,
+        u_score: np.ndarray,
+        score: np.ndarray,
+    ) -> np.ndarray:
+        scaled = [
+            f"-> {x} mL/24h " if differs else ""
+            for x, differs in zip(fmt_numbers(per_24h), (total != per_24h).tolist(), strict=True)
+        ]
+        return _texts(
+            [
+                f"urine {t} mL over {h} h {x}{p} -> {s}"
+                for t, h, x, p, s in zip(
+                    fmt_numbers(total),
+                    fmt_numbers(hours),
+                    scaled,
+                    phrase_of[u_score.astype(np.int64)],
+                    str_texts(score),
+                    strict=True,
+                )
+            ]
+        )
 
     return template
 
 
-def _imputed_template(kind: str, src_day: float) -> str:
+def _cv_template(rules: SofaRules) -> Callable:
+    """Template of the cardiovascular text (deciding drug and run, or MAP)."""
+    duration = vasopressor_duration_text(rules)
+    map_cut = _fmt(_sofa.MAP_MMHG_SCORE1_BELOW)
+    n_drugs = len(SCORED_DRUGS)
+    drug_of = np.array([*SCORED_DRUGS, None, None], dtype=object)
+
+    def template(
+        decider: np.ndarray,
+        rate: np.ndarray,
+        received: np.ndarray,
+        unit: np.ndarray,
+        minutes: np.ndarray,
+        mapv: np.ndarray,
+        low_map: np.ndarray,
+        score: np.ndarray,
+    ) -> np.ndarray:
+        out = np.empty(decider.size, dtype=object)
+        s_text = str_texts(score)
+        drug = np.flatnonzero(decider < n_drugs)
+        out[drug] = _texts(
+            [
+                f"{d} {r} mcg/kg/min (received {rv} {u}) for {m} min ({duration}) -> {s}"
+                for d, r, rv, u, m, s in zip(
+                    drug_of[decider[drug]],
+                    fmt_numbers(rate[drug]),
+                    fmt_numbers(received[drug]),
+                    str_texts(unit[drug]),
+                    fmt_numbers(minutes[drug]),
+                    s_text[drug],
+                    strict=True,
+                )
+            ]
+        )
+        by_map = np.flatnonzero(decider == n_drugs)
+        op = np.where(low_map[by_map], f"< {map_cut}", f">= {map_cut}, no qualifying vasopressor")
+        out[by_map] = _texts(
+            [
+                f"MAP {v} mmHg {o} -> {s}"
+                for v, o, s in zip(fmt_numbers(mapv[by_map]), op, s_text[by_map], strict=True)
+            ]
+        )
+        neither = np.flatnonzero(decider > n_drugs)
+        out[neither] = _texts(
+            [f"no qualifying vasopressor and MAP missing -> {s}" for s in s_text[neither]]
+        )
+        return out
+
+    return template
+
+
+def _imputed_template(kind: np.ndarray, src_day: np.ndarray) -> np.ndarray:
     """Rule text of an imputed component (names the policy and the source day)."""
-    if kind == "locf":
-        return f"missing -> carried forward from study day {int(src_day)} (locf)"
-    if kind == "day1_zero":
-        return "missing on study day 1 -> 0 (day1_zero)"
-    return f"missing -> 0 ({kind})"
+    out = _texts([f"missing -> 0 ({k})" for k in str_texts(kind)])
+    out[kind == "day1_zero"] = "missing on study day 1 -> 0 (day1_zero)"
+    locf = np.flatnonzero(kind == "locf")
+    codes, days = pd.factorize(src_day[locf])
+    texts = _texts(
+        [f"missing -> carried forward from study day {int(d)} (locf)" for d in days.tolist()]
+    )
+    out[locf] = texts[codes]
+    return out
 
 
 def build_provenance(
@@ -255,7 +347,6 @@ def build_provenance(
     """
     n = len(daily)
     nat = np.iinfo(np.int64).min
-    fmt = memo_fmt()
     o_val = obs["value_as_received"].to_numpy(dtype=np.float64)
     o_time = as_ns(obs["time"])
     o_canon = obs["value"].to_numpy(dtype=np.float64)
@@ -266,6 +357,8 @@ def build_provenance(
         i_src = inf["source"].astype(object).to_numpy() if "source" in inf else None
     else:
         i_val, i_unit, i_start, i_src = np.zeros(1), np.array([None]), np.full(1, nat), None
+
+    i_unit_codes, i_unit_labels = coded(i_unit)
 
     def take(arr: np.ndarray, rows: np.ndarray, fill: object) -> np.ndarray:
         if arr.size == 0:
@@ -278,11 +371,15 @@ def build_provenance(
     def o_unit_at(rows: np.ndarray, fill: object = "") -> np.ndarray:
         return take_col(obs["unit_as_received"], rows, fill)
 
+    def o_unit_codes(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return take_codes(obs["unit_as_received"], rows, "")
+
     def unit_is_si(rows: np.ndarray) -> np.ndarray:
         if not si:
             return np.zeros(rows.size, dtype=bool)
-        u = pd.Series(o_unit_at(rows)).astype(str).str.casefold()
-        return u.str.contains("mol").to_numpy()
+        codes, labels = o_unit_codes(rows)
+        u = pd.Series(labels).astype(str).str.casefold()
+        return u.str.contains("mol").to_numpy()[codes]
 
     cols: dict[Organ, dict[str, np.ndarray]] = {}
 
@@ -313,10 +410,10 @@ def build_provenance(
         vals, rows, _ = placed[name]
         score = comp(organ)
         rule = render(
-            _threshold_template(label, canon_unit, phrases, fmt),
+            _threshold_template(label, canon_unit, phrases),
             {
                 "v": take(o_val, rows, np.nan),
-                "u": o_unit_at(rows),
+                "u": o_unit_codes(rows),
                 "c": vals,
                 "s": score,
                 "si": unit_is_si(rows) & (organ is Organ.LIVER),
@@ -331,7 +428,7 @@ def build_provenance(
     sed, src = extras["gcs_sedated"], extras["gcs_src_row"]
     pre = np.where(sed & (src >= 0), take(o_val, src, np.nan), np.nan)
     rule = render(
-        _cns_template_for(fmt),
+        _cns_template(),
         {"sed": sed, "c": take(o_val, rows, np.nan), "p": pre, "s": score},
         (rows >= 0) & (score >= 0),
     )
@@ -342,13 +439,13 @@ def build_provenance(
     score = comp(Organ.RESPIRATION)
     frow = extras["fio2_row"]
     rule = render(
-        _resp_template_for(fmt),
+        _resp_template(),
         {
             "pa": take(o_val, rows, np.nan),
-            "pu": o_unit_at(rows),
+            "pu": o_unit_codes(rows),
             "pm": take(o_canon, rows, np.nan),
             "fi": take(o_val, frow, np.nan),
-            "fu": o_unit_at(frow),
+            "fu": o_unit_codes(frow),
             "pf": pf,
             "cap": (score == 2)
             & (pf < _sofa.PAO2_FIO2_MMHG_BREAKS[2])
@@ -373,11 +470,10 @@ def build_provenance(
             "creatinine",
             concept("creatinine").unit,
             at_or_above_phrases(_sofa.CREATININE_MG_DL_BREAKS),
-            fmt,
         ),
         {
             "v": take(o_val, c_rows, np.nan),
-            "u": o_unit_at(c_rows),
+            "u": o_unit_codes(c_rows),
             "c": creat,
             "s": score,
             "si": unit_is_si(c_rows),
@@ -385,7 +481,7 @@ def build_provenance(
         ~use_urine & (c_rows >= 0) & (score >= 0),
     )
     u_rule = render(
-        _urine_template_for(fmt),
+        _urine_template(),
         {
             "t": extras["urine_sum"],
             "h": extras["urine_hours"],
@@ -419,12 +515,15 @@ def build_provenance(
     # a drug's text does not name the MAP: not a distinct text per MAP value
     shown_map = np.where(is_inf, np.nan, map_vals)
     rule = render(
-        _cv_template_for(rules, fmt),
+        _cv_template(rules),
         {
             "d": decider,
             "r": rate,
             "rv": take(i_val, inf_rows, np.nan),
-            "u": take(i_unit, inf_rows, ""),
+            "u": (
+                np.where(inf_rows >= 0, i_unit_codes[np.maximum(inf_rows, 0)], i_unit_labels.size),
+                np.append(i_unit_labels, np.array([""], dtype=object)),
+            ),
             "m": minutes,
             "map": shown_map,
             "low": shown_map < _sofa.MAP_MMHG_SCORE1_BELOW,

@@ -8,6 +8,9 @@ UI for legends and tooltips (:func:`organ_rule_texts`, :func:`vasopressor_durati
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from core import sofa as _sofa
 from core.concepts import SCORED_DRUGS, concept
 from core.rules import SofaRules
@@ -20,6 +23,53 @@ def fmt_number(x: float) -> str:
 
 
 _fmt = fmt_number
+
+
+def fmt_numbers(values: np.ndarray) -> np.ndarray:
+    """:func:`fmt_number` of every value, as an object array of str (vectorised text
+    building: the provenance has one text per patient-day and organ, docs/architecture.md).
+
+    Each distinct value (told apart by its bits, so ``-0.0`` keeps its ``"-0"``) is
+    formatted once. A value that is exactly a number of hundredths below 10,000 in size (as
+    rounded values are) is printed with numpy string kernels: sign, integer part and the
+    hundredths without trailing zeros, which is what ``f"{x:g}"`` prints for at most 6
+    significant digits; any other value (NaN, inf, 10,000 or more, more decimals) goes
+    through :func:`fmt_number` itself.
+    """
+    floats = np.ascontiguousarray(values, dtype=np.float64)
+    codes, bits = pd.factorize(floats.view(np.int64))
+    uniq = bits.view(np.float64)
+    texts = np.empty(uniq.size, dtype=object)
+    with np.errstate(invalid="ignore"):
+        cents = np.rint(uniq * 100)
+        fast = np.isfinite(uniq) & (np.abs(uniq) < 10_000) & (cents / 100 == uniq)
+    if fast.any():
+        text = np.dtypes.StringDType()
+        hundredths = np.array(
+            ["", *("." + f"{k:02d}".rstrip("0") for k in range(1, 100))], dtype=text
+        )
+        magnitude = np.abs(cents[fast]).astype(np.int64)
+        sign = np.where(np.signbit(uniq[fast]), "-", "").astype(text)
+        whole = np.strings.add(sign, (magnitude // 100).astype(text))
+        texts[fast] = np.strings.add(whole, hundredths[magnitude % 100]).astype(object)
+    slow = np.flatnonzero(~fast)
+    if slow.size:
+        texts[slow] = [fmt_number(x) for x in uniq[slow].tolist()]
+    return texts[codes]
+
+
+def str_texts(values: np.ndarray) -> np.ndarray:
+    """``str(value)`` of every value (as an f-string prints it), once per distinct value;
+    missing values (None, NaN) keep their own ``"None"`` / ``"nan"``."""
+    values = np.asarray(values)
+    codes, uniq = pd.factorize(values)
+    texts = np.empty(len(uniq) + 1, dtype=object)
+    texts[:-1] = [str(u) for u in uniq.tolist()]
+    out = texts[codes]  # code -1 (missing) takes the spare last slot, replaced below
+    missing = np.flatnonzero(codes < 0)
+    if missing.size:
+        out[missing] = [str(v) for v in values[missing].tolist()]
+    return out
 
 
 def below_phrases(breaks: tuple[float, ...]) -> tuple[str, ...]:

@@ -18,9 +18,7 @@ def coerce(series: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
     """Typed column and the mask of cells that are present but not of the type."""
     present = series.notna().to_numpy()
     if kind == "str":
-        out = series.astype(object).where(series.notna(), None)
-        out = out.map(lambda v: v if v is None else (str(v).strip() or None))
-        return out.astype(object), np.zeros(len(series), dtype=bool)
+        return _text(series), np.zeros(len(series), dtype=bool)
     if kind == "float":
         if pd.api.types.is_bool_dtype(series.dtype):
             num = pd.Series(np.nan, index=series.index)
@@ -69,6 +67,39 @@ def coerce(series: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
     bad = (mapped == "invalid").to_numpy()
     mapped = mapped.where(~bad, None)
     return mapped.astype(object), present & bad
+
+
+def _strip_text(value: Any) -> Any:
+    """One present cell as text: ``str``, stripped; None when blank."""
+    return str(value).strip() or None
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Text column: each present cell ``str``-ed and stripped (blank -> None), missing -> None.
+
+    Whole-column: a categorical converts each category once; an Arrow string column or an
+    object column holding only ``str`` (and missing) cells converts each distinct value once
+    (factorised, then taken back). Any other column (numbers, mixed types, where equal values
+    of different types, e.g. ``1`` and ``1.0``, print differently) converts cell by cell.
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        uniq = np.asarray(series.cat.categories, dtype=object)
+    elif (
+        pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(series)
+    ) or (
+        pd.api.types.is_object_dtype(series.dtype)
+        and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
+    ):
+        codes, index = pd.factorize(series)
+        uniq = np.asarray(index, dtype=object)
+    else:
+        out = series.astype(object).where(series.notna(), None)
+        return out.map(lambda v: v if v is None else _strip_text(v)).astype(object)
+    labels = np.empty(uniq.size + 1, dtype=object)  # the last one (None) for code -1
+    labels[: uniq.size] = [_strip_text(v) for v in uniq.tolist()]
+    values = labels[codes]
+    return pd.Series(values, index=series.index, name=series.name, dtype=object)
 
 
 def _one_datetime(value: Any) -> Any:
