@@ -1,8 +1,8 @@
 /*
  * Accessibility repairs for third-party components that offer no prop for them
  * (docs/accessibility.md). Runs on every DOM change; each repair is idempotent.
- *  - dbc.Tabs: its tabs are <a> without href, so Tab never reached them: each tab joins the tab
- *    order, Enter / Space opens it, ArrowLeft / ArrowRight move between the tabs (ARIA tabs).
+ *  - dbc.Tabs: its tabs carry tabindex="-1" (even the selected one), so Tab never reached them:
+ *    each tab joins the tab order, Enter / Space opens it, ArrowLeft / ArrowRight move between the tabs (ARIA tabs).
  *  - dbc.Tabs without tab panes: every tab's aria-controls names a pane that does not exist
  *    ("...-tabpane-null") and the tabs share one id; the panel the page draws is the one
  *    region they control (the [role=tabpanel] whose data-tabs names the tab list), so they point there, with unique ids.
@@ -32,8 +32,7 @@
         tab.id = list.id + "-tab-" + i;
       }
       tab.setAttribute("aria-selected", tab.classList.contains("active") ? "true" : "false");
-      if (!tab.hasAttribute("href") && tab.getAttribute("tabindex") !== "0" &&
-          !tab.classList.contains("disabled")) {
+      if (tab.getAttribute("tabindex") !== "0" && !tab.classList.contains("disabled")) {
         tab.setAttribute("tabindex", "0");
       }
     });

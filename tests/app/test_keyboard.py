@@ -225,9 +225,19 @@ def test_kbd004_the_cohort_filters_are_operable_by_keyboard(browser, live_server
     option = wait_for(
         browser, ".dash-dropdown-content [role='option'], .dash-options-list [role='option']"
     )
-    chosen = option.text  # the first option, highlighted when the list opens: "MALS (48)"
+    chosen = option.text  # the first option: "MALS (48)"
+    # the open list has the focus (its search box); ArrowDown moves it to the first option
+    WebDriverWait(browser, TIMEOUT_S).until(
+        lambda d: d.execute_script(
+            "return !!document.activeElement.closest('.dash-dropdown-content');"
+        )
+    )
     press(browser, Keys.ARROW_DOWN)
-    press(browser, Keys.ENTER)
+    WebDriverWait(browser, TIMEOUT_S).until(
+        lambda d: (a := active(d)) is not None and "option" in a["cls"]
+    )
+    assert_focus_visible(active(browser))
+    press(browser, Keys.SPACE)  # the focused option's checkbox: Space ticks it
     WebDriverWait(browser, TIMEOUT_S).until(
         ec.text_to_be_present_in_element((By.ID, "cohort-count"), "after filtering")
     )
