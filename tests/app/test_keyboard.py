@@ -166,11 +166,21 @@ def test_kbd002_every_control_of_the_patient_page_is_operable_by_keyboard(browse
     assert_focus_visible(day)
     press(browser, Keys.ENTER)
     wait_for(browser, ".dash-dropdown-content [role='option'], .dash-options-list [role='option']")
+    WebDriverWait(browser, TIMEOUT_S).until(
+        lambda d: d.execute_script(
+            "return !!document.activeElement.closest('.dash-dropdown-content');"
+        )
+    )
     press(browser, Keys.ARROW_DOWN)
+    WebDriverWait(browser, TIMEOUT_S).until(
+        lambda d: (a := active(d)) is not None and "option" in a["cls"]
+    )
+    assert_focus_visible(active(browser))
     press(browser, Keys.ENTER)
     WebDriverWait(browser, TIMEOUT_S).until(lambda d: "day=2" not in d.current_url)
     chosen = browser.find_element(By.ID, "patient-day").text
-    assert chosen.startswith("Day ") and chosen != "Day 2", chosen
+    assert chosen.startswith("Day "), chosen
+    assert chosen != "Day 2"
     assert f"day={chosen.split()[1]}" in browser.current_url
 
     # the way back to the ward: Shift+Tab to the navbar's "Ward board" link, Enter
@@ -197,14 +207,16 @@ def test_kbd003_the_cohort_tabs_switch_with_the_keyboard(browser, live_server):
     assert_focus_visible(first)
     for panel in PANELS[1:]:
         stop = tab_once(browser)
-        assert stop["role"] == "tab" and stop["text"] == panel.label, stop
+        assert stop["role"] == "tab", stop
+        assert stop["text"] == panel.label, stop
         assert_focus_visible(stop)
         press(browser, Keys.ENTER)
         wait_for(browser, f"#cohort-panel .cohort-panel-{panel.key}")
-        WebDriverWait(browser, TIMEOUT_S).until(lambda d: f"tab={panel.key}" in d.current_url)
+        WebDriverWait(browser, TIMEOUT_S).until(lambda d, k=panel.key: f"tab={k}" in d.current_url)
         # the focus stays on the tab just opened, which is now the selected one
         now = active(browser)
-        assert now["text"] == panel.label and "active" in now["cls"], now
+        assert now["text"] == panel.label, now
+        assert "active" in now["cls"], now
     # arrow keys move between the tabs too (the ARIA tabs pattern), Enter opens
     press(browser, Keys.ARROW_LEFT)
     WebDriverWait(browser, TIMEOUT_S).until(lambda d: active(d)["text"] == PANELS[-2].label)
