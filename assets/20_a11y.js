@@ -1,6 +1,8 @@
 /*
  * Accessibility repairs for third-party components that offer no prop for them
  * (docs/accessibility.md). Runs on every DOM change; each repair is idempotent.
+ *  - dbc.Tabs: its tabs carry tabindex="-1" (even the selected one), so Tab never reached them:
+ *    each tab joins the tab order, Enter / Space opens it, ArrowLeft / ArrowRight move between the tabs (ARIA tabs).
  *  - dbc.Tabs without tab panes: every tab's aria-controls names a pane that does not exist
  *    ("...-tabpane-null") and the tabs share one id; the panel the page draws is the one
  *    region they control (the [role=tabpanel] whose data-tabs names the tab list), so they point there, with unique ids.
@@ -30,6 +32,9 @@
         tab.id = list.id + "-tab-" + i;
       }
       tab.setAttribute("aria-selected", tab.classList.contains("active") ? "true" : "false");
+      if (tab.getAttribute("tabindex") !== "0" && !tab.classList.contains("disabled")) {
+        tab.setAttribute("tabindex", "0");
+      }
     });
     root.querySelectorAll('.dash-dropdown-wrapper').forEach(function (wrap) {
       var target = wrap.querySelector('input.dash-dropdown-focus-target[aria-hidden="true"]');
@@ -63,8 +68,24 @@
     });
   }
 
+  function tabKeys(ev) {
+    var tab = ev.target && ev.target.closest && ev.target.closest('[role="tablist"] [role="tab"]');
+    if (!tab) return;
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      tab.click();
+    } else if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
+      var tabs = Array.prototype.slice.call(
+        tab.closest('[role="tablist"]').querySelectorAll('[role="tab"]'));
+      var i = tabs.indexOf(tab) + (ev.key === "ArrowRight" ? 1 : -1);
+      ev.preventDefault();
+      tabs[(i + tabs.length) % tabs.length].focus();
+    }
+  }
+
   function start() {
     repair(document);
+    document.addEventListener("keydown", tabKeys);
     new MutationObserver(schedule).observe(document.body, {
       childList: true,
       subtree: true,

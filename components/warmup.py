@@ -4,7 +4,11 @@ After a start (first gunicorn worker) or an import (Data page), :func:`start` ru
 ``python -m components.warmup`` in its own short-lived process; the pickled ``Settings`` arrive
 on stdin, so the secret key is never on a command line or in the environment. That process
 precomputes the shared per-patient tables and every panel of :data:`components.cohort.PANELS`
-for the unfiltered cohort and each cohort role into the shared cache, prints the step timings
+for the unfiltered cohort and each cohort role into the shared cache, then what the cohort page
+serves to the roles of this mode (the demo role in demo mode, the login roles otherwise): the
+page itself (counts, filter options) and every *rendered* panel
+(``components.pages.cohort._panel_json``: the figures cost more than the data; issue 19 found the
+demo role's panels missing, docs/performance.md), prints the step timings
 as JSON and exits, handing its peak memory back to the OS. One process does it per data version
 and rules (an atomic ``cache.add`` is the lock); ``/healthz`` reports :func:`status`.
 """
@@ -31,9 +35,10 @@ from components.cohort import PANELS
 from components.data import cohort as data
 from components.data.cohort import CohortFilters
 from components.data.keys import Context
+from components.pages import cohort as cohort_page
 from components.server.auth import Principal, Role
 from components.server.cache import cache
-from components.server.context import EXTENSION, bare_app
+from components.server.context import EXTENSION, bare_app, settings
 from settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,9 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 900
 #: the roles whose unfiltered cohort panels are precomputed
 COHORT_ROLES = (Role.MONITOR, Role.DSMB, Role.STATISTICIAN)
+#: the roles whose cohort page (layout and rendered panels) is precomputed, per mode: in demo
+#: mode every visitor is the demo principal (components/server/auth.py ``current_principal``)
+PAGE_ROLES = {"demo": (Role.DEMO,), "login": COHORT_ROLES}
 #: role-independent tables every panel is cut from
 SHARED_LOADERS: dict[str, Callable[[Context], Any]] = {
     "patients": data.cohort_patients,
@@ -85,6 +93,15 @@ def warm_up() -> dict[str, float]:
             timed(
                 f"{panel.key}:{role.value}",
                 lambda ctx=ctx, panel=panel: panel.compute(ctx, filters),
+            )
+    for role in PAGE_ROLES.get(settings().mode, COHORT_ROLES):
+        principal = Principal(user="warmup", role=role)
+        ctx = shared.for_access(principal)
+        timed(f"page:{role.value}", lambda p=principal: cohort_page.build_layout(p, {}))
+        for panel in PANELS:
+            timed(
+                f"render:{panel.key}:{role.value}",
+                lambda ctx=ctx, panel=panel: cohort_page.cached_panel(panel.key, ctx, filters),
             )
     timings["total"] = time.perf_counter() - started_all
     cache.set(_done_key(shared), timings, timeout=0)

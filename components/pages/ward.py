@@ -162,8 +162,11 @@ def column_defs() -> list[dict[str, Any]]:
             "filter": "agTextColumnFilter",
             "cellRenderer": "markdown",
             "tooltipField": "patient_id",
-            # Enter on the focused link follows it (ag-grid would otherwise take the key)
-            "suppressKeyboardEvent": {"function": "params.event.key === 'Enter'"},
+            # Enter on the focused link follows it and Tab moves to the next link (ag-grid would
+            # otherwise take both keys; docs/accessibility.md "Keyboard")
+            "suppressKeyboardEvent": {
+                "function": "params.event.key === 'Enter' || params.event.key === 'Tab'"
+            },
         },
         {
             "field": "study_day",
@@ -394,6 +397,13 @@ def layout(
                     "animateRows": False,
                     "pagination": len(rows) > 100,
                     "paginationPageSize": 100,
+                    # keyboard (docs/accessibility.md "Keyboard"): neither cells nor headers
+                    # take the focus, so Tab goes from patient link to patient link (Enter opens
+                    # the patient) instead of through every header and every cell of every row
+                    # (ag-grid also traps Tab in the header row once cells cannot be focused);
+                    # the board is already sorted worst first, the search box filters it
+                    "suppressCellFocus": True,
+                    "suppressHeaderFocus": True,
                 },
                 getRowId="params.data.patient_id",
                 # patients who left the ICU in the last 24 h (the departures switch): greyed
