@@ -274,7 +274,8 @@ def test_cohp010_drilldown_lists_the_patients_behind_a_number(request_ctx):
 
 def test_cohp011_report_is_stamped_and_self_contained(request_ctx):
     f = cd.CohortFilters.make(phenotype="SIP")
-    text = cohort.report_html(NONE, f, now=datetime(2025, 1, 2, 3, 4, 5))
+    # interactive: plotly.js inlined once (the static-PNG default: tests/test_report_formats.py)
+    text = cohort.report_html(NONE, f, now=datetime(2025, 1, 2, 3, 4, 5), interactive=True)
     assert dataset_info().version in text
     assert "phenotype: SIP" in text
     assert "Blinded: pooled and by immune state only" in text
@@ -289,9 +290,11 @@ def test_cohp011_report_is_stamped_and_self_contained(request_ctx):
     # the publication check is left out for blinded roles and the coded view (docs/blinding.md
     # 6.5); the guarded sections say they are computed on every visible patient, not the filter
     assert "Publication check" not in text
-    assert "Publication check" not in cohort.report_html(CODED, f, now=datetime(2025, 1, 2))
+    assert "Publication check" not in cohort.report_html(
+        CODED, f, now=datetime(2025, 1, 2), interactive=True
+    )
     assert "Publication check: <b>reproduces" in cohort.report_html(
-        FULL, f, now=datetime(2025, 1, 2)
+        FULL, f, now=datetime(2025, 1, 2), interactive=True
     )
     guarded = re.findall(r"<section class='guarded' data-guard='([a-z_]+)'>", text)
     assert set(guarded) == {"post_baseline_biomarkers", "aesi_by_arm"}
@@ -342,5 +345,5 @@ def test_cohp015_a_filter_matching_nobody_renders_every_panel_and_the_report(
     for panel in PANELS:
         view = panel.view(ctx(principal), f)  # raised KeyError 'arm' on trajectories
         assert view.sections, panel.key
-    text = cohort.report_html(principal, f, now=datetime(2025, 1, 2, 3, 4, 5))
+    text = cohort.report_html(principal, f, now=datetime(2025, 1, 2, 3, 4, 5), interactive=True)
     assert "0 of 276 analysed patients after filtering" in text

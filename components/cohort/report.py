@@ -1,16 +1,30 @@
-"""The self-contained HTML report of every cohort panel (plotly.js inlined once; nothing is
-fetched when it is opened). Pure: panel views and the stamp in, HTML text out."""
+"""The cohort report of every panel: HTML, and the neutral blocks of the DOCX / PDF writers.
+
+Pure: panel views, the stamp and the figures' PNGs (rendered by the caller with kaleido) in,
+HTML text or :class:`core.io.docx_report.ReportBlock` values out. The HTML is self-contained
+(nothing is fetched when it is opened): by default figures are static PNG images (a few
+hundred kB); ``images=None`` asks for interactive figures, with plotly.js (about 5 MB)
+inlined once. Every format carries the same content for a role: the same sections, the same
+"hidden" and "suppressed" chips (as text in DOCX / PDF) and the same guard notes
+(docs/reports.md, docs/blinding.md 6.5).
+"""
 
 from __future__ import annotations
 
+import base64
 import html as html_lib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import pandas as pd
+import plotly.graph_objects as go
 
-from components.blinding import HIDDEN, SUPPRESSED
-from components.cohort.panel import PanelView
+from components.blinding import GUARDS, HIDDEN, SUPPRESSED
+from components.cohort.panel import PanelView, Section
+from core.io.docx_report import ReportBlock
+
+#: a figure of the report: (panel index, section index)
+FigureKey = tuple[int, int]
 
 STYLE = (
     "body{font-family:system-ui,Arial,sans-serif;margin:2rem;color:#222}"
@@ -27,12 +41,16 @@ def report_html(
     stamp: Sequence[tuple[str, str]],
     publication_ok: bool | None,
     now: datetime,
+    images: Mapping[FigureKey, bytes] | None = None,
 ) -> str:
     """The report: a stamp table (data version, filters, role, …), the publication check (None:
     not for this role, left out; :func:`components.blinding.may_see_publication_check`) and,
     per panel, its chips, notes, figures and tables (group headers applied). Sections computed
     under the exit policy are wrapped in ``<section class='guarded' data-guard=…>`` with their
-    note (docs/blinding.md 6.5)."""
+    note (docs/blinding.md 6.5).
+
+    ``images`` holds the PNG of every figure of :func:`report_figures` (shown as ``<img>``);
+    ``None`` embeds the interactive figures and plotly.js once."""
     esc = html_lib.escape
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in stamp)
     rows += f"<tr><th>Generated</th><td>{now:%Y-%m-%d %H:%M:%S} UTC</td></tr>"
@@ -48,24 +66,32 @@ def report_html(
             "</b> the published primary-endpoint statistics.</p>"
         )
     plotly_inlined = False
-    for label, view in views:
+    for i, (label, view) in enumerate(views):
         parts.append(f"<h2>{esc(label)}</h2>")
         parts += [f"<p><span class='chip'>{HIDDEN}</span> {esc(c)}</p>" for c in view.chips]
         parts += [
             f"<p><span class='chip'>{esc(SUPPRESSED)}</span> {esc(c)}</p>" for c in view.suppressed
         ]
         parts += [f"<p><small>{esc(n)}</small></p>" for n in view.notes]
-        for section in view.sections:
+        for j, section in enumerate(view.sections):
             table = section.csv_frame()
-            has_figure = section.figure is not None and section.figure_name is not None
+            has_figure = _has_figure(section)
             if table is None and not has_figure:
                 continue
             if section.guard is not None:
                 parts.append(f"<section class='guarded' data-guard='{esc(section.guard)}'>")
             parts.append(f"<h3>{esc(section.title)}</h3>")
+            if section.guard is not None:
+                parts.append(f"<p><small>Guarded: {esc(GUARDS[section.guard])}</small></p>")
             if section.note:
                 parts.append(f"<p><small>{esc(section.note)}</small></p>")
-            if has_figure:
+            if has_figure and images is not None:
+                data = base64.b64encode(images[(i, j)]).decode("ascii")
+                parts.append(
+                    f"<img alt='{esc(section.title)}' style='max-width:100%' "
+                    f"src='data:image/png;base64,{data}'>"
+                )
+            elif has_figure:
                 parts.append(
                     section.figure.to_html(
                         full_html=False,
@@ -84,3 +110,58 @@ def report_html(
 
 def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, escape=True, na_rep="–")
+
+
+def _has_figure(section: Section) -> bool:
+    return section.figure is not None and section.figure_name is not None
+
+
+def report_figures(views: Sequence[tuple[str, PanelView]]) -> dict[FigureKey, go.Figure]:
+    """Every figure the report shows, by (panel index, section index): what the caller
+    renders to PNG (once, for any format) and passes back as ``images``."""
+    return {
+        (i, j): s.figure
+        for i, (_label, view) in enumerate(views)
+        for j, s in enumerate(view.sections)
+        if _has_figure(s)
+    }
+
+
+def chip_paragraphs(view: PanelView) -> tuple[str, ...]:
+    """The panel's chips and notes as text, in the HTML report's order and words."""
+    return (
+        *(f"[{HIDDEN}] {c}" for c in view.chips),
+        *(f"[{SUPPRESSED}] {c}" for c in view.suppressed),
+        *view.notes,
+    )
+
+
+def report_blocks(
+    views: Sequence[tuple[str, PanelView]], images: Mapping[FigureKey, bytes]
+) -> list[ReportBlock]:
+    """The DOCX / PDF blocks of the report: per panel a level-1 block (its chips and notes),
+    then per section shown in the HTML report a level-2 block with its guard mark and note,
+    its figure (PNG from ``images``) and its table (group headers applied, as in the CSV)."""
+    blocks: list[ReportBlock] = []
+    for i, (label, view) in enumerate(views):
+        blocks.append(ReportBlock(label, chip_paragraphs(view)))
+        for j, section in enumerate(view.sections):
+            table = section.csv_frame()
+            has_figure = _has_figure(section)
+            if table is None and not has_figure:
+                continue
+            paragraphs = []
+            if section.guard is not None:
+                paragraphs.append(f"Guarded: {GUARDS[section.guard]}")
+            if section.note:
+                paragraphs.append(section.note)
+            blocks.append(
+                ReportBlock(
+                    section.title,
+                    tuple(paragraphs),
+                    figures=((section.title, images[(i, j)]),) if has_figure else (),
+                    tables=((section.title, table),) if table is not None else (),
+                    level=2,
+                )
+            )
+    return blocks

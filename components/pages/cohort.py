@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +24,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly
+import plotly.io
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
 from components import ids
@@ -43,8 +46,11 @@ from components.format import fmt_num, records, safe_csv_frame
 from components.server.audit import audit
 from components.server.auth import ArmVisibility, Principal, current_principal
 from components.server.cache import cache
-from components.server.context import dataset_info
+from components.server.context import dataset_info, engine
 from components.theme import PHENOTYPE_LABELS
+from core.io.adam_export import export_adam_zip
+from core.io.docx_report import methods_paragraphs, report_docx
+from core.io.pdf_report import report_pdf
 from core.vocab import Phenotype
 
 FILTER_LABELS = {
@@ -384,13 +390,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                         className="me-2",
                     ),
                     publication_badge(vis),
-                    dbc.Button(
-                        "Download report (HTML)",
-                        id="cohort-report-btn",
-                        size="sm",
-                        color="primary",
-                        className="float-end",
-                    ),
+                    download_bar(vis, whole_trial=principal.sites is None),
                 ],
                 className="mb-2",
             ),
@@ -428,6 +428,9 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
             ),
             dcc.Download(id="cohort-csv-download"),
             dcc.Download(id="cohort-report-download"),
+            dcc.Download(id="cohort-report-docx-download"),
+            dcc.Download(id="cohort-report-pdf-download"),
+            dcc.Download(id="cohort-adam-download"),
         ],
         className="cohort-page",
     )
@@ -585,8 +588,63 @@ def download_csv(clicks: list[Any], tab: str, *values: Any):
 # ---------------------------------------------------------------------------------------------
 
 
-def report_html(principal: Principal, filters: CohortFilters, *, now: datetime) -> str:
-    """Self-contained HTML report of every panel of :data:`PANELS` for this principal."""
+def download_bar(vis: ArmVisibility, *, whole_trial: bool) -> html.Div:
+    """The report downloads (HTML, DOCX, PDF; HTML with interactive figures on request) and the
+    ADaM export. The ADaM zip covers the whole trial, so only principals with access to every
+    site (``whole_trial``) get it, as their visibility allows: with the arm only for
+    :attr:`ArmVisibility.FULL`, otherwise the blinded export, which obeys the same guards as
+    the UI (core.policy, docs/adam.md "Blinding"); the label says which (docs/reports.md)."""
+    adam = "ADaM (XPT zip)" if vis is ArmVisibility.FULL else "ADaM (XPT zip, blinded)"
+    adam_button = [dbc.Button(adam, id="cohort-adam-btn", color="secondary")] if whole_trial else []
+    return html.Div(
+        [
+            dbc.Checkbox(
+                id="cohort-report-interactive",
+                label="interactive HTML (+5 MB)",
+                value=False,
+                className="d-inline-block me-2 small",
+            ),
+            dbc.ButtonGroup(
+                [
+                    dbc.Button("Report HTML", id="cohort-report-btn", color="primary"),
+                    dbc.Button("DOCX", id="cohort-report-docx-btn", color="primary"),
+                    dbc.Button("PDF", id="cohort-report-pdf-btn", color="primary"),
+                    *adam_button,
+                ],
+                size="sm",
+            ),
+        ],
+        className="float-end",
+    )
+
+
+def figure_pngs(figures: dict[Any, Any]) -> dict[Any, bytes]:
+    """Render figures to PNG with kaleido in one batch (one Chromium session for all, files in
+    a private temporary folder: ``plotly.io.write_images`` leaves in-memory buffers empty;
+    docs/environment.md "Figures to files")."""
+    if not figures:
+        return {}
+    keys = list(figures)
+    with tempfile.TemporaryDirectory(prefix="report-png-") as tmp:
+        paths = [Path(tmp) / f"figure-{n}.png" for n in range(len(keys))]
+        plotly.io.write_images(
+            [figures[k] for k in keys], paths, format="png", width=900, height=500
+        )
+        return {k: path.read_bytes() for k, path in zip(keys, paths, strict=True)}
+
+
+@cache.memoize()
+def report_pngs(context: Context, filters: CohortFilters) -> dict[Any, bytes]:
+    """The PNG of every report figure for this context and filters, memoized like the panels:
+    the HTML, DOCX and PDF downloads of one view render the figures once (kaleido is the
+    slow part of a report, about 1 s a figure here)."""
+    views = [(p.label, p.view(context, filters)) for p in PANELS]
+    return figure_pngs(report.report_figures(views))
+
+
+def report_parts(principal: Principal, filters: CohortFilters):
+    """What every report format shows this principal: the stamp, the panel views (computed
+    through the data layer, blinded by it) and the publication check (None: left out)."""
     info = dataset_info()
     context = Context.current(principal)
     before, after = data.counts(context, filters)
@@ -600,32 +658,144 @@ def report_html(principal: Principal, filters: CohortFilters, *, now: datetime) 
     )
     views = [(p.label, p.view(context, filters)) for p in PANELS]
     shown = may_see_publication_check(principal.arm_visibility, info.demo_data)
+    publication_ok = bool(publication_check()["match"].all()) if shown else None
+    return stamp, views, publication_ok
+
+
+def report_html(
+    principal: Principal,
+    filters: CohortFilters,
+    *,
+    now: datetime,
+    interactive: bool = False,
+    images: dict[Any, bytes] | None = None,
+    parts: tuple[Any, ...] | None = None,
+) -> str:
+    """Self-contained HTML report of every panel of :data:`PANELS` for this principal: static
+    PNG figures, or (``interactive``) plotly figures with plotly.js inlined once. ``images``:
+    PNGs already rendered for this principal and filters (:func:`figure_pngs`), else rendered;
+    ``parts``: their :func:`report_parts`, else computed."""
+    stamp, views, publication_ok = parts or report_parts(principal, filters)
+    if interactive:
+        images = None
+    elif images is None:
+        images = report_pngs(Context.current(principal), filters)
     return report.report_html(
-        views,
-        stamp=stamp,
-        publication_ok=bool(publication_check()["match"].all()) if shown else None,
-        now=now,
+        views, stamp=stamp, publication_ok=publication_ok, now=now, images=images
     )
+
+
+def report_document(
+    principal: Principal,
+    filters: CohortFilters,
+    *,
+    now: datetime,
+    fmt: str,
+    images: dict[Any, bytes] | None = None,
+    parts: tuple[Any, ...] | None = None,
+) -> bytes:
+    """The report as DOCX or PDF (``fmt``): the HTML report's blocks, methods from the
+    context's rules, the publication check as a stamp row when this role may see it."""
+    if fmt not in ("docx", "pdf"):
+        raise ValueError(f"report format {fmt!r}: expected 'docx' or 'pdf'")
+    stamp, views, publication_ok = parts or report_parts(principal, filters)
+    context = Context.current(principal)
+    if publication_ok is not None:
+        words = "reproduces" if publication_ok else "DOES NOT reproduce"
+        stamp = (*stamp, ("Publication check", f"{words} the published primary endpoint"))
+    if images is None:
+        images = report_pngs(context, filters)
+    blocks = report.report_blocks(views, images)
+    methods = methods_paragraphs(context.sofa_rules, context.endpoint_rules)
+    writer = report_docx if fmt == "docx" else report_pdf
+    return writer(blocks, stamp=stamp, methods=methods, now=now)
 
 
 @callback(
     Output("cohort-report-download", "data"),
     Input("cohort-report-btn", "n_clicks"),
+    State("cohort-report-interactive", "value"),
     *FILTER_STATES,
     prevent_initial_call=True,
 )
-def download_report(n: int | None, *values: Any):
+def download_report(n: int | None, interactive: bool | None, *values: Any):
     if not n:
         return no_update
     principal = current_principal()
     now = datetime.now(UTC).replace(tzinfo=None)
-    text = report_html(principal, _filters(values), now=now)
+    text = report_html(principal, _filters(values), now=now, interactive=bool(interactive))
     audit(
         "export",
         "cohort-report.html",
         export_detail("all panels", values, principal.arm_visibility, None),
     )
     return {"content": text, "filename": f"immunosep-cohort-{now:%Y%m%dT%H%M%S}.html"}
+
+
+def _document_download(fmt: str, n: int | None, values: tuple[Any, ...]):
+    if not n:
+        return no_update
+    principal = current_principal()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    content = report_document(principal, _filters(values), now=now, fmt=fmt)
+    audit(
+        "export",
+        f"cohort-report.{fmt}",
+        export_detail("all panels", values, principal.arm_visibility, None),
+    )
+    return dcc.send_bytes(content, f"immunosep-cohort-{now:%Y%m%dT%H%M%S}.{fmt}")
+
+
+@callback(
+    Output("cohort-report-docx-download", "data"),
+    Input("cohort-report-docx-btn", "n_clicks"),
+    *FILTER_STATES,
+    prevent_initial_call=True,
+)
+def download_report_docx(n: int | None, *values: Any):
+    return _document_download("docx", n, values)
+
+
+@callback(
+    Output("cohort-report-pdf-download", "data"),
+    Input("cohort-report-pdf-btn", "n_clicks"),
+    *FILTER_STATES,
+    prevent_initial_call=True,
+)
+def download_report_pdf(n: int | None, *values: Any):
+    return _document_download("pdf", n, values)
+
+
+@callback(
+    Output("cohort-adam-download", "data"),
+    Input("cohort-adam-btn", "n_clicks"),
+    prevent_initial_call=True,
+)
+def download_adam(n: int | None):
+    """The ADaM export (XPT + define.xml) as a zip: the arm only for a FULL role."""
+    if not n:
+        return no_update
+    principal = current_principal()
+    if principal.sites is not None:
+        # the export covers every site: never for a site-restricted principal (a forged click)
+        return no_update
+    context = Context.current(principal)
+    include_arm = principal.arm_visibility is ArmVisibility.FULL
+    content = export_adam_zip(
+        engine(),
+        include_arm=include_arm,
+        file_format="xpt",
+        rules=context.sofa_rules,
+        endpoint_rules=context.endpoint_rules,
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    audit(
+        "export",
+        "adam-xpt.zip",
+        f"format: xpt; with arm: {'yes' if include_arm else 'no'}; "
+        f"blinding: {BLINDING_WORDS[principal.arm_visibility]}",
+    )
+    return dcc.send_bytes(content, f"immunosep-adam-xpt-{now:%Y%m%dT%H%M%S}.zip")
 
 
 def register() -> None:

@@ -23,12 +23,26 @@ from core.rules import EndpointRules, SofaRules
 
 @dataclass(frozen=True)
 class ReportBlock:
-    """One panel of the report: heading, notes, figures (caption, PNG bytes), tables."""
+    """One part of the report: heading (``level`` 1 for a panel, 2 for a section of it), notes,
+    figures (caption, PNG bytes), tables (caption, frame). The DOCX and the PDF writer
+    (:mod:`core.io.pdf_report`) take the same blocks."""
 
     title: str
     paragraphs: tuple[str, ...] = ()
     figures: tuple[tuple[str, bytes], ...] = ()
     tables: tuple[tuple[str, pd.DataFrame], ...] = field(default_factory=tuple)
+    level: int = 1
+
+    def __post_init__(self) -> None:
+        if self.level not in (1, 2):
+            raise ValueError(f"report block {self.title!r}: level {self.level} is not 1 or 2")
+
+
+def cell_text(value: object) -> str:
+    """A table cell as text: missing values as an en dash (never an empty, normal-looking cell)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "–"
+    return str(value)
 
 
 def methods_paragraphs(
@@ -72,11 +86,7 @@ def _table(doc, caption: str, frame: pd.DataFrame) -> None:
     for row in frame.itertuples(index=False, name=None):
         cells = table.add_row().cells
         for cell, value in zip(cells, row, strict=True):
-            cell.text = (
-                "–"
-                if value is None or (not isinstance(value, str) and pd.isna(value))
-                else str(value)
-            )
+            cell.text = cell_text(value)
 
 
 def report_docx(
@@ -107,7 +117,7 @@ def report_docx(
     for text in methods:
         doc.add_paragraph(text)
     for block in blocks:
-        doc.add_heading(block.title, level=1)
+        doc.add_heading(block.title, level=block.level)
         for text in block.paragraphs:
             doc.add_paragraph(text)
         for caption, png in block.figures:
