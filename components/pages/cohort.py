@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -34,7 +35,7 @@ from components.blinding import (
 )
 from components.cohort import BY_KEY, DEFAULT_PANEL, PANELS, Panel, PanelView, report
 from components.cohort.panel import Drill
-from components.cohort.publication import publication_check
+from components.cohort.publication import dataset_check, differing, publication_check
 from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
@@ -269,12 +270,35 @@ def cached_panel(tab: str, context: Context, filters: CohortFilters) -> dict[str
 # ---------------------------------------------------------------------------------------------
 
 
-def publication_badge(visibility: ArmVisibility) -> html.Span | None:
+def publication_badge(
+    visibility: ArmVisibility,
+    context: Context | None = None,
+    filters: CohortFilters | None = None,
+) -> html.Span | None:
     """The publication check: only for unblinded roles on the synthetic demo trial
-    (:func:`components.blinding.may_see_publication_check`); absent otherwise, tooltip
-    included (it prints arm-level counts and would decode the DSMB's groups)."""
+    (:func:`components.blinding.may_see_publication_check`); absent otherwise, tooltips
+    included (they print arm-level counts and would decode the DSMB's groups).
+
+    Two lines (components/cohort/publication.py): whether *this dataset*, as the Primary,
+    Survival and Immune tabs compute it for ``context`` and ``filters``, reproduces the
+    published table (the differing rows named on the badge, published vs this dataset and
+    why in its tooltip), and whether the statistics code reproduces the printed values from
+    the printed counts. ``context`` defaults to all sites at ``visibility``, ``filters`` to
+    none.
+    """
     if not may_see_publication_check(visibility, dataset_info().demo_data):
         return None
+    context = context or replace(Context.current(), visibility=visibility)
+    data_check = dataset_check(context, filters or CohortFilters.make())
+    differ = differing(data_check)
+    data_details = [
+        html.Div(
+            f"{r['outcome']}: published {r['published']}; this dataset {r['dataset']}: "
+            + ("matches" if r["match"] else f"differs ({r['why']})")
+            + (f" [not compared: {r['not_compared']}]" if r["not_compared"] else "")
+        )
+        for r in data_check.to_dict("records")
+    ]
     check = publication_check()
     ok = bool(check["match"].all())
     details = "; ".join(
@@ -287,15 +311,27 @@ def publication_badge(visibility: ArmVisibility) -> html.Span | None:
     return html.Span(
         [
             dbc.Badge(
+                "✓ this dataset reproduces the published table"
+                if not differ
+                else f"≠ this dataset differs from the published table in {len(differ)} of "
+                f"{len(data_check)} rows: {', '.join(differ)}",
+                color="success" if not differ else "warning",
+                text_color=None if not differ else "dark",
+                id="cohort-badge-data",
+                className="me-1",
+            ),
+            dbc.Tooltip(data_details, target="cohort-badge-data", placement="bottom"),
+            dbc.Badge(
                 "✓ statistics code reproduces the publication (from its printed counts)"
                 if ok
                 else "✗ statistics code does not reproduce the publication",
                 color="success" if ok else "danger",
-                id="cohort-badge",
+                id="cohort-badge-code",
                 className="me-1",
             ),
-            dbc.Tooltip(details, target="cohort-badge", placement="bottom"),
-        ]
+            dbc.Tooltip(details, target="cohort-badge-code", placement="bottom"),
+        ],
+        id="cohort-badge",
     )
 
 
@@ -383,7 +419,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                         color="dark" if vis is ArmVisibility.NONE else "info",
                         className="me-2",
                     ),
-                    publication_badge(vis),
+                    publication_badge(vis, context, filters),
                     dbc.Button(
                         "Download report (HTML)",
                         id="cohort-report-btn",
@@ -605,6 +641,7 @@ def report_html(principal: Principal, filters: CohortFilters, *, now: datetime) 
         stamp=stamp,
         publication_ok=bool(publication_check()["match"].all()) if shown else None,
         now=now,
+        publication_rows=dataset_check(context, filters) if shown else None,
     )
 
 
