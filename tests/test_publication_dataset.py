@@ -213,7 +213,12 @@ def test_pub008_one_site_lists_every_differing_row(request_ctx):
     assert f"differs from the published table in 4 of 4 rows: {', '.join(ALL_ROWS)}" in shown
     assert "statistics code reproduces the publication" in shown
     assert "this dataset reproduces" not in shown
-    assert "{}/{} vs {}/{}".format(*expected["28-day mortality"]) in shown  # tooltip
+    # the tooltip: per row this dataset's and the published counts and what differs
+    mortality = "{}/{} vs {}/{}".format(*expected["28-day mortality"])
+    assert (
+        f"28-day mortality: this dataset {mortality}, published 57/131 vs 72/145: differs: counts"
+        in shown
+    )
 
 
 def test_pub009_badge_on_the_full_demo_matches_the_check(request_ctx):

@@ -281,8 +281,8 @@ def publication_badge(
 
     Two lines (components/cohort/publication.py): whether *this dataset*, as the Primary,
     Survival and Immune tabs compute it for ``context`` and ``filters``, reproduces the
-    published table (the differing rows named on the badge, published vs this dataset and
-    why in its tooltip), and whether the statistics code reproduces the printed values from
+    published table (the differing rows named on the badge; counts and the differing fields per
+    row in its tooltip; the full texts in the report), and whether the statistics code reproduces the printed values from
     the printed counts. ``context`` defaults to all sites at ``visibility``, ``filters`` to
     none.
     """
@@ -291,11 +291,22 @@ def publication_badge(
     context = context or replace(Context.current(), visibility=visibility)
     data_check = dataset_check(context, filters or CohortFilters.make())
     differ = differing(data_check)
+    # short lines (the tooltip is narrow): counts and which fields differ; the report has the
+    # full texts (components/cohort/report.py)
     data_details = [
         html.Div(
-            f"{r['outcome']}: published {r['published']}; this dataset {r['dataset']}: "
-            + ("matches" if r["match"] else f"differs ({r['why']})")
-            + (f" [not compared: {r['not_compared']}]" if r["not_compared"] else "")
+            f"{r['outcome']}: this dataset {r['dataset'].split(';')[0]}, published "
+            f"{r['published'].split(';')[0]}: "
+            + (
+                "matches"
+                if r["match"]
+                else "differs: "
+                + ", ".join(
+                    "no comparison" if w.startswith("no comparison") else w.split(" ")[0]
+                    for w in r["why"].split("; ")
+                )
+            ),
+            className="mb-1",
         )
         for r in data_check.to_dict("records")
     ]
