@@ -42,6 +42,7 @@ def report_html(
     publication_ok: bool | None,
     now: datetime,
     images: Mapping[FigureKey, bytes] | None = None,
+    publication_rows: pd.DataFrame | None = None,
 ) -> str:
     """The report: a stamp table (data version, filters, role, …), the publication check (None:
     not for this role, left out; :func:`components.blinding.may_see_publication_check`) and,
@@ -50,7 +51,10 @@ def report_html(
     note (docs/blinding.md 6.5).
 
     ``images`` holds the PNG of every figure of :func:`report_figures` (shown as ``<img>``);
-    ``None`` embeds the interactive figures and plotly.js once."""
+    ``None`` embeds the interactive figures and plotly.js once. ``publication_rows``
+    (:func:`components.cohort.publication.compare_with_published` for the report's filters;
+    None: left out) adds whether this dataset reproduces the published table and which rows
+    differ, with the same visibility as ``publication_ok``."""
     esc = html_lib.escape
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in stamp)
     rows += f"<tr><th>Generated</th><td>{now:%Y-%m-%d %H:%M:%S} UTC</td></tr>"
@@ -63,8 +67,30 @@ def report_html(
     if publication_ok is not None:
         parts.append(
             f"<p>Publication check: <b>{'reproduces' if publication_ok else 'DOES NOT reproduce'}"
-            "</b> the published primary-endpoint statistics.</p>"
+            "</b> the published statistics from the printed counts (statistics code).</p>"
         )
+    if publication_ok is not None and publication_rows is not None:
+        differ = list(publication_rows.loc[~publication_rows["match"], "outcome"])
+        verdict = (
+            "<b>reproduces the published table</b> (every row matches)"
+            if not differ
+            else f"<b>differs from the published table</b> in {len(differ)} of "
+            f"{len(publication_rows)} rows: {esc(', '.join(differ))}"
+        )
+        rows_table = publication_rows.assign(
+            match=publication_rows["match"].map({True: "matches", False: "differs"})
+        ).rename(
+            columns={
+                "outcome": "Published row",
+                "published": "Published",
+                "dataset": "This dataset",
+                "match": "Result",
+                "why": "Why it differs",
+                "not_compared": "Not compared",
+            }
+        )
+        parts.append(f"<p>Publication check, this dataset (filters above): {verdict}.</p>")
+        parts.append(_table_html(rows_table))
     plotly_inlined = False
     for i, (label, view) in enumerate(views):
         parts.append(f"<h2>{esc(label)}</h2>")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from components.blinding import (
 )
 from components.cohort import BY_KEY, DEFAULT_PANEL, PANELS, Panel, PanelView, report
 from components.cohort.panel import Drill
-from components.cohort.publication import publication_check
+from components.cohort.publication import dataset_check, differing, publication_check
 from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
@@ -275,12 +276,46 @@ def cached_panel(tab: str, context: Context, filters: CohortFilters) -> dict[str
 # ---------------------------------------------------------------------------------------------
 
 
-def publication_badge(visibility: ArmVisibility) -> html.Span | None:
+def publication_badge(
+    visibility: ArmVisibility,
+    context: Context | None = None,
+    filters: CohortFilters | None = None,
+) -> html.Span | None:
     """The publication check: only for unblinded roles on the synthetic demo trial
-    (:func:`components.blinding.may_see_publication_check`); absent otherwise, tooltip
-    included (it prints arm-level counts and would decode the DSMB's groups)."""
+    (:func:`components.blinding.may_see_publication_check`); absent otherwise, tooltips
+    included (they print arm-level counts and would decode the DSMB's groups).
+
+    Two lines (components/cohort/publication.py): whether *this dataset*, as the Primary,
+    Survival and Immune tabs compute it for ``context`` and ``filters``, reproduces the
+    published table (the differing rows named on the badge; counts and the differing fields per
+    row in its tooltip; the full texts in the report), and whether the statistics code reproduces the printed values from
+    the printed counts. ``context`` defaults to all sites at ``visibility``, ``filters`` to
+    none.
+    """
     if not may_see_publication_check(visibility, dataset_info().demo_data):
         return None
+    context = context or replace(Context.current(), visibility=visibility)
+    data_check = dataset_check(context, filters or CohortFilters.make())
+    differ = differing(data_check)
+    # short lines (the tooltip is narrow): counts and which fields differ; the report has the
+    # full texts (components/cohort/report.py)
+    data_details = [
+        html.Div(
+            f"{r['outcome']}: this dataset {r['dataset'].split(';')[0]}, published "
+            f"{r['published'].split(';')[0]}: "
+            + (
+                "matches"
+                if r["match"]
+                else "differs: "
+                + ", ".join(
+                    "no comparison" if w.startswith("no comparison") else w.split(" ")[0]
+                    for w in r["why"].split("; ")
+                )
+            ),
+            className="mb-1",
+        )
+        for r in data_check.to_dict("records")
+    ]
     check = publication_check()
     ok = bool(check["match"].all())
     details = "; ".join(
@@ -293,15 +328,27 @@ def publication_badge(visibility: ArmVisibility) -> html.Span | None:
     return html.Span(
         [
             dbc.Badge(
+                "✓ this dataset reproduces the published table"
+                if not differ
+                else f"≠ this dataset differs from the published table in {len(differ)} of "
+                f"{len(data_check)} rows: {', '.join(differ)}",
+                color="success" if not differ else "warning",
+                text_color=None if not differ else "dark",
+                id="cohort-badge-data",
+                className="me-1",
+            ),
+            dbc.Tooltip(data_details, target="cohort-badge-data", placement="bottom"),
+            dbc.Badge(
                 "✓ statistics code reproduces the publication (from its printed counts)"
                 if ok
                 else "✗ statistics code does not reproduce the publication",
                 color="success" if ok else "danger",
-                id="cohort-badge",
+                id="cohort-badge-code",
                 className="me-1",
             ),
-            dbc.Tooltip(details, target="cohort-badge", placement="bottom"),
-        ]
+            dbc.Tooltip(details, target="cohort-badge-code", placement="bottom"),
+        ],
+        id="cohort-badge",
     )
 
 
@@ -389,7 +436,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                         color="dark" if vis is ArmVisibility.NONE else "info",
                         className="me-2",
                     ),
-                    publication_badge(vis),
+                    publication_badge(vis, context, filters),
                     download_bar(vis, whole_trial=principal.sites is None),
                 ],
                 className="mb-2",
@@ -681,7 +728,16 @@ def report_html(
     elif images is None:
         images = report_pngs(Context.current(principal), filters)
     return report.report_html(
-        views, stamp=stamp, publication_ok=publication_ok, now=now, images=images
+        views,
+        stamp=stamp,
+        publication_ok=publication_ok,
+        now=now,
+        images=images,
+        publication_rows=(
+            dataset_check(Context.current(principal), filters)
+            if publication_ok is not None
+            else None
+        ),
     )
 
 
