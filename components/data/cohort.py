@@ -397,6 +397,12 @@ def visible_patient_count(ctx: Context) -> int:
 SMALL_N_PER_GROUP = 10
 
 
+def is_small(sizes: dict[str, int]) -> bool:
+    """A comparison is small when any group has fewer than :data:`SMALL_N_PER_GROUP`
+    patients (10 per group is not small; 9 is)."""
+    return any(n < SMALL_N_PER_GROUP for n in sizes.values())
+
+
 def small_comparisons(ctx: Context, filters: CohortFilters) -> list[tuple[str, dict[str, int]]]:
     """Comparisons of this view with a group under :data:`SMALL_N_PER_GROUP` patients:
     ``(comparison, {group: n})``. Roles that may compare groups: the role's groups overall and
@@ -408,7 +414,7 @@ def small_comparisons(ctx: Context, filters: CohortFilters) -> list[tuple[str, d
     out: list[tuple[str, dict[str, int]]] = []
 
     def check(label: str, sizes: dict[str, int]) -> None:
-        if any(n < SMALL_N_PER_GROUP for n in sizes.values()):
+        if is_small(sizes):
             out.append((label, sizes))
 
     if g.compared:
