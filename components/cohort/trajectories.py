@@ -170,7 +170,11 @@ def n_per_day_note(traj: pd.DataFrame) -> str:
         groups = []
         for label in pd.unique(sub["arm"]):
             t = sub[sub["arm"] == label].sort_values("study_day")
-            groups.append(f"{label} " + ", ".join(str(int(n)) for n in t["n_patients"]))
+            ns = [int(n) for n in t["n_patients"]]
+            if len(set(ns)) == 1:
+                groups.append(f"{label} {ns[0]} every day")
+            else:
+                groups.append(f"{label} " + ", ".join(str(n) for n in ns))
         parts.append(f"{CONVENTION_BUTTONS[conv]}: " + "; ".join(groups))
     return "Patients per day (days 1–15). " + ". ".join(parts) + "."
 
@@ -197,8 +201,9 @@ def convention_figure(traj: pd.DataFrame, *, title: str) -> go.Figure:
                 "direction": "right",
                 "x": 1,
                 "xanchor": "right",
-                "y": 1.12,
+                "y": 1.0,
                 "yanchor": "bottom",
+                "pad": {"b": 4},
                 "showactive": True,
                 "active": 0,
                 "buttons": [

@@ -577,6 +577,12 @@ def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
     return drilldown_view(title, frame), True
 
 
+#: drill-down columns of whole numbers (scores, days): no decimals when the value is whole
+DRILL_WHOLE = ("baseline_sofa", "death_study_day")
+#: drill-down columns that never wrap (an id broken over two lines reads as two ids)
+DRILL_NOWRAP = ("patient_id", "site_id")
+
+
 def drill_cell(column: str, value: Any) -> str:
     """A drill-down cell as people read it: immune-state labels, yes/no, 2 decimals, "–"."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
@@ -586,7 +592,8 @@ def drill_cell(column: str, value: Any) -> str:
     if isinstance(value, bool):
         return fmt_number(value)
     if isinstance(value, float):
-        return fmt_num(value, 0 if column == "death_study_day" and value.is_integer() else 2)
+        whole = column in DRILL_WHOLE and value.is_integer()
+        return fmt_num(value, 0 if whole else 2)
     return str(value)
 
 
@@ -597,8 +604,17 @@ def drilldown_view(title: str, frame: pd.DataFrame) -> html.Div:
     rows = [
         html.Tr(
             [
-                html.Td(html.A(r["patient_id"], href=f"/patient/{r['patient_id']}")),
-                *[html.Td(drill_cell(k, v)) for k, v in r.items() if k != "patient_id"],
+                html.Td(
+                    html.A(r["patient_id"], href=f"/patient/{r['patient_id']}"),
+                    className="text-nowrap",
+                ),
+                *[
+                    html.Td(
+                        drill_cell(k, v), className="text-nowrap" if k in DRILL_NOWRAP else None
+                    )
+                    for k, v in r.items()
+                    if k != "patient_id"
+                ],
             ]
         )
         for r in shown.to_dict("records")

@@ -44,8 +44,9 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
     )
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
     time.sleep(0.5)
+    ActionChains(browser).move_to_element(bar).pause(0.5).perform()
     scrolled = browser.execute_script("return window.scrollY")
-    ActionChains(browser).move_to_element(bar).pause(0.5).click().perform()
+    ActionChains(browser).click().perform()
     WebDriverWait(browser, 20).until(
         ec.visibility_of_element_located(
             (By.CSS_SELECTOR, ".cohort-drill-panel .cohort-drilldown a[href^='/patient/']")
