@@ -1,7 +1,8 @@
 """Mean SOFA by study day per group (pooled and by immune state when blinded) and the binned
 distribution of the day-9 SOFA decrease.
 
-Deaths are handled two ways, both computed and offered on the chart (docs/clinical.md 1.5):
+Deaths are handled two ways, both computed and offered on the chart (docs/clinical.md,
+"Primary endpoint (per SAP)"):
 
 - **observed** (default): the mean of the SOFA values measured on each day, so patients who
   died or have no value that day drop out and the curve describes the survivors;
@@ -60,8 +61,8 @@ def endpoint_daily(
     days: range = TRAJECTORY_DAYS,
     death_score: int = 24,
 ) -> pd.DataFrame:
-    """Daily SOFA as the primary endpoint scores it (docs/clinical.md 1.5): ``death_score``
-    from the study day of death inclusive, a missing day while alive carried forward from the
+    """Daily SOFA as the primary endpoint scores it (docs/clinical.md, "Primary endpoint (per
+    SAP)"): ``death_score`` from the study day of death inclusive, a missing day while alive carried forward from the
     last measured day (LOCF); a day before any measured value stays missing (never imputed as
     normal).
 
@@ -236,8 +237,7 @@ def render(res: dict[str, Any], ctx: Context) -> PanelView:
                     f"or have no value that day drop out (the curve describes survivors). "
                     f"\u201c{CONVENTION_BUTTONS[ENDPOINT]}\u201d scores SOFA "
                     f"{rules.death_score} from the day of death and carries missing days "
-                    f"forward, as the primary endpoint does (docs/clinical.md 1.5). "
-                    + n_per_day_note(traj)
+                    f"forward, as the primary endpoint does (SAP). " + n_per_day_note(traj)
                 ),
             ),
             Section(

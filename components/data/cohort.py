@@ -393,7 +393,7 @@ def visible_patient_count(ctx: Context) -> int:
 
 
 #: a comparison with fewer patients than this in a group gets a visible "small groups" note:
-#: its test and CI rest on too few patients to be read (docs/features.md)
+#: its test and CI rest on too few patients to be read
 SMALL_N_PER_GROUP = 10
 
 
