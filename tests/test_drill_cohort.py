@@ -187,12 +187,16 @@ def test_drill_view002_plural_and_empty():
     assert "No patients." in text(t0)
 
 
-def test_drill_view003_drill_panel_is_a_side_panel_closed_until_a_click():
+def test_drill_view003_drill_panel_is_a_fixed_side_panel_hidden_until_a_click():
     p = tree(cohort.drill_panel())
-    assert p["type"] == "Offcanvas"
-    assert p["props"]["placement"] == "end"
-    assert p["props"]["is_open"] is False
-    assert p["props"]["backdrop"] is False  # charts stay clickable beside it
+    assert p["type"] == "Aside"
+    style = p["props"]["style"]
+    assert style["display"] == "none"
+    assert (style["position"], style["right"], style["top"]) == ("fixed", 0, 0)
+    shown = cohort.DRILL_PANEL_STYLE
+    assert "display" not in shown
+    assert shown["position"] == "fixed"
+    assert [c["props"]["id"] for c in walk(p) if c["type"] == "Button"] == [cohort.DRILL_CLOSE]
 
 
 # ---------------------------------------------------------- filter counts and small n ----

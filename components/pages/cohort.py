@@ -534,34 +534,68 @@ def drill_selection(trigger: dict[str, Any], click: dict[str, Any] | None) -> Dr
 #: the drill-down side panel: fixed to the right edge of the window, so its list opens next to
 #: the click whatever the scroll position (it used to land ~5,570 px below the Primary tab)
 DRILL_PANEL = "cohort-drill-panel"
+DRILL_CLOSE = "cohort-drill-close"
 DRILL_HINT = "Click a bar, a heat-map cell or a count to list the patients behind it."
 
 
-def drill_panel() -> dbc.Offcanvas:
-    """The side panel drill-downs open in; no backdrop, so the charts stay clickable."""
-    return dbc.Offcanvas(
-        html.Div(html.P(DRILL_HINT, className="small text-muted mb-0"), id="cohort-drilldown"),
+#: the side panel's style: fixed to the right edge of the window, full height, scrolling
+DRILL_PANEL_STYLE = {
+    "position": "fixed",
+    "top": 0,
+    "right": 0,
+    "bottom": 0,
+    "width": "min(720px, 100vw)",
+    "overflowY": "auto",
+    "zIndex": 1045,
+    "background": "#fff",
+    "boxShadow": "-4px 0 16px rgba(0, 0, 0, 0.2)",
+    "padding": "1rem",
+}
+HIDDEN_STYLE = {**DRILL_PANEL_STYLE, "display": "none"}
+
+
+def drill_panel() -> html.Aside:
+    """The side panel drill-downs open in: a fixed element shown in the same render as its
+    list (no slide-in during which it is present but invisible), no backdrop, so the charts
+    stay clickable beside it; a close button hides it."""
+    return html.Aside(
+        [
+            html.Div(
+                [
+                    html.Span("Patients behind the click", className="h5 mb-0"),
+                    dbc.Button(
+                        "Close",
+                        id=DRILL_CLOSE,
+                        size="sm",
+                        color="secondary",
+                        outline=True,
+                        className="ms-auto",
+                    ),
+                ],
+                className="d-flex align-items-center mb-2",
+            ),
+            html.Div(html.P(DRILL_HINT, className="small text-muted mb-0"), id="cohort-drilldown"),
+        ],
         id=DRILL_PANEL,
-        title="Patients behind the click",
-        placement="end",
-        is_open=False,
-        backdrop=False,
-        scrollable=True,
         className="cohort-drill-panel",
-        style={"width": "min(720px, 100vw)"},
+        style=HIDDEN_STYLE,
+        **{"aria-label": "Patients behind the click"},
     )
 
 
 @callback(
     Output("cohort-drilldown", "children"),
-    Output(DRILL_PANEL, "is_open"),
+    Output(DRILL_PANEL, "style"),
     Input({"type": "cohort-graph", "name": ALL}, "clickData"),
     Input({"type": "cohort-grid", "name": ALL}, "cellClicked"),
+    Input(DRILL_CLOSE, "n_clicks"),
     *FILTER_STATES,
     prevent_initial_call=True,
 )
-def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
+def drill(_clicks: list[Any], _cells: list[Any], _close: int | None, *values: Any):
     trigger = ctx.triggered_id
+    if trigger == DRILL_CLOSE:
+        return no_update, HIDDEN_STYLE
     if not isinstance(trigger, dict) or not ctx.triggered:
         return no_update, no_update
     sel = drill_selection(dict(trigger), ctx.triggered[0]["value"])
@@ -574,7 +608,7 @@ def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
         i = args.pop("group_index")
         args["group"] = labels[i] if i < len(labels) else None
     title, frame = data.drilldown(context, _filters(values), kind, **args)
-    return drilldown_view(title, frame), True
+    return drilldown_view(title, frame), DRILL_PANEL_STYLE
 
 
 #: drill-down columns of whole numbers (scores, days): no decimals when the value is whole

@@ -72,6 +72,10 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
     link = browser.find_element(By.CSS_SELECTOR, ".cohort-drilldown a[href^='/patient/']")
     assert link.get_attribute("href").endswith("/patient/" + link.text)
     save_screenshot(browser, f"drill-panel-{width}x{height}")
+    browser.find_element(By.ID, "cohort-drill-close").click()
+    WebDriverWait(browser, 20).until(
+        ec.invisibility_of_element_located((By.CSS_SELECTOR, ".cohort-drill-panel"))
+    )
     assert severe(browser) == []
 
 
