@@ -588,14 +588,11 @@ def drill_panel() -> html.Aside:
     Output(DRILL_PANEL, "style"),
     Input({"type": "cohort-graph", "name": ALL}, "clickData"),
     Input({"type": "cohort-grid", "name": ALL}, "cellClicked"),
-    Input(DRILL_CLOSE, "n_clicks"),
     *FILTER_STATES,
     prevent_initial_call=True,
 )
-def drill(_clicks: list[Any], _cells: list[Any], _close: int | None, *values: Any):
+def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
     trigger = ctx.triggered_id
-    if trigger == DRILL_CLOSE:
-        return no_update, HIDDEN_STYLE
     if not isinstance(trigger, dict) or not ctx.triggered:
         return no_update, no_update
     sel = drill_selection(dict(trigger), ctx.triggered[0]["value"])
@@ -615,6 +612,16 @@ def drill(_clicks: list[Any], _cells: list[Any], _close: int | None, *values: An
 DRILL_WHOLE = ("baseline_sofa", "death_study_day")
 #: drill-down columns that never wrap (an id broken over two lines reads as two ids)
 DRILL_NOWRAP = ("patient_id", "site_id")
+
+
+@callback(
+    Output(DRILL_PANEL, "style", allow_duplicate=True),
+    Input(DRILL_CLOSE, "n_clicks"),
+    prevent_initial_call=True,
+)
+def close_drill(n: int | None):
+    """The close button hides the side panel (its list stays for the next opening)."""
+    return HIDDEN_STYLE if n else no_update
 
 
 def drill_cell(column: str, value: Any) -> str:
