@@ -9,6 +9,8 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from components import ids
+from components.data.cohort import visible_patient_count
+from components.data.keys import Context
 from components.server.auth import ArmVisibility, Principal, Role
 from components.unmask import remask_control, unmask_control
 from core.review import Action, may
@@ -53,8 +55,10 @@ def build_banner(
         parts.append(html.Strong(DEMO_BANNERS[demo_data], className="me-3"))
     parts.append(html.Span(blinding, className="me-3"))
     parts.append(html.Span(f"Role: {principal.label}", className="me-3"))
+    where = "" if principal.sites is None else " at your sites"
+    noun = "patient" if n_patients == 1 else "patients"
     parts.append(
-        html.Span(f"{n_patients} patients, data version {version}", className="text-muted")
+        html.Span(f"{n_patients} {noun}{where}, data version {version}", className="text-muted")
     )
     colour = (
         "warning"
@@ -99,6 +103,14 @@ def build_navbar(principal: Principal, *, login: bool = False) -> dbc.Navbar:
     )
 
 
+def patients_visible(principal: Principal, n_total: int) -> int:
+    """The patients the banner counts: all ``n_total`` for a role that sees every site, else
+    the stored patients at the principal's sites (a clinician of two sites sees 16, not 276)."""
+    if principal.sites is None or n_total == 0:
+        return n_total
+    return visible_patient_count(Context.current(principal))
+
+
 def build_shell(
     *,
     principal: Principal,
@@ -109,6 +121,7 @@ def build_shell(
     demo_data: str | None = None,
 ) -> html.Div:
     demo = synthetic or demo_data is not None
+    n_patients = patients_visible(principal, n_patients)
     watermark = html.Div("DEMO", className="demo-watermark") if demo else None
     return html.Div(
         [

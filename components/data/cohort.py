@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from statsmodels.stats.proportion import proportion_confint
 
 from components.blinding import (
@@ -35,6 +36,7 @@ from components.data.keys import Context
 from components.server.auth import ArmVisibility
 from components.server.cache import cache
 from components.server.context import engine
+from core import db
 from core.endpoints import mortality, sofa_response, time_to_death
 from core.phenotype import classify_frame, immune_reversal, phenotype_over_time
 from core.stats import arm_summary
@@ -353,13 +355,77 @@ def counts(ctx: Context, filters: CohortFilters) -> tuple[int, int]:
 
 
 @cache.memoize()
-def filter_counts(ctx: Context) -> dict[str, list[tuple[str, int]]]:
-    """(value, patients) per filter that counts values; the bands list their fixed values."""
+def filter_counts(
+    ctx: Context, filters: CohortFilters | None = None
+) -> dict[str, list[tuple[str, int]]]:
+    """(value, patients) per filter that counts values, each counted among the patients that
+    match the *other* active filters (faceted counts: "MALS (3)" when 4 patients remain, never
+    the unfiltered 48). Every value of the role's cohort is listed, with 0 when no patient is
+    left; the bands list their fixed values elsewhere."""
+    filters = filters or CohortFilters()
     b = base(ctx)
     out: dict[str, list[tuple[str, int]]] = {}
     for name in ("site", "country", "phenotype", "infection"):
-        c = b[FILTER_COLUMNS[name]].dropna().value_counts()
-        out[name] = [(str(v), int(c[v])) for v in sorted(c.index, key=str)]
+        others = CohortFilters(**{n: getattr(filters, n) for n in FILTER_FIELDS if n != name})
+        col = b[FILTER_COLUMNS[name]]
+        c = col[mask(b, others)].dropna().value_counts()
+        values = sorted(col.dropna().unique(), key=str)
+        out[name] = [(str(v), int(c.get(v, 0))) for v in values]
+    return out
+
+
+@cache.memoize()
+def _patients_at_sites(version: str, sites: tuple[str, ...] | None) -> int:
+    """Stored patients at ``sites`` (None: all sites) of one data version (memoized: versions
+    never change)."""
+    query = sa.select(sa.func.count()).select_from(db.patients)
+    if sites is not None:
+        query = query.where(db.patients.c.site_id.in_(sites))
+    with engine().connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def visible_patient_count(ctx: Context) -> int:
+    """Stored patients the context's access may see: the banner's count (a clinician restricted
+    to two sites sees their patients, not the whole database)."""
+    sites = None if ctx.sites is None else tuple(sorted(ctx.sites))
+    return _patients_at_sites(ctx.version, sites)
+
+
+#: a comparison with fewer patients than this in a group gets a visible "small groups" note:
+#: its test and CI rest on too few patients to be read
+SMALL_N_PER_GROUP = 10
+
+
+def is_small(sizes: dict[str, int]) -> bool:
+    """A comparison is small when any group has fewer than :data:`SMALL_N_PER_GROUP`
+    patients (10 per group is not small; 9 is)."""
+    return any(n < SMALL_N_PER_GROUP for n in sizes.values())
+
+
+def small_comparisons(ctx: Context, filters: CohortFilters) -> list[tuple[str, dict[str, int]]]:
+    """Comparisons of this view with a group under :data:`SMALL_N_PER_GROUP` patients:
+    ``(comparison, {group: n})``. Roles that may compare groups: the role's groups overall and
+    within each immune state (the strata the tabs test in); blinded roles: MALS vs SIP (the only
+    comparison they are shown). Never names a group the role may not see
+    (:func:`components.blinding.groups_for`)."""
+    g = groups_for(ctx.visibility)
+    df = frame(ctx, filters)
+    out: list[tuple[str, dict[str, int]]] = []
+
+    def check(label: str, sizes: dict[str, int]) -> None:
+        if is_small(sizes):
+            out.append((label, sizes))
+
+    if g.compared:
+        by = df["group"].value_counts()
+        check("all patients", {lab: int(by.get(lab, 0)) for lab in g.labels})
+        for ph in PHENOTYPE_STRATA:
+            sub = df.loc[df["phenotype"] == ph, "group"].value_counts()
+            check(ph, {lab: int(sub.get(lab, 0)) for lab in g.labels})
+    else:
+        by = df["phenotype"].value_counts()
+        check("immune states", {ph: int(by.get(ph, 0)) for ph in PHENOTYPE_STRATA})
     return out
 
 
@@ -465,6 +531,17 @@ DRILL_COLUMNS = (
     "responder_d9",
     "death_study_day",
 )
+#: drill-down column → header shown to people (units in the name; the CSV keeps the field)
+DRILL_LABELS = {
+    "patient_id": "Patient",
+    "site_id": "Site",
+    "phenotype": "Immune state",
+    "baseline_sofa": "Baseline SOFA (points)",
+    "sofa_decrease_d9": "Day-9 SOFA decrease (points)",
+    "responder_d9": "Day-9 responder",
+    "death_study_day": "Death (study day)",
+    "group": "Group",
+}
 
 
 def drilldown(

@@ -43,7 +43,7 @@ from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
 from components.figures import describe_figure
-from components.format import fmt_num, records, safe_csv_frame
+from components.format import fmt_num, fmt_number, records, safe_csv_frame
 from components.server.audit import audit
 from components.server.auth import ArmVisibility, Principal, current_principal
 from components.server.cache import cache
@@ -367,8 +367,12 @@ def count_text(before: int, after: int) -> str:
     return f"{after} of {before} analysed patients after filtering"
 
 
-def filter_options(context: Context) -> dict[str, list[dict[str, str]]]:
-    counted = data.filter_counts(context)
+def filter_options(
+    context: Context, filters: CohortFilters | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """Dropdown options; each count is the patients matching the *other* filters
+    (:func:`components.data.cohort.filter_counts`)."""
+    counted = data.filter_counts(context, filters or CohortFilters())
 
     def label(name: str, value: str) -> str:
         return PHENOTYPE_LABELS[Phenotype(value)] if name == "phenotype" else value
@@ -382,8 +386,12 @@ def filter_options(context: Context) -> dict[str, list[dict[str, str]]]:
     return out
 
 
+#: filters whose options carry patient counts (updated when another filter changes)
+COUNTED_FILTERS = ("site", "country", "phenotype", "infection")
+
+
 def filter_bar(context: Context, filters: CohortFilters) -> dbc.Row:
-    options = filter_options(context)
+    options = filter_options(context, filters)
     cols = [
         dbc.Col(
             [
@@ -401,6 +409,37 @@ def filter_bar(context: Context, filters: CohortFilters) -> dbc.Row:
         for name in FILTER_FIELDS
     ]
     return dbc.Row(cols, className="g-2 mb-2")
+
+
+def small_n_note(context: Context, filters: CohortFilters) -> html.Div | None:
+    """A visible warning when a comparison of this view runs on fewer than
+    :data:`components.data.cohort.SMALL_N_PER_GROUP` patients in a group."""
+    small = data.small_comparisons(context, filters)
+    if not small:
+        return None
+    items = [
+        html.Li(
+            f"{what}: " + ", ".join(f"{lab} {n} {plural(n, 'patient')}" for lab, n in sizes.items())
+        )
+        for what, sizes in small
+    ]
+    return dbc.Alert(
+        [
+            html.Strong(f"Small groups (fewer than {data.SMALL_N_PER_GROUP} patients per group). "),
+            (
+                "Tests, P values and confidence intervals of these comparisons rest on too "
+                "few patients to be read:"
+            ),
+            html.Ul(items, className="mb-0 small"),
+        ],
+        color="warning",
+        className="py-2 small cohort-small-n",
+    )
+
+
+def plural(n: int, word: str) -> str:
+    """ "1 patient", "2 patients" (the word alone, for a count printed before it)."""
+    return word if n == 1 else f"{word}s"
 
 
 def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
@@ -445,6 +484,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
             html.Div(
                 count_text(before, after), id=ids.COHORT_COUNT, className="small mb-2 fw-semibold"
             ),
+            html.Div(small_n_note(context, filters), id="cohort-small-n"),
             dbc.Tabs(
                 [dbc.Tab(label=p.label, tab_id=p.key) for p in PANELS],
                 id=ids.COHORT_TABS,
@@ -461,18 +501,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 ),
                 delay_show=300,
             ),
-            dbc.Card(
-                dbc.CardBody(
-                    html.Div(
-                        html.P(
-                            "Click a bar, a heat-map cell or a count to list the patients behind it.",
-                            className="small text-muted mb-0",
-                        ),
-                        id="cohort-drilldown",
-                    )
-                ),
-                className="mb-3",
-            ),
+            drill_panel(),
             dcc.Download(id="cohort-csv-download"),
             dcc.Download(id="cohort-report-download"),
             dcc.Download(id="cohort-report-docx-download"),
@@ -519,6 +548,8 @@ def url_search(tab: str, filters: CohortFilters) -> str:
     Output("cohort-panel", "children"),
     Output(ids.COHORT_COUNT, "children"),
     Output(ids.COHORT_URL, "search"),
+    Output("cohort-small-n", "children"),
+    *[Output(filter_id(n), "options") for n in COUNTED_FILTERS],
     Input(ids.COHORT_TABS, "active_tab"),
     *FILTER_INPUTS,
     prevent_initial_call=True,
@@ -528,10 +559,13 @@ def update_panel(tab: str, *values: Any):
     panel = panel_for(tab)
     filters = _filters(values)
     before, after = data.counts(context, filters)
+    options = filter_options(context, filters)
     return (
         cached_panel(panel.key, context, filters),
         count_text(before, after),
         url_search(panel.key, filters),
+        small_n_note(context, filters),
+        *[options[n] for n in COUNTED_FILTERS],
     )
 
 
@@ -547,8 +581,61 @@ def drill_selection(trigger: dict[str, Any], click: dict[str, Any] | None) -> Dr
     return None
 
 
+#: the drill-down side panel: fixed to the right edge of the window, so its list opens next to
+#: the click whatever the scroll position (it used to land ~5,570 px below the Primary tab)
+DRILL_PANEL = "cohort-drill-panel"
+DRILL_CLOSE = "cohort-drill-close"
+DRILL_HINT = "Click a bar, a heat-map cell or a count to list the patients behind it."
+
+
+#: the side panel's style: fixed to the right edge of the window, full height, scrolling
+DRILL_PANEL_STYLE = {
+    "position": "fixed",
+    "top": 0,
+    "right": 0,
+    "bottom": 0,
+    "width": "min(720px, 100vw)",
+    "overflowY": "auto",
+    "zIndex": 1045,
+    "background": "#fff",
+    "boxShadow": "-4px 0 16px rgba(0, 0, 0, 0.2)",
+    "padding": "1rem",
+}
+HIDDEN_STYLE = {**DRILL_PANEL_STYLE, "display": "none"}
+
+
+def drill_panel() -> html.Aside:
+    """The side panel drill-downs open in: a fixed element shown in the same render as its
+    list (no slide-in during which it is present but invisible), no backdrop, so the charts
+    stay clickable beside it; a close button hides it."""
+    return html.Aside(
+        [
+            html.Div(
+                [
+                    html.Span("Patients behind the click", className="h5 mb-0"),
+                    dbc.Button(
+                        "Close",
+                        id=DRILL_CLOSE,
+                        size="sm",
+                        color="secondary",
+                        outline=True,
+                        className="ms-auto",
+                    ),
+                ],
+                className="d-flex align-items-center mb-2",
+            ),
+            html.Div(html.P(DRILL_HINT, className="small text-muted mb-0"), id="cohort-drilldown"),
+        ],
+        id=DRILL_PANEL,
+        className="cohort-drill-panel",
+        style=HIDDEN_STYLE,
+        **{"aria-label": "Patients behind the click"},
+    )
+
+
 @callback(
     Output("cohort-drilldown", "children"),
+    Output(DRILL_PANEL, "style"),
     Input({"type": "cohort-graph", "name": ALL}, "clickData"),
     Input({"type": "cohort-grid", "name": ALL}, "cellClicked"),
     *FILTER_STATES,
@@ -557,10 +644,10 @@ def drill_selection(trigger: dict[str, Any], click: dict[str, Any] | None) -> Dr
 def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
     trigger = ctx.triggered_id
     if not isinstance(trigger, dict) or not ctx.triggered:
-        return no_update
+        return no_update, no_update
     sel = drill_selection(dict(trigger), ctx.triggered[0]["value"])
     if sel is None:
-        return no_update
+        return no_update, no_update
     kind, args = sel
     context = Context.current(current_principal())
     if "group_index" in args:
@@ -568,17 +655,54 @@ def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
         i = args.pop("group_index")
         args["group"] = labels[i] if i < len(labels) else None
     title, frame = data.drilldown(context, _filters(values), kind, **args)
-    return drilldown_view(title, frame)
+    return drilldown_view(title, frame), DRILL_PANEL_STYLE
+
+
+#: drill-down columns of whole numbers (scores, days): no decimals when the value is whole
+DRILL_WHOLE = ("baseline_sofa", "death_study_day")
+#: drill-down columns that never wrap (an id broken over two lines reads as two ids)
+DRILL_NOWRAP = ("patient_id", "site_id")
+
+
+@callback(
+    Output(DRILL_PANEL, "style", allow_duplicate=True),
+    Input(DRILL_CLOSE, "n_clicks"),
+    prevent_initial_call=True,
+)
+def close_drill(n: int | None):
+    """The close button hides the side panel (its list stays for the next opening)."""
+    return HIDDEN_STYLE if n else no_update
+
+
+def drill_cell(column: str, value: Any) -> str:
+    """A drill-down cell as people read it: immune-state labels, yes/no, 2 decimals, "–"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    if column == "phenotype" and value in {p.value for p in Phenotype}:
+        return PHENOTYPE_LABELS[Phenotype(value)]
+    if isinstance(value, bool):
+        return fmt_number(value)
+    if isinstance(value, float):
+        whole = column in DRILL_WHOLE and value.is_integer()
+        return fmt_num(value, 0 if whole else 2)
+    return str(value)
 
 
 def drilldown_view(title: str, frame: pd.DataFrame) -> html.Div:
+    """The patients behind a click: readable headers (:data:`DRILL_LABELS`), "1 patient" /
+    "n patients", each patient id a link to the patient page."""
     shown = frame.head(DRILL_MAX_ROWS)
     rows = [
         html.Tr(
             [
-                html.Td(html.A(r["patient_id"], href=f"/patient/{r['patient_id']}")),
+                html.Td(
+                    html.A(r["patient_id"], href=f"/patient/{r['patient_id']}"),
+                    className="text-nowrap",
+                ),
                 *[
-                    html.Td(fmt_num(v, 2) if isinstance(v, float) else str(v))
+                    html.Td(
+                        drill_cell(k, v), className="text-nowrap" if k in DRILL_NOWRAP else None
+                    )
                     for k, v in r.items()
                     if k != "patient_id"
                 ],
@@ -586,16 +710,21 @@ def drilldown_view(title: str, frame: pd.DataFrame) -> html.Div:
         )
         for r in shown.to_dict("records")
     ]
-    head = html.Thead(html.Tr([html.Th(c) for c in shown.columns]))
-    return html.Div(
-        [
-            html.H2(f"{title}: {len(frame)} patients", className="h6 d-inline-block"),
-            dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="mb-0 small")
-            if len(frame)
-            else html.P("No patients.", className="small text-muted"),
-        ],
-        className="cohort-drilldown",
+    head = html.Thead(
+        html.Tr([html.Th(data.DRILL_LABELS.get(c) or header_text(c)) for c in shown.columns])
     )
+    n = len(frame)
+    parts: list[Any] = [
+        html.H2(f"{title}: {n} {plural(n, 'patient')}", className="h6"),
+    ]
+    if n > len(shown):
+        parts.append(html.P(f"First {len(shown)} shown.", className="small text-muted mb-1"))
+    parts.append(
+        dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="mb-0 small")
+        if n
+        else html.P("No patients.", className="small text-muted")
+    )
+    return html.Div(parts, className="cohort-drilldown")
 
 
 def all_tables(context: Context, filters: CohortFilters, tab: str) -> dict[str, pd.DataFrame]:
