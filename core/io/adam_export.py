@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 
 from core import db
 from core import repository as repo
-from core.concepts import CONCEPTS, EXPORT_CODES
+from core.concepts import BIOMARKER_COLUMNS, CONCEPTS, EXPORT_CODES
 from core.derive import SOFA_OBS_VARIABLES
 from core.endpoints import sofa_response, time_to_death
 from core.io.adam import ADLB_BIOMARKERS, ADLB_PARAMCD, ADSOFA_PARAMCD, STUDYID
@@ -210,8 +210,8 @@ def _adsl(
             "INFSRC": p["infection_type"],
             "MVBL": _yn(p["mechanical_ventilation"]),
             "PHENO": p["patient_id"].map(dsp["phenotype"]),
-            "FERRBL": pd.to_numeric(p["ferritin_ng_ml"]),
-            "HLADRBL": pd.to_numeric(p["hla_dr_ab_per_cell"]),
+            "FERRBL": pd.to_numeric(p[BIOMARKER_COLUMNS["ferritin"]]),
+            "HLADRBL": pd.to_numeric(p[BIOMARKER_COLUMNS["hla_dr"]]),
             "SOFABL": p["patient_id"].map(day1).astype("Int64"),
             "DTHFL": np.where(has_data, np.where(p["death_time"].notna(), "Y", "N"), None),
             "DTHDT": _date(p["death_time"]),

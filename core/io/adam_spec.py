@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
+from core.concepts import CONCEPTS, EXPORT_CODES
 from core.derive.rule_text import organ_rule_texts
 from core.io.adam import ADSOFA_PARAMCD, STUDYID
 from core.rules import EndpointRules, SofaRules
@@ -143,21 +144,12 @@ ADSOFA_PARAMS: Final = MappingProxyType(
 )
 assert set(ADSOFA_PARAMS) == set(ADSOFA_PARAMCD)
 
-#: ADLB PARAMCD -> PARAM (unit in the PARAM, one PARAM per PARAMCD) and PARAMN
+#: ADLB PARAMCD -> PARAM (unit in the PARAM, one PARAM per PARAMCD) and PARAMN, from the
+#: concept table (core.concepts: the export code, label and canonical unit of each variable)
 ADLB_PARAMS: Final = MappingProxyType(
     {
-        "PAO2": ("PaO2 (mmHg)", 1),
-        "FIO2": ("FiO2 (fraction)", 2),
-        "PLAT": ("Platelets (10^3/uL)", 3),
-        "BILI": ("Bilirubin (mg/dL)", 4),
-        "CREAT": ("Creatinine (mg/dL)", 5),
-        "MAP": ("Mean Arterial Pressure (mmHg)", 6),
-        "GCS": ("Glasgow Coma Scale Total (points)", 7),
-        "UOUT": ("Urine Output (mL)", 8),
-        "WEIGHT": ("Body Weight (kg)", 9),
-        "LACTATE": ("Lactate (mmol/L)", 10),
-        "FERRITIN": ("Ferritin (ng/mL)", 11),
-        "HLADR": ("Monocyte HLA-DR (antibodies/cell)", 12),
+        code: (f"{CONCEPTS[name].label} ({CONCEPTS[name].unit})", n)
+        for n, (code, name) in enumerate(EXPORT_CODES.items(), start=1)
     }
 )
 
