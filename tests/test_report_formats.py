@@ -21,6 +21,7 @@ pypdf = pytest.importorskip("pypdf")
 
 from components.blinding import GUARDS, HIDDEN, load_groups
 from components.cohort import PANELS, report
+from components.cohort.publication import PUBLISHED, compare_with_published, dataset_rows
 from components.data import cohort as cd
 from components.data.keys import Context
 from components.pages import cohort
@@ -53,6 +54,7 @@ def rendered(app):
             images = cohort.figure_pngs(figures)
             given = {"now": NOW, "parts": parts}
             out[name] = {
+                "parts": parts,
                 "views": views,
                 "figures": figures,
                 "images": images,
@@ -106,16 +108,20 @@ def expected_tables(principal) -> list[list[list[str]]]:
 def test_rep001_docx_headings_tables_and_figures_equal_the_panels(app, rendered) -> None:
     r = rendered["full"]
     headings, paragraphs, tables = docx_text(r["docx"])
-    blocks = report.report_blocks(r["views"], r["images"])
+    publication = r["parts"][2]
+    assert publication is not None
+    blocks = report.report_blocks(r["views"], r["images"], publication)
     assert headings == ["ImmunoSep: cohort report", "Methods", *[b.title for b in blocks]]
-    assert [p.label for p in PANELS] == [b.title for b in blocks if b.level == 1]
+    assert blocks[0].title == "Publication check"
+    assert [p.label for p in PANELS] == [b.title for b in blocks[1:] if b.level == 1]
     stamp = {row[0]: row[1] for row in tables[0][1:]}
     assert stamp["Blinding mode"] == "Unblinded: treatment allocation shown"
     assert stamp["Patients"] == "276 analysed patients (no filter)"
     assert stamp["Generated"] == "2025-01-02 03:04:05 UTC"
     assert stamp["Publication check"].startswith("reproduces")
     with app.server.test_request_context():
-        assert tables[1:] == expected_tables(FULL)
+        # tables[1]: this dataset against the published table (test_rep007)
+        assert tables[2:] == expected_tables(FULL)
     assert len(tables) > 10
     # the figures are embedded as the PNGs kaleido rendered
     doc = docx.Document(io.BytesIO(r["docx"]))
@@ -130,7 +136,7 @@ def test_rep002_pdf_headings_table_values_and_figures(app, rendered) -> None:
     r = rendered["full"]
     assert r["pdf"].startswith(b"%PDF-")
     text, n_images = pdf_text(r["pdf"])
-    blocks = report.report_blocks(r["views"], r["images"])
+    blocks = report.report_blocks(r["views"], r["images"], r["parts"][2])
     for b in blocks:
         assert squash(b.title) in text, b.title
     with app.server.test_request_context():
@@ -200,3 +206,117 @@ def test_rep006_bad_format_and_block_level_are_named(app) -> None:
         cohort.report_document(CODED, cd.CohortFilters.make(), now=NOW, fmt="odt")
     with pytest.raises(ValueError, match="report block 'X': level 3 is not 1 or 2"):
         ReportBlock("X", level=3)
+
+
+def published_table(principal) -> list[list[str]]:
+    """This dataset against the published table, recomputed from the tabs' own values
+    (``dataset_rows``) through the pure comparison, with the reports' headers and words."""
+    f = cd.CohortFilters.make()
+    check = compare_with_published(dataset_rows(Context.current(principal), f))
+    rows = [["Published row", "Published", "This dataset", "Result", "Why it differs",
+             "Not compared"]]  # fmt: skip
+    for r in check.to_dict("records"):
+        rows.append(
+            [
+                r["outcome"],
+                r["published"],
+                r["dataset"],
+                "matches" if r["match"] else "differs",
+                cell_text(r["why"]),
+                cell_text(r["not_compared"]),
+            ]
+        )
+    return rows
+
+
+def arm_fractions(principal) -> set[str]:
+    """Every arm-level count of the publication check ("46/131", ...): published and this
+    dataset's, for the unblinded role."""
+    expected = published_table(principal)[1:]
+    texts = [r[1].split(";")[0] for r in expected] + [r[2].split(";")[0] for r in expected]
+    found = {m for t in texts for m in re.findall(r"\d+/\d+", t)}
+    assert {"46/131", "26/145"} <= found
+    return found
+
+
+def test_rep007_unblinded_docx_and_pdf_carry_the_dataset_vs_published_table(app, rendered):
+    r = rendered["full"]
+    with app.server.test_request_context():
+        expected = published_table(FULL)
+    assert [row[0] for row in expected[1:]] == [p["outcome"] for p in PUBLISHED]
+    _h, paragraphs, tables = docx_text(r["docx"])
+    # the table right after the stamp, cell for cell, as the HTML report's
+    assert tables[1] == expected
+    assert html.escape(expected[1][2]) in r["html"]
+    differ = [row[0] for row in expected[1:] if row[3] == "differs"]
+    verdict = (
+        "This dataset (filters above): reproduces the published table (every row matches)."
+        if not differ
+        else f"This dataset (filters above): differs from the published table in {len(differ)} "
+        f"of 4 rows: {', '.join(differ)}."
+    )
+    assert verdict in paragraphs
+    assert (
+        "Statistics code: reproduces the published statistics from the printed counts."
+        in paragraphs
+    )
+    # the PDF: every cell in reading order
+    text, _n = pdf_text(r["pdf"])
+    at = text.find(squash("This dataset against the published table"))
+    assert at >= 0
+    for cell in (c for row in expected for c in row):
+        found = text.find(squash(cell), at)
+        assert found >= 0, cell
+        at = found
+
+
+class AnyFigure(dict):
+    """Figure PNGs for any (panel, section) key: one real PNG (the documents' text is tested)."""
+
+    def __init__(self, png: bytes):
+        super().__init__()
+        self.png = png
+
+    def __missing__(self, key):
+        return self.png
+
+
+@pytest.mark.parametrize("role", ["blinded", "coded"])
+def test_rep008_blinded_and_coded_documents_have_no_publication_check(app, rendered, role):
+    """No publication check (block, table, stamp row) for a blinded role or the DSMB's coded
+    view; the blinded files carry no arm-level count of it (the unblinded file does: rep007)."""
+    full_docx = rendered["full"]["docx"]
+    with app.server.test_request_context():
+        fractions = arm_fractions(FULL)
+        if role == "blinded":
+            docs = {"docx": rendered["blinded"]["docx"], "pdf": rendered["blinded"]["pdf"]}
+        else:
+            parts = cohort.report_parts(CODED, cd.CohortFilters.make())
+            assert parts[2] is None
+            png = next(iter(rendered["full"]["images"].values()))
+            docs = {
+                fmt: cohort.report_document(
+                    CODED, cd.CohortFilters.make(), now=NOW, fmt=fmt, images=AnyFigure(png),
+                    parts=parts,
+                )
+                for fmt in ("docx", "pdf")
+            }  # fmt: skip
+    full_text = squash(" ".join(t for p in docx_text(full_docx)[1:] for t in _flat(p)))
+    assert all(f in full_text for f in fractions)
+    for fmt, data in docs.items():
+        if fmt == "docx":
+            _h, paragraphs, tables = docx_text(data)
+            text = squash(" ".join(paragraphs + [c for t in tables for row in t for c in row]))
+        else:
+            text, _n = pdf_text(data)
+        for marker in ("Publication check", "published table", "This dataset", "Published row"):
+            assert squash(marker) not in text, (fmt, marker)
+        if role == "blinded":
+            assert sorted(f for f in fractions if re.search(rf"(?<!\d){f}(?!\d)", text)) == []
+
+
+def _flat(node) -> list[str]:
+    """Strings of a nested list (paragraphs, tables of rows of cells)."""
+    if isinstance(node, str):
+        return [node]
+    return [s for item in node for s in _flat(item)]

@@ -8,8 +8,10 @@
   (:func:`compare_with_published`, pure): which rows match and why the others differ. On the
   full synthetic demo every row matches; a filter makes rows differ.
 
-Both print arm-level counts: shown only to unblinded roles on the synthetic demo
-(:func:`components.blinding.may_see_publication_check`).
+Both print arm-level counts: shown only to unblinded roles on the synthetic demo. The one
+place that decides is :func:`publication_for` (it asks
+:func:`components.blinding.may_see_publication_check`): the page's badge, its filter callback and
+every report format (HTML, DOCX, PDF) take what it returns, ``None`` for every other role.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from components.blinding import may_see_publication_check
 from components.cohort import immune, primary, survival
 from components.data.cohort import CohortFilters
 from components.data.keys import Context
 from components.format import comparison_texts, fmt_p, fmt_ratio, fmt_rd
+from components.server.context import dataset_info
 from core.stats import compare_proportions
 
 #: published values (clinical.md §1.8.3 / §1.7 reproduction), as printed; RD as precision −
@@ -234,3 +238,62 @@ def dataset_check(ctx: Context, filters: CohortFilters) -> pd.DataFrame:
 def differing(check: pd.DataFrame) -> list[str]:
     """The outcomes of a :func:`compare_with_published` table that do not match."""
     return list(check.loc[~check["match"], "outcome"])
+
+
+#: the headers of the dataset-vs-published table, in every report format
+ROW_HEADERS = {
+    "outcome": "Published row",
+    "published": "Published",
+    "dataset": "This dataset",
+    "match": "Result",
+    "why": "Why it differs",
+    "not_compared": "Not compared",
+}
+
+
+@dataclass(frozen=True)
+class PublicationCheck:
+    """Both checks for one view: ``code`` (:func:`publication_check`, the statistics code on
+    the printed counts) and ``rows`` (:func:`dataset_check`, this dataset for the view's access
+    and filters against the published table)."""
+
+    code: pd.DataFrame
+    rows: pd.DataFrame
+
+    @property
+    def code_ok(self) -> bool:
+        return bool(self.code["match"].all())
+
+    @property
+    def differ(self) -> list[str]:
+        return differing(self.rows)
+
+    def rows_table(self) -> pd.DataFrame:
+        """The dataset-vs-published rows as the reports print them (readable headers,
+        "matches" / "differs")."""
+        return self.rows.assign(
+            match=self.rows["match"].map({True: "matches", False: "differs"})
+        ).rename(columns=ROW_HEADERS)
+
+    def verdict_parts(self) -> tuple[str, str]:
+        """(the verdict, the detail): does this dataset reproduce the published table, and
+        which rows differ (the HTML report prints the verdict in bold)."""
+        if not self.differ:
+            return "reproduces the published table", "(every row matches)"
+        return (
+            "differs from the published table",
+            f"in {len(self.differ)} of {len(self.rows)} rows: {', '.join(self.differ)}",
+        )
+
+    def verdict(self) -> str:
+        return " ".join(self.verdict_parts())
+
+
+def publication_for(ctx: Context, filters: CohortFilters) -> PublicationCheck | None:
+    """The publication check this access may see for these filters, or None: the single
+    decision (:func:`components.blinding.may_see_publication_check` on the context's
+    visibility and the loaded dataset), asked by the badge, its callback and every report.
+    Nothing is computed for a role that may not see it."""
+    if not may_see_publication_check(ctx.visibility, dataset_info().demo_data):
+        return None
+    return PublicationCheck(publication_check(), dataset_check(ctx, filters))

@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 
 from components.blinding import GUARDS, HIDDEN, SUPPRESSED
 from components.cohort.panel import PanelView, Section
+from components.cohort.publication import PublicationCheck
 from core.io.docx_report import ReportBlock
 
 #: a figure of the report: (panel index, section index)
@@ -39,22 +40,21 @@ def report_html(
     views: Sequence[tuple[str, PanelView]],
     *,
     stamp: Sequence[tuple[str, str]],
-    publication_ok: bool | None,
+    publication: PublicationCheck | None,
     now: datetime,
     images: Mapping[FigureKey, bytes] | None = None,
-    publication_rows: pd.DataFrame | None = None,
 ) -> str:
     """The report: a stamp table (data version, filters, role, …), the publication check (None:
-    not for this role, left out; :func:`components.blinding.may_see_publication_check`) and,
-    per panel, its chips, notes, figures and tables (group headers applied). Sections computed
-    under the exit policy are wrapped in ``<section class='guarded' data-guard=…>`` with their
-    note (docs/blinding.md 6.5).
+    not for this role, left out; decided by
+    :func:`components.cohort.publication.publication_for`) and, per panel, its chips, notes,
+    figures and tables (group headers applied). Sections computed under the exit policy are
+    wrapped in ``<section class='guarded' data-guard=…>`` with their note (docs/blinding.md
+    6.5).
 
     ``images`` holds the PNG of every figure of :func:`report_figures` (shown as ``<img>``);
-    ``None`` embeds the interactive figures and plotly.js once. ``publication_rows``
-    (:func:`components.cohort.publication.compare_with_published` for the report's filters;
-    None: left out) adds whether this dataset reproduces the published table and which rows
-    differ, with the same visibility as ``publication_ok``."""
+    ``None`` embeds the interactive figures and plotly.js once. The publication check prints
+    whether the statistics code reproduces the printed values and whether this dataset (the
+    report's filters) reproduces the published table, with the table of its rows."""
     esc = html_lib.escape
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in stamp)
     rows += f"<tr><th>Generated</th><td>{now:%Y-%m-%d %H:%M:%S} UTC</td></tr>"
@@ -64,33 +64,15 @@ def report_html(
         "<h1>ImmunoSep: cohort report</h1>",
         f"<table class='stamp'>{rows}</table>",
     ]
-    if publication_ok is not None:
+    if publication is not None:
         parts.append(
-            f"<p>Publication check: <b>{'reproduces' if publication_ok else 'DOES NOT reproduce'}"
-            "</b> the published statistics from the printed counts (statistics code).</p>"
+            f"<p>Publication check: <b>{code_words(publication)}</b> the published statistics "
+            "from the printed counts (statistics code).</p>"
         )
-    if publication_ok is not None and publication_rows is not None:
-        differ = list(publication_rows.loc[~publication_rows["match"], "outcome"])
-        verdict = (
-            "<b>reproduces the published table</b> (every row matches)"
-            if not differ
-            else f"<b>differs from the published table</b> in {len(differ)} of "
-            f"{len(publication_rows)} rows: {esc(', '.join(differ))}"
-        )
-        rows_table = publication_rows.assign(
-            match=publication_rows["match"].map({True: "matches", False: "differs"})
-        ).rename(
-            columns={
-                "outcome": "Published row",
-                "published": "Published",
-                "dataset": "This dataset",
-                "match": "Result",
-                "why": "Why it differs",
-                "not_compared": "Not compared",
-            }
-        )
+        bold, detail = publication.verdict_parts()
+        verdict = f"<b>{esc(bold)}</b> {esc(detail)}"
         parts.append(f"<p>Publication check, this dataset (filters above): {verdict}.</p>")
-        parts.append(_table_html(rows_table))
+        parts.append(_table_html(publication.rows_table()))
     plotly_inlined = False
     for i, (label, view) in enumerate(views):
         parts.append(f"<h2>{esc(label)}</h2>")
@@ -162,13 +144,42 @@ def chip_paragraphs(view: PanelView) -> tuple[str, ...]:
     )
 
 
+def code_words(publication: PublicationCheck) -> str:
+    """Does the statistics code reproduce the printed values (the report's words)?"""
+    return "reproduces" if publication.code_ok else "DOES NOT reproduce"
+
+
+#: the caption of the dataset-vs-published table in the DOCX / PDF
+PUBLICATION_TABLE = "This dataset against the published table"
+
+
+def publication_block(publication: PublicationCheck) -> ReportBlock:
+    """The publication check as a DOCX / PDF block: the HTML report's two lines and its
+    dataset-vs-published table."""
+    return ReportBlock(
+        "Publication check",
+        (
+            (
+                f"Statistics code: {code_words(publication)} the published statistics from "
+                "the printed counts."
+            ),
+            f"This dataset (filters above): {publication.verdict()}.",
+        ),
+        tables=((PUBLICATION_TABLE, publication.rows_table()),),
+    )
+
+
 def report_blocks(
-    views: Sequence[tuple[str, PanelView]], images: Mapping[FigureKey, bytes]
+    views: Sequence[tuple[str, PanelView]],
+    images: Mapping[FigureKey, bytes],
+    publication: PublicationCheck | None = None,
 ) -> list[ReportBlock]:
-    """The DOCX / PDF blocks of the report: per panel a level-1 block (its chips and notes),
-    then per section shown in the HTML report a level-2 block with its guard mark and note,
-    its figure (PNG from ``images``) and its table (group headers applied, as in the CSV)."""
-    blocks: list[ReportBlock] = []
+    """The DOCX / PDF blocks of the report: the publication check first when this role may see
+    it (``publication``, None: left out), then per panel a level-1 block (its chips and
+    notes), then per section shown in the HTML report a level-2 block with its guard mark and
+    note, its figure (PNG from ``images``) and its table (group headers applied, as in the
+    CSV)."""
+    blocks: list[ReportBlock] = [] if publication is None else [publication_block(publication)]
     for i, (label, view) in enumerate(views):
         blocks.append(ReportBlock(label, chip_paragraphs(view)))
         for j, section in enumerate(view.sections):

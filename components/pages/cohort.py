@@ -34,11 +34,10 @@ from components.blinding import (
     HIDDEN,
     SUPPRESSED,
     groups_for,
-    may_see_publication_check,
 )
 from components.cohort import BY_KEY, DEFAULT_PANEL, PANELS, Panel, PanelView, report
 from components.cohort.panel import Drill
-from components.cohort.publication import dataset_check, differing, publication_check
+from components.cohort.publication import PublicationCheck, publication_for
 from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
@@ -276,27 +275,39 @@ def cached_panel(tab: str, context: Context, filters: CohortFilters) -> dict[str
 # ---------------------------------------------------------------------------------------------
 
 
+#: the box the publication badge lives in (always on the page, empty for roles that may not
+#: see the check; :func:`update_publication_badge` refills it when the filters change)
+PUBLICATION_BOX = "cohort-publication"
+
+
 def publication_badge(
     visibility: ArmVisibility,
     context: Context | None = None,
     filters: CohortFilters | None = None,
 ) -> html.Span | None:
-    """The publication check: only for unblinded roles on the synthetic demo trial
-    (:func:`components.blinding.may_see_publication_check`); absent otherwise, tooltips
-    included (they print arm-level counts and would decode the DSMB's groups).
-
-    Two lines (components/cohort/publication.py): whether *this dataset*, as the Primary,
-    Survival and Immune tabs compute it for ``context`` and ``filters``, reproduces the
-    published table (the differing rows named on the badge; counts and the differing fields per
-    row in its tooltip; the full texts in the report), and whether the statistics code reproduces the printed values from
-    the printed counts. ``context`` defaults to all sites at ``visibility``, ``filters`` to
-    none.
-    """
-    if not may_see_publication_check(visibility, dataset_info().demo_data):
-        return None
+    """The publication check for ``context`` (default: all sites at ``visibility``) and
+    ``filters`` (default: none), or None when this role may not see it
+    (:func:`components.cohort.publication.publication_for` decides, for the badge and every
+    report alike): never for blinded roles or the DSMB's coded view, tooltips included (they
+    print arm-level counts and would decode the DSMB's groups)."""
     context = context or replace(Context.current(), visibility=visibility)
-    data_check = dataset_check(context, filters or CohortFilters.make())
-    differ = differing(data_check)
+    if context.visibility is not visibility:
+        raise ValueError(
+            f"publication_badge: visibility {visibility.name} is not the context's "
+            f"{context.visibility.name}"
+        )
+    check = publication_for(context, filters or CohortFilters.make())
+    return None if check is None else badge_view(check)
+
+
+def badge_view(check: PublicationCheck) -> html.Span:
+    """Pure: the two badges of a publication check (components/cohort/publication.py):
+    whether *this dataset*, as the Primary, Survival and Immune tabs compute it, reproduces the
+    published table (the differing rows named on the badge; counts and the differing fields
+    per row in its tooltip; the full texts in the report), and whether the statistics code
+    reproduces the printed values from the printed counts."""
+    data_check = check.rows
+    differ = check.differ
     # short lines (the tooltip is narrow): counts and which fields differ; the report has the
     # full texts (components/cohort/report.py)
     data_details = [
@@ -316,14 +327,13 @@ def publication_badge(
         )
         for r in data_check.to_dict("records")
     ]
-    check = publication_check()
-    ok = bool(check["match"].all())
+    ok = check.code_ok
     details = "; ".join(
         f"{r['outcome']} {r['counts']}: RD {r['computed_rd']} (printed {r['published_rd']}), "
         f"OR {r['computed_or']} (printed {r['published_or']}), P {r['computed_p']} "
         f"(printed {r['published_p']})"
         + (f" [not compared: {r['not_compared']}]" if r["not_compared"] else "")
-        for r in check.to_dict("records")
+        for r in check.code.to_dict("records")
     )
     return html.Span(
         [
@@ -475,7 +485,11 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                         color="dark" if vis is ArmVisibility.NONE else "info",
                         className="me-2",
                     ),
-                    publication_badge(vis, context, filters),
+                    html.Div(
+                        publication_badge(vis, context, filters),
+                        id=PUBLICATION_BOX,
+                        className="d-inline-block",
+                    ),
                     download_bar(vis, whole_trial=principal.sites is None),
                 ],
                 className="mb-2",
@@ -567,6 +581,18 @@ def update_panel(tab: str, *values: Any):
         small_n_note(context, filters),
         *[options[n] for n in COUNTED_FILTERS],
     )
+
+
+@callback(
+    Output(PUBLICATION_BOX, "children"),
+    *FILTER_INPUTS,
+    prevent_initial_call=True,
+)
+def update_publication_badge(*values: Any):
+    """The publication badge follows the filters, as the panel does (empty for roles that
+    may not see it: nothing is computed for them)."""
+    context = Context.current(current_principal())
+    return publication_badge(context.visibility, context, _filters(values))
 
 
 def drill_selection(trigger: dict[str, Any], click: dict[str, Any] | None) -> Drill | None:
@@ -820,7 +846,9 @@ def report_pngs(context: Context, filters: CohortFilters) -> dict[Any, bytes]:
 
 def report_parts(principal: Principal, filters: CohortFilters):
     """What every report format shows this principal: the stamp, the panel views (computed
-    through the data layer, blinded by it) and the publication check (None: left out)."""
+    through the data layer, blinded by it) and the publication check for these filters
+    (:func:`components.cohort.publication.publication_for`, the one decision; None: left out
+    of every format)."""
     info = dataset_info()
     context = Context.current(principal)
     before, after = data.counts(context, filters)
@@ -833,9 +861,7 @@ def report_parts(principal: Principal, filters: CohortFilters):
         ("Role", f"{principal.label} ({principal.user})"),
     )
     views = [(p.label, p.view(context, filters)) for p in PANELS]
-    shown = may_see_publication_check(principal.arm_visibility, info.demo_data)
-    publication_ok = bool(publication_check()["match"].all()) if shown else None
-    return stamp, views, publication_ok
+    return stamp, views, publication_for(context, filters)
 
 
 def report_html(
@@ -851,23 +877,12 @@ def report_html(
     PNG figures, or (``interactive``) plotly figures with plotly.js inlined once. ``images``:
     PNGs already rendered for this principal and filters (:func:`figure_pngs`), else rendered;
     ``parts``: their :func:`report_parts`, else computed."""
-    stamp, views, publication_ok = parts or report_parts(principal, filters)
+    stamp, views, publication = parts or report_parts(principal, filters)
     if interactive:
         images = None
     elif images is None:
         images = report_pngs(Context.current(principal), filters)
-    return report.report_html(
-        views,
-        stamp=stamp,
-        publication_ok=publication_ok,
-        now=now,
-        images=images,
-        publication_rows=(
-            dataset_check(Context.current(principal), filters)
-            if publication_ok is not None
-            else None
-        ),
-    )
+    return report.report_html(views, stamp=stamp, publication=publication, now=now, images=images)
 
 
 def report_document(
@@ -880,17 +895,19 @@ def report_document(
     parts: tuple[Any, ...] | None = None,
 ) -> bytes:
     """The report as DOCX or PDF (``fmt``): the HTML report's blocks, methods from the
-    context's rules, the publication check as a stamp row when this role may see it."""
+    context's rules, and the publication check when this role may see it (a stamp row and, as
+    in the HTML report, a block with the dataset-vs-published table)."""
     if fmt not in ("docx", "pdf"):
         raise ValueError(f"report format {fmt!r}: expected 'docx' or 'pdf'")
-    stamp, views, publication_ok = parts or report_parts(principal, filters)
+    stamp, views, publication = parts or report_parts(principal, filters)
     context = Context.current(principal)
-    if publication_ok is not None:
-        words = "reproduces" if publication_ok else "DOES NOT reproduce"
-        stamp = (*stamp, ("Publication check", f"{words} the published primary endpoint"))
+    if publication is not None:
+        words = report.code_words(publication)
+        line = f"{words} the published statistics (statistics code); this dataset "
+        stamp = (*stamp, ("Publication check", line + publication.verdict()))
     if images is None:
         images = report_pngs(context, filters)
-    blocks = report.report_blocks(views, images)
+    blocks = report.report_blocks(views, images, publication)
     methods = methods_paragraphs(context.sofa_rules, context.endpoint_rules)
     writer = report_docx if fmt == "docx" else report_pdf
     return writer(blocks, stamp=stamp, methods=methods, now=now)
