@@ -242,6 +242,8 @@ def create_app(settings: Settings | None = None, *, bootstrap: bool = True) -> D
     app.layout = serve_layout
     install_compression(server)
     security.install(server, settings, csp_script_hashes=list(app.csp_hashes()), audit=record_audit)
+    # after the auth gate (before_request hooks run in order): anonymous requests get 401 first
+    security.install_callback_guard(server, lambda: app.callback_map)
     api.install(server)
 
     @server.route("/healthz")

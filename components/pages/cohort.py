@@ -12,6 +12,7 @@ columns of groups are the neutral fields ``g0``, ``g1`` with the label only as t
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 from dataclasses import replace
@@ -27,6 +28,7 @@ import pandas as pd
 import plotly
 import plotly.io
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from components import ids
 from components.blinding import (
@@ -52,6 +54,8 @@ from core.io.adam_export import export_adam_zip
 from core.io.docx_report import methods_paragraphs, report_docx
 from core.io.pdf_report import report_pdf
 from core.vocab import Phenotype
+
+log = logging.getLogger(__name__)
 
 FILTER_LABELS = {
     "site": "Site",
@@ -538,7 +542,30 @@ FILTER_INPUTS = [Input(filter_id(n), "value") for n in FILTER_FIELDS]
 FILTER_STATES = [State(filter_id(n), "value") for n in FILTER_FIELDS]
 
 
+def value_problem(name: str, value: Any) -> str | None:
+    """What is wrong with the shape of a filter value sent by a client (None: a dropdown's
+    value: nothing, a text, or a list of texts / numbers). Names the type, never the value."""
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, list) and all(
+        x is None or (isinstance(x, str | int | float) and not isinstance(x, bool)) for x in value
+    ):
+        return None
+    return f"filter {name} is {type(value).__name__}, expected a list of values"
+
+
+def refuse_malformed(where: str, problem: str) -> None:
+    """A forged request with a wrong-shaped value: logged (the shape only, no value, no
+    patient data) and answered with nothing (PreventUpdate: HTTP 204), never an error."""
+    log.warning("%s: refused a malformed request (%s)", where, problem)
+    raise PreventUpdate
+
+
 def _filters(values: tuple[Any, ...]) -> CohortFilters:
+    """The filters of a callback's filter values (wrong-shaped values: :func:`refuse_malformed`)."""
+    for name, value in zip(FILTER_FIELDS, values, strict=True):
+        if problem := value_problem(name, value):
+            refuse_malformed("cohort filters", problem)
     return CohortFilters.make(**dict(zip(FILTER_FIELDS, values, strict=True)))
 
 
@@ -767,13 +794,20 @@ def all_tables(context: Context, filters: CohortFilters, tab: str) -> dict[str, 
 )
 def download_csv(clicks: list[Any], tab: str, *values: Any):
     trigger = ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(clicks or []):
+    if not isinstance(clicks, list):
+        refuse_malformed("download_csv", f"clicks is {type(clicks).__name__}, expected a list")
+    if not isinstance(trigger, dict) or not any(clicks):
         return no_update
+    if not isinstance(trigger.get("name"), str):
+        refuse_malformed("download_csv", "the clicked button has no table name")
+    if tab is not None and not isinstance(tab, str):
+        refuse_malformed("download_csv", f"tab is {type(tab).__name__}, expected text")
     if not ctx.triggered or not ctx.triggered[0]["value"]:
         return no_update
+    filters = _filters(values)
     context = Context.current(current_principal())
     name = trigger["name"]
-    tables = all_tables(context, _filters(values), tab)
+    tables = all_tables(context, filters, tab)
     if name not in tables:
         return no_update
     frame = safe_csv_frame(tables[name])

@@ -417,6 +417,61 @@ def inline_script_hashes(html_text: str) -> list[str]:
     return sorted(set(out))
 
 
+#: the path Dash answers callbacks on
+CALLBACK_PATH = "/_dash-update-component"
+
+
+def callback_body_problem(body: Any, callback_map: dict[str, Any]) -> str | None:
+    """What is wrong with the envelope of a callback request (None: well formed), against the
+    app's callback map: a known output, as many ``inputs`` / ``state`` entries as the callback
+    declares, each an ``{id, property, value}`` object (or a list of them for a pattern-matching
+    id), ``changedPropIds`` a list of strings. The answer names shapes only, never a value (it
+    is logged). Dash itself fails on such bodies with an unhandled error (HTTP 500); the values
+    inside well-formed entries are the callbacks' to check."""
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    output = body.get("output")
+    if not isinstance(output, str) or output not in callback_map:
+        return "unknown callback output"
+    spec = callback_map[output]
+    for key in ("inputs", "state"):
+        given = body.get(key, [])
+        expected = len(spec.get(key) or [])
+        if not isinstance(given, list) or len(given) != expected:
+            return f"{key}: expected a list of {expected} entries"
+        for i, entry in enumerate(given):
+            items = entry if isinstance(entry, list) else [entry]
+            if not all(isinstance(x, dict) and "id" in x and "property" in x for x in items):
+                return f"{key}[{i}]: not an {{id, property, value}} entry"
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return "changedPropIds: expected a list of strings"
+    return None
+
+
+def install_callback_guard(server: Flask, callback_map: Callable[[], dict[str, Any]]) -> None:
+    """Refuse malformed callback envelopes (:func:`callback_body_problem`) with HTTP 400 and a
+    log line naming the shape problem (no value, no patient data), before Dash parses them."""
+
+    @server.before_request
+    def callback_guard() -> Response | None:
+        if request.method != "POST" or not request.path.endswith(CALLBACK_PATH):
+            return None
+        body = request.get_json(silent=True)
+        problem = callback_body_problem(body, callback_map())
+        if problem is None:
+            return None
+        output = body.get("output") if isinstance(body, dict) else None
+        log.warning(
+            "refused a malformed callback request (%s) for %s",
+            problem,
+            output[:120] if isinstance(output, str) else "?",
+        )
+        resp = jsonify(error="malformed callback request", detail=problem)
+        resp.status_code = 400
+        return resp
+
+
 def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], audit) -> None:
     """Register the auth gate, login/logout routes, security headers and error handlers.
 

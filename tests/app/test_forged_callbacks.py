@@ -1,0 +1,154 @@
+"""Forged callback requests with wrong-shaped bodies are refused cleanly (never HTTP 500).
+
+Two layers (login mode, the demo cohort, a blinded monitor): the envelope guard
+(``components.server.security.callback_body_problem``: wrong number of inputs / states, an entry
+that is not an ``{id, property, value}`` object) answers HTTP 400 before Dash parses the body;
+the cohort CSV callback refuses wrong-shaped values (a filter that is a number or an object, a
+tab that is a list, a button id without a table name) with PreventUpdate (HTTP 204). Each
+refusal is logged with the shape only (no value, no patient or site id) and writes no audit row.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pandas as pd
+import pytest
+
+from components.server.security import callback_body_problem
+from tests.app import test_audit_trail as trail
+from tests.app import test_blinding as blinding
+
+login_settings = blinding.login_settings
+login_app = blinding.login_app
+engine = trail.engine
+
+OUTPUT = "cohort-csv-download.data"
+BUTTON = {"type": "cohort-csv", "name": "table1_phenotype"}
+CHANGED = json.dumps(BUTTON, sort_keys=True, separators=(",", ":")) + ".n_clicks"
+FILTERS = ("site", "country", "phenotype", "infection", "age", "sofa")
+#: a site id and a patient id put into the forged values: never in a log line
+SECRET_SITE = "SYN-S26"
+
+
+def clicks(value=1, button=BUTTON) -> list:
+    return [[{"id": button, "property": "n_clicks", "value": value}]]
+
+
+def state(tab="baseline", **filters) -> list:
+    return [{"id": "cohort-tabs", "property": "active_tab", "value": tab}] + [
+        {"id": f"cohort-f-{n}", "property": "value", "value": filters.get(n, [])} for n in FILTERS
+    ]
+
+
+def body(inputs=None, st=None, changed=CHANGED, **extra) -> dict:
+    out = {
+        "output": OUTPUT,
+        "outputs": {"id": "cohort-csv-download", "property": "data"},
+        "inputs": clicks() if inputs is None else inputs,
+        "state": state() if st is None else st,
+        "changedPropIds": [changed],
+    }
+    out.update(extra)
+    return out
+
+
+def without(key: str) -> dict:
+    b = body()
+    del b[key]
+    return b
+
+
+#: (case, body, HTTP status, what the log names)
+FORGED = [
+    ("inputs a string", body(inputs=["n_clicks"]), 400, "inputs[0]: not an {id, property"),
+    ("inputs not a list", body(inputs="n_clicks"), 400, "inputs: expected a list of 1"),
+    ("state missing", without("state"), 400, "state: expected a list of 7"),
+    ("state short", body(st=state()[:3]), 400, "state: expected a list of 7"),
+    ("state entry a string", body(st=["baseline", *state()[1:]]), 400, "state[0]: not an"),
+    ("unknown output", body(output="cohort-nothing.data"), 400, "unknown callback output"),
+    ("changed not strings", body(changedPropIds=[{"id": 1}]), 400, "changedPropIds"),
+    ("filter a number", body(st=state(site=26)), 204, "filter site is int"),
+    ("filter an object", body(st=state(site={SECRET_SITE: 1})), 204, "filter site is dict"),
+    ("filter list of objects", body(st=state(site=[{"x": SECRET_SITE}])), 204, "filter site is list"),
+    ("tab a list", body(st=state(tab=[SECRET_SITE])), 204, "tab is list, expected text"),
+    ("tab an object", body(st=state(tab={"a": 1})), 204, "tab is dict, expected text"),
+    (
+        "button without a name",
+        body(inputs=clicks(button={"type": "cohort-csv"}), changed='{"type":"cohort-csv"}.n_clicks'),
+        204,
+        "the clicked button has no table name",
+    ),
+    (
+        "button name a list",
+        body(
+            inputs=clicks(button={"type": "cohort-csv", "name": [SECRET_SITE]}),
+            changed=json.dumps({"name": [SECRET_SITE], "type": "cohort-csv"}, separators=(",", ":"))
+            + ".n_clicks",
+        ),
+        204,
+        "the clicked button has no table name",
+    ),
+    ("clicks a string", body(inputs=[[{"id": BUTTON, "property": "n_clicks", "value": "x"}]]), 200, None),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def monitor(login_app):
+    return trail.logged_in(login_app, "mon")
+
+
+def test_forge001_the_well_formed_request_downloads_the_csv(monitor, engine):
+    before = trail.last_id(engine)
+    resp = monitor.post("/_dash-update-component", json=body())
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    payload = trail.download_of(resp.get_data(as_text=True))
+    assert payload["filename"] == "cohort-table1_phenotype.csv"
+    assert len(pd.read_csv(io.StringIO(payload["content"]))) > 3
+    rows = trail.new_rows(engine, before)
+    assert rows["target"].tolist() == ["cohort-table1_phenotype.csv"]
+
+
+@pytest.mark.parametrize(("case", "forged", "status", "logged"), FORGED, ids=[f[0] for f in FORGED])
+def test_forge002_wrong_shaped_requests_are_refused_cleanly(
+    monitor, engine, caplog, case, forged, status, logged
+):
+    before = trail.last_id(engine)
+    with caplog.at_level(logging.WARNING):
+        resp = monitor.post("/_dash-update-component", json=forged)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == status, (case, text[:300])
+    if status == 400:
+        assert resp.get_json()["error"] == "malformed callback request"
+    if status == 200:  # a click value that is not a number still counts as a click, nothing more
+        assert trail.download_of(text)["filename"] == "cohort-table1_phenotype.csv"
+    else:
+        # refused: no file, no audit row; the log names the shape, never a value
+        assert "content" not in text
+        assert trail.new_rows(engine, before).empty
+        lines = [r.getMessage() for r in caplog.records if "refused a malformed" in r.getMessage()]
+        assert len(lines) == 1, lines
+        assert logged in lines[0]
+        assert SECRET_SITE not in lines[0]
+        assert "Traceback" not in caplog.text
+        assert "internal error" not in text
+
+
+def test_forge003_the_envelope_check_on_its_own():
+    cmap = {"a.b": {"inputs": [{"id": "x", "property": "n_clicks"}], "state": []}}
+    good = {"output": "a.b", "inputs": [{"id": "x", "property": "n_clicks", "value": 1}]}
+    assert callback_body_problem(good, cmap) is None
+    # a pattern-matching input: a list of entries (empty when no component matches)
+    assert callback_body_problem({**good, "inputs": [[]]}, cmap) is None
+    assert callback_body_problem([good], cmap) == "the body is not a JSON object"
+    assert callback_body_problem({**good, "inputs": []}, cmap) == (
+        "inputs: expected a list of 1 entries"
+    )
+    assert callback_body_problem({**good, "inputs": [{"id": "x"}]}, cmap) == (
+        "inputs[0]: not an {id, property, value} entry"
+    )
+    assert callback_body_problem({**good, "state": [{"id": "y", "property": "v"}]}, cmap) == (
+        "state: expected a list of 0 entries"
+    )
