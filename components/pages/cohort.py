@@ -641,10 +641,12 @@ DRILL_CLOSE = "cohort-drill-close"
 DRILL_HINT = "Click a bar, a heat-map cell or a count to list the patients behind it."
 
 
-#: the side panel's style: fixed to the right edge of the window, full height, scrolling
+#: the side panel's style: fixed to the right edge of the window, from the navbar's bottom edge
+#: (assets/30_navbar_offset.js keeps --navbar-bottom: the navbar's bottom on screen, 0 once it
+#: has scrolled away) to the bottom, scrolling: it never covers the navigation
 DRILL_PANEL_STYLE = {
     "position": "fixed",
-    "top": 0,
+    "top": "var(--navbar-bottom, 0px)",
     "right": 0,
     "bottom": 0,
     "width": "min(720px, 100vw)",

@@ -30,6 +30,23 @@ def rect(driver, css: str) -> dict:
     )
 
 
+def assert_navigation_uncovered(driver) -> None:
+    """The open side panel starts at or below the navbar's bottom edge on screen, and every
+    navigation link and control of the navbar in view is the element at its own centre
+    (nothing covers it)."""
+    panel, nav = rect(driver, ".cohort-drill-panel"), rect(driver, "#shell-navbar")
+    assert panel["top"] >= max(0, nav["bottom"]) - 1, (panel, nav)
+    covered = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#shell-navbar a, #shell-navbar button'))"
+        ".filter(e => { const r = e.getBoundingClientRect();"
+        " return r.width && r.top + r.height / 2 >= 0; })"
+        ".filter(e => { const r = e.getBoundingClientRect();"
+        " const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);"
+        " return !(at && (at === e || e.contains(at))); }).map(e => e.textContent);"
+    )
+    assert covered == [], covered
+
+
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
     browser, live_server, width, height
@@ -72,6 +89,14 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
     link = browser.find_element(By.CSS_SELECTOR, ".cohort-drilldown a[href^='/patient/']")
     assert link.get_attribute("href").endswith("/patient/" + link.text)
     save_screenshot(browser, f"drill-panel-{width}x{height}")
+    assert_navigation_uncovered(browser)
+    # back at the top of the page, the navbar is on screen: the panel starts below it
+    browser.execute_script("window.scrollTo(0, 0)")
+    WebDriverWait(browser, 10).until(
+        lambda d: rect(d, ".cohort-drill-panel")["top"] == rect(d, "#shell-navbar")["bottom"] > 0
+    )
+    assert_navigation_uncovered(browser)
+    save_screenshot(browser, f"drill-panel-top-{width}x{height}")
     browser.find_element(By.ID, "cohort-drill-close").click()
     WebDriverWait(browser, 20).until(
         ec.invisibility_of_element_located((By.CSS_SELECTOR, ".cohort-drill-panel"))
