@@ -687,6 +687,31 @@ def _message(ok: bool, text: str) -> html.Span:
     return html.Span(text, className="text-success" if ok else "text-danger")
 
 
+def _rows(selected: Any) -> list[dict[str, Any]]:
+    """The selected grid rows a client sent, objects only (a forged or stale request may send
+    anything: the callbacks answer it as "nothing selected", never with an error)."""
+    return [r for r in selected if isinstance(r, dict)] if isinstance(selected, list) else []
+
+
+def _query_id(selected: Any) -> int | None:
+    """The id of the selected query row, or None when none (or no whole number) was sent."""
+    rows = _rows(selected)
+    value = rows[0].get("id") if rows else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _number_text(value: Any) -> str:
+    """A selected issue's value for the query form ("" when it is not a number)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return ""
+
+
 @callback(
     Output(ISSUE_GRID, "rowData"),
     Output(ISSUE_COUNT, "children"),
@@ -714,16 +739,16 @@ def filter_issue_rows(rules, severities, sites, patient):
     prevent_initial_call=True,
 )
 def fill_query_form(selected):
-    if not selected:
+    rows = _rows(selected)
+    if not rows:
         return (dash.no_update,) * 5
-    row = selected[0]
-    value = row.get("value")
+    row = rows[0]
     return (
         row.get("patient_id"),
         row.get("form"),
         row.get("variable"),
         row.get("time"),
-        "" if value is None else f"{value:g}",
+        _number_text(row.get("value")),
     )
 
 
@@ -741,7 +766,11 @@ def status_rows(wanted, _n, selected):
     principal, c = access
     message: Any = ""
     if ctx.triggered_id == STATUS_MARK:
-        rows = [(r["patient_id"], r["form"]) for r in selected or []]
+        rows = [
+            (r["patient_id"], r["form"])
+            for r in _rows(selected)
+            if isinstance(r.get("patient_id"), str) and isinstance(r.get("form"), str)
+        ]
         message = _message(*data.mark(principal, rows))
     return records(status_frame(data.status(c), wanted)), message
 
@@ -752,10 +781,14 @@ def status_rows(wanted, _n, selected):
     prevent_initial_call=True,
 )
 def show_selected_query(selected):
-    if not selected:
+    query_id = _query_id(selected)
+    if query_id is None:
         return "Select a query to answer or close it."
-    q = selected[0]
-    return f"Query #{q['id']} ({q['status']}) on {q['patient_id']}, {q['variable']}"
+    q = _rows(selected)[0]
+    return (
+        f"Query #{query_id} ({q.get('status', '?')}) on {q.get('patient_id', '?')}, "
+        f"{q.get('variable', '?')}"
+    )
 
 
 @callback(
@@ -780,7 +813,7 @@ def query_action(_r, _a, _c, patient, form, variable, time, value, text, reply, 
     if access is None:
         return [], "", []
     principal, c = access
-    query_id = selected[0]["id"] if selected else None
+    query_id = _query_id(selected)
     if ctx.triggered_id == Q_RAISE:
         ok, msg = data.raise_(
             principal,

@@ -50,6 +50,7 @@ PAGES = (
     "/cohort",
     "/data",
     "/audit",
+    "/review",
 )
 API = (
     "/api/v1/version",

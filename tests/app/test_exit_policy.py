@@ -380,6 +380,7 @@ def test_exit001_no_arm_value_and_no_guarded_item_leaves(exit_app, aesi_terms, u
     login(client, user)
     deps = client.get("/_dash-dependencies").get_json()
     crawl = crawl_as(client)
+    by_pages = set(crawl.driven)  # driven from the rendered pages (before any forged request)
     forge_the_rest(crawl, deps)
     for path in api_paths(exit_app):
         crawl.get(path)
@@ -393,6 +394,7 @@ def test_exit001_no_arm_value_and_no_guarded_item_leaves(exit_app, aesi_terms, u
     assert len(cohort.reports) >= 4
     assert len(cohort.csvs) >= 40
     bodies = [*crawl.bodies, *cohort.crawl.bodies]
+    assert_review_crawled(client, user, deps, by_pages, crawl.bodies)
     assert leaks(Crawl(client, bodies=bodies), ROLES[user]) == []
     assert [label for label, text in bodies if PUBLICATION.search(text)] == []
     if user in NONE_ROLES:
@@ -408,6 +410,38 @@ def test_exit001_no_arm_value_and_no_guarded_item_leaves(exit_app, aesi_terms, u
         assert all(
             "hidden: could reveal allocation" in json.dumps(r) for r in cohort.drills.values()
         )
+
+
+#: the review workspace's callbacks (docs/review.md): every output id starts with "review-"
+REVIEW_ID = "review-"
+
+
+def assert_review_crawled(
+    client, user: str, deps: list[dict[str, Any]], by_pages: set[str], bodies: list
+) -> None:
+    """/review was part of the crawl (tests/app/test_blinding.py PAGES): for the monitor and
+    the DSMB every review callback was driven from the rendered page (filters, selections, the
+    mark / raise / answer / close buttons), for the clinician the page is refused and the
+    forged review callbacks answer no patient or site. No review answer carries an arm, a coded group (the
+    review never shows groups, not even the DSMB's codes) or a publication count."""
+    review_deps = {d["output"] for d in deps if REVIEW_ID in d["output"]}
+    assert len(review_deps) >= 5, review_deps
+    page = json.dumps(Crawl(client).render("/review"))
+    answers = [text for label, text in bodies if REVIEW_ID in label]
+    assert answers, "no review callback answered"
+    if user == "clin":
+        assert "has no access" in page
+        assert review_deps.isdisjoint(by_pages)
+        # forged: nothing about any patient or site comes back
+        assert [text[:200] for text in answers if "SYN-" in text] == []
+    else:
+        assert "Per-site summary" in page
+        assert review_deps <= by_pages, review_deps - by_pages
+        assert len(answers) >= 15, len(answers)
+    for text in [page, *answers]:
+        assert not NONE_PATTERN.search(text), NONE_PATTERN.search(text)
+        assert not ARM_COUNTS.search(text)
+        assert not PUBLICATION.search(text)
 
 
 def test_exit002_clinician_guarded_items_pooled_over_the_own_site_only(exit_app):
