@@ -44,6 +44,14 @@ def login_server(demo_db_url, tmp_path_factory):
         yield server, f"sqlite:///{db}"
 
 
+def assert_tab_and_filter_shown(browser, wait) -> None:
+    """The page drawn from the kept URL: the Primary tab open, the MALS filter applied."""
+    wait.until(lambda d: "after filtering" in d.find_element(By.ID, "cohort-count").text)
+    active = browser.find_element(By.CSS_SELECTOR, "#cohort-tabs .nav-link.active").text
+    assert active == "Primary endpoint"
+    assert "MALS" in browser.find_element(By.ID, "cohort-f-phenotype").text
+
+
 def test_secub001_unmask_and_remask_keep_the_url(browser, login_server):
     server, url = login_server
     wait = WebDriverWait(browser, 60)
@@ -60,9 +68,11 @@ def test_secub001_unmask_and_remask_keep_the_url(browser, login_server):
         wait.until(ec.element_to_be_clickable((By.ID, "remask-button")))
         assert browser.current_url == server.url + PAGE  # same tab, same filters
         wait.until(lambda d: "Group A" not in d.page_source)
+        assert_tab_and_filter_shown(browser, wait)
         browser.find_element(By.ID, "remask-button").click()
         wait.until(ec.element_to_be_clickable((By.ID, "unmask-open")))
         assert browser.current_url == server.url + PAGE
+        assert_tab_and_filter_shown(browser, wait)
     except Exception:
         save_screenshot(browser, "unmask-browser-failure")
         raise
