@@ -89,3 +89,31 @@ def test_coh_e2e003_drilldown_lists_patients_with_links(browser, live_server):
     time.sleep(0.3)
     save_screenshot(browser, "cohort-drilldown")
     assert severe(browser) == []
+
+
+#: an option of an open Dash 4 dropdown
+OPTION = ".dash-dropdown-content [role='option'], .dash-options-list [role='option']"
+ALL_ROWS = "Primary (day 9), Day-15 SOFA response, 28-day mortality, Immune reversal (SIDF)"
+
+
+def test_coh_e2e004_publication_badge_follows_the_filters(browser, live_server):
+    """Issue 18: the badge is refilled when a filter changes (it used to keep the page-load
+    verdict): one site makes every published row differ; unticking it gives back the badge of
+    the page load, whatever the full demo's verdict."""
+    browser.set_window_size(1440, 900)
+    browser.get(live_server.url + "/cohort")
+    wait_panel(browser, "primary")
+    on_load = browser.find_element(By.ID, "cohort-badge-data").text
+    wait = WebDriverWait(browser, 40)
+    browser.find_element(By.ID, "cohort-f-site").click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, OPTION))).click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "cohort-badge-data"), "in 4 of 4 rows"))
+    assert browser.find_element(By.ID, "cohort-badge-data").text == (
+        f"≠ this dataset differs from the published table in 4 of 4 rows: {ALL_ROWS}"
+    )
+    assert "after filtering" in browser.find_element(By.ID, "cohort-count").text
+    save_screenshot(browser, "cohort-badge-one-site")
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, OPTION))).click()  # untick
+    wait.until(lambda d: d.find_element(By.ID, "cohort-badge-data").text == on_load)
+    assert browser.find_element(By.ID, "cohort-count").text == "276 analysed patients (no filter)"
+    assert severe(browser) == []
