@@ -166,13 +166,6 @@ def test_pub005_full_demo_values_are_the_tabs_values(request_ctx):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the demo does not reproduce two published rows: day-15 response is not a designed "
-    "outcome of core/synth (44/131 vs 28/145, published 52/131 vs 34/145) and the Immune tab "
-    "counts evaluable patients only (45/59 vs 32/63, published 46/59 vs 32/66; clinical.md "
-    "§1.6 counts patients without ≥ 2 draws as non-reversal). Remove this mark when fixed.",
-)
 def test_pub006_full_demo_reproduces_every_published_row(request_ctx):
     check = dataset_check(Context.current(FULL), cd.CohortFilters.make())
     assert differing(check) == []
