@@ -146,8 +146,8 @@ def test_imm003_full_demo_counts_the_sampling_subset(request_ctx):
     view = immune.render(res, ctx)
     section = view.sections[0]
     assert section.figure.layout.title.text == (
-        f"Immune reversal by day 28 (125 patients in the blood-sampling subset, "
-        f"{res['n_not_evaluable']} of them without ≥ 2 samples by day 28, counted as not reversed)"
+        f"Reversal by day 28 (blood-sampling subset, n = 125; {res['n_not_evaluable']} with < 2 "
+        "samples, counted not reversed)"
     )
     csv = section.csv_frame()
     assert list(csv.columns[1:5]) == [

@@ -186,7 +186,7 @@ def render(res: dict[str, Any], ctx: Context) -> PanelView:
             figure=charts.reversal_figure(
                 res["reversal_props"],
                 g.labels,
-                title=f"Immune reversal by day 28 ({subset_text(res)})",
+                title=f"Reversal by day 28 ({subset_text(res)})",
             ),
             table_name=_reversal_table_name(res, g.compared),
             table=(
@@ -251,8 +251,8 @@ NOT_EVALUABLE_HEADER = "< 2 samples by day 28 (counted not reversed)"
 def subset_text(res: dict[str, Any]) -> str:
     """The denominator in words, with the non-evaluable count (figure title)."""
     return (
-        f"{res['n_subset']} patients in the blood-sampling subset, {res['n_not_evaluable']} of "
-        "them without ≥ 2 samples by day 28, counted as not reversed"
+        f"blood-sampling subset, n = {res['n_subset']}; {res['n_not_evaluable']} with < 2 "
+        "samples, counted not reversed"
     )
 
 
