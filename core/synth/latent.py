@@ -97,7 +97,9 @@ def _draw_latent(
         [0.9 + 0.5 * u, -0.3 - 0.6 * u, np.where(death_day > 28, 0.8 * u, 0.0)],
         default=np.where(death_day > 28, 0.35 * u, 0.0),
     )
-    late_term = late[:, None] * np.clip((t[None, :] - 8.0) / 8.0, 0.0, 1.0)
+    # the change after day 9 builds up over 8 days; a late responder's over 3 (by day 12)
+    ramp_days = np.where(responder15 & ~responder, 3.0, 8.0)
+    late_term = late[:, None] * np.clip((t[None, :] - 8.0) / ramp_days[:, None], 0.0, 1.0)
     x = base[:, :, None] * (1.0 - a[:, None, None] * frac[:, None, :] - late_term[:, None, :])
     eps = rng.normal(0.0, 0.28, (k, 6, n_d))
     e = np.zeros((k, 6, n_d))
