@@ -37,6 +37,7 @@ __all__ = [
     "classify_frame",
     "immune_reversal",
     "phenotype_over_time",
+    "reversal_subset",
     "shift_summary",
 ]
 
@@ -304,8 +305,11 @@ def immune_reversal(
     Parameters
     ----------
     biomarkers
-        ``patient_id``, ``study_day``, ``ferritin_ng_ml``, ``hla_dr_ab_per_cell``. Samples
-        after ``by_day`` are ignored. The first sample is the baseline.
+        ``patient_id``, ``study_day``, ``ferritin_ng_ml``, ``hla_dr_ab_per_cell``: every
+        sample of the patients, the screening sample before the first dose (study day ≤ 0)
+        included. The first sample is the baseline (the sample the randomisation phenotype
+        comes from). Samples after ``by_day`` are not used for the reversal; they still make
+        a patient part of the sampling subset. Rows without a study day are ignored.
     baseline_phenotype
         The randomisation phenotype: a Series indexed by ``patient_id`` or a DataFrame with
         ``patient_id`` and ``phenotype``. It defines the patients and which rule applies
@@ -318,15 +322,20 @@ def immune_reversal(
     -------
     DataFrame
         One row per patient (sorted by id): ``patient_id``, ``baseline_phenotype``,
-        ``n_samples`` (draws on days ≤ by_day), ``evaluable`` (≥ 2 draws and a MALS/SIP
+        ``in_sampling_subset`` (a MALS/SIP baseline and at least one sample after the
+        baseline, on any day: serial blood sampling), ``n_samples`` (draws on days ≤ by_day,
+        the baseline included), ``evaluable`` (≥ 2 draws by ``by_day`` and a MALS/SIP
         baseline), ``reversed`` (bool), ``reversal_study_day`` (first day, NaN if none),
         ``followup_study_day`` (reversal day, else last draw day; for time-to-reversal).
 
     Notes
     -----
-    Patients with fewer than two draws count as non-reversal (``reversed`` False,
-    ``evaluable`` False), as in the report (59 + 66 = 125 analysed). The published row is
-    46/59 vs 32/66 (clinical.md §1.8.3).
+    The reversal proportion (clinical.md §1.6, the published row 46/59 vs 32/66 of §1.8.3)
+    is ``reversed`` over the patients ``in_sampling_subset`` (59 + 66 = 125, §1.8.1), per
+    arm and per baseline immune state; a subset patient without ≥ 2 draws by ``by_day``
+    (``evaluable`` False) stays in the denominator as a non-reversal. Patients outside the
+    subset (baseline sample only) are not part of the analysis. :func:`reversal_subset`
+    selects the denominator; every count of this endpoint goes through it.
     """
     if isinstance(baseline_phenotype, pd.DataFrame):
         bp = baseline_phenotype.set_index("patient_id")["phenotype"]
@@ -337,7 +346,9 @@ def immune_reversal(
         raise DataValidationError(
             [Problem("biomarkers", None, "study_day", None, "a study_day column")]
         )
-    b = biomarkers[biomarkers["patient_id"].isin(bp.index) & (biomarkers["study_day"] <= by_day)]
+    known = biomarkers[biomarkers["patient_id"].isin(bp.index) & biomarkers["study_day"].notna()]
+    n_all = known.groupby("patient_id").size()
+    b = known[known["study_day"] <= by_day]
     ot = phenotype_over_time(b, thresholds=thresholds, time_col="study_day")
     ot = ot.merge(bp.rename("rand_phenotype"), left_on="patient_id", right_index=True)
     # an empty merge takes the right index (named patient_id, like the column): drop it
@@ -354,10 +365,10 @@ def immune_reversal(
     last_day = g["study_day"].max()
     out = pd.DataFrame(index=pd.Index(sorted(bp.index, key=str), name="patient_id"))
     out["baseline_phenotype"] = bp.reindex(out.index)
+    immune_state = out["baseline_phenotype"].isin([Phenotype.MALS.value, Phenotype.SIP.value])
+    out["in_sampling_subset"] = (n_all.reindex(out.index).fillna(0) >= 2) & immune_state
     out["n_samples"] = n_samples.reindex(out.index).fillna(0).astype(int)
-    out["evaluable"] = (out["n_samples"] >= 2) & out["baseline_phenotype"].isin(
-        [Phenotype.MALS.value, Phenotype.SIP.value]
-    )
+    out["evaluable"] = (out["n_samples"] >= 2) & immune_state
     out["reversal_study_day"] = first_rev.reindex(out.index).astype(float)
     out["reversed"] = out["evaluable"] & out["reversal_study_day"].notna()
     out["reversal_study_day"] = out["reversal_study_day"].where(out["reversed"])
@@ -368,6 +379,7 @@ def immune_reversal(
         [
             "patient_id",
             "baseline_phenotype",
+            "in_sampling_subset",
             "n_samples",
             "evaluable",
             "reversed",
@@ -375,6 +387,14 @@ def immune_reversal(
             "followup_study_day",
         ]
     ]
+
+
+def reversal_subset(reversal: pd.DataFrame) -> pd.DataFrame:
+    """The patients the immune-reversal proportion counts (clinical.md §1.6): the rows of an
+    :func:`immune_reversal` table in the blood-sampling subset, those without ≥ 2 draws
+    (``evaluable`` False) included as non-reversal. The one definition of the denominator:
+    the cohort page, the publication check, the reports and the exports all count this."""
+    return reversal[reversal["in_sampling_subset"]]
 
 
 def shift_summary(

@@ -20,6 +20,7 @@ from core.phenotype import (
     classify_frame,
     immune_reversal,
     phenotype_over_time,
+    reversal_subset,
     shift_summary,
 )
 from core.rules import PhenotypeThresholds
@@ -272,7 +273,11 @@ def test_immune_reversal_per_patient():
 
 def test_reversal_row_reproduces_published_sidf():
     # clinical.md §1.8.3 (SRC-AUDIT Table 2): SIDF reversal 46/59 vs 32/66 → RD 29.5
-    # (12.6 to 44.0), OR 3.76 (1.72–8.22), P .001. Build a sampled subset with those counts.
+    # (12.6 to 44.0), OR 3.76 (1.72–8.22), P .001. Build a sampled subset with those counts;
+    # 3 placebo patients of the subset have no second draw by day 28 (their follow-up sample
+    # is on day 30): counted as non-reversal in the denominator (clinical.md §1.6), so the
+    # evaluable patients alone would give 32/63. 20 patients with a baseline sample only are
+    # not in the subset.
     rows, base, arm = [], {}, {}
     for a, n, k in (("precision", 59, 46), ("placebo", 66, 32)):
         for i in range(n):
@@ -280,19 +285,28 @@ def test_reversal_row_reproduces_published_sidf():
             arm[pid] = a
             mals = i % 4 == 0
             base[pid] = "MALS" if mals else "SIP"
+            day = 30 if a == "placebo" and i >= n - 3 else 8
             if mals:
                 later = (6000.0, NAN) if i < k else (9000.0, NAN)  # 33 % fall vs 10 %
-                rows += [(pid, 1, 10000.0, NAN), (pid, 8, *later)]
+                rows += [(pid, 0, 10000.0, NAN), (pid, day, *later)]
             else:
                 later = (1000.0, 9000.0) if i < k else (1000.0, 6000.0)
-                rows += [(pid, 1, 1000.0, 3000.0), (pid, 8, *later)]
+                rows += [(pid, -1, 1000.0, 3000.0), (pid, day, *later)]
+        for i in range(10):
+            pid = f"{a}-baseline-only-{i}"
+            arm[pid] = a
+            base[pid] = "SIP"
+            rows.append((pid, 0, 1000.0, 3000.0))
     bio = pd.DataFrame(
         rows, columns=["patient_id", "study_day", "ferritin_ng_ml", "hla_dr_ab_per_cell"]
     )
-    r = immune_reversal(bio, pd.Series(base))
+    everyone = immune_reversal(bio, pd.Series(base))
+    assert len(everyone) == 59 + 66 + 20
+    r = reversal_subset(everyone).copy()
     r["arm"] = r["patient_id"].map(arm)
     e = r.groupby("arm")["reversed"].sum()
-    n = r.groupby("arm")["evaluable"].sum()
+    n = r.groupby("arm").size()
+    assert r.groupby("arm")["evaluable"].sum().to_dict() == {"precision": 59, "placebo": 63}
     c = compare_proportions(
         int(e["precision"]), int(n["precision"]), int(e["placebo"]), int(n["placebo"])
     )
@@ -302,6 +316,60 @@ def test_reversal_row_reproduces_published_sidf():
     assert round(100 * c.risk_difference_ci[1], 1) == 44.0
     assert round(c.odds_ratio, 2) == 3.76
     assert round(c.p_value, 3) == 0.001
+
+
+def test_sampling_subset_and_non_evaluable_patients():
+    """clinical.md §1.6: the denominator is the blood-sampling subset (a MALS / SIP baseline
+    and a sample after it, on any day); a subset patient without ≥ 2 draws by the horizon is
+    a non-reversal, not dropped. The baseline is the first sample, before the first dose."""
+    bio = pd.DataFrame(
+        [
+            ("a", 0, 900.0, 3000.0),
+            ("a", 3, 900.0, 8001.0),
+            ("b", 0, 900.0, 3000.0),
+            ("c", -1, 900.0, 3000.0),
+            ("c", 20, 900.0, 9000.0),
+            ("m1", 0, 10000.0, NAN),
+            ("m1", 5, 8500.0, NAN),
+            ("m2", 0, 10000.0, NAN),
+            ("m2", 5, 8501.0, NAN),
+            ("x", -1, 900.0, 6000.0),
+            ("x", 3, 900.0, 9000.0),
+            ("n", 0, 900.0, 3000.0),
+            ("n", NAN, 900.0, 9000.0),
+        ],
+        columns=["patient_id", "study_day", "ferritin_ng_ml", "hla_dr_ab_per_cell"],
+    )
+    base = pd.Series({"a": "SIP", "b": "SIP", "c": "SIP", "m1": "MALS", "m2": "MALS", "n": "SIP"})
+    base["x"] = "not eligible"
+    r = immune_reversal(bio, base, by_day=15).set_index("patient_id")
+    # a: baseline on day 0 + day 3 with HLA-DR 8001 > 8000 → reversed on day 3
+    assert r.loc["a", ["in_sampling_subset", "evaluable", "reversed"]].tolist() == [True] * 3
+    assert r.loc["a", "reversal_study_day"] == 3
+    # b: the screening sample only → outside the subset
+    assert not r.loc["b", "in_sampling_subset"]
+    # c: serial sampling, but the second draw is after day 15 → in the subset, not evaluable,
+    # not reversed (its day-20 HLA-DR of 9000 does not count by day 15)
+    assert r.loc["c", ["in_sampling_subset", "evaluable", "reversed"]].tolist() == [
+        True,
+        False,
+        False,
+    ]
+    assert r.loc["c", "n_samples"] == 1
+    # MALS: a fall of exactly 15 % from the pre-dose baseline reverses, 14.99 % does not
+    assert r.loc["m1", "reversed"]
+    assert not r.loc["m2", "reversed"]
+    assert r.loc["m2", "in_sampling_subset"]
+    # not eligible at baseline: never in the subset; a row without a study day is ignored
+    assert not r.loc["x", "in_sampling_subset"]
+    assert not r.loc["n", "in_sampling_subset"]
+    assert r.loc["n", "n_samples"] == 1
+    subset = reversal_subset(r.reset_index())
+    assert sorted(subset["patient_id"]) == ["a", "c", "m1", "m2"]
+    assert int(subset["reversed"].sum()) == 2  # 2/4, not 2/3 of the evaluable ones
+    # by day 28 c becomes evaluable and reversed (day 20: HLA-DR 9000, ferritin 900)
+    r28 = immune_reversal(bio, base, by_day=28).set_index("patient_id")
+    assert r28.loc["c", ["in_sampling_subset", "evaluable", "reversed"]].tolist() == [True] * 3
 
 
 def test_immune_reversal_of_an_empty_cohort_and_of_patients_without_samples():
@@ -329,4 +397,6 @@ def test_immune_reversal_of_an_empty_cohort_and_of_patients_without_samples():
     )
     assert one["patient_id"].tolist() == ["A"]
     assert not one["evaluable"].iloc[0]
+    assert not one["in_sampling_subset"].iloc[0]
     assert not one["reversed"].iloc[0]
+    assert reversal_subset(one).empty

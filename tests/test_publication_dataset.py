@@ -155,24 +155,29 @@ def test_pub005_full_demo_values_are_the_tabs_values(request_ctx):
     assert {k: v.counts for k, v in rows.items()} == expected_counts(ctx, f)
     check = dataset_check(ctx, f).set_index("outcome")
     # the designed outcomes of the synthetic trial (core/synth/__init__.py) reproduce exactly,
-    # counts and every printed text
-    for name in ("Primary (day 9)", "28-day mortality"):
-        assert rows[name].counts == PUB[name]["counts"]
+    # counts and every printed text: day 9, day 15 (a designed outcome too), 28-day mortality
+    # and immune reversal counted in the blood-sampling subset (clinical.md §1.6)
+    for name in ALL_ROWS:
+        assert rows[name].counts == PUB[name]["counts"], name
         assert check.loc[name, "match"], check.loc[name, "why"]
     assert rows["Primary (day 9)"].texts == {
         "rd": "17.2 (6.8 to 27.2)",
         "or": "2.48 (1.42–4.32)",
         "p": ".002",
     }
+    # day 15: 52/131 − 34/145 = 16.2; the paper prints 16.3 (rounded percentages, not compared)
+    assert rows["Day-15 SOFA response"].texts == {
+        "rd": "16.2 (5.3 to 26.8)",
+        "or": "2.15 (1.28–3.61)",
+        "p": ".004",
+    }
+    assert rows["Immune reversal (SIDF)"].texts == {
+        "rd": "29.5 (12.6 to 44.0)",
+        "or": "3.76 (1.72–8.22)",
+        "p": ".001",
+    }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the demo does not reproduce two published rows: day-15 response is not a designed "
-    "outcome of core/synth (44/131 vs 28/145, published 52/131 vs 34/145) and the Immune tab "
-    "counts evaluable patients only (45/59 vs 32/63, published 46/59 vs 32/66; clinical.md "
-    "§1.6 counts patients without ≥ 2 draws as non-reversal). Remove this mark when fixed.",
-)
 def test_pub006_full_demo_reproduces_every_published_row(request_ctx):
     check = dataset_check(Context.current(FULL), cd.CohortFilters.make())
     assert differing(check) == []

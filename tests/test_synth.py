@@ -16,13 +16,13 @@ import pytest
 
 from core.derive import derive_daily_sofa
 from core.endpoints import mortality, sofa_response
-from core.phenotype import classify_frame, immune_reversal
+from core.phenotype import classify_frame, immune_reversal, reversal_subset
 from core.rules import SofaRules
 from core.synth import SCREENING_EXCLUSIONS, SyntheticTrial, death_study_day, generate_trial
 from core.synth import generate as synth_generate
 from core.synth.cohort import draw_cohort
 from core.synth.flow import draw_flow
-from core.synth.latent import draw_trajectories
+from core.synth.latent import _delta, _effective, _fallback, draw_trajectories
 from core.time import study_day
 from core.units import ACCEPTED_UNITS, normalize_infusions, normalize_observations, unit_key
 
@@ -196,6 +196,45 @@ def test_primary_endpoint_calibration(response: pd.DataFrame, trial: SyntheticTr
     assert (response["responder"] == designed).mean() >= 0.99
 
 
+#: clinical.md 1.8.3, day-15 SOFA response (days 2..15): (events, n) per stratum and arm
+DAY15 = {
+    ("MALS", PRECISION): (12, 25),
+    ("MALS", PLACEBO): (5, 23),
+    ("SIP", PRECISION): (40, 106),
+    ("SIP", PLACEBO): (29, 122),
+}
+
+
+def test_day15_response_is_designed_exactly(
+    engine, patients_dsd: pd.DataFrame, arms: pd.Series, trial: SyntheticTrial
+) -> None:
+    """The project's engine recomputes the day-15 response (days 2..15, death = 24, LOCF;
+    clinical.md 1.6) from the raw data: exactly the published 52/131 vs 34/145 and the
+    published strata, patient by patient the designed status."""
+    r = sofa_response(
+        engine.daily, patients_dsd[["patient_id", "death_study_day"]], last_day=15
+    ).set_index("patient_id")
+    truth = trial.truth.set_index("patient_id")
+    assert r["evaluable"].all()
+    assert (r["responder"] == truth.loc[r.index, "designed_responder_d15"]).all()
+    assert (truth["designed_responder_d15"] == (truth["latent_sofa_decrease_d15"] > 1.4)).all()
+    got = r.assign(arm=arms, phenotype=truth["phenotype"])
+    for (ph, arm), (events, n) in DAY15.items():
+        cell = got[(got["phenotype"] == ph) & (got["arm"] == arm)]
+        assert (int(cell["responder"].sum()), len(cell)) == (events, n), (ph, arm)
+    by_arm = got.groupby("arm")["responder"].agg(["sum", "size"])
+    assert by_arm.loc[PRECISION].tolist() == [52, 131]
+    assert by_arm.loc[PLACEBO].tolist() == [34, 145]
+    # the SAP convention: a death by day 15 scores 24 from that day on, never a responder
+    died = got["died_by_last_day"]
+    assert died.sum() > 0
+    assert not got.loc[died, "responder"].any()
+    # consistent with day 9: the day-9 responders alive on day 15 keep their response
+    d9 = truth["designed_responder"]
+    assert (got.loc[d9 & ~died, "responder"]).all()
+    assert (got["responder"] & ~d9).sum() > 0  # and some respond late
+
+
 def test_primary_endpoint_strata(response: pd.DataFrame, trial: SyntheticTrial) -> None:
     # published MALS 12/25 vs 4/23, SIP 34/106 vs 22/122; tolerance ±10 pp (small strata)
     pheno = response["patient_id"].map(trial.truth.set_index("patient_id")["phenotype"])
@@ -247,7 +286,9 @@ def test_day9_locf_share(response: pd.DataFrame, engine) -> None:
 
 
 def test_immune_reversal_calibration(trial: SyntheticTrial, arms) -> None:
-    # published 46/59 (78.0 %) vs 32/66 (48.5 %) in the blood-sampling subset; tolerance ±8 pp
+    # published 46/59 (78.0 %) vs 32/66 (48.5 %) in the blood-sampling subset, exactly, as
+    # clinical.md §1.6 counts them (core.phenotype.reversal_subset: every patient of the
+    # subset, the screening sample as the baseline)
     b = trial.biomarkers.merge(trial.patients[["patient_id", "anchor_time"]], on="patient_id")
     b["study_day"] = ((b["time"] - b["anchor_time"]) // pd.Timedelta(hours=24)).astype(int) + 1
     base_day = b.drop_duplicates("patient_id")["study_day"]
@@ -257,10 +298,16 @@ def test_immune_reversal_calibration(trial: SyntheticTrial, arms) -> None:
     pheno = pd.Series(classify_frame(base)["phenotype"].to_numpy(), index=base["patient_id"])
     rev = immune_reversal(b, pheno)
     rev["arm"] = rev["patient_id"].map(arms)
-    sampled = rev[rev["n_samples"] >= 2]
+    sampled = reversal_subset(rev)
     assert sampled["arm"].value_counts().to_dict() == {PLACEBO: 66, PRECISION: 59}
-    assert abs(_rate(sampled, "reversed", PRECISION) - 46 / 59) <= 0.08
-    assert abs(_rate(sampled, "reversed", PLACEBO) - 32 / 66) <= 0.08
+    assert sampled.groupby("arm")["reversed"].sum().to_dict() == {PLACEBO: 32, PRECISION: 46}
+    # the subset and the reversals are the designed ones
+    truth = trial.truth.set_index("patient_id")
+    assert set(sampled["patient_id"]) == set(truth.index[truth["in_sampling_subset"]])
+    assert (
+        rev.set_index("patient_id")["reversed"]
+        == truth["designed_reversal"].reindex(rev["patient_id"]).to_numpy()
+    ).all()
 
 
 def test_null_scenario_has_no_effect() -> None:
@@ -275,6 +322,17 @@ def test_null_scenario_has_no_effect() -> None:
     mort = mortality(pts, horizon_days=28)
     mort["arm"] = r["arm"].to_numpy()  # both sorted by patient_id
     assert abs(_rate(mort, "died", PRECISION) - _rate(mort, "died", PLACEBO)) < 0.04
+    # day 15: the pooled published rate per stratum in both arms (MALS 17/48, SIP 69/228),
+    # scaled to each arm's stratum size and rounded half up, recomputed by the engine
+    r15 = sofa_response(daily.daily, pts[["patient_id", "death_study_day"]], last_day=15)
+    truth = null.truth.set_index("patient_id")
+    r15 = r15.assign(
+        arm=r15["patient_id"].map(truth["arm"]), phenotype=r15["patient_id"].map(truth["phenotype"])
+    )
+    for ph, (events, n) in (("MALS", (17, 48)), ("SIP", (69, 228))):
+        for arm in (PRECISION, PLACEBO):
+            cell = r15[(r15["phenotype"] == ph) & (r15["arm"] == arm)]
+            assert cell["responder"].sum() == int(len(cell) * events / n + 0.5), (ph, arm)
 
 
 # --- raw data: names, units, ranges, times ------------------------------------------------------
@@ -461,6 +519,39 @@ def test_trajectory_fallback_leaves_the_cohort_untouched() -> None:
     assert np.allclose(latent.delta, 0.0)
 
 
+@pytest.mark.parametrize("last_icu", [28, 10, 9])
+def test_trajectory_fallback_meets_both_statuses(last_icu: int) -> None:
+    """The deterministic course (latent._fallback) gives every combination of the day-9 and
+    day-15 statuses at the edges: day-1 SOFA 2 for a responder (Δ9 = Δ15 = 2), 4 for a late
+    responder (Δ15 = 24 / 14 = 1.71), a relapse (Δ9 ≥ 1.75, Δ15 ≤ 1.14), the highest day-1
+    SOFA with a death on day 15 (a day-9 responder, not on day 15), charting up to day 9,
+    10 or 28 (later days carried forward)."""
+    base = np.zeros((6, 6), np.int64)
+    base[0, 0], base[0, 1] = 1, 1  # s1 = 2, day-9 and day-15 responder
+    base[1, 3] = 4  # s1 = 4, late responder
+    base[2, :] = 1  # s1 = 6, relapse (alive)
+    base[3, :] = 4  # s1 = 24, day-9 responder who dies on day 15
+    base[4, 0] = 3  # s1 = 3, neither
+    base[5, 2] = 4  # s1 = 4, late responder who dies on day 16
+    r9 = np.array([True, False, True, True, False, False])
+    r15 = np.array([True, True, False, False, False, True])
+    death = np.array([np.inf, np.inf, np.inf, 15.0, np.inf, 16.0])
+    n_d = 28
+    lat = np.zeros((6, 6, n_d), np.int64)
+    lat[:, :, 0] = base
+    lat[:, :, 1:] = _fallback(base, r9, r15, np.full(6, last_icu), n_d)
+    assert lat.min() >= 0
+    assert lat.max() <= 4
+    eff = _effective(lat, np.ones((6, 6, n_d), bool), np.full(6, last_icu))
+    d9, d15 = _delta(eff, death, 9), _delta(eff, death, 15)
+    assert ((d9 > 1.4) == r9).all(), d9
+    assert ((d15 > 1.4) == r15).all(), d15
+    assert d9[0] == d15[0] == 2.0
+    if last_icu >= 10:
+        assert d15[1] == pytest.approx(24 / 14)
+        assert d9[1] == 0.0
+
+
 # --- scaling ------------------------------------------------------------------------------------
 
 
@@ -480,6 +571,10 @@ def test_scales_to_ten_thousand() -> None:
     assert abs(arm_rate[PRECISION] - 46 / 131) < 0.01
     assert abs(arm_rate[PLACEBO] - 26 / 145) < 0.01
     assert (truth["designed_responder"] == (truth["latent_sofa_decrease"] > 1.4)).all()
+    rate15 = truth.groupby("arm")["designed_responder_d15"].mean()
+    assert abs(rate15[PRECISION] - 52 / 131) < 0.01
+    assert abs(rate15[PLACEBO] - 34 / 145) < 0.01
+    assert (truth["designed_responder_d15"] == (truth["latent_sofa_decrease_d15"] > 1.4)).all()
     assert len(big.observations) > 100 * len(big.patients)
 
 

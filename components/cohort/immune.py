@@ -2,6 +2,10 @@
 ≥ 15 %) and the immune state per sampling window. Post-baseline biomarkers enter pooled only
 for blinded roles (:func:`components.blinding.may_see_post_baseline_biomarkers`).
 
+The reversal proportion counts the blood-sampling subset (:func:`core.phenotype.reversal_subset`,
+clinical.md §1.6: patients with serial sampling; those without ≥ 2 samples by day 28 are
+counted as not reversed, and their number is shown next to each proportion).
+
 Everything on this tab derives from post-baseline ferritin / HLA-DR, a guarded item
 (docs/blinding.md 6.5): for blinded roles it is computed on the role's whole visible cohort
 (:func:`components.data.cohort.guarded_scope`, the filters do not apply), overall and by
@@ -36,7 +40,7 @@ from components.data.cohort import (
 from components.data.keys import Context
 from components.format import fmt_num, fmt_prop
 from components.server.cache import cache
-from core.phenotype import shift_summary
+from core.phenotype import reversal_subset, shift_summary
 
 SHIFT_WINDOWS = (
     (1, 1, "day 1"),
@@ -55,52 +59,50 @@ def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
     scope = guarded_scope(ctx, filters)
     df = scope.frame
     samples = immune_samples(ctx)
-    rev = samples["reversal"].merge(
+    # the denominator of clinical.md §1.6: the blood-sampling subset, non-evaluable included
+    rev = reversal_subset(samples["reversal"]).merge(
         df[["patient_id", *(["group"] if g.compared else [])]], on="patient_id"
     )
-    evaluable = rev[rev["evaluable"]]
     suppressed: list[str] = []
-    out: dict[str, Any] = {"n_evaluable": len(evaluable), "scope_note": scope.note}
+    out: dict[str, Any] = {
+        "n_subset": len(rev),
+        "n_evaluable": int(rev["evaluable"].sum()),
+        "n_not_evaluable": int((~rev["evaluable"]).sum()),
+        "scope_note": scope.note,
+    }
     if g.compared:
-        two = evaluable[evaluable["group"].isin(g.labels)]
+        two = rev[rev["group"].isin(g.labels)]
         out["reversal"] = compare_groups(two, "reversed", two["baseline_phenotype"], g)
         out["reversal_props"] = pd.concat(
             [
-                proportion_rows(two.assign(stratum="overall"), "reversed", ["stratum", "group"]),
-                proportion_rows(
-                    two.assign(stratum=two["baseline_phenotype"]), "reversed", ["stratum", "group"]
-                ),
+                _reversal_rows(two.assign(stratum="overall"), ["stratum", "group"]),
+                _reversal_rows(two.assign(stratum=two["baseline_phenotype"]), ["stratum", "group"]),
             ],
             ignore_index=True,
         )
     else:
         out["reversal"] = pd.DataFrame()
         parts = []
-        if cell_shown(vis, len(evaluable)):
-            parts.append(
-                proportion_rows(evaluable.assign(stratum="overall"), "reversed", ["stratum"])
-            )
-            if partition_shown(vis, strata_sizes(evaluable["baseline_phenotype"])):
+        if cell_shown(vis, len(rev)):
+            parts.append(_reversal_rows(rev.assign(stratum="overall"), ["stratum"]))
+            if partition_shown(vis, strata_sizes(rev["baseline_phenotype"])):
                 parts.append(
-                    proportion_rows(
-                        evaluable.assign(stratum=evaluable["baseline_phenotype"]),
-                        "reversed",
-                        ["stratum"],
-                    )
+                    _reversal_rows(rev.assign(stratum=rev["baseline_phenotype"]), ["stratum"])
                 )
             else:
                 suppressed.append(
                     "Immune reversal by baseline immune state: a stratum has fewer than "
-                    f"{MIN_CELL_SIZE} evaluable patients ({SUPPRESSED}); pooled only."
+                    f"{MIN_CELL_SIZE} patients in the blood-sampling subset ({SUPPRESSED}); "
+                    "pooled only."
                 )
         else:
             suppressed.append(
-                f"Immune reversal ({len(evaluable)} evaluable patients): {SUPPRESSED}."
+                f"Immune reversal ({len(rev)} patients in the blood-sampling subset): {SUPPRESSED}."
             )
         props = (
             pd.concat(parts, ignore_index=True)
             if parts
-            else proportion_rows(evaluable.iloc[0:0].assign(stratum=[]), "reversed", ["stratum"])
+            else _reversal_rows(rev.iloc[0:0].assign(stratum=[]), ["stratum"])
         )
         out["reversal_props"] = props.assign(group=POOLED_LABEL)
     # phenotype distribution per sampling window (pooled when blinded)
@@ -154,6 +156,21 @@ def compute(ctx: Context, filters: CohortFilters) -> dict[str, Any]:
     return out
 
 
+def _reversal_rows(subset: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Reversal proportions of sampling-subset rows per level of ``by``
+    (:func:`components.data.cohort.proportion_rows`) with ``not_evaluable``: how many of the
+    ``n`` had fewer than 2 samples by day 28 (counted as not reversed, clinical.md §1.6)."""
+    props = proportion_rows(subset, "reversed", by)
+    missing = (
+        (~subset["evaluable"].astype(bool)).groupby([subset[c] for c in by], observed=True).sum()
+        if len(subset)
+        else pd.Series(dtype=int)
+    )
+    keys = list(zip(*(props[c] for c in by), strict=True)) if len(by) > 1 else list(props[by[0]])
+    props["not_evaluable"] = [int(missing.get(k, 0)) for k in keys]
+    return props
+
+
 def _window_order(label: str) -> int:
     return [w[2] for w in SHIFT_WINDOWS].index(label)
 
@@ -169,17 +186,18 @@ def render(res: dict[str, Any], ctx: Context) -> PanelView:
             figure=charts.reversal_figure(
                 res["reversal_props"],
                 g.labels,
-                title=(
-                    f"Immune reversal by day 28 ({res['n_evaluable']} patients with ≥ 2 samples)"
-                ),
+                title=f"Reversal by day 28 ({subset_text(res)})",
             ),
             table_name=_reversal_table_name(res, g.compared),
             table=(
-                charts.primary_table(res["reversal_props"], res["reversal"], g.labels)
+                reversal_table(res["reversal_props"], res["reversal"], g.labels)
                 if len(res["reversal"])
                 else (None if g.compared else pooled_reversal_table(res["reversal_props"]))
             ),
-            headers=group_headers(g.labels, ": reversed [95 % CI]"),
+            headers={
+                **group_headers(g.labels, ": reversed [95 % CI]"),
+                **{f"ne{i}": f"{lab}: {NOT_EVALUABLE_HEADER}" for i, lab in enumerate(g.labels)},
+            },
             guard=guard,
             note=res["scope_note"],
         ),
@@ -226,20 +244,49 @@ def _reversal_table_name(res: dict[str, Any], compared: bool) -> str | None:
     return "reversal_pooled" if len(res["reversal_props"]) else None
 
 
+#: the column beside each reversal proportion: its non-evaluable patients (clinical.md §1.6)
+NOT_EVALUABLE_HEADER = "< 2 samples by day 28 (counted not reversed)"
+
+
+def subset_text(res: dict[str, Any]) -> str:
+    """The denominator in words, with the non-evaluable count (figure title)."""
+    return (
+        f"blood-sampling subset, n = {res['n_subset']}; {res['n_not_evaluable']} with < 2 "
+        "samples, counted not reversed"
+    )
+
+
+def reversal_table(
+    props: pd.DataFrame, summary: pd.DataFrame, labels: tuple[str, ...]
+) -> pd.DataFrame:
+    """The primary-style table (:func:`charts.primary_table`) with, next to each group's
+    proportion, how many of its patients had fewer than 2 samples (``ne0``, ``ne1``)."""
+    table = charts.primary_table(props, summary, labels)
+    if table.empty:
+        return table
+    for i, lab in reversed(list(enumerate(labels))):
+        counts = props[props["group"] == lab].set_index("stratum")["not_evaluable"]
+        col = [int(counts[k]) if k in counts.index else "–" for k in table["stratum_key"]]
+        table.insert(table.columns.get_loc(f"g{len(labels) - 1}") + 1, f"ne{i}", col)
+    return table
+
+
 def pooled_reversal_table(props: pd.DataFrame) -> pd.DataFrame | None:
-    """Blinded roles: reversal per pooled cell with its number of evaluable patients."""
+    """Blinded roles: reversal per pooled cell with its number of patients in the
+    blood-sampling subset and of those without ≥ 2 samples."""
     if props.empty:
         return None
     return pd.DataFrame(
         {
             "Stratum": [charts.stratum_label(str(v)) for v in props["stratum"]],
-            "Patients (n)": props["n"].astype(int).tolist(),
+            "Patients in the blood-sampling subset (n)": props["n"].astype(int).tolist(),
             "Reversed by day 28": [
                 fmt_prop(int(e), int(n), float(lo), float(hi))
                 for e, n, lo, hi in zip(
                     props["events"], props["n"], props["ci_lower"], props["ci_upper"], strict=True
                 )
             ],
+            f"Of them {NOT_EVALUABLE_HEADER}": props["not_evaluable"].astype(int).tolist(),
         }
     )
 

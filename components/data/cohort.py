@@ -497,7 +497,9 @@ def _immune_samples(ctx: Context) -> dict[str, pd.DataFrame]:
     bio = bio[bio["patient_id"].isin(patients["patient_id"])]
     anchor = bio["patient_id"].map(patients.set_index("patient_id")["anchor_time"])
     bio = bio.assign(study_day=study_day(bio["time"], anchor, rules=ctx.sofa_rules))
-    bio = bio[bio["study_day"].fillna(0) >= 1].reset_index(drop=True)
+    # every sample with a study day, the screening sample before the first dose (day ≤ 0)
+    # included: it is the baseline the phenotype and the MALS reversal are measured from
+    bio = bio[bio["study_day"].notna()].reset_index(drop=True)
     bio["study_day"] = bio["study_day"].astype(int)
     rev = immune_reversal(
         bio, patients[["patient_id", "phenotype"]], by_day=REVERSAL_BY_DAY, thresholds=thresholds
@@ -513,8 +515,9 @@ def _immune_samples(ctx: Context) -> dict[str, pd.DataFrame]:
 def immune_samples(ctx: Context) -> dict[str, pd.DataFrame]:
     """Per-sample phenotypes and per-patient reversal of every analysed patient
     (:func:`core.phenotype.phenotype_over_time`, :func:`core.phenotype.immune_reversal`, by
-    day 28; biomarker days by :func:`core.time.study_day`). Never the arm: the panels filter
-    and group it, blinded roles pooled only."""
+    day 28; biomarker days by :func:`core.time.study_day`, the pre-dose baseline sample
+    included). Never the arm: the panels filter and group it, blinded roles pooled only; the
+    reversal proportion counts :func:`core.phenotype.reversal_subset`."""
     return _immune_samples(ctx.shared())
 
 

@@ -125,11 +125,14 @@ def emit_adverse_events(
     for serious, terms, counts in ((True, SAE_TERMS, k_sae), (False, NONSERIOUS_TERMS, k_ns)):
         own, _ = expand(counts)
         term = np.zeros(own.size, np.int64)
-        u = rng.random(own.size)
         for s in range(4):
-            sel = stratum[own] == s
+            sel = np.flatnonzero(stratum[own] == s)
+            # stratified uniforms (one per 1/n slice, in random order): each term's share of
+            # the stratum's events is its probability within one event, so the product
+            # signals hold at any seed, even in the small MALS strata
+            u = (rng.permutation(sel.size) + rng.random(sel.size)) / max(sel.size, 1)
             cum = np.cumsum(_term_probs(terms, fac[s]))[:-1]
-            term[sel] = np.searchsorted(cum, u[sel], side="right")
+            term[sel] = np.searchsorted(cum, u, side="right")
         window = np.minimum(death_s[own], anchor[own] + 90 * DAY_S) - anchor[own] - HOUR_S
         onset = anchor[own] + HOUR_S // 2 + (rng.beta(1.0, 2.5, own.size) * window).astype(np.int64)
         severe = rng.random(own.size) < (0.4 if serious else 0.15)

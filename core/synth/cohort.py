@@ -29,6 +29,9 @@ _RESP_PROBS_NO_MV: Final = (0.15, 0.40, 0.45, 0.0, 0.0)
 #: probability that an organ's input is not charted on a day (days >= 2; day 1 smaller)
 _MISSING_P: Final = (0.06, 0.05, 0.12, 0.0, 0.0, 0.0)
 _MISSING_P_DAY1: Final = (0.0, 0.0, 0.03, 0.0, 0.0, 0.0)
+#: smallest day-1 SOFA of a day-15 responder who is not a day-9 responder (a fall of 4 points
+#: from day 10 on gives Δ15 = 6 · 4 / 14 = 1.71 > 1.4 with Δ9 = 0, latent.py's fallback)
+_LATE_RESPONDER_MIN_SOFA: Final = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,8 +51,9 @@ class Cohort:
         Day-1 organ scores ``(m, 6)`` and the charting mask ``(m, 6, 28)`` before any redraw.
     s1
         Day-1 SOFA as the engine sees it (unobserved day-1 component = 0).
-    death_day, responder, last_icu, last_day
-        Study day of death (inf if alive by day 90), designed responder, last ICU day, last
+    death_day, responder, responder15, last_icu, last_day
+        Study day of death (inf if alive by day 90), designed responder of the primary
+        endpoint (day 9) and of the day-15 SOFA response (clinical.md 1.6), last ICU day, last
         day with charting (the death day is charted in part).
     """
 
@@ -68,6 +72,7 @@ class Cohort:
     s1: np.ndarray
     death_day: np.ndarray
     responder: np.ndarray
+    responder15: np.ndarray
     last_icu: np.ndarray
     last_day: np.ndarray
 
@@ -75,8 +80,8 @@ class Cohort:
 def draw_cohort(rng: np.random.Generator, flow: Flow, *, null: bool) -> Cohort:
     """Baseline, day-1 organ scores, charting gaps, deaths, responders and ICU discharge.
 
-    Deaths, responders and early discharges hit their scaled published counts exactly per
-    arm (and stratum); ``null`` uses the pooled rates in both arms.
+    Deaths, responders (day 9 and day 15) and early discharges hit their scaled published
+    counts exactly per arm (and stratum); ``null`` uses the pooled rates in both arms.
     """
     keep = np.flatnonzero(~flow.withdrawn)
     # analysed patients in patient_id order (deterministic output order)
@@ -140,12 +145,28 @@ def draw_cohort(rng: np.random.Generator, flow: Flow, *, null: bool) -> Cohort:
             k = scaled(key, a, int(grp.sum()), null=null)
             responder |= choose(rng, grp & alive9 & (s1 >= 3), k, rlogw)
 
-    # ICU discharge (no charting afterwards): exact day-9 LOCF counts, then more after day 9
+    # day-15 responders (days 2..15, clinical.md 1.6): exact counts per arm and stratum among
+    # day-15 survivors (a death by day 15 scores 24 from that day on: a non-responder by
+    # design); day-9 responders come first (most keep their response), the others are late
+    # responders with room to fall 4 points (latent.py can always draw their course)
+    responder15 = np.zeros(m, bool)
+    alive15 = death_day > 15
+    for a in (0, 1):
+        for is_m, key in ((True, "resp15_mals"), (False, "resp15_sip")):
+            grp = (arm == a) & (mals == is_m)
+            k = scaled(key, a, int(grp.sum()), null=null)
+            pool = grp & alive15 & (responder | (s1 >= _LATE_RESPONDER_MIN_SOFA))
+            responder15 |= choose(rng, pool, k, rlogw + 5.0 * responder)
+
+    # ICU discharge (no charting afterwards): exact day-9 LOCF counts, then more after day 9;
+    # never before day 9 when the day-15 status differs from day 9's (a late response or a
+    # relapse needs charting after day 9)
     last_icu = np.full(m, N_DAYS_MAX, np.int64)
     for a in (0, 1):
         in_arm = arm == a
         k = scaled("locf9", a, int(in_arm.sum()), null=null)
-        early = choose(rng, in_arm & alive9, k, 1.0 * responder - 0.1 * s1)
+        steady = responder == responder15
+        early = choose(rng, in_arm & alive9 & steady, k, 1.0 * responder - 0.1 * s1)
         last_icu[early] = rng.integers(4, 9, int(early.sum()))
     late_pool = (death_day > 28) & (last_icu == N_DAYS_MAX)
     late_dc = late_pool & (rng.random(m) < 0.55)
@@ -169,6 +190,7 @@ def draw_cohort(rng: np.random.Generator, flow: Flow, *, null: bool) -> Cohort:
         s1=s1,
         death_day=death_day,
         responder=responder,
+        responder15=responder15,
         last_icu=last_icu,
         last_day=last_day,
     )

@@ -325,7 +325,12 @@ def emit_observations(
     # lactate (not scored), first lab draw of the day
     if dense:
         first = alive & (pos == 0)
-        lac = np.round(np.exp(rng.normal(0.6, 0.45, own.size)) * (1 + 0.25 * sc[own, CARD]), 1)
+        # capped at 14 mmol/L: the log-normal tail would otherwise reach implausible values
+        # for some seeds (the calibration range is 0.2-15)
+        lac = np.round(
+            np.minimum(np.exp(rng.normal(0.6, 0.45, own.size)) * (1 + 0.25 * sc[own, CARD]), 14.0),
+            1,
+        )
         lac_mg = np.isin(country[p], ("Italy",))
         lac_val = np.where(lac_mg, np.round(lac * LACTATE_MG_DL_PER_MMOL_L, 1), lac)
         rows.add(p[first], t[first], "lactate", lac_val[first], "lab", alternative=lac_mg[first])

@@ -75,6 +75,10 @@ PUBLISHED_COUNTS: Final = MappingProxyType(
         "locf9": ((10, 131), (13, 145)),
         "resp_mals": ((12, 25), (4, 23)),
         "resp_sip": ((34, 106), (22, 122)),
+        # day-15 SOFA response per stratum (clinical.md 1.8.3: MALS 12/25 vs 5/23, SIP 40/106
+        # vs 29/122; together 52/131 vs 34/145, the Table 2 numerator, clinical.md 1.9 #1)
+        "resp15_mals": ((12, 25), (5, 23)),
+        "resp15_sip": ((40, 106), (29, 122)),
         "reversal": ((46, 59), (32, 66)),
         "sae_mals": ((20, 25), (21, 23)),
         "sae_sip": ((96, 106), (108, 122)),

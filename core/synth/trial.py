@@ -29,8 +29,9 @@ class SyntheticTrial:
         (:mod:`core.synth.stays`).
     truth
         Per analysed patient the design: ``patient_id, arm, phenotype, baseline_sofa,
-        designed_responder, latent_sofa_decrease, death_study_day, last_icu_day,
-        in_sampling_subset, designed_reversal``. For calibration tests only; contains the arm.
+        designed_responder, latent_sofa_decrease, designed_responder_d15,
+        latent_sofa_decrease_d15, death_study_day, last_icu_day, in_sampling_subset,
+        designed_reversal``. For calibration tests only; contains the arm.
     latent_daily
         The daily SOFA components a correct engine recomputes from the raw data, one row per
         patient and charted study day before the day of death: ``patient_id, study_day,

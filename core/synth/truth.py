@@ -42,6 +42,8 @@ def design_truth(
             "baseline_sofa": c.s1.astype(np.int64),
             "designed_responder": c.responder,
             "latent_sofa_decrease": latent.delta,
+            "designed_responder_d15": c.responder15,
+            "latent_sofa_decrease_d15": latent.delta15,
             "death_study_day": pd.array(np.where(np.isfinite(dd), dd, np.nan), dtype="Int64")
             if m
             else pd.array([], dtype="Int64"),
