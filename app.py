@@ -161,6 +161,7 @@ def bootstrap_data(settings: Settings) -> None:
                 n_randomised=settings.demo_patients,
                 rules=settings.sofa_rules,
                 dataset=settings.demo_data,
+                enrolment_days=settings.demo_enrolment_days,
             )
             log.info("demo data: %s (%.1f s)", result, time.perf_counter() - started)
     finally:

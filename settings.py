@@ -107,6 +107,14 @@ ENVIRONMENT: Final = MappingProxyType(
             "Randomised patients in the generated demo cohort (first start with no data)",
         ),
         "IMMUNOSEP_DEMO_SEED": ("20251208", "Seed of the synthetic demo cohort"),
+        "IMMUNOSEP_DEMO_ENROLMENT_DAYS": (
+            "120",
+            (
+                "The synthetic demo packs the trial's enrolment (900 days) into this many days, "
+                "so the replayed ward census holds tens of patients over the sites (only times "
+                "move)"
+            ),
+        ),
         "IMMUNOSEP_DEMO_DATA": (
             "synthetic",
             (
@@ -227,6 +235,14 @@ def _secret_key(path: Path) -> str:
         return path.read_text().strip()
 
 
+def _enrolment_days(days: int) -> float:
+    if not 1 <= days <= 36_500:
+        raise ValueError(
+            f"IMMUNOSEP_DEMO_ENROLMENT_DAYS={days}: expected whole days from 1 to 36,500"
+        )
+    return float(days)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Frozen application configuration."""
@@ -249,6 +265,7 @@ class Settings:
     demo_patients: int = 281
     demo_seed: int = 20251208
     demo_data: str = "synthetic"
+    demo_enrolment_days: float = 120.0
     secret_key: str = ""
     session_minutes: int = 480
     upload_max_mb: int = 20
@@ -318,6 +335,7 @@ class Settings:
             demo_patients=get_int("IMMUNOSEP_DEMO_PATIENTS", 281),
             demo_seed=get_int("IMMUNOSEP_DEMO_SEED", 20251208),
             demo_data=_demo_data(get("IMMUNOSEP_DEMO_DATA", "synthetic")),
+            demo_enrolment_days=_enrolment_days(get_int("IMMUNOSEP_DEMO_ENROLMENT_DAYS", 120)),
             secret_key=secret,
             session_minutes=get_int("SESSION_MINUTES", 480),
             upload_max_mb=get_int("IMMUNOSEP_UPLOAD_MAX_MB", 20),

@@ -83,6 +83,21 @@ def study_day(times: object, anchors: object, *, rules: SofaRules = SofaRules())
 REPLAY_EPOCH: Final = pd.Timestamp("2026-01-01 00:00")
 
 
+def replay_span(starts: pd.Series, stops: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The period a replay cycles through, from ICU stays (``start``, ``stop``; missing stop =
+    still in): from the moment the unit has filled (the first admission plus the 75th
+    percentile of the stay lengths) to the 95th percentile of the admissions, so the replayed
+    census neither ramps up from, nor runs down to, an empty unit. A dataset shorter than that
+    gives the middle 90 % of its admissions; the span is at least one day."""
+    starts = pd.to_datetime(pd.Series(starts)).dropna().sort_values()
+    lengths = (pd.to_datetime(pd.Series(stops)) - pd.to_datetime(pd.Series(starts))).dropna()
+    fill = lengths.quantile(0.75) if not lengths.empty else pd.Timedelta(0)
+    lo, hi = starts.iloc[0] + fill, starts.quantile(0.95)
+    if hi - lo < pd.Timedelta(days=1):
+        lo, hi = starts.quantile(0.05), starts.quantile(0.95)
+    return lo, max(hi, lo + pd.Timedelta(days=1))
+
+
 def replay_time(
     now: pd.Timestamp, span_start: pd.Timestamp, span_stop: pd.Timestamp
 ) -> pd.Timestamp:

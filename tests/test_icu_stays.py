@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from core import db, io
 from core import repository as repo
 from core.exceptions import DataValidationError
+from core.io.demo import DEMO_ENROLMENT_DAYS
+from core.time import replay_span
 
 ts = pd.Timestamp
 
@@ -283,45 +285,71 @@ def test_icu007_synthetic_stays_cover_the_first_dose_and_end_by_death(synthetic_
         assert pid in set(repo.icu_census(synthetic_engine, t)["patient_id"]), pid
 
 
-def test_icu008_synthetic_census_is_never_empty_during_enrolment(any_url: str) -> None:
-    """The synthetic trial's patients and stays (no charting: fast on both back ends)."""
-    tables = io.synthetic_tables()
+def test_icu008_served_demo_census_holds_tens_of_patients(any_url: str) -> None:
+    """The served synthetic demo (enrolment packed into DEMO_ENROLMENT_DAYS): over the replay
+    span (core.time.replay_span) the census holds tens of patients over the sites at every
+    discharge or death and on a 6-hour grid, and the busiest site always has patients; over
+    the whole enrolment it is never empty. Patients and stays only (fast on both back ends).
+    The trial's own 900-day calendar makes no such promise: about 6 patients in at the median,
+    and moments with nobody in."""
+    tables = io.synthetic_tables(enrolment_days=DEMO_ENROLMENT_DAYS)
     synthetic_engine = db.make_engine(any_url)
-    io.import_tables(synthetic_engine, {t: tables[t] for t in ("sites", "patients", "icu_stays")})
-    patients = repo.load_patients(synthetic_engine)
-    stays = repo.load_icu_stays(synthetic_engine)
-    lo, hi = patients["anchor_time"].min(), patients["anchor_time"].max()
-    # the census only drops at a discharge or a death: check exactly those moments, plus a
-    # 12-hour grid for the distribution
-    drops = pd.concat([stays["stop"], patients["death_time"]]).dropna()
-    drops = drops[(drops >= lo) & (drops <= hi)].drop_duplicates().sort_values()
-    grid = pd.date_range(lo, hi, freq="24h")
-    counts = {}
-    for at in [*drops, *grid]:
+    try:
+        io.import_tables(
+            synthetic_engine, {t: tables[t] for t in ("sites", "patients", "icu_stays")}
+        )
+        patients = repo.load_patients(synthetic_engine)
+        stays = repo.load_icu_stays(synthetic_engine)
+        lo, hi = replay_span(stays["start"], stays["stop"])
+        first, last = patients["anchor_time"].min(), patients["anchor_time"].max()
+        assert first < lo < hi < last
+        assert hi - lo > pd.Timedelta(days=60)  # the replay cycles through about 3 months
+        # the census only drops at a discharge or a death: check exactly those moments
+        drops = pd.concat([stays["stop"], patients["death_time"]]).dropna()
+        drops = drops[(drops >= first) & (drops <= last)].drop_duplicates().sort_values()
+        grid = pd.date_range(lo, hi, freq="6h")
+        counts = {
+            at: repo.icu_census(synthetic_engine, at).groupby("site_id").size()
+            for at in [*drops, *grid]
+        }
+        total = pd.Series({at: int(c.sum()) for at, c in counts.items()})
+        assert total.min() > 0, total.idxmin()  # never empty during the enrolment
+        in_span = total[(total.index >= lo) & (total.index <= hi)]
+        busiest = pd.Series({at: int(counts[at].max()) for at in grid})
+        print(
+            f"\nreplay span {lo} to {hi}: census min/median/max {in_span.min()}/"
+            f"{in_span.median():g}/{in_span.max()}; busiest site min/median "
+            f"{busiest.min()}/{busiest.median():g}"
+        )
+        assert in_span.min() >= 20, in_span.idxmin()
+        assert in_span.median() >= 40
+        assert busiest.min() >= 3
+        # pandas twin of the rule at one moment (a test oracle only, never used by the app)
+        at = grid[len(grid) // 2]
+        alive = patients.set_index("patient_id")["death_time"]
+        covering = stays[
+            (stays["start"] <= at)
+            & (stays["stop"].isna() | (stays["stop"] > at))
+            & ~(stays["patient_id"].map(alive) <= at)
+        ]
         census = repo.icu_census(synthetic_engine, at)
-        counts[at] = census.groupby("site_id").size()
-    total = pd.Series({at: int(c.sum()) for at, c in counts.items()})
-    assert total.min() > 0, total.idxmin()
-    per_site = pd.DataFrame([counts[at] for at in grid]).fillna(0).astype(int)
-    grid_total = total.loc[list(grid)]
-    print(
-        f"\ncensus over {len(grid)} times (24 h grid, {lo} to {hi}): total min/median/max "
-        f"{grid_total.min()}/{grid_total.median():g}/{grid_total.max()}; at the "
-        f"{len(drops)} discharge/death moments min {total.loc[list(drops)].min()}"
+        assert set(covering["patient_id"]) == set(census["patient_id"])
+        assert total.loc[at] == len(covering)
+    finally:
+        synthetic_engine.dispose()
+
+
+def test_icu009_replay_span_rule() -> None:
+    """core.time.replay_span: first admission + the 75th percentile of stay lengths to the
+    95th percentile of admissions; a short dataset: the middle 90 % of admissions."""
+    starts = pd.Series(pd.date_range("2024-01-01", periods=101, freq="D"))
+    stops = starts + pd.to_timedelta(np.arange(101) % 10, unit="D")  # 0..9 days, p75 = 7
+    assert replay_span(starts, stops) == (ts("2024-01-08"), ts("2024-04-05"))
+    # still-open stays (no stop) do not count as lengths
+    assert replay_span(starts, stops.where(np.arange(101) % 10 < 5)) == (
+        ts("2024-01-04"),
+        ts("2024-04-05"),
     )
-    summary = per_site.agg(["min", "median", "max"]).T
-    print(
-        f"per site (n={len(summary)}): min of medians {summary['median'].min():g}, "
-        f"max of maxima {summary['max'].max()}"
-    )
-    # pandas twin of the rule at one moment (a test oracle only, never used by the app)
-    at = grid[len(grid) // 2]
-    alive = patients.set_index("patient_id")["death_time"]
-    covering = stays[
-        (stays["start"] <= at)
-        & (stays["stop"].isna() | (stays["stop"] > at))
-        & ~(stays["patient_id"].map(alive) <= at)
-    ]
-    assert set(covering["patient_id"]) == set(repo.icu_census(synthetic_engine, at)["patient_id"])
-    assert np.isclose(total.loc[at], len(covering))
-    synthetic_engine.dispose()
+    short = pd.Series(pd.date_range("2024-01-01", periods=21, freq="h"))
+    lo, hi = replay_span(short, short + pd.Timedelta(days=5))
+    assert (lo, hi) == (ts("2024-01-01 01:00"), ts("2024-01-02 01:00"))  # at least one day

@@ -610,3 +610,47 @@ def test_icu_stays_draw_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -
             pd.testing.assert_frame_equal(getattr(base, name), getattr(other, name), obj=name)
     assert not base.icu_stays["start"].equals(other.icu_stays["start"])
     assert set(base.icu_stays["patient_id"]) == set(base.patients["patient_id"])
+
+
+def test_packed_enrolment_moves_only_times() -> None:
+    """``enrolment_days`` packs the randomisations closer in time (the served demo, so that the
+    ward census holds tens of patients): every patient's times move by one shift, every other
+    value is the trial's (same random stream); icu_stays and disposition are ordered by time."""
+    base = generate_trial(n_randomised=60, seed=11)
+    packed = generate_trial(n_randomised=60, seed=11, enrolment_days=20)
+    # per randomised person (the withdrawn too): the move of their randomisation time
+    shift = (
+        packed.randomisation.set_index("patient_id")["randomised_at"]
+        - base.randomisation.set_index("patient_id")["randomised_at"]
+    )
+    assert (shift < pd.Timedelta(0)).sum() >= 50  # most patients moved earlier
+    first = packed.randomisation["randomised_at"].min()
+    assert packed.randomisation["randomised_at"].max() - first <= pd.Timedelta(days=20)
+    assert base.randomisation["randomised_at"].max() - first > pd.Timedelta(days=600)
+    order = {"icu_stays": ["patient_id", "start"]}
+    for name in (*SyntheticTrial.TABLES, "truth", "latent_daily"):
+        x, y = getattr(base, name), getattr(packed, name)
+        if name == "disposition":  # screening ids follow the screening times
+            keys = [c for c in x.columns if c != "screening_id"]
+            x = x[keys].sort_values(keys, na_position="first").reset_index(drop=True)
+            y = y[keys].sort_values(keys, na_position="first").reset_index(drop=True)
+        elif name in order:
+            x = x.sort_values(order[name]).reset_index(drop=True).drop(columns="bed")
+            y = y.sort_values(order[name]).reset_index(drop=True).drop(columns="bed")
+        times = [c for c in x.columns if pd.api.types.is_datetime64_any_dtype(x[c])]
+        if times:
+            moved = x["patient_id"].map(shift)
+            x = x.assign(**{c: x[c] + moved for c in times})
+        pd.testing.assert_frame_equal(x, y, obj=name)
+    # packed, more patients share a unit at once: still never two in one bed at one time
+    stays = packed.icu_stays.assign(site=packed.icu_stays["patient_id"].str[:6])
+    assert stays["bed"].nunique() >= 3
+    for _, bed in stays.groupby(["site", "unit", "bed"]):
+        bed = bed.sort_values("start")
+        assert (bed["start"].iloc[1:].to_numpy() >= bed["stop"].iloc[:-1].to_numpy()).all()
+
+
+@pytest.mark.parametrize("days", [0.5, 40_000])
+def test_enrolment_days_out_of_range(days: float) -> None:
+    with pytest.raises(ValueError, match="enrolment_days must be between 1 and 36,500"):
+        generate_trial(n_randomised=20, enrolment_days=days)

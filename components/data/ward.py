@@ -21,7 +21,7 @@ from core.repository import (
     load_provenance_days,
     load_raw_window,
 )
-from core.time import replay_time, study_day
+from core.time import replay_span, replay_time, study_day
 from core.vocab import ORGANS, SOFA_COLUMNS, SOFA_TOTAL
 from core.ward import (
     ROLLING_LOOKBACK_DAYS,
@@ -52,6 +52,23 @@ def site_counts(ctx: Context) -> list[tuple[str, int]]:
     """(site, visible patients) for the site picker."""
     counts = visible_patients(ctx).groupby("site_id").size()
     return [(str(site), int(n)) for site, n in counts.items()]
+
+
+def census_counts(ctx: Context, at: pd.Timestamp) -> dict[str, int]:
+    """Patients in the ICU at ``at`` per site of the context (the census rule,
+    :func:`core.repository.icu_census`); sites with nobody in are left out."""
+    return dict(_census_counts(ctx.shared(), pd.Timestamp(at).floor("s"), ctx.sites))
+
+
+@cache.memoize()
+def _census_counts(
+    ctx: Context, at: pd.Timestamp, sites: tuple[str, ...] | None
+) -> tuple[tuple[str, int], ...]:
+    census = icu_census(engine(), at)
+    if sites is not None:
+        census = census[census["site_id"].isin(sites)]
+    counts = census.groupby("site_id").size()
+    return tuple((str(site), int(n)) for site, n in counts.items())
 
 
 @cache.memoize()
@@ -253,12 +270,9 @@ def clock_now(ctx: Context, *, real_now: pd.Timestamp | None = None) -> pd.Times
 
 @cache.memoize()
 def _replay_span(ctx: Context) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The period the replay cycles through: ICU admissions from their 5th to their 95th
-    percentile, so the replayed census never ramps up from, or runs down to, an empty unit."""
+    """The period the replay cycles through (:func:`core.time.replay_span` of the stays)."""
     stays = load_icu_stays(engine())
     if stays.empty:
         anchors = cohort_patients(ctx)["anchor_time"]
         return anchors.min(), anchors.max() + pd.Timedelta(days=1)
-    starts = stays["start"].sort_values()
-    lo, hi = starts.quantile(0.05), starts.quantile(0.95)
-    return lo, max(hi, lo + pd.Timedelta(days=1))
+    return replay_span(stays["start"], stays["stop"])

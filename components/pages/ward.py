@@ -21,13 +21,20 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from components import ids
 from components.data.cohort import visible_patients
 from components.data.keys import Context
-from components.data.ward import board_at, clock_now, departures_at, site_counts, ward_board
+from components.data.ward import (
+    board_at,
+    census_counts,
+    clock_now,
+    departures_at,
+    site_counts,
+    ward_board,
+)
 from components.format import fmt_num
 from components.server.auth import current_principal
 from components.server.cache import cache
 from components.server.context import dataset_info, settings
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
-from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, Phenotype
+from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, Organ, Phenotype
 
 NOW = "now"
 LATEST = "latest"
@@ -269,14 +276,16 @@ def layout(
     **_: str,
 ) -> html.Div:
     context = Context.current(current_principal())
-    options = [{"label": f"{s} ({n} patients)", "value": s} for s, n in site_counts(context)]
-    if not options:
+    counts = site_counts(context)
+    if not counts:
         return html.Div(
             [html.H1("Ward board", className="h4"), dbc.Alert("No patients to show.", color="info")]
         )
+    in_icu = census_counts(context, clock_now(context).floor("min"))
+    options = [site_option(s, n, in_icu.get(s, 0)) for s, n in counts]
     values = [o["value"] for o in options]
     options = [{"label": "All my sites", "value": ALL_SITES}, *options]
-    site = site if site in values or site == ALL_SITES else values[0]
+    site = site if site in values or site == ALL_SITES else busiest_site(values, in_icu)
     day = day if day in (NOW, LATEST) or (day or "").isdigit() else NOW
     day_options = [
         {"label": "Now: in the ICU (last 24 h)", "value": NOW},
@@ -362,7 +371,7 @@ def layout(
                     html.Span(
                         [
                             html.Span("■ ", style={"color": ORGAN_COLOURS[o]}),
-                            f"{SHORT_ORGAN[o]} = {ORGAN_LABELS[o]}",
+                            organ_key(o),
                         ],
                         className="me-3",
                     )
@@ -429,6 +438,24 @@ def ward_search(
             **({"dep": "1"} if departures else {}),
         }
     )
+
+
+def organ_key(organ: Organ) -> str:
+    """The legend's entry for an organ column: "CV = Cardiovascular", or just "Liver" where
+    the column header already is the organ's name."""
+    short, name = SHORT_ORGAN[organ], ORGAN_LABELS[organ]
+    return short if short.lower() == name.lower() else f"{short} = {name}"
+
+
+def site_option(site: str, n_patients: int, n_in_icu: int) -> dict[str, str]:
+    """A site picker entry: who is in its ICU at the clock, and its patients in all."""
+    return {"label": f"{site} ({n_in_icu} in the ICU, {n_patients} patients)", "value": site}
+
+
+def busiest_site(sites: list[str], in_icu: dict[str, int]) -> str:
+    """The default site when the URL names none: the one with the most patients in the ICU
+    at the clock (the first in order on a tie, or when the ICUs are empty)."""
+    return max(sites, key=lambda s: (in_icu.get(s, 0), -sites.index(s)))
 
 
 def board_rows(

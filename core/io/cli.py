@@ -117,6 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_demo.add_argument("--patients", type=int, default=281)
     p_demo.add_argument("--seed", type=int, default=20251208)
     p_demo.add_argument(
+        "--enrolment-days",
+        type=float,
+        default=None,
+        help="pack the enrolment into this many days (default: the trial's 900)",
+    )
+    p_demo.add_argument(
         "--charting",
         choices=("dense", "sparse"),
         default="dense",
@@ -174,7 +180,11 @@ def _run(args: argparse.Namespace, url: str, out: Any, engines: list[Engine]) ->
             out.write(f"{state}: {report.n_rows} rows\n")
             return 0 if report.ok else 1
         version = build_demo_database(
-            engine, seed=args.seed, n_randomised=args.patients, charting=args.charting
+            engine,
+            seed=args.seed,
+            n_randomised=args.patients,
+            charting=args.charting,
+            enrolment_days=args.enrolment_days,
         )
         out.write(f"dataset version {version}\n")
         return 0

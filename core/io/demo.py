@@ -58,12 +58,24 @@ class _DemoLock:
             self._conn.close()
 
 
+#: the served synthetic demo packs the trial's enrolment (900 days) into this many days, so
+#: that the replayed ICU census holds tens of patients over the sites at any moment (about 47
+#: at the median, 25 at the 10th percentile, for 281 randomised; docs/ward.md)
+DEMO_ENROLMENT_DAYS: Final = 120.0
+
+
 def synthetic_tables(
-    *, seed: int = 20251208, n_randomised: int = 281, charting: str = "dense"
+    *,
+    seed: int = 20251208,
+    n_randomised: int = 281,
+    charting: str = "dense",
+    enrolment_days: float | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The synthetic cohort of :func:`core.synth.generate_trial` as long-format tables
-    (``charting="sparse"``: one charting per variable and day, for 100,000-patient benchmarks)."""
-    trial = generate_trial(seed=seed, n_randomised=n_randomised, charting=charting)
+    (``charting="sparse"``: one charting per variable and day, for 100,000-patient benchmarks;
+    ``enrolment_days``: the enrolment period, None = the trial's)."""
+    packing = {} if enrolment_days is None else {"enrolment_days": float(enrolment_days)}
+    trial = generate_trial(seed=seed, n_randomised=n_randomised, charting=charting, **packing)
     if dataclasses.is_dataclass(trial):
         items = {f.name: getattr(trial, f.name) for f in dataclasses.fields(trial)}
     else:
@@ -141,11 +153,13 @@ def build_demo_database(
     rules: SofaRules = DEFAULT_SOFA_RULES,
     charting: str = "dense",
     dataset: str = "synthetic",
+    enrolment_days: float | None = None,
 ) -> str:
     """Fill an empty database with a demo dataset; a no-op when data exist.
 
     ``dataset`` is ``"synthetic"`` (the seeded synthetic trial, ``seed``, ``n_randomised``,
-    ``charting``) or ``"clif-demo"`` (:func:`clif_demo_tables`: real ICU patients, not in the
+    ``charting``; ``enrolment_days`` packs the enrolment, None = the trial's 900 days) or
+    ``"clif-demo"`` (:func:`clif_demo_tables`: real ICU patients, not in the
     trial).
 
     Safe to call from several processes at once: a lock serialises the builders and the
@@ -161,7 +175,12 @@ def build_demo_database(
                 tables = (
                     clif_demo_tables()
                     if dataset == "clif-demo"
-                    else synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)
+                    else synthetic_tables(
+                        seed=seed,
+                        n_randomised=n_randomised,
+                        charting=charting,
+                        enrolment_days=enrolment_days,
+                    )
                 )
                 # the import sources name the dataset: the app tells public demo data by them
                 import_tables(
@@ -193,7 +212,8 @@ def _stays_missing(engine: Engine) -> bool:
 
 def _backfill_stays(engine: Engine, *, seed: int, n_randomised: int, charting: str) -> None:
     """Add the generator's ICU stays to a demo database built before they existed (the same
-    seed and size give the same patients); anything else is left as it is, and logged."""
+    seed and size give the same patients; such a database has the trial's calendar, since
+    packing came later); anything else is left as it is, and logged."""
     stays = synthetic_tables(seed=seed, n_randomised=n_randomised, charting=charting)["icu_stays"]
     try:
         import_tables(

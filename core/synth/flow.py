@@ -31,6 +31,9 @@ class Flow:
         The ``sites`` raw table.
     start_s
         First randomisation date (s since the epoch).
+    enrolment_days
+        Length of the enrolment period, days (randomisation and screening times are spread
+        uniformly over it).
     """
 
     n: int
@@ -45,13 +48,18 @@ class Flow:
     patient_id: np.ndarray
     sites: pd.DataFrame
     start_s: int
+    enrolment_days: float = ENROLMENT_DAYS
 
 
-def draw_flow(rng: np.random.Generator, n: int, start_s: int) -> Flow:
+def draw_flow(
+    rng: np.random.Generator, n: int, start_s: int, enrolment_days: float = ENROLMENT_DAYS
+) -> Flow:
     """Arms, phenotypes, withdrawals, sites and randomisation times of ``n`` randomised people.
 
     Counts per arm are the published ones scaled to ``n`` (:func:`~core.synth.published.scaled`);
-    the 33 sites keep their number at any size.
+    the 33 sites keep their number at any size. ``enrolment_days`` only scales the uniform
+    draws of the randomisation times: the random stream, and so every other table but the
+    times, is the same for any enrolment period.
     """
     n_arm = np.array([scaled("randomised", 0, n), 0])
     n_arm[1] = n - n_arm[0]
@@ -84,7 +92,7 @@ def draw_flow(rng: np.random.Generator, n: int, start_s: int) -> Flow:
     site_counts = apportion(n, site_w_arr)
     site_of = rng.permutation(np.repeat(np.arange(n_sites), site_counts))
 
-    rand_s = start_s + np.sort(hours(rng.random(n) * ENROLMENT_DAYS * 24 + 8.0))
+    rand_s = start_s + np.sort(hours(rng.random(n) * enrolment_days * 24 + 8.0))
     # patient ids: SYN-<site>-<nnnn>, numbered per site in randomisation order
     seq = np.zeros(n, np.int64)
     for s in range(n_sites):
@@ -115,4 +123,5 @@ def draw_flow(rng: np.random.Generator, n: int, start_s: int) -> Flow:
         patient_id=pid,
         sites=sites,
         start_s=start_s,
+        enrolment_days=float(enrolment_days),
     )

@@ -11,7 +11,6 @@ from core.synth.charting import Charting
 from core.synth.cohort import Cohort
 from core.synth.flow import Flow
 from core.synth.published import (
-    ENROLMENT_DAYS,
     EXCLUSION_PHENOTYPE,
     INFECTIONS,
     N_RANDOMISED_PUBLISHED,
@@ -116,7 +115,7 @@ def emit_disposition(
     drawn = np.where(rng.random(n_excl) < 0.2, Phenotype.MALS.value, Phenotype.SIP.value)
     ex_pheno = np.where(pd.isna(fixed), drawn, fixed).astype(object)
     ex_site = rng.choice(flow.site_ids.size, n_excl, p=flow.site_weights / flow.site_weights.sum())
-    ex_time = flow.start_s + hours(rng.random(n_excl) * ENROLMENT_DAYS * 24)
+    ex_time = flow.start_s + hours(rng.random(n_excl) * flow.enrolment_days * 24)
     # randomised: screened a few hours before randomisation
     r_time = flow.randomised_s - hours(rng.uniform(3.0, 30.0, n))
     r_pheno = np.where(flow.is_mals, Phenotype.MALS.value, Phenotype.SIP.value).astype(object)

@@ -47,6 +47,11 @@ def test_set002_environment_then_override_precedence():
     [
         ("PORT", "eighty", "PORT='eighty': expected an integer"),
         ("IMMUNOSEP_MODE", "open", "IMMUNOSEP_MODE='open': expected 'demo' or 'login'"),
+        (
+            "IMMUNOSEP_DEMO_ENROLMENT_DAYS",
+            "0",
+            "IMMUNOSEP_DEMO_ENROLMENT_DAYS=0: expected whole days from 1 to 36,500",
+        ),
     ],
 )
 def test_set003_bad_values_are_named(name, value, message):
@@ -71,3 +76,11 @@ def test_set006_upload_limit_in_one_place_and_the_request_limit_follows():
     # a file exactly at the limit, base64-encoded inside the callback JSON, still gets through
     assert s.request_max_bytes >= -(-s.upload_max_bytes * 4 // 3) + 1000
     assert Settings.from_env({"SECRET_KEY": "k"}).upload_max_mb == 20
+
+
+def test_set007_demo_enrolment_packing_default_is_the_demo_builders():
+    from core.io.demo import DEMO_ENROLMENT_DAYS
+
+    assert Settings.from_env({"SECRET_KEY": "k"}).demo_enrolment_days == DEMO_ENROLMENT_DAYS
+    env = {"SECRET_KEY": "k", "IMMUNOSEP_DEMO_ENROLMENT_DAYS": "900"}
+    assert Settings.from_env(env).demo_enrolment_days == 900.0

@@ -3,10 +3,12 @@ same engine as the daily score, the replay clock, and GET /api/v1/ward (role-awa
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import pandas as pd
 import pytest
+from plotly.utils import PlotlyJSONEncoder
 
 from components.data.keys import Context
 from components.data.ward import board_at, clock_now
@@ -160,3 +162,49 @@ def test_wat006_api_ward_is_role_aware_and_validates_at(login_app, stored):
     bad = client.get("/api/v1/ward?at=yesterday-ish")
     assert bad.status_code == 400
     assert "at=" in bad.get_json()["error"]
+
+
+def test_wat010_default_site_is_the_busiest_at_the_clock(demo_db_url, tmp_path, stored):
+    """With no site in the URL the board opens at the site with the most patients in the ICU
+    at the clock; the picker says, per site, who is in the ICU and how many patients in all."""
+    from components import ids
+    from components.pages import ward as ward_page
+
+    s, p = stored["stays"], stored["patients"]
+    at = s["start"].sort_values().iloc[len(s) // 2] + pd.Timedelta(hours=1)
+    in_icu = pd.Series(sorted(expected_census(stored, at))).map(p["site_id"]).value_counts()
+    top = min(in_icu[in_icu == in_icu.max()].index)
+    fixed = Settings(database_url=demo_db_url, cache_dir=str(tmp_path), clock=at.isoformat())
+    app = bare_app(fixed)
+    with app.test_request_context("/"):
+        picker, chosen = (
+            next(
+                c
+                for c in blinding.walk(json.loads(json.dumps(page, cls=PlotlyJSONEncoder)))
+                if c["props"].get("id") == ids.WARD_SITE
+            )
+            for page in (ward_page.layout(), ward_page.layout(site="SYN-S02"))
+        )
+    assert picker["props"]["value"] == top
+    print(f"\nbusiest at {at}: {top} ({in_icu.max()} in the ICU)")
+    assert chosen["props"]["value"] == "SYN-S02"  # the URL's site wins
+    labels = {o["value"]: o["label"] for o in picker["props"]["options"]}
+    totals = p["site_id"].value_counts()
+    for site, n in totals.items():
+        assert labels[site] == f"{site} ({int(in_icu.get(site, 0))} in the ICU, {n} patients)"
+    assert ward_page.busiest_site(["A", "B", "C"], {"B": 2, "C": 2}) == "B"
+    assert ward_page.busiest_site(["A", "B"], {}) == "A"
+
+
+def test_wat011_organ_legend_names_only_what_the_header_abbreviates():
+    from components.pages import ward as ward_page
+
+    keys = [ward_page.organ_key(o) for o in ORGANS]
+    assert keys == [
+        "Resp = Respiration",
+        "Coag = Coagulation",
+        "Liver",
+        "CV = Cardiovascular",
+        "CNS",
+        "Renal",
+    ]
