@@ -88,7 +88,7 @@ def lactate_alerts(observations: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     hit = (now_max > LACTATE_ALERT_MMOL_L) & (now_max > prev_max)
     return pd.Series(
         {
-            pid: f"lactate ↑ {prev_max[pid]:g}→{now_max[pid]:g} mmol/L"
+            pid: f"lactate ↑ {prev_max[pid]:.1f}→{now_max[pid]:.1f} mmol/L"
             for pid in hit[hit.fillna(False)].index
         },
         dtype=object,

@@ -239,3 +239,8 @@ def test_ward_rising_lactate_at_a_clock_time():
     # R rises above 2 (the value after `at` is the future: unseen); S falls; T has nothing
     # before (a first value is not "rising"); U is not above 2.0 (strictly greater)
     assert got.to_dict() == {"R": "lactate ↑ 1.8→3.4 mmol/L"}
+    # one decimal on both sides, as the lab reports it (never "4.1→5")
+    whole = pd.DataFrame(
+        {"patient_id": ["V", "V"], "time": [at - 30 * h, at - h], "variable": "lactate"}
+    ).assign(value=[4.1, 5.0])
+    assert lactate_alerts(whole, at).to_dict() == {"V": "lactate ↑ 4.1→5.0 mmol/L"}

@@ -9,6 +9,7 @@ The arm is never shown here; the service layer never loads it for this page.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,6 +36,7 @@ from components.server.cache import cache
 from components.server.context import dataset_info, settings
 from components.theme import ORGAN_COLOURS, ORGAN_LABELS, PHENOTYPE_COLOURS, PHENOTYPE_LABELS
 from core.vocab import ORGAN_SHORT, ORGANS, SOFA_COLUMNS, Organ, Phenotype
+from core.ward import NOT_MEASURED
 
 NOW = "now"
 LATEST = "latest"
@@ -119,7 +121,8 @@ def ward_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
             # tooltip
             "why": changes[0] if changes else "",
             "alerts_tip": alerts_tooltip(r["alerts"], changes, shown),
-            "data_flags": "; ".join(r.get("data_flags") or ()),
+            "data_flags": data_flags_text(r.get("data_flags") or ()),
+            "data_flags_tip": "; ".join(r.get("data_flags") or ()),
         }
         for organ in ORGANS:
             v = r[SOFA_COLUMNS[organ]]
@@ -165,7 +168,7 @@ def column_defs() -> list[dict[str, Any]]:
             "field": "patient_link",
             "headerName": "Patient",
             "pinned": "left",
-            "width": 118,
+            "width": 112,
             "filter": "agTextColumnFilter",
             "cellRenderer": "markdown",
             "tooltipField": "patient_id",
@@ -180,7 +183,7 @@ def column_defs() -> list[dict[str, Any]]:
             "headerName": "Day",
             "headerTooltip": "Study day (24 h periods from the first study-drug dose); † on the "
             "day of death",
-            "width": 62,
+            "width": 54,
             "type": "numericColumn",
             "valueFormatter": {
                 "function": "params.value == null ? '–' : params.value + "
@@ -192,7 +195,7 @@ def column_defs() -> list[dict[str, Any]]:
             "field": "sofa_total",
             "headerName": "SOFA",
             "headerTooltip": "Total SOFA score (points, 0-24)",
-            "width": 62,
+            "width": 58,
             "type": "numericColumn",
             "cellClass": "fw-bold",
         },
@@ -200,7 +203,7 @@ def column_defs() -> list[dict[str, Any]]:
             "field": "change",
             "headerName": "24 h Δ",
             "headerTooltip": "Change of the total SOFA since the previous study day (points)",
-            "width": 70,
+            "width": 64,
             "type": "numericColumn",
             "valueFormatter": {
                 "function": "params.value > 0 ? '▲ +' + params.value : "
@@ -214,7 +217,7 @@ def column_defs() -> list[dict[str, Any]]:
             "headerName": "Phenotype",
             "headerTooltip": "Immune phenotype at baseline; ⚠ = a biomarker near its threshold "
             "(hover a cell for the values)",
-            "width": 104,
+            "width": 90,
             "tooltipField": "phenotype_reason",
             # every condition sets the same properties as the default, so nothing of the
             # previous row's style can stay behind after the data change
@@ -235,7 +238,9 @@ def column_defs() -> list[dict[str, Any]]:
             "headerTooltip": "Primary endpoint (SOFA decrease > 1.4 by day 9), final or so far: "
             "status and the decrease (points)",
             "flex": 1,
-            "minWidth": 118,
+            "minWidth": 92,
+            "wrapText": True,
+            "autoHeight": True,
             "tooltipField": "endpoint",
         },
         {
@@ -245,7 +250,10 @@ def column_defs() -> list[dict[str, Any]]:
             "vasopressor; then what changed since the day before (organ points, deciding value "
             "before → now; hover a cell for every change)",
             "flex": 3,  # the widest text: alerts and what changed
-            "minWidth": 90,
+            "minWidth": 118,
+            # wrapped, never cut: the values are what the nurse reads
+            "wrapText": True,
+            "autoHeight": True,
             "tooltipField": "alerts_tip",
             "valueFormatter": {
                 "function": "params.data.why ? (params.value ? params.value + ' · ' : '') + "
@@ -261,8 +269,10 @@ def column_defs() -> list[dict[str, Any]]:
             "headerName": "Data",
             "headerTooltip": "Data quality: endpoint components not measured today (imputed)",
             "flex": 1,
-            "minWidth": 66,
-            "tooltipField": "data_flags",
+            "minWidth": 76,
+            "wrapText": True,
+            "autoHeight": True,
+            "tooltipField": "data_flags_tip",
             "cellClass": "data-flag",
         },
     ]
@@ -288,7 +298,7 @@ def layout(
     site = site if site in values or site == ALL_SITES else busiest_site(values, in_icu)
     day = day if day in (NOW, LATEST) or (day or "").isdigit() else NOW
     day_options = [
-        {"label": "Now: in the ICU (last 24 h)", "value": NOW},
+        {"label": "Now (last 24 h)", "value": NOW},
         {"label": "Latest study day", "value": LATEST},
     ] + [
         {"label": f"Day {d}", "value": str(d)}
@@ -313,12 +323,12 @@ def layout(
                                 id=ids.WARD_SITE, options=options, value=site, clearable=False
                             ),
                         ],
-                        md=3,
+                        md=4,
                     ),
                     dbc.Col(
                         [
                             dbc.Label(
-                                "As of study day", html_for="ward-day", className="small mb-0"
+                                "Now or study day", html_for="ward-day", className="small mb-0"
                             ),
                             dcc.Dropdown(
                                 id="ward-day",
@@ -327,7 +337,7 @@ def layout(
                                 clearable=False,
                             ),
                         ],
-                        md=2,
+                        md=3,
                     ),
                     dbc.Col(
                         [
@@ -340,11 +350,11 @@ def layout(
                                 id=ids.WARD_SEARCH,
                                 type="search",
                                 value=q or "",
-                                placeholder="e.g. SYN-01-0001",
+                                placeholder="SYN-01-0001",
                                 debounce=False,
                             ),
                         ],
-                        md=3,
+                        md=2,
                     ),
                     dbc.Col(
                         [
@@ -360,7 +370,7 @@ def layout(
                                 children=count,
                             ),
                         ],
-                        md=4,
+                        md=3,
                     ),
                 ],
                 className="g-2 mb-2",
@@ -402,6 +412,9 @@ def layout(
                 dashGridOptions={
                     "quickFilterText": q or "",
                     "rowHeight": 30,
+                    # the wrapped cells grow the rows: with the scrollbar always there the flex
+                    # columns are sized beside it, so it never covers the last column
+                    "alwaysShowVerticalScroll": True,
                     "tooltipShowDelay": 300,
                     "animateRows": False,
                     "pagination": len(rows) > 100,
@@ -438,6 +451,18 @@ def ward_search(
             **({"dep": "1"} if departures else {}),
         }
     )
+
+
+def data_flags_text(flags: Iterable[str]) -> str:
+    """The Data cell: the organs not measured on the shown day by their column names, in one
+    short phrase ("not measured: Coag, CNS"), then any other flag as it is."""
+    short = {o.value: SHORT_ORGAN[o] for o in ORGANS}
+    organs, other = [], []
+    for flag in flags:
+        organ = flag.removesuffix(f" {NOT_MEASURED}")
+        (organs if organ in short and organ != flag else other).append(flag)
+    names = [short[f.removesuffix(f" {NOT_MEASURED}")] for f in organs]
+    return "; ".join(([f"{NOT_MEASURED}: {', '.join(names)}"] if names else []) + other)
 
 
 def organ_key(organ: Organ) -> str:

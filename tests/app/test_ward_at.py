@@ -208,3 +208,32 @@ def test_wat011_organ_legend_names_only_what_the_header_abbreviates():
         "CNS",
         "Renal",
     ]
+
+
+def test_wat012_data_cell_names_the_organs_by_their_columns():
+    from components.pages import ward as ward_page
+
+    flags = ("coagulation not measured", "cns not measured", "weight missing")
+    assert ward_page.data_flags_text(flags) == "not measured: Coag, CNS; weight missing"
+    assert ward_page.data_flags_text(()) == ""
+    rows = ward_page.ward_rows(
+        pd.DataFrame(
+            {
+                "patient_id": ["P1"],
+                "study_day": [3],
+                "died": [False],
+                "death_study_day": [pd.NA],
+                "sofa_total": [5],
+                "sofa_change_24h": [1],
+                "phenotype": ["SIP"],
+                "endpoint_status": ["on_track"],
+                "endpoint_decrease": [2.0],
+                "alerts": [()],
+                "n_alerts": [0],
+                "data_flags": [flags[:2]],
+                **{SOFA_COLUMNS[o]: [1] for o in ORGANS},
+            }
+        )
+    )
+    assert rows[0]["data_flags"] == "not measured: Coag, CNS"
+    assert rows[0]["data_flags_tip"] == "coagulation not measured; cns not measured"
