@@ -1,0 +1,47 @@
+"""Layouts that fit (issue 19): at 1024×768 and 1440×900 no page scrolls sideways. Wide grids
+may scroll inside themselves; the page itself never does (headless Chromium)."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+pytestmark = pytest.mark.e2e
+
+PAGES = [
+    ("/", "#ward-grid .ag-row"),
+    ("/patient/SYN-01-0001", "#_pages_content .js-plotly-plot"),
+    ("/cohort?tab=baseline", ".cohort-panel-baseline"),
+    ("/cohort?tab=primary", ".cohort-panel-primary .js-plotly-plot"),
+    ("/review", "#_pages_content .ag-row"),
+    ("/data", "#_pages_content h1"),
+]
+
+#: what reaches past the window's right edge (tag, classes, id, right edge), for the message
+OVERFLOW_JS = """
+const w = document.documentElement.clientWidth;
+const out = [];
+for (const el of document.querySelectorAll('body *')) {
+  const r = el.getBoundingClientRect();
+  if (r.width > 0 && r.right > w + 1 && !el.closest('.ag-root-wrapper')) {
+    out.push(`${el.tagName}.${typeof el.className === 'string' ? el.className : ''}#${el.id} ${Math.round(r.right)}`);
+  }
+}
+return [w, document.documentElement.scrollWidth, out.slice(0, 5)];
+"""
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (1440, 900)], ids=["1024", "1440"])
+def test_fit001_no_page_scrolls_sideways(browser, live_server, size):
+    browser.set_window_size(*size)
+    for path, ready in PAGES:
+        browser.get(live_server.url + path)
+        WebDriverWait(browser, 60).until(ec.presence_of_element_located((By.CSS_SELECTOR, ready)))
+        # the layout is settled once the document's width stops changing
+        WebDriverWait(browser, 10).until(
+            lambda d: d.execute_script(OVERFLOW_JS)[1] == d.execute_script(OVERFLOW_JS)[1]
+        )
+        width, scroll_width, culprits = browser.execute_script(OVERFLOW_JS)
+        assert scroll_width <= width, (path, size, scroll_width, width, culprits)
