@@ -499,9 +499,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 className="mb-2",
             ),
             # below the floated download bar, never squeezed beside it (1024 px)
-            html.Div(
-                filter_bar(context, filters), id=ids.COHORT_FILTERS, style={"clear": "both"}
-            ),
+            html.Div(filter_bar(context, filters), id=ids.COHORT_FILTERS, style={"clear": "both"}),
             html.Div(
                 count_text(before, after), id=ids.COHORT_COUNT, className="small mb-2 fw-semibold"
             ),

@@ -124,25 +124,32 @@ def recruitment_figure(rec: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def _fit(min_width: int) -> dict[str, Any]:
+    """A column of the per-site summary: shares the spare width, never narrower than its
+    header word and its widest number."""
+    return {"flex": 1, "minWidth": min_width}
+
+
 def summary_columns() -> list[dict[str, Any]]:
-    """Column definitions of the per-site summary (units and meanings in the tooltips)."""
+    """Column definitions of the per-site summary (units and meanings in the tooltips); the
+    count columns share the width, so the 15 columns fit at 1024 px without sideways scroll."""
     return [
-        {"field": "site_id", "headerName": "Site", "pinned": "left", "width": 110},
-        {"field": "patients", "headerName": "Patients", "type": "numericColumn", "width": 86},
+        {"field": "site_id", "headerName": "Site", "pinned": "left", "width": 80},
+        {"field": "patients", "headerName": "Patients", "type": "numericColumn", **_fit(64)},
         {
             "field": "expected_organ_days",
             "headerName": "Expected",
             "headerTooltip": "Organ-days due in the endpoint window (days 1-9 ended at the data "
             "cut-off, patient alive) × 6 SOFA components",
             "type": "numericColumn",
-            "width": 102,
+            **_fit(68),
         },
         {
             "field": "received_organ_days",
             "headerName": "Received",
             "headerTooltip": "Of the expected organ-days: component observed (not imputed)",
             "type": "numericColumn",
-            "width": 102,
+            **_fit(68),
         },
         {
             "field": "received_pct",
@@ -150,7 +157,7 @@ def summary_columns() -> list[dict[str, Any]]:
             "headerTooltip": "Received / expected (%); – when nothing is due yet",
             "type": "numericColumn",
             "valueFormatter": _PCT,
-            "width": 96,
+            **_fit(74),
         },
         {
             "field": "imputed_components",
@@ -158,33 +165,37 @@ def summary_columns() -> list[dict[str, Any]]:
             "headerTooltip": "Components the SOFA derivation filled (day-1 zero or carried "
             "forward), days 1-9",
             "type": "numericColumn",
-            "width": 84,
+            **_fit(64),
         },
-        {"field": "issues", "headerName": "Issues", "type": "numericColumn", "width": 76},
+        {"field": "issues", "headerName": "Issues", "type": "numericColumn", **_fit(50)},
         {
             "field": "open_queries",
             "headerName": "Open queries",
             "type": "numericColumn",
-            "width": 96,
+            **_fit(56),
         },
         {
             "field": "answered_queries",
             "headerName": "Answered",
             "headerTooltip": "Answered queries waiting to be closed",
             "type": "numericColumn",
-            "width": 96,
+            **_fit(74),
         },
-        *(
-            {
-                "field": col,
-                "headerName": f"{label} %",
-                "headerTooltip": f"{label}: received / expected organ-days (%)",
-                "type": "numericColumn",
-                "valueFormatter": _PCT,
-                "width": 74,
-            }
-            for col, label in ORGAN_PCT_COLUMNS.items()
-        ),
+        {
+            "headerName": "Received % by organ",
+            "headerTooltip": "Per SOFA component: received / expected organ-days (%)",
+            "children": [
+                {
+                    "field": col,
+                    "headerName": label,
+                    "headerTooltip": f"{label}: received / expected organ-days (%)",
+                    "type": "numericColumn",
+                    "valueFormatter": _PCT,
+                    **_fit(48),
+                }
+                for col, label in ORGAN_PCT_COLUMNS.items()
+            ],
+        },
     ]
 
 
