@@ -45,3 +45,30 @@ def test_fit001_no_page_scrolls_sideways(browser, live_server, size):
         )
         width, scroll_width, culprits = browser.execute_script(OVERFLOW_JS)
         assert scroll_width <= width, (path, size, scroll_width, width, culprits)
+
+
+def test_fit002_review_summary_shows_every_column_at_1024(browser, live_server):
+    """The per-site summary's 15 columns are all inside the grid at 1024 px, and no header or
+    number is cut ("…" or clipped text)."""
+    browser.set_window_size(1024, 768)
+    browser.get(live_server.url + "/review")
+    grid = WebDriverWait(browser, 60).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "#review-summary-grid .ag-row"))
+    )
+    grid = browser.find_element(By.ID, "review-summary-grid")
+    clipped = browser.execute_script(
+        """
+        const grid = arguments[0], right = grid.getBoundingClientRect().right;
+        const out = [];
+        for (const el of grid.querySelectorAll('.ag-header-cell, .ag-cell')) {
+          const r = el.getBoundingClientRect();
+          const text = el.querySelector('.ag-header-cell-text, .ag-cell-value') || el;
+          if (r.right > right + 1 || text.scrollWidth > text.clientWidth + 1) {
+            out.push(`${el.getAttribute('col-id')}: ${el.textContent.trim()}`);
+          }
+        }
+        return out;
+        """,
+        grid,
+    )
+    assert clipped == []
