@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,8 +100,79 @@ function (contents, filenames, limit) {
 
 
 def import_log_rows() -> list[dict[str, Any]]:
-    log = load_import_log(engine())
-    return records(log.sort_values("id", ascending=False)) if len(log) else []
+    return import_log_table(load_import_log(engine()))
+
+
+def import_log_columns() -> list[dict[str, Any]]:
+    """The import log's columns: readable headers; the long values (files, row counts per
+    table, the full content hash) are in the tooltips."""
+    return [
+        {"field": "id", "headerName": "Import", "type": "numericColumn", "width": 76},
+        {"field": "started", "headerName": "Started (UTC)", "width": 150},
+        {"field": "took", "headerName": "Took", "type": "numericColumn", "width": 70},
+        {"field": "status", "headerName": "Status", "width": 88},
+        {
+            "field": "files",
+            "headerName": "Tables",
+            "tooltipField": "files_tip",
+            "flex": 2,
+            "minWidth": 140,
+            "wrapText": True,
+            "autoHeight": True,
+        },
+        {
+            "field": "rows",
+            "headerName": "Rows added",
+            "tooltipField": "rows_tip",
+            "type": "numericColumn",
+            "width": 108,
+        },
+        {"field": "user", "headerName": "User", "width": 84},
+        {
+            "field": "content",
+            "headerName": "SHA-256",
+            "headerTooltip": "SHA-256 of the imported content (hover a cell for all 64 digits)",
+            "tooltipField": "content_tip",
+            "width": 120,
+        },
+        {
+            "field": "rules",
+            "headerName": "SOFA rules",
+            "flex": 1,
+            "minWidth": 110,
+            "wrapText": True,
+            "autoHeight": True,
+            "cellClass": "break-anywhere",
+        },
+    ]
+
+
+def import_log_table(log: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of the import log grid, newest first (pure): when, how long, what and how much,
+    by whom, under which SOFA rules; the stored JSON lists read into words and numbers."""
+    rows = []
+    for r in log.sort_values("id", ascending=False).to_dict("records"):
+        names = [str(n).split(":", 1)[-1] for n in json.loads(r["source_names"] or "[]")]
+        counts = json.loads(r["row_counts"] or "{}")
+        started, finished = pd.Timestamp(r["started_at"]), r["finished_at"]
+        took = None if pd.isna(finished) else (pd.Timestamp(finished) - started).total_seconds()
+        rows.append(
+            {
+                "id": int(r["id"]),
+                "started": f"{started:%Y-%m-%d %H:%M:%S}",
+                "took": "–" if took is None else f"{took:.1f} s",
+                "status": r["status"],
+                "files": ", ".join(names),
+                "files_tip": "; ".join(json.loads(r["source_names"] or "[]")),
+                "rows": f"{sum(int(v) for v in counts.values()):,}",
+                "rows_tip": "; ".join(f"{t}: {int(v):,}" for t, v in counts.items()),
+                "user": r["user"],
+                "content": str(r["content_sha256"])[:8] + "…",
+                "content_tip": str(r["content_sha256"]),
+                "rules": r["rules_key"] or "–",
+            }
+        )
+    return rows
 
 
 def layout(**_: str) -> html.Div:
@@ -176,16 +248,9 @@ def layout(**_: str) -> html.Div:
                         dag.AgGrid(
                             id=ids.DATA_LOG,
                             rowData=log_rows,
-                            columnDefs=[
-                                {"field": c} for c in (log_rows[0].keys() if log_rows else ["id"])
-                            ],
-                            defaultColDef={
-                                "sortable": True,
-                                "resizable": True,
-                                "flex": 1,
-                                "minWidth": 110,
-                            },
-                            dashGridOptions={"domLayout": "autoHeight"},
+                            columnDefs=import_log_columns(),
+                            defaultColDef={"sortable": True, "resizable": True},
+                            dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300},
                             style={"height": None},
                         ),
                     ]

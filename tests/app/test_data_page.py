@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 
 from components.pages import data as data_page
@@ -217,3 +218,40 @@ def test_data006_browser_size_check_holds_back_big_files():
         (59, "upload", None),
     ]
     assert run(None, None, 100) == "NO_UPDATE"
+
+
+def test_data_log_table_reads_the_stored_json_into_words_and_numbers():
+    log = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "started_at": [
+                pd.Timestamp("2026-12-07 12:43:27.25"),
+                pd.Timestamp("2026-12-07 13:00"),
+            ],
+            "finished_at": [pd.Timestamp("2026-12-07 12:43:29.47"), pd.NaT],
+            "status": ["imported", "failed"],
+            "source_names": ['["synthetic:patients", "synthetic:observations"]', '["obs.csv"]'],
+            "content_sha256": ["3401debdeaa7bcc26dca8a8e" + "0" * 40, "ab" * 32],
+            "row_counts": ['{"patients": 276, "observations": 1234567}', "{}"],
+            "user": ["demo", "stat"],
+            "rules_key": ["sofa1996-immunosep-1", None],
+        }
+    )
+    newest, first = data_page.import_log_table(log)
+    assert first == {
+        "id": 1,
+        "started": "2026-12-07 12:43:27",
+        "took": "2.2 s",
+        "status": "imported",
+        "files": "patients, observations",
+        "files_tip": "synthetic:patients; synthetic:observations",
+        "rows": "1,234,843",
+        "rows_tip": "patients: 276; observations: 1,234,567",
+        "user": "demo",
+        "content": "3401debd…",
+        "content_tip": "3401debdeaa7bcc26dca8a8e" + "0" * 40,
+        "rules": "sofa1996-immunosep-1",
+    }
+    assert (newest["id"], newest["took"], newest["rows"], newest["rules"]) == (2, "–", "0", "–")
+    fields = {c["field"] for c in data_page.import_log_columns()}
+    assert fields == {k for k in first if not k.endswith("_tip")}
