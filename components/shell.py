@@ -52,13 +52,19 @@ def build_banner(
     parts = []
     demo_data = demo_data or ("synthetic" if synthetic else None)
     if demo_data is not None:
-        parts.append(html.Strong(DEMO_BANNERS[demo_data], className="me-3"))
-    parts.append(html.Span(blinding, className="me-3"))
-    parts.append(html.Span(f"Role: {principal.label}", className="me-3"))
+        parts.append(html.Strong(DEMO_BANNERS[demo_data], className="me-3 text-nowrap"))
+    parts.append(html.Span(blinding, className="me-3 text-nowrap"))
+    parts.append(html.Span(f"Role: {principal.label}", className="me-3 text-nowrap"))
     where = "" if principal.sites is None else " at your sites"
     noun = "patient" if n_patients == 1 else "patients"
     parts.append(
-        html.Span(f"{n_patients} {noun}{where}, data version {version}", className="text-muted")
+        html.Span(
+            [
+                f"{n_patients} {noun}{where}, ",
+                html.Span(f"data version {version}", className="text-nowrap"),
+            ],
+            className="text-muted",
+        )
     )
     colour = (
         "warning"
