@@ -475,6 +475,19 @@ def test_io024_content_hash_digests_are_pinned() -> None:
     assert io.content_hash(synthetic.tables) == (
         "1dc09cf5e2ab925d434d1c4e8e789417db2578617f7fb6dcb5e217863efd342d"
     )
+    # time columns of one dtype are printed alike (midnights with the block's digits), also
+    # when a column was assigned after the frame was built
+    patients = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P2", "P3"],
+            "randomised_at": pd.to_datetime(["2024-03-01", None, "2024-03-04"]),
+            "anchor_time": pd.to_datetime(["2024-03-01", "2024-03-02", "2024-03-03"]),
+        }
+    )
+    patients["death_time"] = pd.to_datetime(["2024-03-09 10:00:00.5", None, None])
+    assert io.content_hash({"patients": patients}) == (
+        "870cd001cb44002f7f932232a44a45dd4dd01aeb96c62a06ffc5f2bf7906bbff"
+    )
     # the hash sees every value: one changed float or time changes the digest
     edited = _hash_edge_tables()
     edited["observations"].loc[0, "value"] = 0.3000000001
