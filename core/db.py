@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -806,6 +807,11 @@ def bump_dataset_version(conn: Connection, content_sha256: str) -> str:
 
 #: rows per chunk of :func:`bulk_insert`: the converted values of one chunk are held at a time
 BULK_CHUNK_ROWS: Final = 200_000
+#: SQLite: rows per INSERT statement of :func:`bulk_insert` (multi-row VALUES: fewer statement
+#: steps, about 1.4x faster than one row per statement), within the bound-parameter limit of
+#: every SQLite version (999 before 3.32)
+SQLITE_ROWS_PER_INSERT: Final = 100
+SQLITE_MAX_PARAMETERS: Final = 999
 
 
 def bulk_insert(
@@ -821,8 +827,9 @@ def bulk_insert(
     raises the database's own error (its message names the table and constraint).
 
     PostgreSQL: one ``COPY ... FROM STDIN (FORMAT csv)`` (psycopg 3), the CSV text written
-    ``chunk_rows`` rows at a time. SQLite: DBAPI ``executemany`` per ``chunk_rows`` rows,
-    values converted column-wise (:func:`_sqlite_columns`) to SQLAlchemy's SQLite storage
+    ``chunk_rows`` rows at a time. SQLite: per ``chunk_rows`` rows, one DBAPI ``executemany``
+    of multi-row INSERTs (:data:`SQLITE_ROWS_PER_INSERT` rows each, in frame order), values
+    converted column-wise (:func:`_sqlite_columns`) to SQLAlchemy's SQLite storage
     format (``YYYY-MM-DD HH:MM:SS.ffffff`` text for timestamps, 0/1 for booleans), so the
     rows read back through SQLAlchemy exactly as if SQLAlchemy had written them.
     """
@@ -858,10 +865,30 @@ def bulk_insert(
                     statement, None, exc, dbapi_error, dialect=conn.dialect
                 ) from exc
             return n
-        placeholders = ", ".join("?" for _ in columns)
-        sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({placeholders})'
-        for chunk in chunks:
-            conn.exec_driver_sql(sql, list(zip(*_sqlite_columns(table, chunk), strict=True)))
+        row = "(" + ", ".join("?" for _ in columns) + ")"
+        per_statement = max(1, min(SQLITE_ROWS_PER_INSERT, SQLITE_MAX_PARAMETERS // len(columns)))
+        insert = f'INSERT INTO "{table.name}" ({quoted}) VALUES '
+        many_rows = insert + ", ".join([row] * per_statement)
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for chunk in chunks:
+                grid = np.empty((len(chunk), len(columns)), dtype=object)
+                for j, values in enumerate(_sqlite_columns(table, chunk)):
+                    grid[:, j] = values
+                # rows in order, ``per_statement`` to a statement, the rest one by one
+                whole = len(chunk) // per_statement * per_statement
+                if whole:
+                    width = per_statement * len(columns)
+                    cursor.executemany(many_rows, grid[:whole].reshape(-1, width).tolist())
+                if whole < len(chunk):
+                    cursor.executemany(insert + row, grid[whole:].tolist())
+        except dbapi_error as exc:  # as SQLAlchemy raises it (IntegrityError, ...)
+            raise sa.exc.DBAPIError.instance(
+                many_rows, None, exc, dbapi_error, dialect=conn.dialect
+            ) from exc
+        finally:
+            cursor.close()
     return n
 
 

@@ -147,21 +147,34 @@ def test_a_time_zone_aware_column_stores_its_wall_time(sqlite_url: str) -> None:
     eng.dispose()
 
 
-def test_chunks_insert_every_row_in_frame_order(engine: sa.Engine) -> None:
+@pytest.mark.parametrize(("n", "chunk_rows"), [(7, 3), (250, 120)])
+def test_chunks_insert_every_row_in_frame_order(engine: sa.Engine, n: int, chunk_rows: int) -> None:
+    """Chunks of 3 (one row per statement) and of 120 (on SQLite: 100 rows in one multi-row
+    INSERT, then 20 one by one)."""
     with engine.begin() as conn:
         db.bulk_insert(conn, db.patients, _patients().iloc[:1])
-        assert db.bulk_insert(conn, db.episodes, _episodes(7), chunk_rows=3) == 7
+        assert db.bulk_insert(conn, db.episodes, _episodes(n), chunk_rows=chunk_rows) == n
     t = db.episodes
     with engine.connect() as conn:
-        starts = conn.execute(sa.select(t.c.start).order_by(t.c.id)).scalars().all()
-    assert starts == [datetime(2024, 3, 1, 8 + h) for h in range(7)]
+        rows = conn.execute(sa.select(t.c.start, t.c.stop).order_by(t.c.id)).all()
+    first = datetime(2024, 3, 1, 8)
+    assert [tuple(r) for r in rows] == [
+        (first + pd.Timedelta(hours=h), first + pd.Timedelta(hours=h + 1)) for h in range(n)
+    ]
 
 
-def test_a_failed_insert_rolls_back_completely_with_its_own_error(engine: sa.Engine) -> None:
-    """A duplicate key in the third chunk: the database's error (naming the constraint) is
-    raised, none of the frame's rows (not even the first two chunks) is left, the rows the
-    transaction wrote before stay and the transaction can go on; a caller's rollback then
-    removes everything."""
+@pytest.mark.parametrize(
+    ("n", "duplicate_at", "chunk_rows"),
+    [(7, 5, 2), (250, 150, 120)],
+    ids=["one-row-statements", "multi-row-statement"],
+)
+def test_a_failed_insert_rolls_back_completely_with_its_own_error(
+    engine: sa.Engine, n: int, duplicate_at: int, chunk_rows: int
+) -> None:
+    """A duplicate key in the third (or second) chunk: the database's error (naming the
+    constraint) is raised, none of the frame's rows (not even the earlier chunks) is left, the
+    rows the transaction wrote before stay and the transaction can go on; a caller's
+    rollback then removes everything."""
     unique = (
         "UNIQUE constraint failed: episodes.patient_id, episodes.start, episodes.kind"
         if engine.dialect.name == "sqlite"
@@ -172,7 +185,9 @@ def test_a_failed_insert_rolls_back_completely_with_its_own_error(engine: sa.Eng
         conn.begin()
         db.bulk_insert(conn, db.patients, _patients().iloc[:1])
         with pytest.raises(sa.exc.IntegrityError, match=unique):
-            db.bulk_insert(conn, db.episodes, _episodes(7, duplicate_at=5), chunk_rows=2)
+            db.bulk_insert(
+                conn, db.episodes, _episodes(n, duplicate_at=duplicate_at), chunk_rows=chunk_rows
+            )
         assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(db.patients)).scalar_one() == 1
         assert db.bulk_insert(conn, db.episodes, _episodes(2)) == 2  # the transaction goes on
