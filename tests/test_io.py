@@ -415,6 +415,88 @@ def test_io022_parquet_and_csv_give_same_content(tmp_path: Path) -> None:
     assert io.content_hash(a.tables) == io.content_hash(b.tables)
 
 
+def _hash_edge_tables() -> dict[str, pd.DataFrame]:
+    """Every kind of value the content hash meets: floats needing 12 significant digits, NaN,
+    inf and -0.0; times with and without microseconds, NaT, a time column of midnights only
+    (printed as dates) and microsecond resolution; a category with a missing value; None, ""
+    and booleans in text columns; a column outside the table spec; an empty table."""
+    time = pd.to_datetime(
+        ["2024-03-01 08:00", "2024-03-01 08:00:00.123456", None, "2024-02-29 23:59:59"],
+        format="ISO8601",
+    )
+    observations = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1", None, "P2"],
+            "time": time,
+            "variable": ["creatinine", "map", "pao2", "fio2"],
+            "value": [0.1 + 0.2, np.nan, 1e-20, 123456789.123456789],
+            "unit": pd.Categorical(["mg/dL", None, "kPa", "%"]),
+            "source": ["lab", "", None, "monitor"],
+            "value_as_received": [-0.0, np.inf, 2.5, 1 / 3],
+            "unit_as_received": ["mg/dL", "mmHg", "kPa", "%"],
+            "not_in_spec": [1, 2, 3, 4],
+        }
+    )
+    patients = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P2"],
+            "site_id": ["S1", "S2"],
+            "anchor_time": pd.to_datetime(["2024-03-01 07:00", "2024-03-02 00:00"]).astype(
+                "datetime64[us]"
+            ),
+            "weight_kg": [70.0, 82.5],
+            "age_years": [65.0, np.nan],
+            "mechanical_ventilation": [True, None],
+            "randomised_at": pd.Series(
+                [pd.Timestamp("2024-03-01"), pd.NaT], dtype="datetime64[ns]"
+            ),
+        }
+    )
+    episodes = pd.DataFrame(
+        {"patient_id": pd.Series([], dtype=object), "kind": pd.Series([], dtype=object)}
+    )
+    return {"observations": observations, "patients": patients, "episodes": episodes}
+
+
+def test_io024_content_hash_digests_are_pinned() -> None:
+    """The digests of the hash as first written (before it was vectorised): stored import
+    logs and dataset versions keep matching re-imports of the same content."""
+    assert io.content_hash(_hash_edge_tables()) == (
+        "31184b1633613ddfc78d94d57ff7a9ab3c65940eaf855b0a6ad53a04fe842274"
+    )
+    template = validate_and_type(io.template_tables(), existing_patients=None, source_names=None)
+    assert io.content_hash(template.tables) == (
+        "e08af3cd8b98cc36e897299dc7ca891c36bd51a5a706520d5e67761cf328311b"
+    )
+    synthetic = validate_and_type(
+        io.synthetic_tables(seed=7, n_randomised=10), existing_patients=None, source_names=None
+    )
+    assert len(synthetic.tables["observations"]) == 3590
+    assert io.content_hash(synthetic.tables) == (
+        "1dc09cf5e2ab925d434d1c4e8e789417db2578617f7fb6dcb5e217863efd342d"
+    )
+    # time columns of one dtype are printed alike (midnights with the block's digits), also
+    # when a column was assigned after the frame was built
+    patients = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P2", "P3"],
+            "randomised_at": pd.to_datetime(["2024-03-01", None, "2024-03-04"]),
+            "anchor_time": pd.to_datetime(["2024-03-01", "2024-03-02", "2024-03-03"]),
+        }
+    )
+    patients["death_time"] = pd.to_datetime(["2024-03-09 10:00:00.5", None, None])
+    assert io.content_hash({"patients": patients}) == (
+        "870cd001cb44002f7f932232a44a45dd4dd01aeb96c62a06ffc5f2bf7906bbff"
+    )
+    # the hash sees every value: one changed float or time changes the digest
+    edited = _hash_edge_tables()
+    edited["observations"].loc[0, "value"] = 0.3000000001
+    assert io.content_hash(edited) != io.content_hash(_hash_edge_tables())
+    edited = _hash_edge_tables()
+    edited["patients"].loc[1, "anchor_time"] += pd.Timedelta(microseconds=1)
+    assert io.content_hash(edited) != io.content_hash(_hash_edge_tables())
+
+
 # ---------------------------------------------------------------------------------------------
 # all or nothing
 

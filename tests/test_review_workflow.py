@@ -4,7 +4,9 @@ the query lifecycle raise -> answer -> close with its audit rows, the role and s
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from core.io import import_tables, template_tables
 from core.repository import load_audit
 from core.review import (
     PERMISSIONS,
+    QUERY_STEPS,
     Action,
     Actor,
     ReviewInputError,
@@ -28,6 +31,8 @@ from core.review import (
     raise_query,
     review_patients,
     review_status,
+    transition_query,
+    workflow,
 )
 
 P1 = "SYN-S01-0001"
@@ -268,3 +273,199 @@ def test_schema_6_migration_adds_the_review_tables(engine):
     names = set(sa.inspect(engine).get_table_names())
     assert {"review_marks", "review_queries"} <= names
     assert _raise(engine) >= 1
+
+
+# --- the query state machine (QUERY_STEPS, transition_query) -----------------------------------
+
+T1 = datetime(2026, 1, 6, 14, 30)
+ROLES = ("monitor", "statistician", "dsmb", "demo", "clinician")
+#: the docstring's role table for the query steps
+STEP_ROLES = {
+    Action.ANSWER: {"statistician", "demo"},
+    Action.CLOSE: {"monitor", "statistician", "demo"},
+}
+
+
+def _query_in(engine, state: str) -> int:
+    qid = _raise(engine)
+    if state in ("answered", "closed"):
+        answer_query(engine, DATA_MANAGER, qid, "Checked against the lab report.", now=T0)
+    if state == "closed":
+        close_query(engine, MONITOR, qid, now=T0)
+    return qid
+
+
+def _query(engine, qid: int) -> pd.Series:
+    return load_queries(engine).set_index("id").loc[qid]
+
+
+def test_the_query_step_table():
+    assert {
+        action: (
+            sorted(step.from_states),
+            step.to_state.value,
+            sorted(step.roles),
+            step.audit_action,
+            step.text_column,
+            step.text_required,
+        )
+        for action, step in QUERY_STEPS.items()
+    } == {
+        Action.ANSWER: (
+            ["open"],
+            "answered",
+            ["demo", "statistician"],
+            "query_answer",
+            "answer",
+            True,
+        ),
+        Action.CLOSE: (
+            ["answered"],
+            "closed",
+            ["demo", "monitor", "statistician"],
+            "query_close",
+            "close_note",
+            False,
+        ),
+    }
+    # one source of truth: the permission table takes the steps' roles
+    assert {a: set(PERMISSIONS[a]) for a in QUERY_STEPS} == STEP_ROLES
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "refusal"),
+    [
+        ("open", Action.ANSWER, None),
+        ("open", Action.CLOSE, "query {qid} is open; only an answered query can be closed"),
+        ("answered", Action.ANSWER, "query {qid} is answered; only an open query can be answered"),
+        ("answered", Action.CLOSE, None),
+        ("closed", Action.ANSWER, "query {qid} is closed; only an open query can be answered"),
+        ("closed", Action.CLOSE, "query {qid} is closed; only an answered query can be closed"),
+    ],
+)
+def test_every_query_transition_allowed_or_refused(engine, state, action, refusal):
+    """Every (state, step) pair: the two allowed moves write the step's stamp, text and audit
+    row; the four refused ones name the state and write nothing."""
+    qid = _query_in(engine, state)
+    before = _counts(engine)
+
+    def move() -> None:
+        transition_query(engine, DATA_MANAGER, qid, action, "Source checked.", now=T1)
+
+    if refusal is not None:
+        with pytest.raises(ReviewInputError, match=f"^{re.escape(refusal.format(qid=qid))}$"):
+            move()
+        assert _counts(engine) == before
+        assert _query(engine, qid)["status"] == state
+        return
+    move()
+    step = QUERY_STEPS[action]
+    q = _query(engine, qid)
+    assert (q["status"], q[f"{step.stamp}_by"], q[f"{step.stamp}_role"]) == (
+        step.to_state.value,
+        "stan",
+        "statistician",
+    )
+    assert q[f"{step.stamp}_at"] == pd.Timestamp(T1)
+    assert q[step.text_column] == "Source checked."
+    assert _counts(engine) == (before[0], before[1], before[2] + 1)
+    last = load_audit(engine).sort_values("id").iloc[-1]
+    assert (last["action"], last["user"], last["target"], last["detail"]) == (
+        step.audit_action,
+        "stan",
+        f"query/{qid}",
+        f"patient={P1}; status {state} -> {step.to_state.value}",
+    )
+    assert verify_audit_chain(engine) == []
+
+
+@pytest.mark.parametrize("action", [Action.ANSWER, Action.CLOSE])
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_on_every_query_step(engine, role, action):
+    qid = _query_in(engine, "open" if action is Action.ANSWER else "answered")
+    step = QUERY_STEPS[action]
+    before = _counts(engine)
+    actor = Actor("una", role)
+    if role in STEP_ROLES[action]:
+        transition_query(engine, actor, qid, action, "Done.", now=T1)
+        q = _query(engine, qid)
+        assert (q["status"], q[f"{step.stamp}_by"], q[f"{step.stamp}_role"]) == (
+            step.to_state.value,
+            "una",
+            role,
+        )
+        return
+    allowed = ", ".join(sorted(STEP_ROLES[action]))
+    message = (
+        f"role '{role}' (user 'una') may not {action.value}; allowed roles: {allowed} "
+        "(docs/review.md)"
+    )
+    with pytest.raises(ReviewPermissionError, match=f"^{re.escape(message)}$"):
+        transition_query(engine, actor, qid, action, "Done.", now=T1)
+    assert _counts(engine) == before
+    (from_state,) = step.from_states
+    assert _query(engine, qid)["status"] == from_state
+
+
+@pytest.mark.parametrize("action", [Action.ANSWER, Action.CLOSE])
+def test_query_step_site_and_existence_refusals(engine, action):
+    qid = _query_in(engine, "open" if action is Action.ANSWER else "answered")
+    before = _counts(engine)
+    s02 = Actor("sam", "statistician", sites=("SYN-S02",))
+    with pytest.raises(
+        ReviewPermissionError,
+        match=rf"^query {qid} is on site 'SYN-S01'; user 'sam' may act on sites SYN-S02 only$",
+    ):
+        transition_query(engine, s02, qid, action, "Done.")
+    with pytest.raises(ReviewInputError, match=r"^query 9999: no such query$"):
+        transition_query(engine, DATA_MANAGER, 9999, action, "Done.")
+    assert _counts(engine) == before
+
+
+def test_query_step_texts(engine):
+    """The answer is required, the close note optional; both are checked for the allocation."""
+    qid = _query_in(engine, "open")
+    before = _counts(engine)
+    with pytest.raises(ReviewInputError, match=r"^answer: empty; expected a text \(1-2000"):
+        transition_query(engine, DATA_MANAGER, qid, Action.ANSWER, "  ")
+    with pytest.raises(ReviewInputError, match=r"^answer: 2001 characters; expected at most 2000"):
+        transition_query(engine, DATA_MANAGER, qid, Action.ANSWER, "y" * 2001)
+    with pytest.raises(ReviewInputError, match=r"^answer: mentions 'placebo'; queries are read"):
+        transition_query(engine, DATA_MANAGER, qid, Action.ANSWER, "Was on placebo")
+    assert _counts(engine) == before
+    transition_query(engine, DATA_MANAGER, qid, Action.ANSWER, "  Re-entered.  ")
+    assert _query(engine, qid)["answer"] == "Re-entered."
+    with pytest.raises(ReviewInputError, match=r"^close note: mentions 'anakinra'; queries are"):
+        transition_query(engine, MONITOR, qid, Action.CLOSE, "ok, anakinra given")
+    transition_query(engine, MONITOR, qid, Action.CLOSE, "   ")
+    q = _query(engine, qid)
+    assert (q["status"], q["close_note"]) == ("closed", None)
+
+
+def test_only_query_steps_are_transitions(engine):
+    qid = _query_in(engine, "open")
+    with pytest.raises(
+        ReviewInputError,
+        match=r"^'raise a query' is not a query step; expected one of answer a query, close a query$",
+    ):
+        transition_query(engine, DATA_MANAGER, qid, Action.RAISE, "x")
+
+
+def test_a_query_moved_meanwhile_is_refused(engine, monkeypatch):
+    """Two writers: the second one read the query as open, but the first answered it since;
+    the status in the UPDATE's WHERE refuses the second write."""
+    qid = _query_in(engine, "answered")
+    before = _counts(engine)
+    real = workflow._load_query
+
+    def stale(conn, actor, query_id):
+        row = real(conn, actor, query_id)
+        return SimpleNamespace(status="open", patient_id=row.patient_id, site_id=row.site_id)
+
+    monkeypatch.setattr(workflow, "_load_query", stale)
+    with pytest.raises(
+        ReviewInputError, match=f"^query {qid} changed meanwhile; reload and try again$"
+    ):
+        answer_query(engine, DATA_MANAGER, qid, "Second answer.")
+    assert _counts(engine) == before
+    assert _query(engine, qid)["answer"] == "Checked against the lab report."

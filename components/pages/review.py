@@ -258,20 +258,39 @@ def filter_issues(
     return issues[keep]
 
 
+#: a grid column: (field, header, width[, options]); width in pixels, or None for the column
+#: that takes the rest of the row (flex 1; its minimum width among the options)
+ColumnSpec = tuple[str, str, int | None] | tuple[str, str, int | None, dict[str, Any]]
+_NUMERIC: Final = {"type": "numericColumn"}
+
+
+def _columns(spec: Iterable[ColumnSpec]) -> list[dict[str, Any]]:
+    """AG Grid column definitions from ``(field, header, width[, options])`` rows."""
+    out = []
+    for field, header, width, *options in spec:
+        column: dict[str, Any] = {"field": field, "headerName": header}
+        column.update({"flex": 1} if width is None else {"width": width})
+        for extra in options:
+            column.update(extra)
+        out.append(column)
+    return out
+
+
 def issue_columns() -> list[dict[str, Any]]:
-    return [
-        {"field": "severity_label", "headerName": "Severity", "width": 108},
-        {"field": "rule_label", "headerName": "Rule", "width": 215, "tooltipField": "rule"},
-        {"field": "patient_id", "headerName": "Patient", "width": 136},
-        {"field": "site_id", "headerName": "Site", "width": 104},
-        {"field": "form_label", "headerName": "Form", "width": 136},
-        {"field": "variable", "headerName": "Variable", "width": 140, "tooltipField": "variable"},
-        {"field": "value_text", "headerName": "Value (unit)", "width": 136},
-        {"field": "time", "headerName": "Time (UTC)", "width": 156},
-        {"field": "study_day", "headerName": "Study day", "type": "numericColumn", "width": 90},
-        {"field": "detail", "headerName": "Detail", "flex": 1, "minWidth": 260,
-         "tooltipField": "detail"},
-    ]  # fmt: skip
+    return _columns(
+        [
+            ("severity_label", "Severity", 108),
+            ("rule_label", "Rule", 215, {"tooltipField": "rule"}),
+            ("patient_id", "Patient", 136),
+            ("site_id", "Site", 104),
+            ("form_label", "Form", 136),
+            ("variable", "Variable", 140, {"tooltipField": "variable"}),
+            ("value_text", "Value (unit)", 136),
+            ("time", "Time (UTC)", 156),
+            ("study_day", "Study day", 90, _NUMERIC),
+            ("detail", "Detail", None, {"minWidth": 260, "tooltipField": "detail"}),
+        ]
+    )
 
 
 def status_frame(status: pd.DataFrame, wanted: Iterable[str] | None) -> pd.DataFrame:
@@ -291,19 +310,28 @@ def status_frame(status: pd.DataFrame, wanted: Iterable[str] | None) -> pd.DataF
 
 
 def status_columns(selectable: bool) -> list[dict[str, Any]]:
-    return [
-        {"field": "patient_id", "headerName": "Patient", "width": 150 if selectable else 136},
-        {"field": "site_id", "headerName": "Site", "width": 104},
-        {"field": "form_label", "headerName": "Form", "width": 140},
-        {"field": "n_rows", "headerName": "Values", "type": "numericColumn", "width": 100,
-         "headerTooltip": "Stored values on the form (observations and infusions)"},
-        {"field": "status_label", "headerName": "Status", "width": 170,
-         "cellClassRules": {
-             "text-danger fw-semibold": f"params.data.status === '{ReviewStatus.NEW_DATA.value}'",
-             "text-success": f"params.data.status === '{ReviewStatus.REVIEWED.value}'",
-         }},
-        {"field": "reviewed", "headerName": "Reviewed by, at", "flex": 1, "minWidth": 200},
-    ]  # fmt: skip
+    status_colours = {
+        "text-danger fw-semibold": f"params.data.status === '{ReviewStatus.NEW_DATA.value}'",
+        "text-success": f"params.data.status === '{ReviewStatus.REVIEWED.value}'",
+    }
+    return _columns(
+        [
+            ("patient_id", "Patient", 150 if selectable else 136),
+            ("site_id", "Site", 104),
+            ("form_label", "Form", 140),
+            (
+                "n_rows",
+                "Values",
+                100,
+                {
+                    **_NUMERIC,
+                    "headerTooltip": "Stored values on the form (observations and infusions)",
+                },
+            ),
+            ("status_label", "Status", 170, {"cellClassRules": status_colours}),
+            ("reviewed", "Reviewed by, at", None, {"minWidth": 200}),
+        ]
+    )
 
 
 def query_frame(queries: pd.DataFrame) -> pd.DataFrame:
@@ -334,20 +362,28 @@ def query_frame(queries: pd.DataFrame) -> pd.DataFrame:
 
 
 def query_columns() -> list[dict[str, Any]]:
-    return [
-        {"field": "id", "headerName": "#", "type": "numericColumn", "width": 64},
-        {"field": "status", "headerName": "Status", "width": 96,
-         "cellClassRules": {"text-danger fw-semibold": "params.value === 'open'",
-                            "text-primary": "params.value === 'answered'"}},
-        {"field": "patient_id", "headerName": "Patient", "width": 124},
-        {"field": "thread", "headerName": "Query, answer, close note", "flex": 1,
-         "minWidth": 300, "tooltipField": "thread"},
-        {"field": "form_label", "headerName": "Form", "width": 110},
-        {"field": "variable", "headerName": "Variable", "width": 110},
-        {"field": "obs_time", "headerName": "Time (UTC)", "width": 156},
-        {"field": "value_text", "headerName": "Value", "width": 90},
-        {"field": "raised_at", "headerName": "Raised (UTC)", "width": 156},
-    ]  # fmt: skip
+    status_colours = {
+        "text-danger fw-semibold": "params.value === 'open'",
+        "text-primary": "params.value === 'answered'",
+    }
+    return _columns(
+        [
+            ("id", "#", 64, _NUMERIC),
+            ("status", "Status", 96, {"cellClassRules": status_colours}),
+            ("patient_id", "Patient", 124),
+            (
+                "thread",
+                "Query, answer, close note",
+                None,
+                {"minWidth": 300, "tooltipField": "thread"},
+            ),
+            ("form_label", "Form", 110),
+            ("variable", "Variable", 110),
+            ("obs_time", "Time (UTC)", 156),
+            ("value_text", "Value", 90),
+            ("raised_at", "Raised (UTC)", 156),
+        ]
+    )
 
 
 # --- layout -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -56,7 +57,12 @@ def content_hash(tables: Mapping[str, pd.DataFrame]) -> str:
     """SHA-256 of typed tables (order of tables and columns does not matter).
 
     Computed after validation and unit conversion, so the same content read from CSV or
-    Parquet hashes the same.
+    Parquet hashes the same. Per table: its name, columns and row count, then the row hashes
+    of ``pandas.util.hash_pandas_object(frame.astype(str), index=False)``, floats first
+    formatted to 12 significant digits (CSV parsers may differ from Parquet by one ulp). The
+    text of a float, time or categorical column is made and hashed once per distinct value
+    (:func:`_column_hashes`), not once per row; the digests are those of the row-wise code
+    (pinned in tests/test_io.py).
     """
     h = hashlib.sha256()
     for name in sorted(tables):
@@ -66,13 +72,146 @@ def content_hash(tables: Mapping[str, pd.DataFrame]) -> str:
         )
         h.update(f"{name}:{','.join(cols)}:{len(frame)};".encode())
         if len(frame):
-            sub = frame[cols].reset_index(drop=True)
-            for c in cols:
-                if pd.api.types.is_float_dtype(sub[c].dtype):
-                    # 12 significant digits: CSV parsers may differ from Parquet by one ulp
-                    sub[c] = [f"{v:.12g}" for v in sub[c].to_numpy()]
-            h.update(pd.util.hash_pandas_object(sub.astype(str), index=False).to_numpy().tobytes())
+            hashes = _column_hashes(frame[cols].reset_index(drop=True))
+            h.update(_combine_hashes([hashes[c] for c in cols]).tobytes())
     return h.hexdigest()
+
+
+#: pandas' time resolutions (the digits ``astype(str)`` prints) -> their Arrow type
+_TIME_TEXT: Final = MappingProxyType(
+    {
+        "date": pa.date32(),
+        "s": pa.timestamp("s"),
+        "ms": pa.timestamp("ms"),
+        "us": pa.timestamp("us"),
+        "ns": pa.timestamp("ns"),
+    }
+)
+
+
+def _text_hashes(texts: np.ndarray) -> np.ndarray:
+    """``pandas.util.hash_array`` of texts (object array of str), uint64 per text."""
+    return pd.util.hash_array(np.asarray(texts, dtype=object), categorize=False)
+
+
+def _combine_hashes(columns: list[np.ndarray]) -> np.ndarray:
+    """Row hashes from column hashes, as ``hash_pandas_object`` of a DataFrame combines them
+    (``pandas.core.util.hashing.combine_hash_arrays``: CPython's tuple hash)."""
+    mult = np.uint64(1000003)
+    out = np.zeros_like(columns[0]) + np.uint64(0x345678)
+    for i, column in enumerate(columns):
+        inverse = len(columns) - i
+        out ^= column
+        out *= mult
+        mult += np.uint64(82520 + inverse + inverse)
+    out += np.uint64(97531)
+    return out
+
+
+def _column_hashes(sub: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per column, the uint64 hash of each row's text, as ``hash_pandas_object`` hashes the
+    columns of ``sub.astype(str)`` (float columns first formatted ``f"{v:.12g}"``).
+
+    A float column is factorized on its bits, a time column on its ticks, a categorical on its
+    codes: only the distinct values are formatted and hashed, and the hashes taken per row
+    (``hash_pandas_object`` itself hashes a text column by its distinct texts). Other columns
+    go through ``astype(str)`` as before.
+    """
+    out: dict[str, np.ndarray] = {}
+    times = [
+        c
+        for c in sub.columns
+        if isinstance(sub[c].dtype, np.dtype) and np.issubdtype(sub[c].dtype, np.datetime64)
+    ]
+    if times:
+        out.update(_time_hashes(sub[times]))
+    rest = []
+    for c in sub.columns:
+        if c in out:
+            continue
+        dtype = sub[c].dtype
+        if isinstance(dtype, np.dtype) and dtype in (np.float64, np.float32):
+            bits = sub[c].to_numpy(dtype="float64").view("int64")
+            codes, uniques = pd.factorize(bits)
+            texts = [f"{v:.12g}" for v in uniques.view("float64")]
+            out[c] = _text_hashes(np.array(texts, dtype=object)).take(codes)
+        elif isinstance(dtype, pd.CategoricalDtype) and dtype.categories.dtype == object:
+            cat = sub[c].array
+            texts = [*(str(v) for v in dtype.categories), "nan"]  # code -1 (missing): "nan"
+            out[c] = _text_hashes(np.array(texts, dtype=object)).take(cat.codes)
+        else:
+            rest.append(c)
+    if rest:
+        printed = sub[rest].astype(str)
+        out.update({c: _distinct_text_hashes(printed[c].to_numpy()) for c in rest})
+    return out
+
+
+def _distinct_text_hashes(texts: np.ndarray) -> np.ndarray:
+    """``pandas.util.hash_array`` of a text column, each distinct text hashed once (Arrow's
+    dictionary encoding finds them; pandas' factorizing gives the same hashes, slower)."""
+    try:
+        encoded = pa.array(texts, type=pa.string()).dictionary_encode()
+    except (pa.ArrowException, UnicodeError):  # not expected after astype(str): pandas then
+        return pd.util.hash_array(texts)
+    distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
+    return _text_hashes(distinct).take(encoded.indices.to_numpy())
+
+
+def _time_hashes(times: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Hashes of time columns printed as ``times.astype(str)`` prints them, one text per
+    distinct value.
+
+    pandas prints the time columns of one storage block alike: dates only when every value
+    of the block is a midnight, else with the digits of the block's finest value (none,
+    milliseconds, microseconds, nanoseconds); the table after ``reset_index`` (as the
+    row-wise code had it) keeps one block per dtype. The rows holding each column's first value,
+    first non-midnight and first value with finer digits keep every block's choice: they
+    are printed by pandas itself, the Arrow text type giving the same text is found per
+    column, and the column's distinct values are printed with it. A column no Arrow type
+    reproduces is printed by pandas in full (as before)."""
+    nat = np.iinfo(np.int64).min
+    rows: set[int] = set()
+    for c in times.columns:
+        unit, _ = np.datetime_data(times[c].dtype)
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}.get(unit)
+        if per_second is None:
+            return {}
+        ticks = times[c].to_numpy().view("int64")
+        present = ticks != nat
+        rows.update(np.flatnonzero(present)[:1].tolist())
+        for step_ns in (10**3, 10**6, 10**9, 86_400 * 10**9):
+            step = step_ns * per_second // 10**9
+            if step > 1:
+                rows.update(np.flatnonzero(present & (ticks % step != 0))[:1].tolist())
+    sample = times.take(sorted(rows))
+    printed = sample.astype(str)
+    out: dict[str, np.ndarray] = {}
+    for c in times.columns:
+        codes, uniques = pd.factorize(times[c].to_numpy().view("int64"))
+        texts = None
+        for arrow_type in _TIME_TEXT.values():
+            mine = _arrow_time_text(sample[c].to_numpy(), arrow_type)
+            if mine is not None and (mine == printed[c].to_numpy()).all():
+                texts = _arrow_time_text(uniques.view(times[c].dtype), arrow_type)
+                break
+        if texts is None:  # not expected: pandas prints every column as before
+            out[c] = pd.util.hash_array(times[[c]].astype(str)[c].to_numpy())
+        else:
+            out[c] = _text_hashes(texts).take(codes)
+    return out
+
+
+def _arrow_time_text(values: np.ndarray, arrow_type: pa.DataType) -> np.ndarray | None:
+    """``values`` (numpy datetime64) as Arrow prints them at ``arrow_type`` ("NaT" for
+    missing); None when the type would drop digits."""
+    try:
+        cast = pa.array(values, from_pandas=True).cast(arrow_type)  # safe: refuses losses
+    except pa.ArrowInvalid:
+        return None
+    text = cast.cast(pa.string()).to_numpy(zero_copy_only=False)
+    text[pd.isna(text)] = "NaT"
+    return text.astype(object)
 
 
 def _same(a: pd.Series, b: pd.Series) -> np.ndarray:

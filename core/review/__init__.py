@@ -24,9 +24,11 @@ from core.review.issues import (
 from core.review.summary import organ_days, recruitment_by_week, site_summary
 from core.review.workflow import (
     PERMISSIONS,
+    QUERY_STEPS,
     Action,
     Actor,
     QueryStatus,
+    QueryStep,
     ReviewInputError,
     ReviewPermissionError,
     ReviewStatus,
@@ -37,6 +39,7 @@ from core.review.workflow import (
     may,
     raise_query,
     review_status,
+    transition_query,
 )
 
 __all__ = [
@@ -45,12 +48,14 @@ __all__ = [
     "ISSUE_COLUMNS",
     "LATE_ENTRY_GRACE_HOURS",
     "PERMISSIONS",
+    "QUERY_STEPS",
     "RULES",
     "Action",
     "Actor",
     "Form",
     "IssueReport",
     "QueryStatus",
+    "QueryStep",
     "ReviewInputError",
     "ReviewPermissionError",
     "ReviewStatus",
@@ -70,4 +75,5 @@ __all__ = [
     "review_status",
     "rules_table",
     "site_summary",
+    "transition_query",
 ]

@@ -24,7 +24,9 @@ mark (the mark stores the form's row count and largest row id; the raw tables ar
 so an import that adds a row to the form always changes them). The reset needs no write: the
 status is computed against the stored data on every read.
 
-Query lifecycle: ``open`` (raised on a value) -> ``answered`` -> ``closed``. Each write and its
+Query lifecycle: ``open`` (raised on a value) -> ``answered`` -> ``closed``; the steps after the
+raise (from-states, to-state, roles, audit action) are one table, :data:`QUERY_STEPS`, applied
+by one function, :func:`transition_query`. Each write and its
 audit row (``core.audit.append_audit_row``: actions ``review_mark``, ``query_raise``,
 ``query_answer``, ``query_close``) commit in one transaction, so no action is stored without
 its audit row. A refused action writes nothing and raises :class:`ReviewPermissionError` or
@@ -66,22 +68,70 @@ class Action(StrEnum):
     CLOSE = "close a query"
 
 
-#: who may do what (module docstring); role names as ``components.server.auth.Role`` values
+class QueryStatus(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class QueryStep:
+    """One step of the query lifecycle (a row of :data:`QUERY_STEPS`).
+
+    ``action`` moves a query in one of ``from_states`` to ``to_state``; ``roles`` may do it;
+    the write stamps ``<stamp>_by``, ``<stamp>_role``, ``<stamp>_at`` and stores the text in
+    ``text_column`` (checked as ``text_label``: required or optional); the audit row is
+    ``audit_action``."""
+
+    action: Action
+    from_states: frozenset[QueryStatus]
+    to_state: QueryStatus
+    roles: frozenset[str]
+    audit_action: str
+    stamp: str
+    text_column: str
+    text_label: str
+    text_required: bool
+
+
+#: the query lifecycle after the raise (``open``): answer, then close (module docstring)
+QUERY_STEPS: Final = MappingProxyType(
+    {
+        Action.ANSWER: QueryStep(
+            action=Action.ANSWER,
+            from_states=frozenset({QueryStatus.OPEN}),
+            to_state=QueryStatus.ANSWERED,
+            roles=frozenset({"statistician", "demo"}),
+            audit_action="query_answer",
+            stamp="answered",
+            text_column="answer",
+            text_label="answer",
+            text_required=True,
+        ),
+        Action.CLOSE: QueryStep(
+            action=Action.CLOSE,
+            from_states=frozenset({QueryStatus.ANSWERED}),
+            to_state=QueryStatus.CLOSED,
+            roles=frozenset({"monitor", "statistician", "demo"}),
+            audit_action="query_close",
+            stamp="closed",
+            text_column="close_note",
+            text_label="close note",
+            text_required=False,
+        ),
+    }
+)
+
+#: who may do what (module docstring); role names as ``components.server.auth.Role`` values;
+#: the roles of the query steps are those of :data:`QUERY_STEPS`
 PERMISSIONS: Final = MappingProxyType(
     {
         Action.VIEW: frozenset({"monitor", "statistician", "dsmb", "demo"}),
         Action.MARK: frozenset({"monitor", "statistician", "demo"}),
         Action.RAISE: frozenset({"monitor", "statistician", "demo"}),
-        Action.ANSWER: frozenset({"statistician", "demo"}),
-        Action.CLOSE: frozenset({"monitor", "statistician", "demo"}),
+        **{action: step.roles for action, step in QUERY_STEPS.items()},
     }
 )
-
-
-class QueryStatus(StrEnum):
-    OPEN = "open"
-    ANSWERED = "answered"
-    CLOSED = "closed"
 
 
 class ReviewStatus(StrEnum):
@@ -446,43 +496,56 @@ def _load_query(conn: Connection, actor: Actor, query_id: int) -> Any:
     return row
 
 
-def _transition(
+def _state_refusal(query_id: int, status: str, step: QueryStep) -> str:
+    allowed = " or ".join(sorted(step.from_states))
+    article = "an" if allowed[:1] in "aeiou" else "a"
+    return (
+        f"query {query_id} is {status}; only {article} {allowed} query can be {step.to_state.value}"
+    )
+
+
+def transition_query(
     engine: Engine,
     actor: Actor,
     query_id: int,
-    *,
     action: Action,
-    expected: QueryStatus,
-    new: QueryStatus,
-    text: str | None,
-    audit_action: str,
-    now: datetime | None,
+    text: str | None = None,
+    *,
+    now: datetime | None = None,
 ) -> None:
+    """Move a query one step of :data:`QUERY_STEPS` (``Action.ANSWER`` or ``Action.CLOSE``).
+
+    Refused, writing nothing: a role the step does not allow or a site outside the actor's
+    (:class:`ReviewPermissionError`); a missing or wrong text, no such query, a query in
+    none of the step's from-states, or one moved meanwhile (:class:`ReviewInputError`).
+    Audited as the step's ``audit_action`` (target ``query/<id>``, detail
+    ``patient=<id>; status <from> -> <to>``)."""
+    step = QUERY_STEPS.get(action)
+    if step is None:
+        raise ReviewInputError(
+            f"{action.value!r} is not a query step; expected one of "
+            f"{', '.join(a.value for a in QUERY_STEPS)}"
+        )
     require(actor, action)
+    body = (text or "").strip()
+    if body or step.text_required:
+        body = _check_text(body, step.text_label)
     at = _naive(now)
-    what = "answer" if new is QueryStatus.ANSWERED else "close note"
-    body = _check_text(text, what) if new is QueryStatus.ANSWERED else (text or "").strip()
-    if new is QueryStatus.CLOSED and body:
-        body = _check_text(body, what)
     t = db.review_queries
     with _write(engine) as conn, conn.begin():
         row = _load_query(conn, actor, query_id)
-        if row.status != expected.value:
-            raise ReviewInputError(
-                f"query {query_id} is {row.status}; only an {expected.value} query can be "
-                f"{'answered' if new is QueryStatus.ANSWERED else 'closed'}"
-            )
-        prefix = "answered" if new is QueryStatus.ANSWERED else "closed"
+        if row.status not in step.from_states:
+            raise ReviewInputError(_state_refusal(query_id, row.status, step))
         values = {
-            "status": new.value,
-            f"{prefix}_by": actor.user,
-            f"{prefix}_role": actor.role,
-            f"{prefix}_at": at,
-            ("answer" if new is QueryStatus.ANSWERED else "close_note"): body or None,
+            "status": step.to_state.value,
+            f"{step.stamp}_by": actor.user,
+            f"{step.stamp}_role": actor.role,
+            f"{step.stamp}_at": at,
+            step.text_column: body or None,
         }
         # the status in the WHERE: two concurrent writers cannot both move the same query
         done = conn.execute(
-            t.update().where(t.c.id == int(query_id), t.c.status == expected.value).values(**values)
+            t.update().where(t.c.id == int(query_id), t.c.status == row.status).values(**values)
         ).rowcount
         if done != 1:
             raise ReviewInputError(f"query {query_id} changed meanwhile; reload and try again")
@@ -491,9 +554,9 @@ def _transition(
             engine,
             user=actor.user,
             role=actor.role,
-            action=audit_action,
+            action=step.audit_action,
             target=f"query/{query_id}",
-            detail=f"patient={row.patient_id}; status {expected.value} -> {new.value}",
+            detail=f"patient={row.patient_id}; status {row.status} -> {step.to_state.value}",
             now=at,
         )
 
@@ -501,18 +564,8 @@ def _transition(
 def answer_query(
     engine: Engine, actor: Actor, query_id: int, text: str, *, now: datetime | None = None
 ) -> None:
-    """Answer an open query (audited as ``query_answer``)."""
-    _transition(
-        engine,
-        actor,
-        query_id,
-        action=Action.ANSWER,
-        expected=QueryStatus.OPEN,
-        new=QueryStatus.ANSWERED,
-        text=text,
-        audit_action="query_answer",
-        now=now,
-    )
+    """Answer an open query (:func:`transition_query`; audited as ``query_answer``)."""
+    transition_query(engine, actor, query_id, Action.ANSWER, text, now=now)
 
 
 def close_query(
@@ -523,18 +576,9 @@ def close_query(
     *,
     now: datetime | None = None,
 ) -> None:
-    """Close an answered query, optionally with a note (audited as ``query_close``)."""
-    _transition(
-        engine,
-        actor,
-        query_id,
-        action=Action.CLOSE,
-        expected=QueryStatus.ANSWERED,
-        new=QueryStatus.CLOSED,
-        text=note,
-        audit_action="query_close",
-        now=now,
-    )
+    """Close an answered query, optionally with a note (:func:`transition_query`; audited as
+    ``query_close``)."""
+    transition_query(engine, actor, query_id, Action.CLOSE, note, now=now)
 
 
 def load_queries(engine: Engine, site_ids: Iterable[str] | None = None) -> pd.DataFrame:

@@ -149,6 +149,61 @@ def test_navbar_links_the_review_for_allowed_roles_only():
     assert '"/review"' not in links(Role.CLINICIAN)
 
 
+def test_grid_columns_come_from_one_builder():
+    assert page._columns(
+        [
+            ("a", "A", 80),
+            ("b", "B", None, {"minWidth": 200, "tooltipField": "b"}),
+            ("n", "N", 60, {"type": "numericColumn"}),
+        ]
+    ) == [
+        {"field": "a", "headerName": "A", "width": 80},
+        {"field": "b", "headerName": "B", "flex": 1, "minWidth": 200, "tooltipField": "b"},
+        {"field": "n", "headerName": "N", "width": 60, "type": "numericColumn"},
+    ]
+    assert page.issue_columns()[-1] == {
+        "field": "detail",
+        "headerName": "Detail",
+        "flex": 1,
+        "minWidth": 260,
+        "tooltipField": "detail",
+    }
+    assert page.issue_columns()[8] == {
+        "field": "study_day",
+        "headerName": "Study day",
+        "type": "numericColumn",
+        "width": 90,
+    }
+    assert [page.status_columns(s)[0]["width"] for s in (True, False)] == [150, 136]
+    assert page.status_columns(True)[4]["cellClassRules"] == {
+        "text-danger fw-semibold": "params.data.status === 'new data since review'",
+        "text-success": "params.data.status === 'reviewed'",
+    }
+    assert [c["field"] for c in page.query_columns()] == [
+        "id",
+        "status",
+        "patient_id",
+        "thread",
+        "form_label",
+        "variable",
+        "obs_time",
+        "value_text",
+        "raised_at",
+    ]
+    assert page.query_columns()[1]["cellClassRules"] == {
+        "text-danger fw-semibold": "params.value === 'open'",
+        "text-primary": "params.value === 'answered'",
+    }
+    # each grid: every column has a width or takes the rest, and one column takes the rest
+    for columns in (page.issue_columns(), page.status_columns(True), page.query_columns()):
+        assert all(("width" in c) != ("flex" in c) for c in columns)
+        assert [c["field"] for c in columns if "flex" in c] in (
+            ["detail"],
+            ["reviewed"],
+            ["thread"],
+        )
+
+
 def test_query_lifecycle_and_marks_through_the_callbacks(login_app, login_settings):  # noqa: F811
     engine = make_engine(login_settings.database_url)
     mon = _session(login_app, "mon")
