@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import chromium
 from bench.bench_app import DATA, database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,32 +51,6 @@ TARGET_FLOOR_RATIO = 1.5
 TARGET_EMPTY_BYTES = 3_000_000
 TARGET_INTERACTION_MS = 500
 PATIENT = "SYN-01-0001"
-
-#: resolves (from inside the page) with performance.now() once ``required`` is present and the
-#: page is settled; rejects after ``timeout`` ms
-WAIT_DRAWN_JS = """
-const [required, timeout] = [arguments[0], arguments[1]];
-const done = arguments[arguments.length - 1];
-const started = performance.now();
-function settled() {
-  if (required && !document.querySelector(required)) return false;
-  if (document.querySelector('[data-dash-is-loading="true"], ._dash-loading')) return false;
-  for (const g of document.querySelectorAll('.dash-graph')) {
-    if (!g.querySelector('.main-svg')) return false;
-  }
-  for (const grid of document.querySelectorAll('.ag-root-wrapper')) {
-    if (!grid.querySelector('.ag-row, .ag-overlay-no-rows-center, .ag-overlay-no-rows-wrapper'))
-      return false;
-  }
-  return true;
-}
-function tick() {
-  if (settled()) { done({now: performance.now()}); return; }
-  if (performance.now() - started > timeout) { done({error: 'timeout waiting for ' + required}); return; }
-  requestAnimationFrame(tick);
-}
-tick();
-"""
 
 BYTES_JS = """
 const nav = performance.getEntriesByType('navigation')[0];
@@ -157,33 +132,15 @@ def wait_warm_up(base: str, timeout: float = 900) -> None:
 
 
 def browser(profile: Path, size: tuple[int, int] = (1440, 900)):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--window-size={size[0]},{size[1]}",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    driver.set_page_load_timeout(120)
-    driver.set_script_timeout(120)
+    """Headless Chromium (bench/chromium.py, as the browser tests start it) with the DevTools
+    network domain on (the benchmark empties the cache through it)."""
+    driver = chromium.start(profile, size, timeout_s=120)
     driver.execute_cdp_cmd("Network.enable", {})
     return driver
 
 
 def wait_drawn(driver, required: str, timeout_ms: int = 90_000) -> float:
-    out = driver.execute_async_script(WAIT_DRAWN_JS, required, timeout_ms)
+    out = driver.execute_async_script(chromium.WAIT_DRAWN_JS, required, timeout_ms)
     if "error" in out:
         raise TimeoutError(f"{driver.current_url}: {out['error']}")
     return float(out["now"])
@@ -324,6 +281,7 @@ def run(
     panels: list[tuple[str, str]],
     tmp: Path,
     shared_data: Path = SHARED_DATA,
+    ports: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     shared = shared_data / f"cohort-{patients}.sqlite"
     local = DATA / f"cohort-{patients}.sqlite"
@@ -331,7 +289,7 @@ def run(
         DATA.mkdir(exist_ok=True)
         local.symlink_to(shared)
     url, _ = database(patients)
-    app_port, floor_port = free_ports(2)
+    app_port, floor_port = ports or free_ports(2)
     env = {"DATABASE_URL": url, "IMMUNOSEP_MODE": "demo"}
     with (
         gunicorn("app:server", env, app_port, tmp) as base,
@@ -421,6 +379,13 @@ def main(argv: list[str] | None = None) -> None:
         default=SHARED_DATA,
         help="folder of prebuilt bench databases (cohort-N.sqlite), linked into bench/data",
     )
+    parser.add_argument(
+        "--ports",
+        type=int,
+        nargs=2,
+        metavar=("APP", "FLOOR"),
+        help="the two loopback ports of the servers (default: two free ones)",
+    )
     args = parser.parse_args(argv)
     panels = [(p.key, p.label) for p in PANELS]
     sizes = args.patients
@@ -439,7 +404,9 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {}
     for n in sizes:
         started = time.perf_counter()
-        results[str(n)] = run(n, repeats, panels, tmp, args.shared_data)
+        results[str(n)] = run(
+            n, repeats, panels, tmp, args.shared_data, tuple(args.ports) if args.ports else None
+        )
         results[str(n)]["verdicts"] = verdicts(results[str(n)])
         results[str(n)]["seconds"] = round(time.perf_counter() - started, 1)
         results[str(n)]["repeats"] = repeats

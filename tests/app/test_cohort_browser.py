@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench import chromium
 from components.cohort import PANELS
 from tests.app.conftest import save_screenshot
 
@@ -21,13 +20,9 @@ def severe(driver) -> list[dict]:
 
 
 def wait_panel(driver, tab: str, timeout: float = 40) -> None:
-    WebDriverWait(driver, timeout).until(
-        ec.presence_of_element_located(
-            (By.CSS_SELECTOR, f".cohort-panel-{tab} .cohort-panel-title")
-        )
-    )
-    # graphs drawn (plotly adds .main-svg) when the panel has any
-    time.sleep(0.8)
+    """The panel of ``tab`` drawn: its title, every chart on the page with plotly's
+    ``.main-svg``, every grid's rows, no callback pending, on three polls in a row."""
+    chromium.settle(driver, f".cohort-panel-{tab} .cohort-panel-title", timeout)
 
 
 def test_coh_e2e001_every_tab_renders(browser, live_server):
@@ -86,7 +81,7 @@ def test_coh_e2e003_drilldown_lists_patients_with_links(browser, live_server):
     assert title.startswith("Responders (day 9)")
     assert title.endswith(": 46 patients")  # precision, all strata: 46/131 (the synthetic cohort)
     browser.execute_script("document.querySelector('.cohort-drilldown').scrollIntoView()")
-    time.sleep(0.3)
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     save_screenshot(browser, "cohort-drilldown")
     assert severe(browser) == []
 
