@@ -26,8 +26,9 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly
+import plotly.graph_objects as go
 import plotly.io
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from components import ids
@@ -43,7 +44,7 @@ from components.cohort.publication import PublicationCheck, publication_for
 from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
-from components.figures import describe_figure
+from components.figures import chart_config, describe_figure
 from components.format import fmt_num, fmt_number, records, safe_csv_frame
 from components.server.audit import audit
 from components.server.auth import ArmVisibility, Principal, current_principal
@@ -84,23 +85,66 @@ def panel_for(tab: str | None) -> Panel:
 # ---------------------------------------------------------------------------------------------
 
 
+def graph_component(name: str, fig: Any) -> dcc.Graph:
+    return dcc.Graph(
+        id={"type": "cohort-graph", "name": name},
+        figure=fig,
+        config=chart_config(f"cohort-{name}"),
+    )
+
+
 def graph(name: str, fig: Any) -> html.Figure:
     """A panel's chart with its text alternative (:func:`components.figures.describe_figure`,
     read by screen readers, docs/accessibility.md) as the figure's caption."""
     return html.Figure(
         [
-            dcc.Graph(
-                id={"type": "cohort-graph", "name": name},
-                figure=fig,
-                config={
-                    "displaylogo": False,
-                    "toImageButtonOptions": {
-                        "format": "png",
-                        "filename": f"cohort-{name}",
-                        "scale": 2,
-                    },
-                },
+            graph_component(name, fig),
+            html.Figcaption(describe_figure(fig), className="visually-hidden"),
+        ],
+        className="mb-0",
+    )
+
+
+#: id types of a lazily drawn chart: the slot it is drawn into, the store the page's
+#: IntersectionObserver (assets/40_lazy_charts.js) writes when the slot scrolls into view
+LAZY_SLOT = "cohort-lazy"
+LAZY_SEEN = "cohort-seen"
+#: plotly's default figure height, kept by a placeholder so the page does not jump
+DEFAULT_FIGURE_HEIGHT = 450
+
+
+def figure_title(fig: go.Figure) -> str:
+    """The title text of a figure, "" when it has none."""
+    return str(fig.layout.title.text or "")
+
+
+def figure_height(fig: go.Figure) -> int:
+    """The figure's height in pixels (plotly's default when it sets none)."""
+    height = fig.layout.height
+    return int(height) if height else DEFAULT_FIGURE_HEIGHT
+
+
+def lazy_graph(name: str, fig: go.Figure) -> html.Figure:
+    """A chart below the fold, drawn when it scrolls into view (docs/performance.md): until
+    then a placeholder of the chart's height that shows its title and says it is being drawn;
+    the text alternative (the caption) is there from the start, so a screen reader reads the
+    numbers whether or not the chart has been drawn."""
+    title = figure_title(fig)
+    return html.Figure(
+        [
+            html.Div(
+                html.Div(
+                    [
+                        html.P(title, className="fw-semibold mb-1") if title else None,
+                        html.P("Chart drawn when scrolled into view.", className="small mb-0"),
+                    ],
+                    className="cohort-lazy-placeholder",
+                ),
+                id={"type": LAZY_SLOT, "name": name},
+                className="cohort-lazy",
+                style={"minHeight": f"{figure_height(fig)}px"},
             ),
+            dcc.Store(id={"type": LAZY_SEEN, "name": name}),
             html.Figcaption(describe_figure(fig), className="visually-hidden"),
         ],
         className="mb-0",
@@ -234,10 +278,20 @@ def suppressed_chip(explanation: str) -> html.Div:
     )
 
 
-def render_view(panel: Panel, view: PanelView) -> html.Div:
+def first_figure(view: PanelView) -> str | None:
+    """The name of the panel's first chart: the one drawn at once (above the fold)."""
+    return next(
+        (s.figure_name for s in view.sections if s.figure is not None and s.figure_name),
+        None,
+    )
+
+
+def render_view(panel: Panel, view: PanelView, *, lazy: bool = True) -> html.Div:
     """A panel's sections as cards: figure, then table, with a CSV button per table. A section
     computed under the exit policy (``Section.guard``) is wrapped in a ``cohort-guarded``
-    element naming its guard, with its note (docs/blinding.md 6.5)."""
+    element naming its guard, with its note (docs/blinding.md 6.5). With ``lazy``, every chart
+    after the first is a :func:`lazy_graph` placeholder (drawn when scrolled into view)."""
+    eager = first_figure(view)
     children: list[Any] = [html.H2(panel.label, className="h5 mb-2 cohort-panel-title")]
     children += [hidden_chip(c) for c in view.chips]
     children += [suppressed_chip(c) for c in view.suppressed]
@@ -251,7 +305,8 @@ def render_view(panel: Panel, view: PanelView) -> html.Div:
         if s.note:
             parts.append(html.P(s.note, className="small text-muted mb-2"))
         if s.figure is not None and s.figure_name is not None:
-            parts.append(graph(s.figure_name, s.figure))
+            draw = graph if not lazy or s.figure_name == eager else lazy_graph
+            parts.append(draw(s.figure_name, s.figure))
         if has_table:
             parts.append(grid(s.table_name, s.table, dict(s.headers)))
         card = dbc.Card(dbc.CardBody(parts), className="mb-3")
@@ -261,17 +316,41 @@ def render_view(panel: Panel, view: PanelView) -> html.Div:
     return html.Div(children, className=f"cohort-panel cohort-panel-{panel.key}")
 
 
-@cache.memoize()
-def _panel_json(context: Context, key: str, filters: CohortFilters) -> dict[str, Any]:
-    """A rendered panel as plain component JSON, memoized per context (version, rules, access)
-    and filters: building plotly figures costs far more than fetching their JSON."""
-    panel = BY_KEY[key]
-    tree = render_view(panel, panel.view(context, filters))
+def lazy_figures(view: PanelView) -> dict[str, Any]:
+    """The charts :func:`render_view` leaves as placeholders, by name, as the components drawn
+    into their slots."""
+    eager = first_figure(view)
+    return {
+        name: graph_component(name, fig) for name, fig in view.figures().items() if name != eager
+    }
+
+
+def _plain(tree: Any) -> Any:
+    """Components as plain JSON (what the cache keeps and the browser gets)."""
     return json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder))
 
 
+@cache.memoize()
+def _panel_json(context: Context, key: str, filters: CohortFilters) -> dict[str, Any]:
+    """A rendered panel as plain component JSON (``panel``) and its lazily drawn charts
+    (``figures``, by name), memoized per context (version, rules, access) and filters:
+    building plotly figures costs far more than fetching their JSON. The panel and its charts
+    come from one :meth:`Panel.view` of this context: the lazy path shows exactly what the
+    panel would have, blinded alike."""
+    panel = BY_KEY[key]
+    view = panel.view(context, filters)
+    return {"panel": _plain(render_view(panel, view)), "figures": _plain(lazy_figures(view))}
+
+
 def cached_panel(tab: str, context: Context, filters: CohortFilters) -> dict[str, Any]:
-    return _panel_json(context, panel_for(tab).key, filters)
+    return _panel_json(context, panel_for(tab).key, filters)["panel"]
+
+
+def cached_figure(
+    tab: str, context: Context, filters: CohortFilters, name: str
+) -> dict[str, Any] | None:
+    """A lazily drawn chart of the panel of ``tab`` (None: the panel has no such chart)."""
+    return _panel_json(context, panel_for(tab).key, filters)["figures"].get(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,6 +687,32 @@ def update_panel(tab: str, *values: Any):
         small_n_note(context, filters),
         *[options[n] for n in COUNTED_FILTERS],
     )
+
+
+@callback(
+    Output({"type": LAZY_SLOT, "name": MATCH}, "children"),
+    Input({"type": LAZY_SEEN, "name": MATCH}, "data"),
+    State(ids.COHORT_TABS, "active_tab"),
+    *FILTER_STATES,
+    prevent_initial_call=True,
+)
+def draw_lazy_chart(seen: Any, tab: Any, *values: Any):
+    """A chart below the fold, once it has scrolled into view (assets/40_lazy_charts.js): the
+    same rendered panel as :func:`update_panel` (this role's context and the page's filters),
+    one chart of it."""
+    trigger = ctx.triggered_id
+    if not seen or not isinstance(trigger, dict):
+        raise PreventUpdate
+    name = trigger.get("name")
+    if not isinstance(name, str):
+        refuse_malformed("draw_lazy_chart", "the chart has no name")
+    if tab is not None and not isinstance(tab, str):
+        refuse_malformed("draw_lazy_chart", f"tab is {type(tab).__name__}, expected text")
+    context = Context.current(current_principal())
+    figure = cached_figure(tab, context, _filters(values), name)
+    if figure is None:
+        raise PreventUpdate
+    return figure
 
 
 @callback(
