@@ -25,10 +25,12 @@ loaded once), so the figures are the browser's share: download, parsing, renderi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -99,7 +101,8 @@ def gunicorn(app_spec: str, env_extra: dict[str, str], port: int, tmp: Path) -> 
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "2",
-        "CACHE_DIR": str(tmp / f"cache-{port}"),
+        # a fresh cache per server: with fixed --ports, one size never starts on the last's
+        "CACHE_DIR": tempfile.mkdtemp(dir=tmp, prefix=f"cache-{port}-"),
         "SECRET_KEY": "bench",
         "LOG_LEVEL": "WARNING",
         **env_extra,
@@ -108,17 +111,31 @@ def gunicorn(app_spec: str, env_extra: dict[str, str], port: int, tmp: Path) -> 
     cmd = [sys.executable, "-m", "gunicorn", app_spec, "--config", "gunicorn.conf.py"]
     cmd += ["--access-logfile", "/dev/null", "--no-control-socket"]
     log = (tmp / f"server-{port}.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    # its own process group: the master, its workers and the warm-up end together (a worker
+    # left behind by a master killed after its graceful timeout kept serving the port)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(base)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL to what is left after 20 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def wait_warm_up(base: str, timeout: float = 900) -> None:
@@ -268,11 +285,66 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
             )
             drawn = wait_drawn(driver, f".cohort-panel-{first_key} .cohort-panel-title")
             filters.append(drawn - float(driver.execute_script("return window.__t0")))
+    every_switch = [ms for v in tabs.values() for ms in v]
     return {
         "tab_switch_ms": {k: statistics.median(v) for k, v in tabs.items()},
+        "tab_switch_samples": tabs,
+        "tab_switch_p50_ms": percentile(every_switch, 50),
+        "tab_switch_p95_ms": percentile(every_switch, 95),
         "filter_change_ms": statistics.median(filters),
         "filter_change_max_ms": max(filters),
+        "filter_change_samples": filters,
+        "filter_change_p50_ms": percentile(filters, 50),
+        "filter_change_p95_ms": percentile(filters, 95),
+        "lazy_chart_ms": lazy_chart_times(driver, base, panels),
     }
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (linear between the samples, as numpy's default)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+#: scrolls a lazily drawn chart (arguments[0]: its slot's DOM id) into view and resolves with
+#: the ms until it is drawn and the page quiet again
+SCROLL_TO_LAZY_JS = (
+    chromium.DRAWN_PREDICATE_JS
+    + """
+const slot = document.getElementById(arguments[0]);
+const done = arguments[arguments.length - 1];
+const t0 = performance.now();
+slot.scrollIntoView({block: 'center'});
+function tick() {
+  if (slot.querySelector('.main-svg') && pageDrawn(null)) {
+    done({ms: performance.now() - t0}); return;
+  }
+  if (performance.now() - t0 > 60000) { done({error: 'lazy chart not drawn'}); return; }
+  requestAnimationFrame(tick);
+}
+requestAnimationFrame(tick);
+"""
+)
+
+
+def lazy_chart_times(driver, base: str, panels: list[tuple[str, str]]) -> dict[str, list[float]]:
+    """Per tab, ms from scrolling each chart drawn lazily into view to it drawn (empty for a
+    build without lazy charts, or tabs with one chart)."""
+    out: dict[str, list[float]] = {}
+    for key, _label in panels:
+        driver.get(base + f"/cohort?tab={key}")
+        wait_drawn(driver, f".cohort-panel-{key} .cohort-panel-title")
+        slots = driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.id)",
+            chromium.LAZY_PENDING,
+        )
+        for dom_id in slots:
+            got = driver.execute_async_script(SCROLL_TO_LAZY_JS, dom_id)
+            if "error" in got:
+                raise TimeoutError(f"{key}: {got['error']}")
+            out.setdefault(key, []).append(float(got["ms"]))
+    return out
 
 
 def run(
@@ -362,6 +434,18 @@ def table(patients: int, result: dict[str, Any]) -> str:
         f"filter change ms: median {result['filter_change_ms']:.0f}, "
         f"max {result['filter_change_max_ms']:.0f}"
     )
+    rows.append(
+        f"tab switch ms p50 {result['tab_switch_p50_ms']:.0f}, p95 {result['tab_switch_p95_ms']:.0f}"
+        f" ({sum(len(v) for v in result['tab_switch_samples'].values())} switches); "
+        f"filter change ms p50 {result['filter_change_p50_ms']:.0f}, "
+        f"p95 {result['filter_change_p95_ms']:.0f} ({len(result['filter_change_samples'])} changes)"
+    )
+    lazy = [ms for v in result["lazy_chart_ms"].values() for ms in v]
+    if lazy:
+        rows.append(
+            f"lazy chart, scrolled into view to drawn, ms: p50 {percentile(lazy, 50):.0f}, "
+            f"p95 {percentile(lazy, 95):.0f} ({len(lazy)} charts)"
+        )
     rows.append("targets met: " + ", ".join(f"{k} {v}" for k, v in verdicts(result).items()))
     return "\n".join(rows)
 

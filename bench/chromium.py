@@ -175,6 +175,8 @@ SCROLL_JS = "return [window.scrollX, window.scrollY];"
 
 #: the cohort page's lazily drawn charts still waiting for their turn
 LAZY_PENDING = ".cohort-lazy[data-lazy-state='pending']"
+#: the lazily drawn charts not drawn yet (waiting, or asked for and on their way)
+LAZY_UNDRAWN = ".cohort-lazy:not([data-lazy-state='drawn'])"
 
 
 def draw_lazy_charts(driver: Any, timeout_s: float = 60) -> int:
@@ -184,7 +186,7 @@ def draw_lazy_charts(driver: Any, timeout_s: float = 60) -> int:
     from selenium.webdriver.support.ui import WebDriverWait
 
     names = driver.execute_script(
-        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.id)", LAZY_PENDING
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.id)", LAZY_UNDRAWN
     )
     for dom_id in names:
         driver.execute_script(

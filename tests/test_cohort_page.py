@@ -205,6 +205,8 @@ def test_cohp007_layout_and_every_tab_respect_blinding(request_ctx, principal):
     f = cd.CohortFilters.make()
     parts = [dump(cohort.build_layout(principal, {}))]
     parts += [dump(render(tab, principal, f)) for tab in TAB_KEYS]
+    # and the charts drawn when scrolled to (the lazy path: the same memoized rendering)
+    parts += [dump(cohort._panel_json(ctx(principal), tab, f)["figures"]) for tab in TAB_KEYS]
     csv = [
         t.to_csv() for tab in TAB_KEYS for t in cohort.all_tables(ctx(principal), f, tab).values()
     ]
@@ -347,3 +349,79 @@ def test_cohp015_a_filter_matching_nobody_renders_every_panel_and_the_report(
         assert view.sections, panel.key
     text = cohort.report_html(principal, f, now=datetime(2025, 1, 2, 3, 4, 5), interactive=True)
     assert "0 of 276 analysed patients after filtering" in text
+
+
+def components_of(tree) -> list[dict]:
+    """Every component (Dash JSON) in a rendered tree."""
+    out = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            if "type" in node and isinstance(node.get("props"), dict):
+                out.append(node)
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+
+    visit(tree)
+    return out
+
+
+@pytest.mark.parametrize("principal", [FULL, NONE], ids=["full", "blinded"])
+def test_cohp016_charts_below_the_fold_arrive_as_placeholders_with_title_and_text(
+    request_ctx, principal
+):
+    """Issue 19: a tab draws its first chart at once; every other chart is a placeholder that
+    keeps the chart's title and its text alternative, and the lazy path serves exactly the
+    chart the panel would have drawn (the same view of this role)."""
+    f = cd.CohortFilters.make()
+    view = BY_KEY["primary"].view(ctx(principal), f)
+    figures = view.figures()
+    assert len(figures) >= 2, list(figures)  # the tab draws several charts
+    assert any(fig.layout.title.text for fig in list(figures.values())[1:])  # titled ones too
+    tree = render("primary", principal, f)
+    comps = components_of(tree)
+    graphs = [c["props"]["id"]["name"] for c in comps if c["type"] == "Graph"]
+    slots = [
+        c
+        for c in comps
+        if isinstance(c["props"].get("id"), dict)
+        and c["props"]["id"].get("type") == cohort.LAZY_SLOT
+    ]
+    first, *rest = list(figures)
+    assert graphs == [first]
+    assert [s["props"]["id"]["name"] for s in slots] == rest
+    stores = [
+        c["props"]["id"]["name"]
+        for c in comps
+        if c["type"] == "Store" and c["props"]["id"].get("type") == cohort.LAZY_SEEN
+    ]
+    assert stores == rest
+    captions = [c for c in comps if c["type"] == "Figcaption"]
+    assert len(captions) == len(figures)  # every chart has its text alternative, drawn or not
+    for slot, name in zip(slots, rest, strict=True):
+        text = json.dumps(slot, ensure_ascii=False)
+        title = figures[name].layout.title.text or ""
+        assert title in text  # the placeholder keeps the chart's title (if it has one)
+        assert "Chart drawn when scrolled into view." in text
+        assert slot["props"]["style"]["minHeight"] == f"{figures[name].layout.height or 450}px"
+        served = cohort.cached_figure("primary", ctx(principal), f, name)
+        assert served["props"]["id"] == {"type": "cohort-graph", "name": name}
+        assert served["props"]["figure"]["data"] == json.loads(
+            json.dumps(figures[name].to_plotly_json()["data"], cls=plotly.utils.PlotlyJSONEncoder)
+        )
+        assert served["props"]["config"]["modeBarButtons"] == [["toImage", "resetScale2d"]]
+    # a chart of another tab, or none: nothing
+    assert cohort.cached_figure("primary", ctx(principal), f, first) is None
+    assert cohort.cached_figure("primary", ctx(principal), f, "no-such-chart") is None
+
+
+def test_cohp017_render_view_without_lazy_draws_every_chart(request_ctx):
+    f = cd.CohortFilters.make()
+    view = BY_KEY["primary"].view(ctx(FULL), f)
+    tree = cohort.render_view(BY_KEY["primary"], view, lazy=False).to_plotly_json()
+    comps = components_of(json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder)))
+    names = [c["props"]["id"]["name"] for c in comps if c["type"] == "Graph"]
+    assert names == list(view.figures())

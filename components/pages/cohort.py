@@ -675,13 +675,20 @@ def url_search(tab: str, filters: CohortFilters) -> str:
     prevent_initial_call=True,
 )
 def update_panel(tab: str, *values: Any):
+    """The panel of the tab and filters; on a filter change also the count, the small-groups
+    note and the filter options. A tab switch leaves those alone (the filters did not change):
+    nothing to compute or send, and the browser does not redraw four dropdowns and the note."""
     context = Context.current(current_principal())
     panel = panel_for(tab)
     filters = _filters(values)
+    rendered = cached_panel(panel.key, context, filters)
+    if ctx.triggered_id == ids.COHORT_TABS:
+        keep = (no_update,) * (1 + len(COUNTED_FILTERS))
+        return rendered, no_update, url_search(panel.key, filters), *keep
     before, after = data.counts(context, filters)
     options = filter_options(context, filters)
     return (
-        cached_panel(panel.key, context, filters),
+        rendered,
         count_text(before, after),
         url_search(panel.key, filters),
         small_n_note(context, filters),
