@@ -152,3 +152,57 @@ def test_forge003_the_envelope_check_on_its_own():
     assert callback_body_problem({**good, "state": [{"id": "y", "property": "v"}]}, cmap) == (
         "state: expected a list of 0 entries"
     )
+
+
+LAZY_OUTPUT = '{"name":["MATCH"],"type":"cohort-lazy"}.children'
+
+
+def lazy_body(name="responders_d15", seen_name=None, tab="primary", output_id=None) -> dict:
+    """A request of the cohort page's lazily drawn chart ``name`` (components/pages/cohort.py
+    draw_lazy_chart): the chart's store written, the tab and filters as state."""
+    seen = {"type": "cohort-seen", "name": seen_name or name}
+    return {
+        "output": LAZY_OUTPUT,
+        "outputs": {
+            "id": output_id or {"type": "cohort-lazy", "name": name},
+            "property": "children",
+        },
+        "inputs": [{"id": seen, "property": "data", "value": 1}],
+        "state": state(tab),
+        "changedPropIds": [json.dumps(seen, sort_keys=True, separators=(",", ":")) + ".data"],
+    }
+
+
+#: (case, body, HTTP status): a MATCH callback's output must name one slot of its pattern and
+#: the input the same chart; Dash itself answers HTTP 500 to anything else
+FORGED_LAZY = [
+    ("output the pattern text", lazy_body(output_id=LAZY_OUTPUT.rsplit(".", 1)[0]), 400),
+    ("output another type", lazy_body(output_id={"type": "cohort-grid", "name": "x"}), 400),
+    ("input another chart", lazy_body(seen_name="responders_d9"), 400),
+    ("input a list", {**lazy_body(), "inputs": [[]]}, 400),
+    ("a chart the tab does not draw lazily", lazy_body(name="responders_d9"), 204),
+    ("a chart of another tab", lazy_body(tab="safety"), 204),
+    ("no such chart", lazy_body(name="no-such-chart"), 204),
+    ("tab a list", lazy_body(tab=[SECRET_SITE]), 204),
+]
+
+
+@pytest.mark.parametrize(("case", "forged", "status"), FORGED_LAZY, ids=[f[0] for f in FORGED_LAZY])
+def test_forge004_lazy_chart_requests(monitor, case, forged, status):
+    resp = monitor.post("/_dash-update-component", json=forged)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == status, (case, text[:300])
+    assert "internal error" not in text
+
+
+def test_forge005_the_well_formed_lazy_chart_request_draws_the_chart(monitor):
+    resp = monitor.post("/_dash-update-component", json=lazy_body())
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    slot = '{"name":"responders_d15","type":"cohort-lazy"}'
+    graph = resp.get_json()["response"][slot]["children"]
+    assert graph["type"] == "Graph"
+    assert graph["props"]["id"] == {"type": "cohort-graph", "name": "responders_d15"}
+    # the blinded monitor's chart: pooled, no arm
+    text = json.dumps(graph).lower()
+    assert "placebo" not in text
+    assert "precision" not in text
