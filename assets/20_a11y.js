@@ -65,10 +65,8 @@
 
   function repairModebars(root) {
     root.querySelectorAll(".js-plotly-plot .modebar").forEach(function (bar) {
-      if (bar.getAttribute("role") !== "toolbar") {
-        bar.setAttribute("role", "toolbar");
-        bar.setAttribute("aria-label", "Chart tools");
-      }
+      if (bar.getAttribute("role") !== "toolbar") bar.setAttribute("role", "toolbar");
+      if (!bar.hasAttribute("aria-label")) bar.setAttribute("aria-label", "Chart tools");
       var buttons = bar.querySelectorAll("button.modebar-btn");
       var current = bar.querySelector('button.modebar-btn[tabindex="0"]') || buttons[0];
       buttons.forEach(function (b) {
