@@ -1,20 +1,30 @@
 /*
  * Lazily drawn cohort charts (docs/performance.md, issue 19). The cohort page draws a tab's
  * first chart at once; every other chart arrives as a placeholder (.cohort-lazy, with the
- * chart's title, and its text alternative beside it). When a placeholder comes within 200 px
- * of the window, this script writes the time into the chart's dcc.Store
- * ({"type": "cohort-seen", "name": ...}); the server callback draw_lazy_chart
- * (components/pages/cohort.py) then sends that chart, built from the same role-filtered panel
- * as the rest of the tab.
+ * chart's title, and its text alternative beside it); the chart itself came with the panel,
+ * in a dcc.Store ({"type": "cohort-lazy-chart", "name": ...}) that nothing draws. When a
+ * placeholder comes into view, this script writes the time into the chart's "seen" store
+ * ({"type": "cohort-seen", "name": ...}); the clientside callback drawLazyChart (registered in
+ * components/pages/cohort.py) then puts the chart into its slot: no request, nothing the
+ * panel did not already hold.
  *
  * Robust to Dash re-rendering the panel (a filter change, a tab switch): every DOM change
  * re-checks the placeholders (rAF-throttled), and a placeholder asked for more than
- * RETRY_MS ago that is still in view is asked for again (the server answers from its cache).
+ * RETRY_MS ago that is still in view is asked for again.
  */
+window.dash_clientside = window.dash_clientside || {};
+window.dash_clientside.cohort = {
+  /* the chart of a slot once the slot has been seen (else nothing changes) */
+  drawLazyChart: function (seen, chart) {
+    if (!seen || !chart) return window.dash_clientside.no_update;
+    return chart;
+  },
+};
+
 (function () {
   "use strict";
   var RETRY_MS = 4000;
-  var MARGIN = "200px 0px";
+  var MARGIN = "0px";
   var asked = new WeakMap(); // placeholder element -> {id: the slot's id, t: when asked}
   var known = new WeakSet(); // placeholder elements already observed
 
@@ -49,7 +59,7 @@
 
   function inView(el) {
     var r = el.getBoundingClientRect();
-    return r.bottom >= -200 && r.top <= window.innerHeight + 200;
+    return r.bottom >= 0 && r.top <= window.innerHeight;
   }
 
   function scan() {

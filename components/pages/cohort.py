@@ -28,7 +28,20 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 import plotly.io
-from dash import ALL, MATCH, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import (
+    ALL,
+    MATCH,
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+    no_update,
+)
 from dash.exceptions import PreventUpdate
 
 from components import ids
@@ -106,9 +119,11 @@ def graph(name: str, fig: Any) -> html.Figure:
 
 
 #: id types of a lazily drawn chart: the slot it is drawn into, the store the page's
-#: IntersectionObserver (assets/40_lazy_charts.js) writes when the slot scrolls into view
+#: IntersectionObserver (assets/40_lazy_charts.js) writes when the slot scrolls into view, the
+#: store that holds the chart (a dcc.Graph, drawn by nobody until it is put into the slot)
 LAZY_SLOT = "cohort-lazy"
 LAZY_SEEN = "cohort-seen"
+LAZY_CHART = "cohort-lazy-chart"
 #: plotly's default figure height, kept by a placeholder so the page does not jump
 DEFAULT_FIGURE_HEIGHT = 450
 
@@ -124,11 +139,19 @@ def figure_height(fig: go.Figure) -> int:
     return int(height) if height else DEFAULT_FIGURE_HEIGHT
 
 
+def plain(component: Any) -> dict[str, Any]:
+    """A component as plain JSON (a store's data may hold no component object)."""
+    return json.loads(json.dumps(component, cls=plotly.utils.PlotlyJSONEncoder))
+
+
 def lazy_graph(name: str, fig: go.Figure) -> html.Figure:
     """A chart below the fold, drawn when it scrolls into view (docs/performance.md): until
     then a placeholder of the chart's height that shows its title and says it is being drawn;
     the text alternative (the caption) is there from the start, so a screen reader reads the
-    numbers whether or not the chart has been drawn."""
+    numbers whether or not the chart has been drawn. The chart itself comes with the panel,
+    in a store (no further request, the same role-filtered panel): the browser moves it into
+    the slot when the slot is seen (``drawLazyChart`` in assets/40_lazy_charts.js, a
+    clientside callback)."""
     title = figure_title(fig)
     return html.Figure(
         [
@@ -145,6 +168,9 @@ def lazy_graph(name: str, fig: go.Figure) -> html.Figure:
                 style={"minHeight": f"{figure_height(fig)}px"},
             ),
             dcc.Store(id={"type": LAZY_SEEN, "name": name}),
+            dcc.Store(
+                id={"type": LAZY_CHART, "name": name}, data=plain(graph_component(name, fig))
+            ),
             html.Figcaption(describe_figure(fig), className="visually-hidden"),
         ],
         className="mb-0",
@@ -316,41 +342,17 @@ def render_view(panel: Panel, view: PanelView, *, lazy: bool = True) -> html.Div
     return html.Div(children, className=f"cohort-panel cohort-panel-{panel.key}")
 
 
-def lazy_figures(view: PanelView) -> dict[str, Any]:
-    """The charts :func:`render_view` leaves as placeholders, by name, as the components drawn
-    into their slots."""
-    eager = first_figure(view)
-    return {
-        name: graph_component(name, fig) for name, fig in view.figures().items() if name != eager
-    }
-
-
-def _plain(tree: Any) -> Any:
-    """Components as plain JSON (what the cache keeps and the browser gets)."""
+@cache.memoize()
+def _panel_json(context: Context, key: str, filters: CohortFilters) -> dict[str, Any]:
+    """A rendered panel as plain component JSON, memoized per context (version, rules, access)
+    and filters: building plotly figures costs far more than fetching their JSON."""
+    panel = BY_KEY[key]
+    tree = render_view(panel, panel.view(context, filters))
     return json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder))
 
 
-@cache.memoize()
-def _panel_json(context: Context, key: str, filters: CohortFilters) -> dict[str, Any]:
-    """A rendered panel as plain component JSON (``panel``) and its lazily drawn charts
-    (``figures``, by name), memoized per context (version, rules, access) and filters:
-    building plotly figures costs far more than fetching their JSON. The panel and its charts
-    come from one :meth:`Panel.view` of this context: the lazy path shows exactly what the
-    panel would have, blinded alike."""
-    panel = BY_KEY[key]
-    view = panel.view(context, filters)
-    return {"panel": _plain(render_view(panel, view)), "figures": _plain(lazy_figures(view))}
-
-
 def cached_panel(tab: str, context: Context, filters: CohortFilters) -> dict[str, Any]:
-    return _panel_json(context, panel_for(tab).key, filters)["panel"]
-
-
-def cached_figure(
-    tab: str, context: Context, filters: CohortFilters, name: str
-) -> dict[str, Any] | None:
-    """A lazily drawn chart of the panel of ``tab`` (None: the panel has no such chart)."""
-    return _panel_json(context, panel_for(tab).key, filters)["figures"].get(name)
+    return _panel_json(context, panel_for(tab).key, filters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -696,30 +698,16 @@ def update_panel(tab: str, *values: Any):
     )
 
 
-@callback(
+#: a chart below the fold into its slot, once the slot has been seen (the store written by
+#: assets/40_lazy_charts.js; the chart from its store, sent with the panel): in the browser,
+#: no request, so a chart near the fold is drawn as soon as the panel is
+clientside_callback(
+    ClientsideFunction(namespace="cohort", function_name="drawLazyChart"),
     Output({"type": LAZY_SLOT, "name": MATCH}, "children"),
     Input({"type": LAZY_SEEN, "name": MATCH}, "data"),
-    State(ids.COHORT_TABS, "active_tab"),
-    *FILTER_STATES,
+    State({"type": LAZY_CHART, "name": MATCH}, "data"),
     prevent_initial_call=True,
 )
-def draw_lazy_chart(seen: Any, tab: Any, *values: Any):
-    """A chart below the fold, once it has scrolled into view (assets/40_lazy_charts.js): the
-    same rendered panel as :func:`update_panel` (this role's context and the page's filters),
-    one chart of it."""
-    trigger = ctx.triggered_id
-    if not seen or not isinstance(trigger, dict):
-        raise PreventUpdate
-    name = trigger.get("name")
-    if not isinstance(name, str):
-        refuse_malformed("draw_lazy_chart", "the chart has no name")
-    if tab is not None and not isinstance(tab, str):
-        refuse_malformed("draw_lazy_chart", f"tab is {type(tab).__name__}, expected text")
-    context = Context.current(current_principal())
-    figure = cached_figure(tab, context, _filters(values), name)
-    if figure is None:
-        raise PreventUpdate
-    return figure
 
 
 @callback(

@@ -446,54 +446,6 @@ def callback_body_problem(body: Any, callback_map: dict[str, Any]) -> str | None
     changed = body.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
         return "changedPropIds: expected a list of strings"
-    return pattern_output_problem(output, body, spec)
-
-
-def _pattern_id(raw: Any) -> dict[str, Any] | None:
-    """A pattern-matching id of the callback map (a JSON text), None for a plain id."""
-    if isinstance(raw, str) and raw.startswith("{"):
-        try:
-            got = json.loads(raw)
-        except ValueError:
-            return None
-        return got if isinstance(got, dict) else None
-    return raw if isinstance(raw, dict) else None
-
-
-def pattern_output_problem(output: str, body: dict[str, Any], spec: dict[str, Any]) -> str | None:
-    """A callback with one pattern-matching (MATCH) output: ``outputs`` must name one
-    component of that pattern, and each MATCH input one ``{id, property, value}`` entry of its
-    pattern (not a list) whose MATCH keys equal the output's: Dash fails with an unhandled
-    error (HTTP 500) on anything else."""
-    if output.startswith(".."):
-        return None
-    raw_id, _, prop = output.rpartition(".")
-    pattern = _pattern_id(raw_id)
-    if pattern is None:
-        return None
-    outputs = body.get("outputs")
-    got = outputs.get("id") if isinstance(outputs, dict) else None
-    if (
-        not isinstance(got, dict)
-        or set(got) != set(pattern)
-        or outputs.get("property") != prop.split("@", 1)[0]
-        or any(not isinstance(v, list) and got[k] != v for k, v in pattern.items())
-    ):
-        return "outputs: expected one component of the callback's pattern-matching output"
-    matched = {k: got[k] for k, v in pattern.items() if v == ["MATCH"]}
-    for i, declared in enumerate(spec.get("inputs") or []):
-        want = _pattern_id(declared.get("id"))
-        if want is None or ["MATCH"] not in want.values():
-            continue
-        entry = body["inputs"][i]
-        ident = entry.get("id") if isinstance(entry, dict) else None
-        if (
-            not isinstance(ident, dict)
-            or set(ident) != set(want)
-            or any(ident.get(k) != v for k, v in matched.items() if k in want)
-            or any(not isinstance(v, list) and ident[k] != v for k, v in want.items())
-        ):
-            return f"inputs[{i}]: expected the component of the output's pattern"
     return None
 
 

@@ -249,7 +249,6 @@ class Collector:
         tree = copy.deepcopy(self.shell)
         assert patch(tree, "_pages_content", "children", page), "no _pages_content in the shell"
         self.documents.append(Document(f"{self.role} {path}", tree))
-        self.draw_lazy_charts(f"{self.role} {path}", tree)
         self.drive_sub_layouts(path, tree)
         return page
 
@@ -297,46 +296,6 @@ class Collector:
                         assert patch(patched, cid, prop, value), f"{cid} not in {path}"
                 label = f"{self.role} {path} + {dep['output'][:50]} <- {changed[0]}"
                 self.documents.append(Document(label, patched))
-                # the document as the browser then holds it: the inputs' values too (the tab
-                # clicked), which the lazy charts' callback reads as state
-                browser_state = copy.deepcopy(patched)
-                for entry in inputs:
-                    if isinstance(entry, dict):
-                        patch(browser_state, id_str(entry["id"]), entry["property"], entry["value"])
-                self.draw_lazy_charts(label, browser_state)
-
-    def draw_lazy_charts(self, label: str, tree: Any) -> None:
-        """The cohort charts drawn when scrolled to (docs/performance.md): each placeholder's
-        store written, as the page's script does, through the lazy chart's callback (a MATCH
-        callback: its output is the slot of the same name); the chart patched into its slot."""
-        dep = next((d for d in self.deps if '"type":"cohort-lazy"}.children' in d["output"]), None)
-        slots = [
-            c
-            for c in walk(tree)
-            if isinstance(c["props"].get("id"), dict)
-            and c["props"]["id"].get("type") == "cohort-lazy"
-        ]
-        if dep is None or not slots:
-            return
-        comps = components_by_id([tree])
-        states = [self.item(s, self.resolve(s, comps) or []) for s in dep.get("state", [])]
-        patched = copy.deepcopy(tree)
-        for slot in slots:
-            name = slot["props"]["id"]["name"]
-            seen = {"type": "cohort-seen", "name": name}
-            body = {
-                "output": dep["output"],
-                "outputs": {"id": slot["props"]["id"], "property": "children"},
-                "inputs": [{"id": seen, "property": "data", "value": 1}],
-                "state": states,
-                "changedPropIds": [f"{id_str(seen)}.data"],
-            }
-            resp = self.client.post("/_dash-update-component", json=body)
-            assert resp.status_code == 200, f"{label}: lazy chart {name}: HTTP {resp.status_code}"
-            for cid, props in resp.get_json()["response"].items():
-                for prop, value in props.items():
-                    assert patch(patched, cid, prop, value), f"{cid} not in {label}"
-        self.documents.append(Document(f"{label} + lazy charts", patched))
 
     @staticmethod
     def resolve(spec: dict[str, Any], comps: dict[str, list[dict[str, Any]]]):

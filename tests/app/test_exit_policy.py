@@ -22,7 +22,6 @@ each kind of leak, among them the one patient of site SYN-S26.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -110,43 +109,6 @@ def dep_for(deps: list[dict[str, Any]], output: str) -> dict[str, Any]:
     return next(d for d in deps if output in d["output"])
 
 
-#: the cohort page's lazily drawn charts: the slot a chart is drawn into, the store that asks
-LAZY_SLOT, LAZY_SEEN = "cohort-lazy", "cohort-seen"
-
-
-def draw_lazy(
-    crawl: Crawl, lazy_dep: dict[str, Any], panel: Any, setting: dict[str, list], tab: str
-) -> Any:
-    """The panel as a reader who scrolled to the end sees it: every lazily drawn chart asked
-    for through the page's own callback (the store written, this tab and filters as state),
-    its answer put into its slot. The answers are recorded, so the leak scans read them."""
-    panel = copy.deepcopy(panel)
-    slots = [
-        c
-        for c in walk(panel)
-        if isinstance(c["props"].get("id"), dict) and c["props"]["id"].get("type") == LAZY_SLOT
-    ]
-    for slot in slots:
-        name = slot["props"]["id"]["name"]
-        body = {
-            "output": lazy_dep["output"],
-            "outputs": {"id": {"type": LAZY_SLOT, "name": name}, "property": "children"},
-            "inputs": [{"id": {"type": LAZY_SEEN, "name": name}, "property": "data", "value": 1}],
-            "state": filter_entries(lazy_dep["state"], setting, tab),
-            "changedPropIds": [f"{id_key({'name': name, 'type': LAZY_SEEN})}.data"],
-        }
-        resp = crawl.client.post("/_dash-update-component", json=body)
-        crawl.calls += 1
-        crawl.driven.add(lazy_dep["output"])
-        text = resp.get_data(as_text=True)
-        crawl.record(f"callback lazy chart {name} <- {tab}", text)
-        assert resp.status_code == 200, f"lazy chart {name}: HTTP {resp.status_code} {text[:300]}"
-        slot["props"]["children"] = resp.get_json()["response"][id_key(body["outputs"]["id"])][
-            "children"
-        ]
-    return panel
-
-
 def filter_options(crawl: Crawl) -> dict[str, list[tuple[str, int | None]]]:
     """(value, patients) of every cohort filter as the role's page offers them."""
     page = crawl.render("/cohort")
@@ -218,7 +180,6 @@ def crawl_cohort(client, tabs: tuple[str, ...] | None = None, *, exhaustive: boo
     csv_dep = dep_for(deps, "cohort-csv-download.data")
     report_dep = dep_for(deps, "cohort-report-download.data")
     drill_dep = dep_for(deps, "cohort-drilldown.children")
-    lazy_dep = dep_for(deps, f'"type":"{LAZY_SLOT}"}}.children')
     settings, representative, for_report = settings_to_try(filter_options(crawl))
     out = Cohort(crawl)
     # every setting on the guarded tabs; the small, differencing and empty ones on the others
@@ -234,7 +195,7 @@ def crawl_cohort(client, tabs: tuple[str, ...] | None = None, *, exhaustive: boo
                 [],
                 "cohort-f-site.value",
             ).get_json()["response"]
-            panel = draw_lazy(crawl, lazy_dep, resp["cohort-panel"]["children"], setting, tab)
+            panel = resp["cohort-panel"]["children"]
             out.counts[key] = resp["cohort-count"]["children"]
             out.panels[(tab, key)] = panel
             comps = list(walk(panel))
