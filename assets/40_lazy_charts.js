@@ -25,6 +25,7 @@ window.dash_clientside.cohort = {
   "use strict";
   var RETRY_MS = 4000;
   var MARGIN = "0px";
+  var DWELL_MS = 250;
   var asked = new WeakMap(); // placeholder element -> {id: the slot's id, t: when asked}
   var known = new WeakSet(); // placeholder elements already observed
 
@@ -51,9 +52,17 @@ window.dash_clientside.cohort = {
     set(id, {data: now});
   }
 
+  // a slot counts as seen when it is still in view DWELL_MS after it came into view: while
+  // a new panel is laid out (grids measuring their rows) the slots below pass through the
+  // window for a moment, and drawing them then would cost the tab switch what lazy drawing
+  // saves
   var observer = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
     entries.forEach(function (entry) {
-      if (entry.isIntersecting) ask(entry.target);
+      if (!entry.isIntersecting) return;
+      var slot = entry.target;
+      window.setTimeout(function () {
+        if (slot.isConnected && inView(slot)) ask(slot);
+      }, DWELL_MS);
     });
   }, {rootMargin: MARGIN}) : null;
 
@@ -79,7 +88,7 @@ window.dash_clientside.cohort = {
         } else {
           ask(slot);
         }
-      } else if (inView(slot)) {
+      } else if (asked.has(placeholder) && inView(slot)) {
         ask(slot); // asked for before (maybe for another chart, or lost): throttled retry
       }
     });

@@ -237,6 +237,18 @@ def column_min_width(values: pd.Series, header: str = "") -> int:
     return max(80, min(260, need))
 
 
+#: ag-grid's alpine theme: the height of a one-line row and of the header, pagination bar
+GRID_ROW_PX, GRID_HEADER_PX, GRID_PAGER_PX = 42, 50, 48
+
+
+def grid_min_height(rows: int) -> int:
+    """Pixels a grid of ``rows`` rows takes at least (one-line rows; wrapped rows are taller):
+    reserved before the grid has measured its rows, so the page below does not move up and
+    back while it renders (and lazily drawn charts below are not seen on the way)."""
+    shown = max(1, min(rows, GRID_PAGE_ROWS))
+    return GRID_HEADER_PX + shown * GRID_ROW_PX + (GRID_PAGER_PX if rows > GRID_PAGE_ROWS else 0)
+
+
 def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -> dag.AgGrid:
     """A read-only grid; ``labels`` maps neutral fields (g0, g1, ...) to header text.
 
@@ -278,7 +290,7 @@ def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -
         },
         # the row id a cell click reports (dash-ag-grid's cellClicked carries no row data)
         **({"getRowId": f"params.data.{ROW_KEY}"} if ROW_KEY in frame.columns else {}),
-        style={"height": None},
+        style={"height": None, "minHeight": f"{grid_min_height(len(frame))}px"},
         className="ag-theme-alpine cohort-grid",
     )
 

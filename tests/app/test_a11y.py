@@ -374,3 +374,6 @@ def test_a11y008_cohort_grids_fit_their_content_and_paginate():
     assert "pagination" not in g.dashGridOptions
     long = pd.DataFrame({"patient_id": [f"SYN-{i:04d}" for i in range(GRID_PAGE_ROWS + 1)]})
     assert grid("deaths", long).dashGridOptions["paginationPageSize"] == GRID_PAGE_ROWS
+    # room reserved before the rows are measured: header + one-line rows (+ the pager)
+    assert g.style["minHeight"] == f"{50 + 2 * 42}px"
+    assert grid("deaths", long).style["minHeight"] == f"{50 + GRID_PAGE_ROWS * 42 + 48}px"
