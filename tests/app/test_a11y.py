@@ -93,7 +93,9 @@ def page_ready(driver, path: str, timeout: float = 60) -> None:
     if path.startswith("/cohort"):
         # the charts below the fold too (drawn when scrolled to): axe reads every chart's tools
         chromium.draw_lazy_charts(driver, timeout)
-        driver.execute_script("window.scrollTo(0, 0)")
+        # back to the top at once (Bootstrap makes scrolling smooth: animated otherwise)
+        driver.execute_script("window.scrollTo({top: 0, left: 0, behavior: 'instant'})")
+        wait.until(lambda d: d.execute_script("return window.scrollY") == 0, "not at the top")
         wait.until(chromium.steady(settled, polls=2), f"{path}: not settled after scrolling")
 
 
