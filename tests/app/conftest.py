@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,9 @@ def run_gunicorn(env_extra: dict[str, str], tmp: Path, *, workers: int = 2) -> I
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
+            # its own process group, stopped as a whole: a worker whose master was killed
+            # after the graceful timeout lived on (and kept its port) after the test session
+            start_new_session=True,
         )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -104,11 +108,19 @@ def run_gunicorn(env_extra: dict[str, str], tmp: Path, *, workers: int = 2) -> I
         proc.kill()
         raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-4000:]}") from None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (master, workers, warm-up), SIGKILL to what is
+    left after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
