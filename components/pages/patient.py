@@ -377,7 +377,12 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                                         dcc.Graph(
                                             id=ids.PATIENT_TIMELINE,
                                             figure=timeline,
-                                            config=figures.chart_config(f"sofa-{patient_id}"),
+                                            config={
+                                                "displaylogo": False,
+                                                "toImageButtonOptions": {
+                                                    "filename": f"sofa-{patient_id}"
+                                                },
+                                            },
                                         ),
                                         timeline,
                                     ),
@@ -418,7 +423,7 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                             dcc.Graph(
                                 id=ids.PATIENT_BIOMARKERS,
                                 figure=biomarkers,
-                                config=figures.chart_config(f"biomarkers-{patient_id}"),
+                                config={"displaylogo": False},
                             ),
                             biomarkers,
                         ),
