@@ -47,6 +47,15 @@ def login_server(demo_db_url, tmp_path_factory):
 def assert_tab_and_filter_shown(browser, wait) -> None:
     """The page drawn from the kept URL: the Primary tab open, the MALS filter applied."""
     wait.until(lambda d: "after filtering" in d.find_element(By.ID, "cohort-count").text)
+    # the filter bar and the tabs are redrawn by their own callbacks: wait for each (a missing
+    # element is retried by the wait), then read it
+    wait.until(lambda d: "MALS" in d.find_element(By.ID, "cohort-f-phenotype").text)
+    wait.until(
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, "#cohort-tabs .nav-link.active").text
+            == "Primary endpoint"
+        )
+    )
     active = browser.find_element(By.CSS_SELECTOR, "#cohort-tabs .nav-link.active").text
     assert active == "Primary endpoint"
     assert "MALS" in browser.find_element(By.ID, "cohort-f-phenotype").text
