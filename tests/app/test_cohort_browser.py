@@ -111,9 +111,12 @@ def test_coh_e2e004_publication_badge_follows_the_filters(browser, live_server):
     assert browser.find_element(By.ID, "cohort-badge-data").text == (
         f"≠ this dataset differs from the published table in 4 of 4 rows: {ALL_ROWS}"
     )
-    assert "after filtering" in browser.find_element(By.ID, "cohort-count").text
+    # the count comes with the panel, a callback of its own (slower than the badge's): wait
+    wait.until(ec.text_to_be_present_in_element((By.ID, "cohort-count"), "after filtering"))
     save_screenshot(browser, "cohort-badge-one-site")
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, OPTION))).click()  # untick
     wait.until(lambda d: d.find_element(By.ID, "cohort-badge-data").text == on_load)
-    assert browser.find_element(By.ID, "cohort-count").text == "276 analysed patients (no filter)"
+    wait.until(
+        lambda d: d.find_element(By.ID, "cohort-count").text == "276 analysed patients (no filter)"
+    )
     assert severe(browser) == []
