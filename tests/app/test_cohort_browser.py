@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -104,7 +105,8 @@ def test_coh_e2e004_publication_badge_follows_the_filters(browser, live_server):
     browser.get(live_server.url + "/cohort")
     wait_panel(browser, "primary")
     on_load = browser.find_element(By.ID, "cohort-badge-data").text
-    wait = WebDriverWait(browser, 40)
+    # the badge and the count are replaced by their callbacks while the waits read them
+    wait = WebDriverWait(browser, 40, ignored_exceptions=(StaleElementReferenceException,))
     browser.find_element(By.ID, "cohort-f-site").click()
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, OPTION))).click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "cohort-badge-data"), "in 4 of 4 rows"))
