@@ -457,11 +457,13 @@ def data_flags_text(flags: Iterable[str]) -> str:
     """The Data cell: the organs not measured on the shown day by their column names, in one
     short phrase ("not measured: Coag, CNS"), then any other flag as it is."""
     short = {o.value: SHORT_ORGAN[o] for o in ORGANS}
-    organs, other = [], []
+    names, other = [], []
     for flag in flags:
         organ = flag.removesuffix(f" {NOT_MEASURED}")
-        (organs if organ in short and organ != flag else other).append(flag)
-    names = [short[f.removesuffix(f" {NOT_MEASURED}")] for f in organs]
+        if organ != flag and organ in short:
+            names.append(short[organ])
+        else:
+            other.append(flag)
     return "; ".join(([f"{NOT_MEASURED}: {', '.join(names)}"] if names else []) + other)
 
 
