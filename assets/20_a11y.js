@@ -10,6 +10,10 @@
  *    keyboard focus goes to the dropdown's own button instead (it opens on Enter / Space).
  *  - dcc.Upload: its file input has no label; it gets the label its page puts in data-file-label.
  *  - dbc.Modal: the dialog is named by its title.
+ *  - plotly's modebar: its buttons were a Tab stop each; the modebar becomes one ARIA toolbar
+ *    ("Chart tools") with one Tab stop (roving tabindex: the first button, or the last one
+ *    used), ArrowLeft / ArrowRight / Home / End move between its buttons. It shows while it
+ *    has focus (assets/10_app.css), not only on hover.
  */
 (function () {
   "use strict";
@@ -56,6 +60,34 @@
       if (!title.id) title.id = "modal-title-" + (++serial);
       dialog.setAttribute("aria-labelledby", title.id);
     });
+    repairModebars(root);
+  }
+
+  function repairModebars(root) {
+    root.querySelectorAll(".js-plotly-plot .modebar").forEach(function (bar) {
+      if (bar.getAttribute("role") !== "toolbar") bar.setAttribute("role", "toolbar");
+      if (!bar.hasAttribute("aria-label")) bar.setAttribute("aria-label", "Chart tools");
+      var buttons = bar.querySelectorAll("button.modebar-btn");
+      var current = bar.querySelector('button.modebar-btn[tabindex="0"]') || buttons[0];
+      buttons.forEach(function (b) {
+        var want = b === current ? "0" : "-1";
+        if (b.getAttribute("tabindex") !== want) b.setAttribute("tabindex", want);
+      });
+    });
+  }
+
+  function toolbarKeys(ev) {
+    var button = ev.target && ev.target.closest && ev.target.closest(".modebar button.modebar-btn");
+    if (!button) return;
+    var buttons = Array.prototype.slice.call(
+      button.closest(".modebar").querySelectorAll("button.modebar-btn"));
+    var i = buttons.indexOf(button);
+    var next = {ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: buttons.length - 1}[ev.key];
+    if (next === undefined) return;
+    ev.preventDefault();
+    var to = buttons[(next + buttons.length) % buttons.length];
+    buttons.forEach(function (b) { b.setAttribute("tabindex", b === to ? "0" : "-1"); });
+    to.focus();
   }
 
   var pending = false;
@@ -86,6 +118,7 @@
   function start() {
     repair(document);
     document.addEventListener("keydown", tabKeys);
+    document.addEventListener("keydown", toolbarKeys);
     new MutationObserver(schedule).observe(document.body, {
       childList: true,
       subtree: true,

@@ -25,10 +25,12 @@ loaded once), so the figures are the browser's share: download, parsing, renderi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import chromium
 from bench.bench_app import DATA, database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,32 +53,6 @@ TARGET_FLOOR_RATIO = 1.5
 TARGET_EMPTY_BYTES = 3_000_000
 TARGET_INTERACTION_MS = 500
 PATIENT = "SYN-01-0001"
-
-#: resolves (from inside the page) with performance.now() once ``required`` is present and the
-#: page is settled; rejects after ``timeout`` ms
-WAIT_DRAWN_JS = """
-const [required, timeout] = [arguments[0], arguments[1]];
-const done = arguments[arguments.length - 1];
-const started = performance.now();
-function settled() {
-  if (required && !document.querySelector(required)) return false;
-  if (document.querySelector('[data-dash-is-loading="true"], ._dash-loading')) return false;
-  for (const g of document.querySelectorAll('.dash-graph')) {
-    if (!g.querySelector('.main-svg')) return false;
-  }
-  for (const grid of document.querySelectorAll('.ag-root-wrapper')) {
-    if (!grid.querySelector('.ag-row, .ag-overlay-no-rows-center, .ag-overlay-no-rows-wrapper'))
-      return false;
-  }
-  return true;
-}
-function tick() {
-  if (settled()) { done({now: performance.now()}); return; }
-  if (performance.now() - started > timeout) { done({error: 'timeout waiting for ' + required}); return; }
-  requestAnimationFrame(tick);
-}
-tick();
-"""
 
 BYTES_JS = """
 const nav = performance.getEntriesByType('navigation')[0];
@@ -124,7 +101,8 @@ def gunicorn(app_spec: str, env_extra: dict[str, str], port: int, tmp: Path) -> 
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "2",
-        "CACHE_DIR": str(tmp / f"cache-{port}"),
+        # a fresh cache per server: with fixed --ports, one size never starts on the last's
+        "CACHE_DIR": tempfile.mkdtemp(dir=tmp, prefix=f"cache-{port}-"),
         "SECRET_KEY": "bench",
         "LOG_LEVEL": "WARNING",
         **env_extra,
@@ -133,17 +111,31 @@ def gunicorn(app_spec: str, env_extra: dict[str, str], port: int, tmp: Path) -> 
     cmd = [sys.executable, "-m", "gunicorn", app_spec, "--config", "gunicorn.conf.py"]
     cmd += ["--access-logfile", "/dev/null", "--no-control-socket"]
     log = (tmp / f"server-{port}.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    # its own process group: the master, its workers and the warm-up end together (a worker
+    # left behind by a master killed after its graceful timeout kept serving the port)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(base)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group, SIGKILL to what is left after 20 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def wait_warm_up(base: str, timeout: float = 900) -> None:
@@ -157,33 +149,15 @@ def wait_warm_up(base: str, timeout: float = 900) -> None:
 
 
 def browser(profile: Path, size: tuple[int, int] = (1440, 900)):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--window-size={size[0]},{size[1]}",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    driver.set_page_load_timeout(120)
-    driver.set_script_timeout(120)
+    """Headless Chromium (bench/chromium.py, as the browser tests start it) with the DevTools
+    network domain on (the benchmark empties the cache through it)."""
+    driver = chromium.start(profile, size, timeout_s=120)
     driver.execute_cdp_cmd("Network.enable", {})
     return driver
 
 
 def wait_drawn(driver, required: str, timeout_ms: int = 90_000) -> float:
-    out = driver.execute_async_script(WAIT_DRAWN_JS, required, timeout_ms)
+    out = driver.execute_async_script(chromium.WAIT_DRAWN_JS, required, timeout_ms)
     if "error" in out:
         raise TimeoutError(f"{driver.current_url}: {out['error']}")
     return float(out["now"])
@@ -311,11 +285,66 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
             )
             drawn = wait_drawn(driver, f".cohort-panel-{first_key} .cohort-panel-title")
             filters.append(drawn - float(driver.execute_script("return window.__t0")))
+    every_switch = [ms for v in tabs.values() for ms in v]
     return {
         "tab_switch_ms": {k: statistics.median(v) for k, v in tabs.items()},
+        "tab_switch_samples": tabs,
+        "tab_switch_p50_ms": percentile(every_switch, 50),
+        "tab_switch_p95_ms": percentile(every_switch, 95),
         "filter_change_ms": statistics.median(filters),
         "filter_change_max_ms": max(filters),
+        "filter_change_samples": filters,
+        "filter_change_p50_ms": percentile(filters, 50),
+        "filter_change_p95_ms": percentile(filters, 95),
+        "lazy_chart_ms": lazy_chart_times(driver, base, panels),
     }
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (linear between the samples, as numpy's default)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+#: scrolls a lazily drawn chart (arguments[0]: its slot's DOM id) into view and resolves with
+#: the ms until it is drawn and the page quiet again
+SCROLL_TO_LAZY_JS = (
+    chromium.DRAWN_PREDICATE_JS
+    + """
+const slot = document.getElementById(arguments[0]);
+const done = arguments[arguments.length - 1];
+const t0 = performance.now();
+slot.scrollIntoView({block: 'center'});
+function tick() {
+  if (slot.querySelector('.main-svg') && pageDrawn(null)) {
+    done({ms: performance.now() - t0}); return;
+  }
+  if (performance.now() - t0 > 60000) { done({error: 'lazy chart not drawn'}); return; }
+  requestAnimationFrame(tick);
+}
+requestAnimationFrame(tick);
+"""
+)
+
+
+def lazy_chart_times(driver, base: str, panels: list[tuple[str, str]]) -> dict[str, list[float]]:
+    """Per tab, ms from scrolling each chart drawn lazily into view to it drawn (empty for a
+    build without lazy charts, or tabs with one chart)."""
+    out: dict[str, list[float]] = {}
+    for key, _label in panels:
+        driver.get(base + f"/cohort?tab={key}")
+        wait_drawn(driver, f".cohort-panel-{key} .cohort-panel-title")
+        slots = driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.id)",
+            chromium.LAZY_PENDING,
+        )
+        for dom_id in slots:
+            got = driver.execute_async_script(SCROLL_TO_LAZY_JS, dom_id)
+            if "error" in got:
+                raise TimeoutError(f"{key}: {got['error']}")
+            out.setdefault(key, []).append(float(got["ms"]))
+    return out
 
 
 def run(
@@ -324,6 +353,7 @@ def run(
     panels: list[tuple[str, str]],
     tmp: Path,
     shared_data: Path = SHARED_DATA,
+    ports: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     shared = shared_data / f"cohort-{patients}.sqlite"
     local = DATA / f"cohort-{patients}.sqlite"
@@ -331,7 +361,7 @@ def run(
         DATA.mkdir(exist_ok=True)
         local.symlink_to(shared)
     url, _ = database(patients)
-    app_port, floor_port = free_ports(2)
+    app_port, floor_port = ports or free_ports(2)
     env = {"DATABASE_URL": url, "IMMUNOSEP_MODE": "demo"}
     with (
         gunicorn("app:server", env, app_port, tmp) as base,
@@ -404,6 +434,18 @@ def table(patients: int, result: dict[str, Any]) -> str:
         f"filter change ms: median {result['filter_change_ms']:.0f}, "
         f"max {result['filter_change_max_ms']:.0f}"
     )
+    rows.append(
+        f"tab switch ms p50 {result['tab_switch_p50_ms']:.0f}, p95 {result['tab_switch_p95_ms']:.0f}"
+        f" ({sum(len(v) for v in result['tab_switch_samples'].values())} switches); "
+        f"filter change ms p50 {result['filter_change_p50_ms']:.0f}, "
+        f"p95 {result['filter_change_p95_ms']:.0f} ({len(result['filter_change_samples'])} changes)"
+    )
+    lazy = [ms for v in result["lazy_chart_ms"].values() for ms in v]
+    if lazy:
+        rows.append(
+            f"lazy chart, scrolled into view to drawn, ms: p50 {percentile(lazy, 50):.0f}, "
+            f"p95 {percentile(lazy, 95):.0f} ({len(lazy)} charts)"
+        )
     rows.append("targets met: " + ", ".join(f"{k} {v}" for k, v in verdicts(result).items()))
     return "\n".join(rows)
 
@@ -420,6 +462,13 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         default=SHARED_DATA,
         help="folder of prebuilt bench databases (cohort-N.sqlite), linked into bench/data",
+    )
+    parser.add_argument(
+        "--ports",
+        type=int,
+        nargs=2,
+        metavar=("APP", "FLOOR"),
+        help="the two loopback ports of the servers (default: two free ones)",
     )
     args = parser.parse_args(argv)
     panels = [(p.key, p.label) for p in PANELS]
@@ -439,7 +488,9 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {}
     for n in sizes:
         started = time.perf_counter()
-        results[str(n)] = run(n, repeats, panels, tmp, args.shared_data)
+        results[str(n)] = run(
+            n, repeats, panels, tmp, args.shared_data, tuple(args.ports) if args.ports else None
+        )
         results[str(n)]["verdicts"] = verdicts(results[str(n)])
         results[str(n)]["seconds"] = round(time.perf_counter() - started, 1)
         results[str(n)]["repeats"] = repeats

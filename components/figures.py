@@ -63,6 +63,21 @@ VENT_LABELS = {
 }
 
 
+#: the chart tools a chart keeps: download as PNG and reset the axes (plotly's other buttons
+#: were a Tab stop each; assets/20_a11y.js makes what is left one toolbar, one Tab stop)
+MODEBAR_BUTTONS = (("toImage", "resetScale2d"),)
+
+
+def chart_config(filename: str) -> dict[str, Any]:
+    """A dcc.Graph ``config``: the chart tools of :data:`MODEBAR_BUTTONS`, no plotly logo, the
+    PNG download named ``filename`` at twice the size on screen."""
+    return {
+        "displaylogo": False,
+        "modeBarButtons": [list(group) for group in MODEBAR_BUTTONS],
+        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
+    }
+
+
 def base_layout(fig: go.Figure, *, height: int, title: str | None = None) -> go.Figure:
     fig.update_layout(
         height=height,

@@ -347,3 +347,104 @@ def test_cohp015_a_filter_matching_nobody_renders_every_panel_and_the_report(
         assert view.sections, panel.key
     text = cohort.report_html(principal, f, now=datetime(2025, 1, 2, 3, 4, 5), interactive=True)
     assert "0 of 276 analysed patients after filtering" in text
+
+
+def components_of(tree) -> list[dict]:
+    """Every component (Dash JSON) in a rendered tree."""
+    out = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            if "type" in node and isinstance(node.get("props"), dict):
+                out.append(node)
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, list):
+            for v in node:
+                visit(v)
+
+    visit(tree)
+    return out
+
+
+@pytest.mark.parametrize("principal", [FULL, NONE], ids=["full", "blinded"])
+def test_cohp016_charts_below_the_fold_arrive_as_placeholders_with_title_and_text(
+    request_ctx, principal
+):
+    """Issue 19: a tab draws its first chart at once; every other chart is a placeholder that
+    keeps the chart's title and its text alternative, with the chart itself in a store of the
+    same rendered panel (the browser moves it into the slot when the slot is seen)."""
+    f = cd.CohortFilters.make()
+    view = BY_KEY["primary"].view(ctx(principal), f)
+    figures = view.figures()
+    assert len(figures) >= 2, list(figures)  # the tab draws several charts
+    assert any(fig.layout.title.text for fig in list(figures.values())[1:])  # titled ones too
+    tree = render("primary", principal, f)
+    top = tree["props"]["children"]
+    comps = components_of(tree)
+
+    def named(kind: str) -> list[str]:
+        return [
+            c["props"]["id"]["name"]
+            for c in comps
+            if isinstance(c["props"].get("id"), dict) and c["props"]["id"].get("type") == kind
+        ]
+
+    first, *rest = list(figures)
+    # drawn at once: the first chart only (the others are in stores, not in the page's tree)
+    drawn = [
+        c["props"]["id"]["name"] for c in components_of(strip_stores(top)) if c["type"] == "Graph"
+    ]
+    assert drawn == [first]
+    assert named(cohort.LAZY_SLOT) == rest
+    assert named(cohort.LAZY_SEEN) == rest
+    assert named(cohort.LAZY_CHART) == rest
+    captions = [c for c in comps if c["type"] == "Figcaption"]
+    assert len(captions) == len(figures)  # every chart has its text alternative, drawn or not
+    slots = {
+        c["props"]["id"]["name"]: c
+        for c in comps
+        if isinstance(c["props"].get("id"), dict)
+        and c["props"]["id"].get("type") in (cohort.LAZY_SLOT, cohort.LAZY_CHART)
+        and c["type"] == "Div"
+    }
+    stores = {
+        c["props"]["id"]["name"]: c["props"]["data"]
+        for c in comps
+        if c["type"] == "Store" and c["props"]["id"].get("type") == cohort.LAZY_CHART
+    }
+    for name in rest:
+        text = json.dumps(slots[name], ensure_ascii=False)
+        title = figures[name].layout.title.text or ""
+        assert title in text  # the placeholder keeps the chart's title (if it has one)
+        assert "Chart drawn when scrolled into view." in text
+        assert "Graph" not in text
+        height = figures[name].layout.height or 450
+        assert slots[name]["props"]["style"]["minHeight"] == f"{height}px"
+        chart = stores[name]
+        assert chart["type"] == "Graph"
+        assert chart["props"]["id"] == {"type": "cohort-graph", "name": name}
+        assert chart["props"]["figure"]["data"] == json.loads(
+            json.dumps(figures[name].to_plotly_json()["data"], cls=plotly.utils.PlotlyJSONEncoder)
+        )
+        assert chart["props"]["config"]["modeBarButtons"] == [["toImage", "resetScale2d"]]
+
+
+def strip_stores(node):
+    """The tree without dcc.Store components (what the browser draws)."""
+    if isinstance(node, dict):
+        if node.get("type") == "Store":
+            return None
+        return {k: strip_stores(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [strip_stores(v) for v in node]
+    return node
+
+
+def test_cohp017_render_view_without_lazy_draws_every_chart(request_ctx):
+    f = cd.CohortFilters.make()
+    view = BY_KEY["primary"].view(ctx(FULL), f)
+    tree = cohort.render_view(BY_KEY["primary"], view, lazy=False).to_plotly_json()
+    comps = components_of(json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder)))
+    names = [c["props"]["id"]["name"] for c in comps if c["type"] == "Graph"]
+    assert names == list(view.figures())

@@ -26,8 +26,22 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly
+import plotly.graph_objects as go
 import plotly.io
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import (
+    ALL,
+    MATCH,
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+    no_update,
+)
 from dash.exceptions import PreventUpdate
 
 from components import ids
@@ -43,7 +57,7 @@ from components.cohort.publication import PublicationCheck, publication_for
 from components.data import cohort as data
 from components.data.cohort import AGE_BANDS, FILTER_FIELDS, SOFA_BANDS, CohortFilters
 from components.data.keys import Context
-from components.figures import describe_figure
+from components.figures import chart_config, describe_figure
 from components.format import fmt_num, fmt_number, records, safe_csv_frame
 from components.server.audit import audit
 from components.server.auth import ArmVisibility, Principal, current_principal
@@ -84,22 +98,78 @@ def panel_for(tab: str | None) -> Panel:
 # ---------------------------------------------------------------------------------------------
 
 
+def graph_component(name: str, fig: Any) -> dcc.Graph:
+    return dcc.Graph(
+        id={"type": "cohort-graph", "name": name},
+        figure=fig,
+        config=chart_config(f"cohort-{name}"),
+    )
+
+
 def graph(name: str, fig: Any) -> html.Figure:
     """A panel's chart with its text alternative (:func:`components.figures.describe_figure`,
     read by screen readers, docs/accessibility.md) as the figure's caption."""
     return html.Figure(
         [
-            dcc.Graph(
-                id={"type": "cohort-graph", "name": name},
-                figure=fig,
-                config={
-                    "displaylogo": False,
-                    "toImageButtonOptions": {
-                        "format": "png",
-                        "filename": f"cohort-{name}",
-                        "scale": 2,
-                    },
-                },
+            graph_component(name, fig),
+            html.Figcaption(describe_figure(fig), className="visually-hidden"),
+        ],
+        className="mb-0",
+    )
+
+
+#: id types of a lazily drawn chart: the slot it is drawn into, the store the page's
+#: IntersectionObserver (assets/40_lazy_charts.js) writes when the slot scrolls into view, the
+#: store that holds the chart (a dcc.Graph, drawn by nobody until it is put into the slot)
+LAZY_SLOT = "cohort-lazy"
+LAZY_SEEN = "cohort-seen"
+LAZY_CHART = "cohort-lazy-chart"
+#: plotly's default figure height, kept by a placeholder so the page does not jump
+DEFAULT_FIGURE_HEIGHT = 450
+
+
+def figure_title(fig: go.Figure) -> str:
+    """The title text of a figure, "" when it has none."""
+    return str(fig.layout.title.text or "")
+
+
+def figure_height(fig: go.Figure) -> int:
+    """The figure's height in pixels (plotly's default when it sets none)."""
+    height = fig.layout.height
+    return int(height) if height else DEFAULT_FIGURE_HEIGHT
+
+
+def plain(component: Any) -> dict[str, Any]:
+    """A component as plain JSON (a store's data may hold no component object)."""
+    return json.loads(json.dumps(component, cls=plotly.utils.PlotlyJSONEncoder))
+
+
+def lazy_graph(name: str, fig: go.Figure) -> html.Figure:
+    """A chart below the fold, drawn when it scrolls into view (docs/performance.md): until
+    then a placeholder of the chart's height that shows its title and says it is being drawn;
+    the text alternative (the caption) is there from the start, so a screen reader reads the
+    numbers whether or not the chart has been drawn. The chart itself comes with the panel,
+    in a store (no further request, the same role-filtered panel): the browser moves it into
+    the slot when the slot is seen (``drawLazyChart`` in assets/40_lazy_charts.js, a
+    clientside callback)."""
+    title = figure_title(fig)
+    return html.Figure(
+        [
+            html.Div(
+                html.Div(
+                    [
+                        html.P(title, className="fw-semibold mb-1") if title else None,
+                        html.P("Chart drawn when scrolled into view.", className="small mb-0"),
+                    ],
+                    className="cohort-lazy-placeholder",
+                ),
+                id={"type": LAZY_SLOT, "name": name},
+                className="cohort-lazy",
+                style={"minHeight": f"{figure_height(fig)}px"},
+            ),
+            dcc.Store(id={"type": LAZY_SEEN, "name": name}),
+            dcc.Store(
+                id={"type": LAZY_CHART, "name": name}, data=plain(graph_component(name, fig))
             ),
             html.Figcaption(describe_figure(fig), className="visually-hidden"),
         ],
@@ -167,6 +237,18 @@ def column_min_width(values: pd.Series, header: str = "") -> int:
     return max(80, min(260, need))
 
 
+#: ag-grid's alpine theme: the height of a one-line row and of the header, pagination bar
+GRID_ROW_PX, GRID_HEADER_PX, GRID_PAGER_PX = 42, 50, 48
+
+
+def grid_min_height(rows: int) -> int:
+    """Pixels a grid of ``rows`` rows takes at least (one-line rows; wrapped rows are taller):
+    reserved before the grid has measured its rows, so the page below does not move up and
+    back while it renders (and lazily drawn charts below are not seen on the way)."""
+    shown = max(1, min(rows, GRID_PAGE_ROWS))
+    return GRID_HEADER_PX + shown * GRID_ROW_PX + (GRID_PAGER_PX if rows > GRID_PAGE_ROWS else 0)
+
+
 def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -> dag.AgGrid:
     """A read-only grid; ``labels`` maps neutral fields (g0, g1, ...) to header text.
 
@@ -208,7 +290,7 @@ def grid(name: str, frame: pd.DataFrame, labels: dict[str, str] | None = None) -
         },
         # the row id a cell click reports (dash-ag-grid's cellClicked carries no row data)
         **({"getRowId": f"params.data.{ROW_KEY}"} if ROW_KEY in frame.columns else {}),
-        style={"height": None},
+        style={"height": None, "minHeight": f"{grid_min_height(len(frame))}px"},
         className="ag-theme-alpine cohort-grid",
     )
 
@@ -234,10 +316,20 @@ def suppressed_chip(explanation: str) -> html.Div:
     )
 
 
-def render_view(panel: Panel, view: PanelView) -> html.Div:
+def first_figure(view: PanelView) -> str | None:
+    """The name of the panel's first chart: the one drawn at once (above the fold)."""
+    return next(
+        (s.figure_name for s in view.sections if s.figure is not None and s.figure_name),
+        None,
+    )
+
+
+def render_view(panel: Panel, view: PanelView, *, lazy: bool = True) -> html.Div:
     """A panel's sections as cards: figure, then table, with a CSV button per table. A section
     computed under the exit policy (``Section.guard``) is wrapped in a ``cohort-guarded``
-    element naming its guard, with its note (docs/blinding.md 6.5)."""
+    element naming its guard, with its note (docs/blinding.md 6.5). With ``lazy``, every chart
+    after the first is a :func:`lazy_graph` placeholder (drawn when scrolled into view)."""
+    eager = first_figure(view)
     children: list[Any] = [html.H2(panel.label, className="h5 mb-2 cohort-panel-title")]
     children += [hidden_chip(c) for c in view.chips]
     children += [suppressed_chip(c) for c in view.suppressed]
@@ -251,7 +343,8 @@ def render_view(panel: Panel, view: PanelView) -> html.Div:
         if s.note:
             parts.append(html.P(s.note, className="small text-muted mb-2"))
         if s.figure is not None and s.figure_name is not None:
-            parts.append(graph(s.figure_name, s.figure))
+            draw = graph if not lazy or s.figure_name == eager else lazy_graph
+            parts.append(draw(s.figure_name, s.figure))
         if has_table:
             parts.append(grid(s.table_name, s.table, dict(s.headers)))
         card = dbc.Card(dbc.CardBody(parts), className="mb-3")
@@ -597,18 +690,37 @@ def url_search(tab: str, filters: CohortFilters) -> str:
     prevent_initial_call=True,
 )
 def update_panel(tab: str, *values: Any):
+    """The panel of the tab and filters; on a filter change also the count, the small-groups
+    note and the filter options. A tab switch leaves those alone (the filters did not change):
+    nothing to compute or send, and the browser does not redraw four dropdowns and the note."""
     context = Context.current(current_principal())
     panel = panel_for(tab)
     filters = _filters(values)
+    rendered = cached_panel(panel.key, context, filters)
+    if ctx.triggered_id == ids.COHORT_TABS:
+        keep = (no_update,) * (1 + len(COUNTED_FILTERS))
+        return rendered, no_update, url_search(panel.key, filters), *keep
     before, after = data.counts(context, filters)
     options = filter_options(context, filters)
     return (
-        cached_panel(panel.key, context, filters),
+        rendered,
         count_text(before, after),
         url_search(panel.key, filters),
         small_n_note(context, filters),
         *[options[n] for n in COUNTED_FILTERS],
     )
+
+
+#: a chart below the fold into its slot, once the slot has been seen (the store written by
+#: assets/40_lazy_charts.js; the chart from its store, sent with the panel): in the browser,
+#: no request, so a chart near the fold is drawn as soon as the panel is
+clientside_callback(
+    ClientsideFunction(namespace="cohort", function_name="drawLazyChart"),
+    Output({"type": LAZY_SLOT, "name": MATCH}, "children"),
+    Input({"type": LAZY_SEEN, "name": MATCH}, "data"),
+    State({"type": LAZY_CHART, "name": MATCH}, "data"),
+    prevent_initial_call=True,
+)
 
 
 @callback(

@@ -377,12 +377,7 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                                         dcc.Graph(
                                             id=ids.PATIENT_TIMELINE,
                                             figure=timeline,
-                                            config={
-                                                "displaylogo": False,
-                                                "toImageButtonOptions": {
-                                                    "filename": f"sofa-{patient_id}"
-                                                },
-                                            },
+                                            config=figures.chart_config(f"sofa-{patient_id}"),
                                         ),
                                         timeline,
                                     ),
@@ -423,7 +418,7 @@ def build_page(context: Context, patient_id: str, day: str | None, layers: str |
                             dcc.Graph(
                                 id=ids.PATIENT_BIOMARKERS,
                                 figure=biomarkers,
-                                config={"displaylogo": False},
+                                config=figures.chart_config(f"biomarkers-{patient_id}"),
                             ),
                             biomarkers,
                         ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from bench import chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -95,6 +97,9 @@ def run_gunicorn(env_extra: dict[str, str], tmp: Path, *, workers: int = 2) -> I
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
+            # its own process group, stopped as a whole: a worker whose master was killed
+            # after the graceful timeout lived on (and kept its port) after the test session
+            start_new_session=True,
         )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -103,11 +108,19 @@ def run_gunicorn(env_extra: dict[str, str], tmp: Path, *, workers: int = 2) -> I
         proc.kill()
         raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-4000:]}") from None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (master, workers, warm-up), SIGKILL to what is
+    left after 20 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -119,35 +132,15 @@ def live_server(demo_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def chromium_available() -> bool:
-    return bool(shutil.which("chromium") and shutil.which("chromedriver"))
+    return chromium.available()
 
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    """Headless Chromium driven by selenium, with the browser console captured."""
+    """Headless Chromium driven by selenium (bench/chromium.py), the browser console captured."""
     if not chromium_available():
         pytest.fail("chromium and chromedriver are required: run scripts/test, which installs them")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1366,768",
-        f"--user-data-dir={tmp_path / 'chrome-profile'}",
-    ):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    driver.set_page_load_timeout(60)
+    driver = chromium.start(tmp_path / "chrome-profile", (1366, 768), console_log=True)
     try:
         yield driver
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.security import generate_password_hash
 
+from bench import chromium
 from components.cohort import PANELS
 from tests.app.conftest import ROOT, chromium_available, run_gunicorn, save_screenshot
 
@@ -48,23 +48,6 @@ PAGES = [
     "/audit",
 ]
 BLOCKING = ("critical", "serious")
-
-#: True once the page is drawn and quiet: no Dash callback pending, every dcc.Graph drawn by
-#: plotly (its .main-svg), every ag-grid's rows or its "no rows" overlay present
-SETTLED_JS = """
-const content = document.querySelector('#_pages_content');
-if (!content || !content.querySelector('h1')) return false;
-if (document.querySelector('[data-dash-is-loading="true"]')) return false;
-if (document.querySelector('._dash-loading')) return false;
-for (const g of document.querySelectorAll('.dash-graph')) {
-  if (!g.querySelector('.main-svg')) return false;
-}
-for (const grid of document.querySelectorAll('.ag-root-wrapper')) {
-  if (!grid.querySelector('.ag-row, .ag-overlay-no-rows-center, .ag-overlay-no-rows-wrapper'))
-    return false;
-}
-return true;
-"""
 
 AXE_RUN_JS = """
 const done = arguments[arguments.length - 1];
@@ -98,16 +81,22 @@ def page_ready(driver, path: str, timeout: float = 60) -> None:
             f"{path}: no chart",
         )
 
+    drawn = chromium.drawn("#_pages_content h1")
+
     def settled(d) -> bool:
         try:
-            if not d.execute_script(SETTLED_JS):
-                return False
-            time.sleep(0.3)
-            return bool(d.execute_script(SETTLED_JS))
+            return drawn(d)
         except StaleElementReferenceException:
             return False
 
-    wait.until(settled, f"{path}: not settled")
+    wait.until(chromium.steady(settled, polls=2), f"{path}: not settled")
+    if path.startswith("/cohort"):
+        # the charts below the fold too (drawn when scrolled to): axe reads every chart's tools
+        chromium.draw_lazy_charts(driver, timeout)
+        # back to the top at once (Bootstrap makes scrolling smooth: animated otherwise)
+        driver.execute_script("window.scrollTo({top: 0, left: 0, behavior: 'instant'})")
+        wait.until(lambda d: d.execute_script("return window.scrollY") == 0, "not at the top")
+        wait.until(chromium.steady(settled, polls=2), f"{path}: not settled after scrolling")
 
 
 def run_axe(driver) -> list[dict]:
@@ -121,27 +110,7 @@ def run_axe(driver) -> list[dict]:
 
 
 def make_browser(profile: Path, size: tuple[int, int] = (1366, 900)):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--window-size={size[0]},{size[1]}",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    driver.set_page_load_timeout(60)
-    return driver
+    return chromium.start(profile, size)
 
 
 def sign_in(driver, base: str, user: str) -> None:
@@ -407,3 +376,6 @@ def test_a11y008_cohort_grids_fit_their_content_and_paginate():
     assert "pagination" not in g.dashGridOptions
     long = pd.DataFrame({"patient_id": [f"SYN-{i:04d}" for i in range(GRID_PAGE_ROWS + 1)]})
     assert grid("deaths", long).dashGridOptions["paginationPageSize"] == GRID_PAGE_ROWS
+    # room reserved before the rows are measured: header + one-line rows (+ the pager)
+    assert g.style["minHeight"] == f"{50 + 2 * 42}px"
+    assert grid("deaths", long).style["minHeight"] == f"{50 + GRID_PAGE_ROWS * 42 + 48}px"

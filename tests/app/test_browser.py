@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench import chromium
 from tests.app.conftest import save_screenshot
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +30,7 @@ def test_e2e001_every_page_loads_without_errors(browser, live_server, path, head
     browser.get(live_server.url + path)
     wait = WebDriverWait(browser, 30)
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#_pages_content h1")))
-    time.sleep(0.5)  # let late callbacks finish and log
+    chromium.settle(browser, "#_pages_content h1")  # late callbacks finished (and logged)
     h1 = browser.find_element(By.CSS_SELECTOR, "#_pages_content h1").text
     assert heading in h1
     banner = browser.find_element(By.ID, "shell-banner").text

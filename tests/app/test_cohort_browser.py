@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench import chromium
 from components.cohort import PANELS
 from tests.app.conftest import save_screenshot
 
@@ -22,13 +24,9 @@ def severe(driver) -> list[dict]:
 
 
 def wait_panel(driver, tab: str, timeout: float = 40) -> None:
-    WebDriverWait(driver, timeout).until(
-        ec.presence_of_element_located(
-            (By.CSS_SELECTOR, f".cohort-panel-{tab} .cohort-panel-title")
-        )
-    )
-    # graphs drawn (plotly adds .main-svg) when the panel has any
-    time.sleep(0.8)
+    """The panel of ``tab`` drawn: its title, every chart on the page with plotly's
+    ``.main-svg``, every grid's rows, no callback pending, on three polls in a row."""
+    chromium.settle(driver, f".cohort-panel-{tab} .cohort-panel-title", timeout)
 
 
 def test_coh_e2e001_every_tab_renders(browser, live_server):
@@ -87,7 +85,7 @@ def test_coh_e2e003_drilldown_lists_patients_with_links(browser, live_server):
     assert title.startswith("Responders (day 9)")
     assert title.endswith(": 46 patients")  # precision, all strata: 46/131 (the synthetic cohort)
     browser.execute_script("document.querySelector('.cohort-drilldown').scrollIntoView()")
-    time.sleep(0.3)
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     save_screenshot(browser, "cohort-drilldown")
     assert severe(browser) == []
 
@@ -113,7 +111,7 @@ def test_coh_e2e004_publication_badge_follows_the_filters(browser, live_server):
     assert browser.find_element(By.ID, "cohort-badge-data").text == (
         f"≠ this dataset differs from the published table in 4 of 4 rows: {ALL_ROWS}"
     )
-    # the count comes with the panel, a callback of its own (slower than the badge's): wait
+    # the count comes with the panel, a callback of its own (slower than the badge's)
     wait.until(ec.text_to_be_present_in_element((By.ID, "cohort-count"), "after filtering"))
     save_screenshot(browser, "cohort-badge-one-site")
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, OPTION))).click()  # untick
@@ -121,4 +119,120 @@ def test_coh_e2e004_publication_badge_follows_the_filters(browser, live_server):
     wait.until(
         lambda d: d.find_element(By.ID, "cohort-count").text == "276 analysed patients (no filter)"
     )
+    assert severe(browser) == []
+
+
+#: the tab stops inside each chart of the cohort panel: elements Tab reaches (focusable, not
+#: disabled, tabindex >= 0), per .js-plotly-plot
+CHART_TAB_STOPS_JS = """
+const focusable = 'a[href], button, input, select, textarea, [tabindex]';
+const stops = plot => Array.from(plot.querySelectorAll(focusable))
+  .filter(e => !e.disabled && e.tabIndex >= 0);
+const plots = Array.from(document.querySelectorAll('.cohort-panel .js-plotly-plot'));
+if (arguments[0]) return plots.map(p => stops(p).map(e => e.outerHTML.slice(0, 120)));
+return plots.map(p => stops(p).length);
+"""
+
+
+def slot_state(driver, dom_id: str) -> dict:
+    return driver.execute_script(
+        """
+        const slot = document.getElementById(arguments[0]);
+        const figure = slot.closest('figure');
+        const graph = slot.querySelector('.dash-graph');
+        return {
+          placeholder: (slot.querySelector('.cohort-lazy-placeholder') || {}).textContent || null,
+          drawn: !!slot.querySelector('.main-svg'),
+          graph: graph ? graph.id : null,
+          caption: figure.querySelector('figcaption').textContent,
+        };
+        """,
+        dom_id,
+    )
+
+
+def test_coh_e2e005_charts_below_the_fold_are_drawn_when_scrolled_to(browser, live_server):
+    """Issue 19: the Primary tab draws its first chart at once; the last chart is a placeholder
+    with the chart's title and its text alternative until it is scrolled into view, then the
+    chart itself, under the same text alternative."""
+    browser.set_window_size(1366, 768)
+    browser.get(live_server.url + "/cohort?tab=primary")
+    wait_panel(browser, "primary")
+    drawn_now = browser.find_elements(By.CSS_SELECTOR, ".cohort-panel-primary .dash-graph")
+    assert len(drawn_now) >= 1
+    pending = browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.id)",
+        chromium.LAZY_PENDING,
+    )
+    assert len(pending) >= 1, pending  # the charts further down wait for the reader
+    last = pending[-1]
+    name = json.loads(last)["name"]
+    before = slot_state(browser, last)
+    assert before["drawn"] is False
+    assert before["graph"] is None
+    assert "Chart drawn when scrolled into view." in before["placeholder"]
+    # the placeholder shows the chart's title, the caption states it and the numbers
+    title = before["placeholder"].removesuffix("Chart drawn when scrolled into view.")
+    assert title
+    assert before["caption"].startswith(title)
+    assert len(before["caption"]) > len(title) + 10
+    browser.execute_script(
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'center'})", last
+    )
+    WebDriverWait(browser, 40).until(
+        lambda d: slot_state(d, last)["drawn"], f"{name}: not drawn after scrolling to it"
+    )
+    after = slot_state(browser, last)
+    assert after["placeholder"] is None
+    assert json.loads(after["graph"]) == {"type": "cohort-graph", "name": name}
+    assert after["caption"] == before["caption"]
+    # the other placeholders are drawn when scrolled to as well, and none is left
+    chromium.draw_lazy_charts(browser)
+    WebDriverWait(browser, 10).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, chromium.LAZY_UNDRAWN) == [],
+        "a lazily drawn chart is left undrawn",
+    )
+    save_screenshot(browser, "cohort-lazy-drawn")
+    assert severe(browser) == []
+
+
+def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_server):
+    """Issue 19: a chart's tools (download PNG, reset axes) are one ARIA toolbar and one Tab
+    stop (plotly's modebar was about ten); arrow keys move inside it; it shows while focused."""
+    browser.set_window_size(1366, 768)
+    browser.get(live_server.url + "/cohort?tab=primary")
+    wait_panel(browser, "primary")
+    chromium.draw_lazy_charts(browser)
+    charts = len(browser.find_elements(By.CSS_SELECTOR, ".cohort-panel figure"))
+    assert charts >= 3  # the tab's charts, drawn at once or when scrolled to
+    try:
+        WebDriverWait(browser, 20).until(
+            lambda d: d.execute_script(CHART_TAB_STOPS_JS) == [1] * charts
+        )
+    except TimeoutException:
+        stops = browser.execute_script(CHART_TAB_STOPS_JS, True)
+        raise AssertionError(f"not one Tab stop per chart: {stops}") from None
+    bars = browser.find_elements(By.CSS_SELECTOR, ".cohort-panel .js-plotly-plot .modebar")
+    assert len(bars) == charts
+    for bar in bars:
+        assert bar.get_attribute("role") == "toolbar"
+        assert bar.get_attribute("aria-label") == "Chart tools"
+        labels = [
+            b.get_attribute("aria-label")
+            for b in bar.find_elements(By.CSS_SELECTOR, "button.modebar-btn")
+        ]
+        assert labels == ["Download plot as a PNG", "Reset axes"]
+    first, second = bars[0].find_elements(By.CSS_SELECTOR, "button.modebar-btn")
+    browser.execute_script("window.scrollTo(0, 0); arguments[0].focus()", first)
+    group = bars[0].find_element(By.CSS_SELECTOR, ".modebar-group")
+    WebDriverWait(browser, 10).until(
+        lambda d: float(group.value_of_css_property("opacity")) == 1.0, "toolbar hidden on focus"
+    )
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+    WebDriverWait(browser, 10).until(
+        lambda d: d.switch_to.active_element == second, "ArrowRight did not move to Reset axes"
+    )
+    assert second.get_attribute("tabindex") == "0"
+    assert first.get_attribute("tabindex") == "-1"
+    assert browser.execute_script(CHART_TAB_STOPS_JS) == [1] * charts
     assert severe(browser) == []

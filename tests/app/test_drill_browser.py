@@ -5,14 +5,13 @@ trajectories switch between the observed and the SAP death convention. Screensho
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench import chromium
 from tests.app.conftest import save_screenshot
 from tests.app.test_cohort_browser import severe, wait_panel
 
@@ -60,7 +59,7 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
         )
     )
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
-    time.sleep(0.5)
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     ActionChains(browser).move_to_element(bar).pause(0.5).perform()
     scrolled = browser.execute_script("return window.scrollY")
     ActionChains(browser).click().perform()
@@ -69,7 +68,10 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
             (By.CSS_SELECTOR, ".cohort-drill-panel .cohort-drilldown a[href^='/patient/']")
         )
     )
-    time.sleep(0.6)  # the slide-in transition
+    # the side panel in its place (no transition today; should one come back, its end)
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(
+        chromium.still(chromium.RECT_JS, ".cohort-drill-panel")
+    )
     # the page did not jump: the panel came to the click, not the click to the panel
     assert browser.execute_script("return window.scrollY") == scrolled
     r = rect(browser, ".cohort-drill-panel")
@@ -123,12 +125,15 @@ def test_drill_e2e002_trajectories_switch_death_convention(browser, live_server,
     browser.execute_script(
         "document.querySelector(arguments[0]).scrollIntoView({block: 'start'})", plot
     )
-    time.sleep(0.3)
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     save_screenshot(browser, f"drill-trajectories-observed-{width}x{height}")
     buttons = browser.find_elements(By.CSS_SELECTOR, f"{plot} .updatemenu-button")
     assert [b.text for b in buttons] == ["Observed (survivors)", "Death scored 24 (SAP)"]
     ActionChains(browser).move_to_element(buttons[1]).pause(0.3).click().perform()
-    time.sleep(0.8)
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script(visible, plot)[0] is False, "the SAP traces are not shown"
+    )
+    chromium.settle(browser, plot)
     shown = browser.execute_script(visible, plot)
     half = len(shown) // 2
     assert shown[:half] == [False] * half, shown

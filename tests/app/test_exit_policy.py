@@ -187,11 +187,13 @@ def crawl_cohort(client, tabs: tuple[str, ...] | None = None, *, exhaustive: boo
         for setting in settings if exhaustive and tab in GUARDED_TABS else representative:
             key = label(setting)
             every_exit = setting in representative
+            # as a filter change (the answer carries the count too; a tab switch sends the
+            # same panel and leaves the count, the note and the filter options alone)
             resp = crawl.call(
                 panel_dep,
                 filter_entries(panel_dep["inputs"], setting, tab),
                 [],
-                "cohort-tabs.active_tab",
+                "cohort-f-site.value",
             ).get_json()["response"]
             panel = resp["cohort-panel"]["children"]
             out.counts[key] = resp["cohort-count"]["children"]

@@ -4,7 +4,6 @@ and endpoint card show core's numbers for a known synthetic patient; deep link; 
 from __future__ import annotations
 
 import re
-import time
 
 import pandas as pd
 import pytest
@@ -14,6 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench import chromium
 from tests.app.conftest import save_screenshot
 
 pytestmark = pytest.mark.e2e
@@ -61,8 +61,7 @@ def wait_for(driver, css: str, timeout: float = 30):
 def test_icu_e2e001_ward_click_opens_patient_with_core_numbers(browser, live_server, truth):
     browser.set_window_size(1366, 768)
     browser.get(live_server.url + "/?site=SYN-S01&day=latest")
-    wait_for(browser, ".ag-row")
-    time.sleep(0.5)
+    chromium.settle(browser, ".ag-row")
     save_screenshot(browser, "icu-ward-1366")
     cell = WebDriverWait(browser, 30).until(
         ec.element_to_be_clickable(
@@ -82,7 +81,7 @@ def test_icu_e2e001_ward_click_opens_patient_with_core_numbers(browser, live_ser
     card = browser.find_element(By.ID, "patient-endpoint").text
     assert f"Baseline SOFA (day 1): {truth['baseline']}" in card
     assert f"{truth['mean']:.2f}" in card
-    time.sleep(0.5)
+    chromium.settle(browser, "#patient-timeline .main-svg")
     save_screenshot(browser, "icu-patient-1366")
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
@@ -109,7 +108,7 @@ def test_icu_e2e002_deep_link_and_day_switch(browser, live_server, truth):
     )
     WebDriverWait(browser, 30).until(ec.url_contains("day=5"))
     assert re.search(r"layers=support(%2C|,)sofa2", browser.current_url)
-    time.sleep(0.5)
+    chromium.settle(browser, "#patient-timeline .main-svg")
     save_screenshot(browser, "icu-patient-1920-day5")
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == []
@@ -142,15 +141,24 @@ def change_cells_match_their_classes(driver) -> int:
 def test_icu_e2e004_day_switch_colours_follow_values_and_links_keep_the_day(browser, live_server):
     browser.set_window_size(1024, 768)
     browser.get(live_server.url + "/?site=SYN-S01&day=3")
-    wait_for(browser, ".ag-row")
-    time.sleep(0.5)
+    chromium.settle(browser, ".ag-row")
     assert change_cells_match_their_classes(browser) > 0
     browser.find_element(By.CSS_SELECTOR, "#ward-day").click()
     WebDriverWait(browser, 10).until(
         ec.element_to_be_clickable((By.XPATH, "//*[@role='option' and normalize-space()='Day 4']"))
     ).click()
     WebDriverWait(browser, 30).until(ec.url_contains("day=4"))
-    time.sleep(1.0)  # the grid re-renders the rows it already had with the day-4 values
+    # the grid re-renders the rows it already had with the day-4 values: a row as of day 4
+    WebDriverWait(browser, 30).until(
+        lambda d: any(
+            c.text.split()[:1] == ["4"]
+            for c in d.find_elements(
+                By.CSS_SELECTOR, ".ag-center-cols-container [col-id='study_day']"
+            )
+        ),
+        "no row shows day 4",
+    )
+    chromium.settle(browser, ".ag-row")
     assert change_cells_match_their_classes(browser) > 0
     save_screenshot(browser, "icu-ward-1024-day4")
     # at 1024 px every column is on screen (the last one, "Data", included)
@@ -182,8 +190,7 @@ def test_icu_e2e005_what_changed_on_the_board_and_the_patient_page(browser, live
     for width, height in ((1440, 900), (1024, 768)):
         browser.set_window_size(width, height)
         browser.get(live_server.url + "/?site=SYN-S09&day=4")
-        wait_for(browser, ".ag-row")
-        time.sleep(0.5)
+        chromium.settle(browser, ".ag-row")
         cells = browser.find_elements(
             By.CSS_SELECTOR, ".ag-center-cols-container [col-id='alerts']"
         )

@@ -7,7 +7,6 @@ randomisation read on its code paths, and headless-Chromium screenshots at 1440x
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import sqlalchemy as sa
 from plotly.utils import PlotlyJSONEncoder
 from sqlalchemy.engine import Engine
 
+from bench import chromium
 from components.pages import review as page
 from components.server.auth import Principal, Role
 from components.shell import build_navbar
@@ -300,13 +300,9 @@ def test_review_screenshots(live_server, browser, width, height):
 
     browser.set_window_size(width, height)
     browser.get(f"{live_server.url}/review")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        rows = browser.find_elements(By.CSS_SELECTOR, f"#{page.ISSUE_GRID} .ag-row")
-        plots = browser.find_elements(By.CSS_SELECTOR, f"#{page.RECRUITMENT} .main-svg")
-        if rows and plots:
-            break
-        time.sleep(0.5)
+    chromium.settle(browser, f"#{page.RECRUITMENT} .main-svg", 60)
+    rows = browser.find_elements(By.CSS_SELECTOR, f"#{page.ISSUE_GRID} .ag-row")
+    plots = browser.find_elements(By.CSS_SELECTOR, f"#{page.RECRUITMENT} .main-svg")
     assert rows, "the issue grid rendered no rows"
     assert plots, "the recruitment chart did not render"
     title = browser.find_element(By.CSS_SELECTOR, "h1").text
