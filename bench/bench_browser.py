@@ -315,7 +315,7 @@ SCROLL_TO_LAZY_JS = (
 const slot = document.getElementById(arguments[0]);
 const done = arguments[arguments.length - 1];
 const t0 = performance.now();
-slot.scrollIntoView({block: 'center'});
+slot.scrollIntoView({block: 'center', behavior: 'instant'});
 function tick() {
   if (slot.querySelector('.main-svg') && pageDrawn(null)) {
     done({ms: performance.now() - t0}); return;

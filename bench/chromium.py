@@ -191,7 +191,8 @@ def draw_lazy_charts(driver: Any, timeout_s: float = 60) -> int:
     for dom_id in names:
         driver.execute_script(
             "const e = document.getElementById(arguments[0]);"
-            "if (e) e.scrollIntoView({block: 'center'});",
+            # instant: Bootstrap's smooth scrolling would still be moving the page later
+            "if (e) e.scrollIntoView({block: 'center', behavior: 'instant'});",
             dom_id,
         )
         WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(

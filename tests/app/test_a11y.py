@@ -94,8 +94,16 @@ def page_ready(driver, path: str, timeout: float = 60) -> None:
         # the charts below the fold too (drawn when scrolled to): axe reads every chart's tools
         chromium.draw_lazy_charts(driver, timeout)
         # back to the top at once (Bootstrap makes scrolling smooth: animated otherwise)
-        driver.execute_script("window.scrollTo({top: 0, left: 0, behavior: 'instant'})")
-        wait.until(lambda d: d.execute_script("return window.scrollY") == 0, "not at the top")
+        # (asked again on every poll: a chart drawn late may still move the page)
+        wait.until(
+            lambda d: (
+                d.execute_script(
+                    "window.scrollTo({top: 0, left: 0, behavior: 'instant'}); return window.scrollY"
+                )
+                == 0
+            ),
+            "not at the top",
+        )
         wait.until(chromium.steady(settled, polls=2), f"{path}: not settled after scrolling")
 
 

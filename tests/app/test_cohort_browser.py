@@ -84,7 +84,9 @@ def test_coh_e2e003_drilldown_lists_patients_with_links(browser, live_server):
     title = browser.find_element(By.CSS_SELECTOR, ".cohort-drilldown h2").text
     assert title.startswith("Responders (day 9)")
     assert title.endswith(": 46 patients")  # precision, all strata: 46/131 (the synthetic cohort)
-    browser.execute_script("document.querySelector('.cohort-drilldown').scrollIntoView()")
+    browser.execute_script(
+        "document.querySelector('.cohort-drilldown').scrollIntoView({behavior: 'instant'})"
+    )
     WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     save_screenshot(browser, "cohort-drilldown")
     assert severe(browser) == []
@@ -177,7 +179,8 @@ def test_coh_e2e005_charts_below_the_fold_are_drawn_when_scrolled_to(browser, li
     assert before["caption"].startswith(title)
     assert len(before["caption"]) > len(title) + 10
     browser.execute_script(
-        "document.getElementById(arguments[0]).scrollIntoView({block: 'center'})", last
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'center', behavior: 'instant'})",
+        last,
     )
     WebDriverWait(browser, 40).until(
         lambda d: slot_state(d, last)["drawn"], f"{name}: not drawn after scrolling to it"

@@ -58,7 +58,9 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
             (By.CSS_SELECTOR, ".cohort-panel-primary .js-plotly-plot .bars .point path")
         )
     )
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
+    browser.execute_script(
+        "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", bar
+    )
     WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     ActionChains(browser).move_to_element(bar).pause(0.5).perform()
     scrolled = browser.execute_script("return window.scrollY")
@@ -123,7 +125,8 @@ def test_drill_e2e002_trajectories_switch_death_convention(browser, live_server,
     visible = "return document.querySelector(arguments[0]).data.map(t => t.visible)"
     assert browser.execute_script(visible, plot)[:2] == [None, None]
     browser.execute_script(
-        "document.querySelector(arguments[0]).scrollIntoView({block: 'start'})", plot
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'start', behavior: 'instant'})",
+        plot,
     )
     WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     save_screenshot(browser, f"drill-trajectories-observed-{width}x{height}")

@@ -95,6 +95,11 @@ def test_icu_e2e002_deep_link_and_day_switch(browser, live_server, truth):
         lambda d: "day 3" in d.find_element(By.ID, "patient-why").text.lower()
     )
     assert "Respiration" in why.text
+    # the timeline is drawn by its own callback, possibly after the "why" panel: wait for it
+    WebDriverWait(browser, 30, poll_frequency=0.1).until(
+        lambda d: "SOFA-2 total" in d.find_element(By.ID, "patient-timeline").text,
+        "timeline without its SOFA-2 overlay",
+    )
     timeline_text = browser.find_element(By.ID, "patient-timeline").text
     assert "SOFA-2 total" in timeline_text
     # switch the day with the dropdown: the why-table and the URL follow
@@ -221,6 +226,6 @@ def test_icu_e2e005_what_changed_on_the_board_and_the_patient_page(browser, live
         lambda d: "what changed since day" in d.find_element(By.ID, "patient-why").text.lower()
     )
     why = browser.find_element(By.ID, "patient-why")
-    browser.execute_script("arguments[0].scrollIntoView()", why)
+    browser.execute_script("arguments[0].scrollIntoView({behavior: 'instant'})", why)
     assert re.search(r"(Resp|Coag|Liver|CV|CNS|Renal) \d→\d: ", why.text), why.text
     save_screenshot(browser, "icu-patient-what-changed")
