@@ -217,11 +217,24 @@ def measure(
     return out
 
 
+#: ms from the click (``window.__t0``) to the end of the last callback answer received after it
+#: (Resource Timing of ``_dash-update-component``): the server's and the network's share of an
+#: interaction; the rest, to the panel drawn, is the browser's
+ANSWERED_JS = """
+const t0 = window.__t0;
+const ends = performance.getEntriesByType('resource')
+  .filter(r => r.name.includes('_dash-update-component') && r.startTime >= t0)
+  .map(r => r.responseEnd);
+return ends.length ? Math.max(...ends) - t0 : null;
+"""
+
+
 def click_and_time(driver, element, required: str, before: str | None = None) -> float:
     """ms from a click (a capturing listener notes its time in the page) to ``required``
-    drawn and settled; ``before`` must disappear first (the old panel)."""
+    drawn and settled; ``before`` must disappear first (the old panel). The answer's share
+    is noted in ``window.__answered`` (:data:`ANSWERED_JS`)."""
     driver.execute_script(
-        "window.__t0 = null; document.addEventListener('click', "
+        "window.__t0 = null; performance.clearResourceTimings(); document.addEventListener('click', "
         "() => { if (window.__t0 === null) window.__t0 = performance.now(); }, "
         "{capture: true, once: true});"
     )
@@ -234,7 +247,14 @@ def click_and_time(driver, element, required: str, before: str | None = None) ->
         )
     drawn = wait_drawn(driver, required)
     t0 = driver.execute_script("return window.__t0")
+    driver.execute_script("window.__answered = (function () {" + ANSWERED_JS + "})()")
     return drawn - float(t0)
+
+
+def answered(driver) -> float | None:
+    """The last interaction's answer share (ms), None when no callback was asked."""
+    value = driver.execute_script("return window.__answered")
+    return None if value is None else float(value)
 
 
 def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int) -> dict[str, Any]:
@@ -248,6 +268,7 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
     driver.get(base + f"/cohort?tab={first_key}")
     wait_drawn(driver, f".cohort-panel-{first_key} .cohort-panel-title")
     tabs: dict[str, list[float]] = {}
+    answers: list[float] = []  # ms from a tab click to its callback answer received
     for _ in range(repeats):
         prev = first_key
         for key, label in [*panels[1:], panels[0]]:
@@ -260,8 +281,11 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
                 driver, link, f".cohort-panel-{key} .cohort-panel-title", f".cohort-panel-{prev}"
             )
             tabs.setdefault(key, []).append(ms)
+            if (share := answered(driver)) is not None:
+                answers.append(share)
             prev = key
     filters: list[float] = []
+    filter_answers: list[float] = []
     for _ in range(repeats):
         for _toggle in ("on", "off"):  # a multi-select: MALS on, then off again (all)
             old = driver.find_element(By.ID, "cohort-count").text
@@ -275,7 +299,7 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
                 )
             )
             driver.execute_script(
-                "window.__t0 = null; document.addEventListener('click', "
+                "window.__t0 = null; performance.clearResourceTimings(); document.addEventListener('click', "
                 "() => { if (window.__t0 === null) window.__t0 = performance.now(); }, "
                 "{capture: true, once: true});"
             )
@@ -285,6 +309,8 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
             )
             drawn = wait_drawn(driver, f".cohort-panel-{first_key} .cohort-panel-title")
             filters.append(drawn - float(driver.execute_script("return window.__t0")))
+            if (share := driver.execute_script(ANSWERED_JS)) is not None:
+                filter_answers.append(float(share))
     every_switch = [ms for v in tabs.values() for ms in v]
     return {
         "tab_switch_ms": {k: statistics.median(v) for k, v in tabs.items()},
@@ -296,6 +322,9 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
         "filter_change_samples": filters,
         "filter_change_p50_ms": percentile(filters, 50),
         "filter_change_p95_ms": percentile(filters, 95),
+        # the server's and the network's share: click to the last callback answer received
+        "tab_switch_answered_p50_ms": percentile(answers, 50) if answers else None,
+        "filter_change_answered_p50_ms": percentile(filter_answers, 50) if filter_answers else None,
         "lazy_chart_ms": lazy_chart_times(driver, base, panels),
     }
 
@@ -440,6 +469,12 @@ def table(patients: int, result: dict[str, Any]) -> str:
         f"filter change ms p50 {result['filter_change_p50_ms']:.0f}, "
         f"p95 {result['filter_change_p95_ms']:.0f} ({len(result['filter_change_samples'])} changes)"
     )
+    if result.get("tab_switch_answered_p50_ms") is not None:
+        rows.append(
+            "of which the callback answer (click to answer received), p50: tab switch "
+            f"{result['tab_switch_answered_p50_ms']:.0f} ms, filter change "
+            f"{result['filter_change_answered_p50_ms']:.0f} ms"
+        )
     lazy = [ms for v in result["lazy_chart_ms"].values() for ms in v]
     if lazy:
         rows.append(
