@@ -13,13 +13,13 @@
  * RETRY_MS ago that is still in view is asked for again.
  */
 window.dash_clientside = window.dash_clientside || {};
-window.dash_clientside.cohort = {
+window.dash_clientside.cohort = Object.assign(window.dash_clientside.cohort || {}, {
   /* the chart of a slot once the slot has been seen (else nothing changes) */
   drawLazyChart: function (seen, chart) {
     if (!seen || !chart) return window.dash_clientside.no_update;
     return chart;
   },
-};
+});
 
 (function () {
   "use strict";

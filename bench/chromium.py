@@ -173,10 +173,20 @@ RECT_JS = (
 SCROLL_JS = "return [window.scrollX, window.scrollY];"
 
 
-#: the cohort page's lazily drawn charts still waiting for their turn
-LAZY_PENDING = ".cohort-lazy[data-lazy-state='pending']"
-#: the lazily drawn charts not drawn yet (waiting, or asked for and on their way)
-LAZY_UNDRAWN = ".cohort-lazy:not([data-lazy-state='drawn'])"
+#: the cohort tab slot on screen (every opened tab keeps its slot, hidden while another shows)
+SHOWN_SLOT = ".cohort-slot:not([hidden])"
+
+
+def shown_panel(key: str) -> str:
+    """The selector of the cohort tab ``key``'s panel when it is the one on screen (a tab
+    opened before stays on the page, hidden)."""
+    return f"{SHOWN_SLOT} .cohort-panel-{key}"
+
+
+#: the cohort page's lazily drawn charts (of the tab on screen) still waiting for their turn
+LAZY_PENDING = f"{SHOWN_SLOT} .cohort-lazy[data-lazy-state='pending']"
+#: the lazily drawn charts on screen not drawn yet (waiting, or asked for and on their way)
+LAZY_UNDRAWN = f"{SHOWN_SLOT} .cohort-lazy:not([data-lazy-state='drawn'])"
 
 
 def draw_lazy_charts(driver: Any, timeout_s: float = 60) -> int:

@@ -448,3 +448,60 @@ def test_cohp017_render_view_without_lazy_draws_every_chart(request_ctx):
     comps = components_of(json.loads(json.dumps(tree, cls=plotly.utils.PlotlyJSONEncoder)))
     names = [c["props"]["id"]["name"] for c in comps if c["type"] == "Graph"]
     assert names == list(view.figures())
+
+
+def component_ids(tree) -> list[str]:
+    """Every component id in a rendered tree, those of the charts a lazy slot holds included
+    (they join the page when drawn)."""
+    return [
+        json.dumps(i, sort_keys=True) if isinstance(i, dict) else i
+        for c in components_of(tree)
+        if (i := c["props"].get("id")) is not None
+    ]
+
+
+@pytest.mark.parametrize("principal", [FULL, CODED, NONE], ids=["stat", "dsmb", "monitor"])
+def test_cohp018_kept_panels_never_share_a_component_id(request_ctx, principal):
+    """Issue 19: every opened tab stays on the page (hidden), so the components of all the
+    panels are on one page at once: no id may repeat (Dash would refuse the page), and each
+    chart, grid, CSV button and lazy slot is named once across the tabs."""
+    every = [
+        i
+        for key in TAB_KEYS
+        for i in component_ids(render(key, principal, cd.CohortFilters.make()))
+    ]
+    assert len(every) > 20
+    repeated = sorted({i for i in every if every.count(i) > 1})
+    assert repeated == []
+
+
+def test_cohp019_the_page_has_a_slot_per_tab_and_draws_only_the_active_one(request_ctx):
+    """A served page holds one slot per tab; only the requested tab's slot has its panel and
+    shows; the bookkeeping says generation 0, that tab drawn and asked for."""
+    page = cohort.build_layout(FULL, {"tab": "survival"}).to_plotly_json()
+    blob = json.loads(dump(page))
+    slots = {}
+
+    def walk(node) -> None:
+        if isinstance(node, list):
+            for n in node:
+                walk(n)
+        elif isinstance(node, dict) and "props" in node:
+            i = node["props"].get("id")
+            if isinstance(i, dict) and i.get("type") in (cohort.SLOT, cohort.SLOT_GEN):
+                slots[(i["type"], i["tab"])] = node["props"]
+            if i == cohort.SLOT_STATE:
+                slots["state"] = node["props"]["data"]
+            walk(node["props"].get("children"))
+
+    walk(blob)
+    state = slots.pop("state")
+    assert {t for kind, t in slots if kind == cohort.SLOT} == set(TAB_KEYS)
+    shown = [t for (kind, t), p in slots.items() if kind == cohort.SLOT and not p["hidden"]]
+    assert shown == ["survival"]
+    drawn = [t for (kind, t), p in slots.items() if kind == cohort.SLOT and p.get("children")]
+    assert drawn == ["survival"]
+    assert {t: p["data"] for (kind, t), p in slots.items() if kind == cohort.SLOT_GEN} == {
+        t: (0 if t == "survival" else None) for t in TAB_KEYS
+    }
+    assert state == {"gen": 0, "keep": "survival", "asked": {"survival": 0}}

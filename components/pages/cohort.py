@@ -605,7 +605,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
             ),
             dcc.Loading(
                 html.Div(
-                    cached_panel(panel.key, context, filters),
+                    panel_slots(panel.key, cached_panel(panel.key, context, filters)),
                     id="cohort-panel",
                     role="tabpanel",
                     # assets/20_a11y.js points the tabs' aria-controls here
@@ -613,6 +613,7 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 ),
                 delay_show=300,
             ),
+            dcc.Store(id=SLOT_STATE, data=slot_state(panel.key)),
             drill_panel(),
             dcc.Download(id="cohort-csv-download"),
             dcc.Download(id="cohort-report-download"),
@@ -679,36 +680,123 @@ def url_search(tab: str, filters: CohortFilters) -> str:
     return "?" + urlencode({"tab": tab, **filters.query()})
 
 
+# A tab's panel is drawn once per filter setting and kept (hidden) while other tabs are shown:
+# going back to a tab is a show in the browser, no request and no redraw (docs/performance.md).
+# The browser decides what to show (cohort.showTab in assets/40_lazy_charts.js, a clientside
+# callback); the server draws a slot when the browser asks for it (render_slot); the count,
+# the small-groups note, the filter options and the URL follow the filters on their own.
+
+#: id types of a tab's slot (its panel), of the store by which the browser asks for it to be
+#: drawn, and of the store saying which filter generation it was drawn for
+SLOT = "cohort-slot"
+SLOT_ASK = "cohort-slot-ask"
+SLOT_GEN = "cohort-slot-gen"
+#: the browser's bookkeeping: the filter generation (one more per filter change), the slot kept
+#: on screen while it is redrawn after a filter change, the generation each slot was asked for
+SLOT_STATE = "cohort-slot-state"
+
+
+def slot_state(active: str) -> dict[str, Any]:
+    """The bookkeeping of a freshly served page: generation 0, the active tab drawn for it."""
+    return {"gen": 0, "keep": active, "asked": {active: 0}}
+
+
+def panel_slots(active: str, rendered: dict[str, Any]) -> list[html.Div]:
+    """One slot per tab: the active one holds ``rendered`` (drawn for generation 0), the others
+    are empty and hidden until their tab is opened."""
+    out = []
+    for p in PANELS:
+        here = p.key == active
+        out += [
+            html.Div(
+                rendered if here else None,
+                id={"type": SLOT, "tab": p.key},
+                hidden=not here,
+                className="cohort-slot",
+            ),
+            dcc.Store(id={"type": SLOT_ASK, "tab": p.key}),
+            dcc.Store(id={"type": SLOT_GEN, "tab": p.key}, data=0 if here else None),
+        ]
+    return out
+
+
+#: which slot shows, which slot is asked for (clientside: no request for a tab already drawn)
+clientside_callback(
+    ClientsideFunction(namespace="cohort", function_name="showTab"),
+    Output(SLOT_STATE, "data"),
+    Output({"type": SLOT, "tab": ALL}, "hidden"),
+    Output({"type": SLOT_ASK, "tab": ALL}, "data"),
+    Input(ids.COHORT_TABS, "active_tab"),
+    *FILTER_INPUTS,
+    State({"type": SLOT_GEN, "tab": ALL}, "data"),
+    State(SLOT_STATE, "data"),
+    prevent_initial_call=True,
+)
+#: a slot drawn by the server shows if it is still the active tab's, for the current filters
+#: (the same rule as showTab; a separate callback, or the ask -> draw -> show chain would be
+#: a cycle)
+clientside_callback(
+    ClientsideFunction(namespace="cohort", function_name="revealSlots"),
+    Output({"type": SLOT, "tab": ALL}, "hidden", allow_duplicate=True),
+    Input({"type": SLOT_GEN, "tab": ALL}, "data"),
+    State(ids.COHORT_TABS, "active_tab"),
+    State(SLOT_STATE, "data"),
+    prevent_initial_call=True,
+)
+
+
 @callback(
-    Output("cohort-panel", "children"),
+    Output({"type": SLOT, "tab": MATCH}, "children"),
+    Output({"type": SLOT_GEN, "tab": MATCH}, "data"),
+    Input({"type": SLOT_ASK, "tab": MATCH}, "data"),
+    *FILTER_STATES,
+    prevent_initial_call=True,
+)
+def render_slot(ask: Any, *values: Any):
+    """The panel of the asked tab for the current filters, and the generation it was asked
+    for (the browser shows it only if that is still the current one)."""
+    trigger = ctx.triggered_id
+    tab = trigger.get("tab") if isinstance(trigger, dict) else None
+    if not isinstance(tab, str) or tab not in BY_KEY:
+        refuse_malformed("render_slot", "the asked slot names no tab")
+    if not isinstance(ask, dict) or not isinstance(ask.get("gen"), int):
+        refuse_malformed("render_slot", f"ask is {type(ask).__name__}, expected a generation")
+    context = Context.current(current_principal())
+    return cached_panel(tab, context, _filters(values)), ask["gen"]
+
+
+@callback(
     Output(ids.COHORT_COUNT, "children"),
-    Output(ids.COHORT_URL, "search"),
     Output("cohort-small-n", "children"),
     *[Output(filter_id(n), "options") for n in COUNTED_FILTERS],
+    *FILTER_INPUTS,
+    prevent_initial_call=True,
+)
+def update_counts(*values: Any):
+    """The patient count, the small-groups note and the counted filters' options of the
+    filters (a tab switch leaves them alone: nothing to compute, send or redraw)."""
+    context = Context.current(current_principal())
+    filters = _filters(values)
+    before, after = data.counts(context, filters)
+    options = filter_options(context, filters)
+    return (
+        count_text(before, after),
+        small_n_note(context, filters),
+        *[options[n] for n in COUNTED_FILTERS],
+    )
+
+
+@callback(
+    Output(ids.COHORT_URL, "search"),
     Input(ids.COHORT_TABS, "active_tab"),
     *FILTER_INPUTS,
     prevent_initial_call=True,
 )
-def update_panel(tab: str, *values: Any):
-    """The panel of the tab and filters; on a filter change also the count, the small-groups
-    note and the filter options. A tab switch leaves those alone (the filters did not change):
-    nothing to compute or send, and the browser does not redraw four dropdowns and the note."""
-    context = Context.current(current_principal())
-    panel = panel_for(tab)
-    filters = _filters(values)
-    rendered = cached_panel(panel.key, context, filters)
-    if ctx.triggered_id == ids.COHORT_TABS:
-        keep = (no_update,) * (1 + len(COUNTED_FILTERS))
-        return rendered, no_update, url_search(panel.key, filters), *keep
-    before, after = data.counts(context, filters)
-    options = filter_options(context, filters)
-    return (
-        rendered,
-        count_text(before, after),
-        url_search(panel.key, filters),
-        small_n_note(context, filters),
-        *[options[n] for n in COUNTED_FILTERS],
-    )
+def update_url(tab: Any, *values: Any):
+    """The tab and the filters in the URL (a link reproduces the view)."""
+    if tab is not None and not isinstance(tab, str):
+        refuse_malformed("update_url", f"tab is {type(tab).__name__}, expected text")
+    return url_search(panel_for(tab).key, _filters(values))
 
 
 #: a chart below the fold into its slot, once the slot has been seen (the store written by

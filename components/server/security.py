@@ -446,6 +446,68 @@ def callback_body_problem(body: Any, callback_map: dict[str, Any]) -> str | None
     changed = body.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
         return "changedPropIds: expected a list of strings"
+    return pattern_output_problem(output, body, spec)
+
+
+def _pattern_id(raw: Any) -> dict[str, Any] | None:
+    """A pattern-matching id of the callback map (a JSON text), None for a plain id."""
+    if isinstance(raw, str) and raw.startswith("{"):
+        try:
+            got = json.loads(raw)
+        except ValueError:
+            return None
+        return got if isinstance(got, dict) else None
+    return raw if isinstance(raw, dict) else None
+
+
+def _names_one(ident: Any, pattern: dict[str, Any], matched: dict[str, Any]) -> bool:
+    """Does ``ident`` name one component of ``pattern`` (its fixed keys equal, every wildcard
+    key a plain text or number, the MATCH keys equal to ``matched``)?"""
+    if not isinstance(ident, dict) or set(ident) != set(pattern):
+        return False
+    for k, want in pattern.items():
+        got = ident[k]
+        if isinstance(want, list):  # a wildcard: a concrete value, not a pattern
+            if isinstance(got, list | dict | bool) or got is None:
+                return False
+        elif got != want:
+            return False
+    return all(ident.get(k) == v for k, v in matched.items() if k in pattern)
+
+
+def pattern_output_problem(output: str, body: dict[str, Any], spec: dict[str, Any]) -> str | None:
+    """A callback with pattern-matching (MATCH) outputs: each entry of ``outputs`` must name one
+    component of its output's pattern, all with the same MATCH values, and each MATCH input one
+    ``{id, property, value}`` entry of its pattern (not a list) with those values: Dash fails
+    with an unhandled error (HTTP 500) on anything else, and a callback would be handed a
+    pattern where it expects a name."""
+    parts = output[2:-2].split("...") if output.startswith("..") else [output]
+    patterns = [_pattern_id(part.rpartition(".")[0]) for part in parts]
+    if not any(p is not None and ["MATCH"] in p.values() for p in patterns):
+        return None
+    outputs = body.get("outputs")
+    given = outputs if isinstance(outputs, list) else [outputs]
+    if not isinstance(outputs, list if output.startswith("..") else dict) or len(given) != len(
+        parts
+    ):
+        return "outputs: expected one entry per output of the callback"
+    matched: dict[str, Any] = {}
+    for part, pattern, entry in zip(parts, patterns, given, strict=True):
+        prop = part.rpartition(".")[2].split("@", 1)[0]
+        if not isinstance(entry, dict) or entry.get("property") != prop:
+            return "outputs: expected one component of the callback's pattern-matching output"
+        if pattern is None:
+            continue
+        if not _names_one(entry.get("id"), pattern, matched):
+            return "outputs: expected one component of the callback's pattern-matching output"
+        matched.update({k: entry["id"][k] for k, v in pattern.items() if v == ["MATCH"]})
+    for i, declared in enumerate(spec.get("inputs") or []):
+        want = _pattern_id(declared.get("id"))
+        if want is None or ["MATCH"] not in want.values():
+            continue
+        entry = body["inputs"][i]
+        if not isinstance(entry, dict) or not _names_one(entry.get("id"), want, matched):
+            return f"inputs[{i}]: expected the component of the output's pattern"
     return None
 
 

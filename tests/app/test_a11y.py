@@ -71,7 +71,7 @@ def page_ready(driver, path: str, timeout: float = 60) -> None:
         key = path.split("=", 1)[1]
         wait.until(
             ec.presence_of_element_located(
-                (By.CSS_SELECTOR, f".cohort-panel-{key} .cohort-panel-title")
+                (By.CSS_SELECTOR, f"{chromium.shown_panel(key)} .cohort-panel-title")
             ),
             f"{path}: no panel",
         )

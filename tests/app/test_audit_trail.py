@@ -80,7 +80,7 @@ def test_trail001_every_cohort_csv_download_is_audited(login_app, engine, user, 
         session.open_tab(tab)
         buttons = [
             c
-            for c in walk(session.doc)
+            for c in walk(session.shown_slot())
             if isinstance(c["props"].get("id"), dict) and c["props"]["id"]["type"] == "cohort-csv"
         ]
         for button in buttons:

@@ -225,10 +225,12 @@ class Crawl:
         changed: str,
         *,
         forged: bool = False,
+        outputs: list[dict[str, Any]] | None = None,
     ) -> Any:
         """Drive one callback as the browser would (``forged``: a request no page offered; a
-        refusal is then an acceptable answer, never a server error)."""
-        outputs = [
+        refusal is then an acceptable answer, never a server error; ``outputs``: the concrete
+        output ids of a pattern-matching callback)."""
+        outputs = outputs or [
             {"id": o.split(".")[0], "property": o.split(".", 1)[1].split("@")[0]}
             for o in dep["output"].strip(".").split("...")
         ]

@@ -97,6 +97,17 @@ def pattern_matches(pattern: dict[str, Any], component_id: Any) -> bool:
     return all(is_wildcard(v) or component_id[k] == v for k, v in pattern.items())
 
 
+def matched_key(spec: dict[str, Any]) -> bool:
+    """Is this dependency a MATCH pattern (one component per call)?"""
+    pid = parse_id(spec["id"])
+    return isinstance(pid, dict) and ["MATCH"] in pid.values()
+
+
+#: what the browser's own clientside callbacks write into a store the server never fills at
+#: first: the cohort page's showTab asks for a tab's slot with a filter generation
+BROWSER_WRITTEN: dict[str, Any] = {"cohort-slot-ask": {"gen": 0}}
+
+
 def split_output(output: str) -> list[tuple[Any, str]]:
     """``a.children`` / ``..a.children...b.search..`` (and ``@hash`` of allow_duplicate)
     into ``[(id, property), ...]``."""
@@ -214,8 +225,17 @@ class Collector:
     def router(self) -> dict[str, Any]:
         return next(d for d in self.deps if d["output"].startswith(ROUTER_OUTPUT_PREFIX))
 
-    def post(self, dep: dict[str, Any], inputs: list, state: list, changed: list[str]):
-        outputs = [{"id": cid, "property": prop} for cid, prop in split_output(dep["output"])]
+    def post(
+        self,
+        dep: dict[str, Any],
+        inputs: list,
+        state: list,
+        changed: list[str],
+        outputs: list[dict[str, Any]] | None = None,
+    ):
+        outputs = outputs or [
+            {"id": cid, "property": prop} for cid, prop in split_output(dep["output"])
+        ]
         body = {
             "output": dep["output"],
             "outputs": outputs if dep["output"].startswith("..") else outputs[0],
@@ -263,6 +283,9 @@ class Collector:
             outs = split_output(dep["output"])
             if not any(prop == "children" for _, prop in outs):
                 continue
+            if any(matched_key(i) for i in dep["inputs"]):
+                self.drive_match(path, tree, dep, comps)
+                continue
             resolved = [self.resolve(i, comps) for i in dep["inputs"]]
             if any(r is None for r in resolved):
                 continue
@@ -296,6 +319,48 @@ class Collector:
                         assert patch(patched, cid, prop, value), f"{cid} not in {path}"
                 label = f"{self.role} {path} + {dep['output'][:50]} <- {changed[0]}"
                 self.documents.append(Document(label, patched))
+
+    def drive_match(self, path: str, tree: Any, dep: dict[str, Any], comps) -> None:
+        """A MATCH callback rendering ``children`` (the cohort tab slots): once per component of
+        its MATCH input on this document, the outputs and inputs named by that component's
+        MATCH values, an empty input given the value the browser writes into it
+        (:data:`BROWSER_WRITTEN`); the answer patched into a copy of the document."""
+        spec = next(i for i in dep["inputs"] if matched_key(i))
+        pattern = parse_id(spec["id"])
+        for comp in self.resolve(spec, comps):
+            cid = comp["props"]["id"]
+            values = {k: cid[k] for k, v in pattern.items() if v == ["MATCH"]}
+
+            def concrete(raw: Any, values: dict[str, Any] = values) -> Any:
+                pid = parse_id(raw)
+                if not isinstance(pid, dict):
+                    return pid
+                return {k: values.get(k, v) if v == ["MATCH"] else v for k, v in pid.items()}
+
+            inputs = []
+            for i in dep["inputs"]:
+                ident = concrete(i["id"])
+                found = comps.get(id_str(ident), [])
+                value = found[0]["props"].get(i["property"]) if found else None
+                if value is None and isinstance(ident, dict):
+                    value = BROWSER_WRITTEN.get(ident.get("type"))
+                inputs.append({"id": ident, "property": i["property"], "value": value})
+            states = [self.item(s, self.resolve(s, comps) or []) for s in dep.get("state", [])]
+            outputs = [{"id": concrete(o), "property": p} for o, p in split_output(dep["output"])]
+            changed = [f"{id_str(inputs[0]['id'])}.{inputs[0]['property']}"]
+            key = json.dumps([dep["output"], inputs, states], sort_keys=True, default=str)
+            if key in self.driven:
+                continue
+            self.driven.add(key)
+            payload = self.post(dep, inputs, states, changed, outputs=outputs)
+            if not payload:
+                continue
+            patched = copy.deepcopy(tree)
+            for out_id, props in payload["response"].items():
+                for prop, value in props.items():
+                    assert patch(patched, out_id, prop, value), f"{out_id} not in {path}"
+            label = f"{self.role} {path} + {dep['output'][:50]} <- {changed[0]}"
+            self.documents.append(Document(label, patched))
 
     @staticmethod
     def resolve(spec: dict[str, Any], comps: dict[str, list[dict[str, Any]]]):

@@ -26,7 +26,7 @@ def severe(driver) -> list[dict]:
 def wait_panel(driver, tab: str, timeout: float = 40) -> None:
     """The panel of ``tab`` drawn: its title, every chart on the page with plotly's
     ``.main-svg``, every grid's rows, no callback pending, on three polls in a row."""
-    chromium.settle(driver, f".cohort-panel-{tab} .cohort-panel-title", timeout)
+    chromium.settle(driver, f"{chromium.shown_panel(tab)} .cohort-panel-title", timeout)
 
 
 def test_coh_e2e001_every_tab_renders(browser, live_server):
@@ -41,7 +41,9 @@ def test_coh_e2e001_every_tab_renders(browser, live_server):
             By.XPATH, f"//a[contains(@class,'nav-link') and text()='{label}']"
         ).click()
         wait_panel(browser, key)
-        heading = browser.find_element(By.CSS_SELECTOR, f".cohort-panel-{key} .cohort-panel-title")
+        heading = browser.find_element(
+            By.CSS_SELECTOR, f"{chromium.shown_panel(key)} .cohort-panel-title"
+        )
         assert heading.text == label
         body = browser.find_element(By.TAG_NAME, "body").text
         for marker in ("Traceback", "Callback error", "Error loading"):
@@ -238,4 +240,76 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
     assert second.get_attribute("tabindex") == "0"
     assert first.get_attribute("tabindex") == "-1"
     assert browser.execute_script(CHART_TAB_STOPS_JS) == [1] * charts
+    assert severe(browser) == []
+
+
+#: on every animation frame, the most cohort tab slots seen on screen at once (from the moment
+#: the probe is installed)
+SHOWN_PROBE_JS = """
+window.__maxShown = 0;
+(function probe() {
+  const shown = Array.from(document.querySelectorAll('.cohort-slot'))
+    .filter(s => s.offsetParent !== null).length;
+  window.__maxShown = Math.max(window.__maxShown, shown);
+  requestAnimationFrame(probe);
+})();
+"""
+
+
+def open_tab(driver, label: str, key: str) -> None:
+    driver.find_element(
+        By.XPATH, f"//a[contains(@class,'nav-link') and text()={json.dumps(label)}]"
+    ).click()
+    wait_panel(driver, key)
+
+
+def mark(driver, key: str) -> None:
+    """Mark the panel element of ``key`` (a redraw replaces it, and the mark with it)."""
+    driver.execute_script(
+        "document.querySelector(arguments[0]).dataset.mark = 'kept'",
+        f".cohort-panel-{key}",
+    )
+
+
+def marked(driver, key: str) -> bool:
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]);return !!e && e.dataset.mark === 'kept';",
+        f".cohort-panel-{key}",
+    )
+
+
+def test_coh_e2e007_a_tab_opened_before_is_kept_and_a_filter_change_redraws(browser, live_server):
+    """Issue 19: going back to a tab shows the panel drawn before (the same element, no
+    redraw); a filter change redraws the tab on screen with the filtered numbers, and a tab
+    drawn before the change is drawn again when opened (its old numbers never show); never
+    two tabs on screen at once."""
+    browser.set_window_size(1440, 900)
+    browser.get(live_server.url + "/cohort?tab=primary")
+    wait_panel(browser, "primary")
+    browser.execute_script(SHOWN_PROBE_JS)
+    assert "46/131 (35.1 %)" in browser.find_element(By.CSS_SELECTOR, ".cohort-panel-primary").text
+    mark(browser, "primary")
+    open_tab(browser, "Baseline (Table 1)", "baseline")
+    assert not browser.find_element(By.CSS_SELECTOR, ".cohort-panel-primary").is_displayed()
+    mark(browser, "baseline")
+    open_tab(browser, "Primary endpoint", "primary")
+    assert marked(browser, "primary"), "the kept Primary panel was drawn again"
+    assert "tab=primary" in browser.current_url
+    # a filter change: the count, the URL and the tab on screen follow
+    wait = WebDriverWait(browser, 40, ignored_exceptions=(StaleElementReferenceException,))
+    browser.find_element(By.ID, "cohort-f-phenotype").click()
+    wait.until(
+        ec.element_to_be_clickable((By.XPATH, "//*[@role='option'][.//input[@value='MALS']]"))
+    ).click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "cohort-count"), "48 of 276"))
+    wait.until(lambda d: not marked(d, "primary"))  # redrawn
+    wait_panel(browser, "primary")
+    primary = browser.find_element(By.CSS_SELECTOR, ".cohort-panel-primary").text
+    assert "12/25 (48.0 %)" in primary  # MALS: 12 of 25 treated patients responded
+    assert "46/131" not in primary
+    assert "phenotype=MALS" in browser.current_url
+    # the Baseline tab was drawn for all patients: opened now, it is drawn again for MALS
+    open_tab(browser, "Baseline (Table 1)", "baseline")
+    assert not marked(browser, "baseline"), "the Baseline panel of all patients was shown"
+    assert browser.execute_script("return window.__maxShown") == 1
     assert severe(browser) == []

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from components.pages.cohort import SLOT, SLOT_ASK, SLOT_GEN
 from tests.app import test_blinding as blinding
 from tests.app.test_callback_ids import (
     ROUTER_OUTPUT_PREFIX,
@@ -235,8 +236,18 @@ class CohortSession:
         self.doc = self.shell
         self._comps: dict[str, list[dict[str, Any]]] | None = None
 
-    def post(self, dep: dict[str, Any], inputs: list, state: list, changed: str) -> Answer:
-        outputs = [{"id": cid, "property": prop} for cid, prop in split_output(dep["output"])]
+    def post(
+        self,
+        dep: dict[str, Any],
+        inputs: list,
+        state: list,
+        changed: str,
+        outputs: list[dict[str, Any]] | None = None,
+    ) -> Answer:
+        """Call ``dep``; ``outputs``: the concrete output ids of a pattern-matching callback."""
+        outputs = outputs or [
+            {"id": cid, "property": prop} for cid, prop in split_output(dep["output"])
+        ]
         body = {
             "output": dep["output"],
             "outputs": outputs if dep["output"].startswith("..") else outputs[0],
@@ -291,16 +302,13 @@ class CohortSession:
             else {"id": spec["id"], "property": spec["property"], "value": None}
         )
 
-    def tab_callback(self) -> dict[str, Any]:
-        """The callback that renders the tab content: fed by the tab control's active_tab."""
-        tabs = [c for c in walk(self.page) if c["type"] == "Tabs"]
-        assert len(tabs) == 1, "the cohort page has one tab control"
-        tab_id = id_str(tabs[0]["props"]["id"])
+    def slot_callback(self) -> dict[str, Any]:
+        """The callback that draws a tab's panel into its slot: fed by the slot's ask store
+        (the browser's showTab asks for a tab not yet drawn for the current filters)."""
         deps = [
             d
             for d in self.deps
-            if any(i["id"] == tab_id and i["property"] == "active_tab" for i in d["inputs"])
-            and any(p == "children" for _, p in split_output(d["output"]))
+            if any(parse_id(i["id"]) == {"type": SLOT_ASK, "tab": ["MATCH"]} for i in d["inputs"])
         ]
         assert len(deps) == 1, [d["output"] for d in deps]
         return deps[0]
@@ -310,19 +318,43 @@ class CohortSession:
         return [c["props"]["tab_id"] for c in walk(tabs["props"]["children"]) if c["type"] == "Tab"]
 
     def open_tab(self, tab: str) -> None:
-        """Render ``tab`` through the real tab callback and patch the result into the page."""
-        dep = self.tab_callback()
+        """Open ``tab`` as the browser does: its slot is asked for (generation 0, the filters of
+        the page), drawn by the real slot callback and patched into the page; the slot shows,
+        the others hide (what showTab does in the browser)."""
+        dep = self.slot_callback()
         comps = self.components()
-        tabs_comp = next(c for c in walk(self.doc) if c["type"] == "Tabs")
-        inputs = [self.values(i, comps, (tabs_comp, tab)) for i in dep["inputs"]]
+        ask = {"type": SLOT_ASK, "tab": tab}
+        inputs = [{"id": ask, "property": "data", "value": {"gen": 0}}]
         state = [self.values(s, comps) for s in dep.get("state", [])]
-        answer = self.post(dep, inputs, state, f"{id_str(tabs_comp['props']['id'])}.active_tab")
+        outputs = [
+            {"id": {"type": SLOT, "tab": tab}, "property": "children"},
+            {"id": {"type": SLOT_GEN, "tab": tab}, "property": "data"},
+        ]
+        answer = self.post(dep, inputs, state, f"{id_str(ask)}.data", outputs=outputs)
         assert answer.status == 200, f"{self.role} tab {tab}: HTTP {answer.status} {answer.error}"
         for cid, props in json.loads(answer.body)["response"].items():
             for prop, value in props.items():
                 assert patch(self.doc, cid, prop, value), cid
+        for c in walk(self.doc):
+            i = c["props"].get("id")
+            if isinstance(i, dict) and i.get("type") == SLOT:
+                c["props"]["hidden"] = i["tab"] != tab
+        tabs_comp = next(c for c in walk(self.doc) if c["type"] == "Tabs")
         tabs_comp["props"]["active_tab"] = tab
         self._comps = None
+
+    def shown_slot(self) -> dict[str, Any]:
+        """The tab slot on screen (the others are kept hidden: their buttons are not there to
+        click)."""
+        shown = [
+            c
+            for c in walk(self.doc)
+            if isinstance(c["props"].get("id"), dict)
+            and c["props"]["id"].get("type") == SLOT
+            and not c["props"].get("hidden")
+        ]
+        assert len(shown) == 1, [c["props"]["id"] for c in shown]
+        return shown[0]
 
     def click_callbacks(self) -> list[dict[str, Any]]:
         """Callbacks listening to clickData / cellClicked of components on this document."""

@@ -36,6 +36,7 @@ from plotly.utils import PlotlyJSONEncoder
 
 from components.cohort import PANELS
 from components.data.cohort import FILTER_FIELDS
+from components.pages.cohort import SLOT, SLOT_ASK, SLOT_GEN
 from core import policy
 from core.db import make_engine
 from core.repository import load_adverse_events
@@ -52,6 +53,7 @@ from tests.app.test_blinding import (
     make_login_settings,
     walk,
 )
+from tests.app.test_callback_ids import parse_id
 
 #: the real minimum (the leaking build patches the module; the checks keep the real one)
 MIN_CELL = policy.MIN_CELL_SIZE
@@ -176,7 +178,12 @@ def crawl_cohort(client, tabs: tuple[str, ...] | None = None, *, exhaustive: boo
     (roles without guarded items: the DSMB's coded view)."""
     crawl = Crawl(client)
     deps = client.get("/_dash-dependencies").get_json()
-    panel_dep = dep_for(deps, "cohort-panel.children")
+    slot_dep = next(
+        d
+        for d in deps
+        if any(parse_id(i["id"]) == {"type": SLOT_ASK, "tab": ["MATCH"]} for i in d["inputs"])
+    )
+    count_dep = dep_for(deps, "cohort-count.children")
     csv_dep = dep_for(deps, "cohort-csv-download.data")
     report_dep = dep_for(deps, "cohort-report-download.data")
     drill_dep = dep_for(deps, "cohort-drilldown.children")
@@ -187,16 +194,28 @@ def crawl_cohort(client, tabs: tuple[str, ...] | None = None, *, exhaustive: boo
         for setting in settings if exhaustive and tab in GUARDED_TABS else representative:
             key = label(setting)
             every_exit = setting in representative
-            # as a filter change (the answer carries the count too; a tab switch sends the
-            # same panel and leaves the count, the note and the filter options alone)
-            resp = crawl.call(
-                panel_dep,
-                filter_entries(panel_dep["inputs"], setting, tab),
+            # as a filter change: the count (its own callback), then the tab's slot drawn for
+            # the filters (what the browser asks for after a filter change or a tab switch)
+            counted = crawl.call(
+                count_dep,
+                filter_entries(count_dep["inputs"], setting, tab),
                 [],
                 "cohort-f-site.value",
             ).get_json()["response"]
-            panel = resp["cohort-panel"]["children"]
-            out.counts[key] = resp["cohort-count"]["children"]
+            out.counts[key] = counted["cohort-count"]["children"]
+            ask = {"type": SLOT_ASK, "tab": tab}
+            resp = crawl.call(
+                slot_dep,
+                [{"id": ask, "property": "data", "value": {"gen": 1}}],
+                filter_entries(slot_dep["state"], setting, tab),
+                f"{id_key(ask)}.data",
+                outputs=[
+                    {"id": {"type": SLOT, "tab": tab}, "property": "children"},
+                    {"id": {"type": SLOT_GEN, "tab": tab}, "property": "data"},
+                ],
+            ).get_json()["response"]
+            panel = resp[id_key({"type": SLOT, "tab": tab})]["children"]
+            assert resp[id_key({"type": SLOT_GEN, "tab": tab})]["data"] == 1
             out.panels[(tab, key)] = panel
             comps = list(walk(panel))
             csv_ids = [

@@ -152,3 +152,69 @@ def test_forge003_the_envelope_check_on_its_own():
     assert callback_body_problem({**good, "state": [{"id": "y", "property": "v"}]}, cmap) == (
         "state: expected a list of 0 entries"
     )
+
+
+# ------------------------------------------------ the cohort tab slots (issue 19, MATCH) ----
+
+SLOT_OUTPUT = (
+    '..{"tab":["MATCH"],"type":"cohort-slot"}.children'
+    '...{"tab":["MATCH"],"type":"cohort-slot-gen"}.data..'
+)
+
+
+def slot_body(tab="baseline", ask=None, out_tabs=None, ask_tab=None) -> dict:
+    """A request to draw a tab's slot; ``out_tabs`` / ``ask_tab`` forge the ids."""
+    first, second = out_tabs or (tab, tab)
+    ask_id = {"type": "cohort-slot-ask", "tab": ask_tab if ask_tab is not None else tab}
+    return {
+        "output": SLOT_OUTPUT,
+        "outputs": [
+            {"id": {"type": "cohort-slot", "tab": first}, "property": "children"},
+            {"id": {"type": "cohort-slot-gen", "tab": second}, "property": "data"},
+        ],
+        "inputs": [{"id": ask_id, "property": "data", "value": ask or {"gen": 2}}],
+        "state": [{"id": f"cohort-f-{n}", "property": "value", "value": []} for n in FILTERS],
+        "changedPropIds": [json.dumps(ask_id, separators=(",", ":")) + ".data"],
+    }
+
+
+SLOT_FORGED = [
+    ("output ids a pattern", slot_body(out_tabs=(["MATCH"], ["MATCH"])), 400, "outputs:"),
+    ("outputs of two tabs", slot_body(out_tabs=("baseline", "safety")), 400, "outputs:"),
+    ("ask of another tab", slot_body(ask_tab="safety"), 400, "inputs[0]:"),
+    ("ask id a pattern", slot_body(ask_tab=["ALL"]), 400, "inputs[0]:"),
+    ("no such tab", slot_body(tab="nope"), 204, "the asked slot names no tab"),
+    ("ask not a generation", slot_body(ask={"gen": "2"}), 204, "ask is dict, expected a gen"),
+]  # fmt: skip
+
+
+def test_forge004_a_tab_slot_is_drawn_for_the_generation_asked(monitor):
+    """The well-formed request: the tab's panel (blinded: no arm word) and the generation."""
+    resp = monitor.post("/_dash-update-component", json=slot_body("survival", {"gen": 7}))
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    got = resp.get_json()["response"]
+    slot = got['{"tab":"survival","type":"cohort-slot"}']["children"]
+    assert slot["props"]["className"] == "cohort-panel cohort-panel-survival"
+    assert got['{"tab":"survival","type":"cohort-slot-gen"}']["data"] == 7
+    assert not blinding.NONE_PATTERN.search(resp.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("case", "forged", "status", "logged"), SLOT_FORGED, ids=[f[0] for f in SLOT_FORGED]
+)
+def test_forge005_forged_tab_slot_requests_are_refused_cleanly(
+    monitor, caplog, case, forged, status, logged
+):
+    with caplog.at_level(logging.WARNING):
+        resp = monitor.post("/_dash-update-component", json=forged)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == status, (case, text[:300])
+    assert "cohort-panel" not in text
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if "refused a malformed" in r.getMessage() or "malformed callback" in r.getMessage()
+    ]
+    assert len(lines) == 1, lines
+    assert logged in lines[0]
+    assert "Traceback" not in caplog.text

@@ -22,6 +22,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bench import chromium
 from components.cohort import DEFAULT_PANEL, PANELS
 from tests.app.conftest import save_screenshot
 
@@ -211,7 +212,7 @@ def test_kbd003_the_cohort_tabs_switch_with_the_keyboard(browser, live_server):
         assert stop["text"] == panel.label, stop
         assert_focus_visible(stop)
         press(browser, Keys.ENTER)
-        wait_for(browser, f"#cohort-panel .cohort-panel-{panel.key}")
+        wait_for(browser, chromium.shown_panel(panel.key))
         WebDriverWait(browser, TIMEOUT_S).until(lambda d, k=panel.key: f"tab={k}" in d.current_url)
         # the focus stays on the tab just opened, which is now the selected one
         now = active(browser)
@@ -221,7 +222,7 @@ def test_kbd003_the_cohort_tabs_switch_with_the_keyboard(browser, live_server):
     press(browser, Keys.ARROW_LEFT)
     WebDriverWait(browser, TIMEOUT_S).until(lambda d: active(d)["text"] == PANELS[-2].label)
     press(browser, Keys.ENTER)
-    wait_for(browser, f"#cohort-panel .cohort-panel-{PANELS[-2].key}")
+    wait_for(browser, chromium.shown_panel(PANELS[-2].key))
     save_screenshot(browser, "kbd-cohort-tabs")
 
 
