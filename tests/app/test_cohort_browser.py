@@ -132,7 +132,8 @@ CHART_TAB_STOPS_JS = """
 const focusable = 'a[href], button, input, select, textarea, [tabindex]';
 const stops = plot => Array.from(plot.querySelectorAll(focusable))
   .filter(e => !e.disabled && e.tabIndex >= 0);
-const plots = Array.from(document.querySelectorAll('.cohort-panel .js-plotly-plot'));
+const plots = Array.from(document.querySelectorAll(
+  '.cohort-slot:not([hidden]) .cohort-panel .js-plotly-plot'));
 if (arguments[0]) return plots.map(p => stops(p).map(e => e.outerHTML.slice(0, 120)));
 return plots.map(p => stops(p).length);
 """
@@ -208,7 +209,8 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
     browser.get(live_server.url + "/cohort?tab=primary")
     wait_panel(browser, "primary")
     chromium.draw_lazy_charts(browser)
-    charts = len(browser.find_elements(By.CSS_SELECTOR, ".cohort-panel figure"))
+    on_screen = f"{chromium.SHOWN_SLOT} .cohort-panel"  # not the tabs drawn ahead, hidden
+    charts = len(browser.find_elements(By.CSS_SELECTOR, f"{on_screen} figure"))
     assert charts >= 3  # the tab's charts, drawn at once or when scrolled to
     try:
         WebDriverWait(browser, 20).until(
@@ -217,7 +219,7 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
     except TimeoutException:
         stops = browser.execute_script(CHART_TAB_STOPS_JS, True)
         raise AssertionError(f"not one Tab stop per chart: {stops}") from None
-    bars = browser.find_elements(By.CSS_SELECTOR, ".cohort-panel .js-plotly-plot .modebar")
+    bars = browser.find_elements(By.CSS_SELECTOR, f"{on_screen} .js-plotly-plot .modebar")
     assert len(bars) == charts
     for bar in bars:
         assert bar.get_attribute("role") == "toolbar"
@@ -244,12 +246,14 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
 
 
 #: on every animation frame, the most cohort tab slots seen on screen at once (from the moment
-#: the probe is installed)
+#: the probe is installed): laid out in the page and not invisible (a kept tab is laid out
+#: off screen, invisible)
 SHOWN_PROBE_JS = """
 window.__maxShown = 0;
 (function probe() {
   const shown = Array.from(document.querySelectorAll('.cohort-slot'))
-    .filter(s => s.offsetParent !== null).length;
+    .filter(s => s.offsetParent !== null && s.offsetHeight > 0
+      && getComputedStyle(s).visibility !== 'hidden').length;
   window.__maxShown = Math.max(window.__maxShown, shown);
   requestAnimationFrame(probe);
 })();
@@ -311,5 +315,42 @@ def test_coh_e2e007_a_tab_opened_before_is_kept_and_a_filter_change_redraws(brow
     # the Baseline tab was drawn for all patients: opened now, it is drawn again for MALS
     open_tab(browser, "Baseline (Table 1)", "baseline")
     assert not marked(browser, "baseline"), "the Baseline panel of all patients was shown"
+    assert browser.execute_script("return window.__maxShown") == 1
+    assert severe(browser) == []
+
+
+def test_coh_e2e008_the_other_tabs_are_drawn_ahead_and_shown_as_drawn(browser, live_server):
+    """Issue 19: while a reader looks at a tab, the page draws the other tabs ahead, hidden
+    (laid out off screen, invisible): then opening one shows the panel drawn ahead (the same
+    element), its first chart already at the panel's width; never two tabs on screen."""
+    browser.set_window_size(1440, 900)
+    browser.get(live_server.url + "/cohort?tab=flow")
+    wait_panel(browser, "flow")
+    browser.execute_script(SHOWN_PROBE_JS)
+    WebDriverWait(browser, 90, poll_frequency=0.2).until(
+        lambda d: d.execute_script(
+            "return Array.from(document.querySelectorAll('.cohort-slot'))"
+            ".every(s => s.firstElementChild)"
+        ),
+        "the tabs were not drawn ahead",
+    )
+    safety = browser.find_element(By.CSS_SELECTOR, ".cohort-panel-safety")
+    assert not safety.is_displayed()  # drawn, not shown
+    mark(browser, "safety")
+    width_ahead = browser.execute_script(
+        "return document.querySelector('.cohort-panel-safety .main-svg').getBoundingClientRect()"
+        ".width"
+    )
+    open_tab(browser, "Safety", "safety")
+    assert marked(browser, "safety"), "the Safety panel drawn ahead was drawn again"
+    panel_width, chart_width = browser.execute_script(
+        "return [document.querySelector('.cohort-panel-safety').getBoundingClientRect().width,"
+        " document.querySelector('.cohort-panel-safety .main-svg').getBoundingClientRect()"
+        ".width]"
+    )
+    assert chart_width == width_ahead  # sized while drawn ahead: no resize on showing
+    assert panel_width - 80 < chart_width <= panel_width  # the card's padding aside
+    assert browser.find_element(By.CSS_SELECTOR, ".cohort-panel-safety").is_displayed()
+    assert not browser.find_element(By.CSS_SELECTOR, ".cohort-panel-flow").is_displayed()
     assert browser.execute_script("return window.__maxShown") == 1
     assert severe(browser) == []
