@@ -103,6 +103,34 @@ def callback_body(
     }
 
 
+#: the cohort callback that draws a tab's panel into its slot (components/pages/cohort.py
+#: render_slot: one MATCH callback for every tab; a fragment of its output)
+COHORT_SLOT = '"type":"cohort-slot"}.children'
+
+
+def cohort_slot_body(
+    deps: list[dict[str, Any]], tab: str, filters: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """The POST body with which the browser asks for ``tab``'s panel for ``filters`` (the
+    slot's ask store written by the page's showTab, generation 1)."""
+    dep = next(d for d in deps if COHORT_SLOT in d["output"])
+    ask = {"type": "cohort-slot-ask", "tab": tab}
+    values = cohort_inputs(tab, **(filters or {}))
+    return {
+        "output": dep["output"],
+        "outputs": [
+            {"id": {"type": "cohort-slot", "tab": tab}, "property": "children"},
+            {"id": {"type": "cohort-slot-gen", "tab": tab}, "property": "data"},
+        ],
+        "inputs": [{"id": ask, "property": "data", "value": {"gen": 1}}],
+        "state": [
+            {"id": x["id"], "property": x["property"], "value": values[f"{x['id']}.value"]}
+            for x in dep["state"]
+        ],
+        "changedPropIds": [json.dumps(ask, sort_keys=True, separators=(",", ":")) + ".data"],
+    }
+
+
 class Driver:
     """Drives Dash callbacks in-process, as the browser would (POST _dash-update-component)."""
 
@@ -130,6 +158,26 @@ class Driver:
                 f"{output_fragment}: HTTP {resp.status_code} {resp.get_data(as_text=True)[:300]}"
             )
         return elapsed, resp
+
+    def post(self, what: str, body: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        resp = self.client.post("/_dash-update-component", json=body)
+        elapsed = time.perf_counter() - started
+        if resp.status_code != 200:
+            raise RuntimeError(
+                f"{what}: HTTP {resp.status_code} {resp.get_data(as_text=True)[:300]}"
+            )
+        return elapsed
+
+    def cohort_panel(self, tab: str, **filters: list[str]) -> float:
+        """The browser asking for a tab's panel (a tab's first opening, or after a filter
+        change)."""
+        return self.post(f"cohort {tab}", cohort_slot_body(self.deps, tab, filters))
+
+    def cohort_filter(self, tab: str, **filters: list[str]) -> float:
+        """A filter change: the count, note and filter options, then the tab's panel."""
+        counted, _ = self.call("cohort-count.children", cohort_inputs(tab, **filters))
+        return counted + self.cohort_panel(tab, **filters)
 
     def render(self, path: str) -> float:
         pathname, _, search = path.partition("?")
@@ -216,13 +264,12 @@ def measure_size(n: int, *, repeats: int) -> dict[str, Any]:
             {"patient-day.value": 1 + i % 9, "patient-layers.value": ["support"]},
             {"patient-id.data": ids[i % 20]},
         )[0],
-        "cohort filter change (primary)": lambda i: drv.call(
-            "cohort-panel.children", cohort_inputs("primary", phenotype=phenos[i % 3])
-        )[0],
-        "cohort tab switch": lambda i: drv.call(
-            "cohort-panel.children",
-            cohort_inputs(tabs[i % len(tabs)], **({"sofa": ["10-13"]} if i == 0 else {})),
-        )[0],
+        "cohort filter change (primary)": lambda i: drv.cohort_filter(
+            "primary", phenotype=phenos[i % 3]
+        ),
+        "cohort tab switch": lambda i: drv.cohort_panel(
+            tabs[i % len(tabs)], **({"sofa": ["10-13"]} if i == 0 else {})
+        ),
     }
 
     def warm_up() -> float:

@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.bench_app import callback_body, database
+from bench.bench_app import callback_body, cohort_slot_body, database
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "http.json"
@@ -128,10 +128,10 @@ def request_mix(base: str) -> list[str]:
         )
     for tab in ("primary", "flow", "survival", "safety"):
         for pheno in ([], ["MALS"], ["SIP"]):
-            inputs = {"cohort-tabs.active_tab": tab, "cohort-f-phenotype.value": pheno}
-            for name in ("site", "country", "infection", "age", "sofa"):
-                inputs[f"cohort-f-{name}.value"] = []
-            lines.append("POST\t/_dash-update-component\t" + body("cohort-panel.children", inputs))
+            slot = cohort_slot_body(deps, tab, {"phenotype": pheno})
+            lines.append(
+                "POST\t/_dash-update-component\t" + json.dumps(slot, separators=(",", ":"))
+            )
     return lines
 
 

@@ -339,7 +339,8 @@ def render_view(panel: Panel, view: PanelView, *, lazy: bool = True) -> html.Div
         head: list[Any] = [html.H2(s.title, className="h6 d-inline-block mb-2")]
         if has_table:
             head.append(csv_button(s.table_name))
-        parts: list[Any] = [html.Div(head)]
+        # the float of the CSV button cleared: a grid beside it would lose its width
+        parts: list[Any] = [html.Div(head, className="clearfix")]
         if s.note:
             parts.append(html.P(s.note, className="small text-muted mb-2"))
         if s.figure is not None and s.figure_name is not None:

@@ -91,3 +91,30 @@ def test_fit002_review_summary_shows_every_column_at_1024(browser, live_server):
             lambda d: seen.append(clipped(d)) or (len(seen) >= 2 and seen[-1] == seen[-2] == [])
         )
     assert clipped(browser) == []
+
+
+#: per cohort grid of the panel on screen: how much narrower than its card's content box it is
+#: (px; 0 when it spans the card)
+GRID_SHORTFALL_JS = """
+return Array.from(document.querySelectorAll(
+    '.cohort-slot:not([hidden]) .cohort-panel .card-body')).filter(b => b.querySelector(
+    '.ag-root-wrapper')).map(body => {
+  const style = getComputedStyle(body), box = body.getBoundingClientRect();
+  const inner = box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return Math.round(inner - body.querySelector('.ag-root-wrapper').getBoundingClientRect().width);
+});
+"""
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (1440, 900)], ids=["1024", "1440"])
+def test_fit003_cohort_grids_span_their_card(browser, live_server, size):
+    """A section's grid takes its card's whole width: the section's floated "Download CSV"
+    button is cleared (a grid beside the float lost the button's width, ~120 px)."""
+    from bench import chromium
+
+    browser.set_window_size(*size)
+    browser.get(live_server.url + "/cohort?tab=baseline")
+    chromium.settle(browser, f"{chromium.shown_panel('baseline')} .ag-row", 60)
+    shortfalls = browser.execute_script(GRID_SHORTFALL_JS)
+    assert len(shortfalls) >= 2, shortfalls  # Table 1 by group and by immune state
+    assert all(abs(s) <= 2 for s in shortfalls), shortfalls
