@@ -306,19 +306,7 @@ class Collector:
                 if not changed:
                     first = dep["inputs"][0]
                     changed = [f"{first['id']}.{first['property']}"]
-                key = json.dumps([dep["output"], inputs, states], sort_keys=True, default=str)
-                if key in self.driven:  # the same call from an earlier document
-                    continue
-                self.driven.add(key)
-                payload = self.post(dep, inputs, states, changed)
-                if not payload:
-                    continue
-                patched = copy.deepcopy(tree)
-                for cid, props in payload["response"].items():
-                    for prop, value in props.items():
-                        assert patch(patched, cid, prop, value), f"{cid} not in {path}"
-                label = f"{self.role} {path} + {dep['output'][:50]} <- {changed[0]}"
-                self.documents.append(Document(label, patched))
+                self.drive_once(path, tree, dep, (inputs, states, changed))
 
     def drive_match(self, path: str, tree: Any, dep: dict[str, Any], comps) -> None:
         """A MATCH callback rendering ``children`` (the cohort tab slots): once per component of
@@ -348,19 +336,32 @@ class Collector:
             states = [self.item(s, self.resolve(s, comps) or []) for s in dep.get("state", [])]
             outputs = [{"id": concrete(o), "property": p} for o, p in split_output(dep["output"])]
             changed = [f"{id_str(inputs[0]['id'])}.{inputs[0]['property']}"]
-            key = json.dumps([dep["output"], inputs, states], sort_keys=True, default=str)
-            if key in self.driven:
-                continue
-            self.driven.add(key)
-            payload = self.post(dep, inputs, states, changed, outputs=outputs)
-            if not payload:
-                continue
-            patched = copy.deepcopy(tree)
-            for out_id, props in payload["response"].items():
-                for prop, value in props.items():
-                    assert patch(patched, out_id, prop, value), f"{out_id} not in {path}"
-            label = f"{self.role} {path} + {dep['output'][:50]} <- {changed[0]}"
-            self.documents.append(Document(label, patched))
+            self.drive_once(path, tree, dep, (inputs, states, changed), outputs)
+
+    def drive_once(
+        self,
+        path: str,
+        tree: Any,
+        dep: dict[str, Any],
+        call: tuple[list, list, list[str]],
+        outputs: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """One call ``(inputs, states, changed)`` of ``dep`` (skipped when an earlier document
+        made the same one), its answer patched into a copy of the document."""
+        inputs, states, changed = call
+        key = json.dumps([dep["output"], inputs, states], sort_keys=True, default=str)
+        if key in self.driven:  # the same call from an earlier document
+            return
+        self.driven.add(key)
+        payload = self.post(dep, inputs, states, changed, outputs=outputs)
+        if not payload:
+            return
+        patched = copy.deepcopy(tree)
+        for out_id, props in payload["response"].items():
+            for prop, value in props.items():
+                assert patch(patched, out_id, prop, value), f"{out_id} not in {path}"
+        label = f"{self.role} {path} + {dep['output'][:50]} <- {changed[0]}"
+        self.documents.append(Document(label, patched))
 
     @staticmethod
     def resolve(spec: dict[str, Any], comps: dict[str, list[dict[str, Any]]]):
