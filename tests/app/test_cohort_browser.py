@@ -209,7 +209,7 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
     browser.get(live_server.url + "/cohort?tab=primary")
     wait_panel(browser, "primary")
     chromium.draw_lazy_charts(browser)
-    on_screen = f"{chromium.SHOWN_SLOT} .cohort-panel"  # not the tabs drawn ahead, hidden
+    on_screen = f"{chromium.SHOWN_SLOT} .cohort-panel"  # not a kept tab, hidden
     charts = len(browser.find_elements(By.CSS_SELECTOR, f"{on_screen} figure"))
     assert charts >= 3  # the tab's charts, drawn at once or when scrolled to
     try:
@@ -315,42 +315,5 @@ def test_coh_e2e007_a_tab_opened_before_is_kept_and_a_filter_change_redraws(brow
     # the Baseline tab was drawn for all patients: opened now, it is drawn again for MALS
     open_tab(browser, "Baseline (Table 1)", "baseline")
     assert not marked(browser, "baseline"), "the Baseline panel of all patients was shown"
-    assert browser.execute_script("return window.__maxShown") == 1
-    assert severe(browser) == []
-
-
-def test_coh_e2e008_the_other_tabs_are_drawn_ahead_and_shown_as_drawn(browser, live_server):
-    """Issue 19: while a reader looks at a tab, the page draws the other tabs ahead, hidden
-    (laid out off screen, invisible): then opening one shows the panel drawn ahead (the same
-    element), its first chart already at the panel's width; never two tabs on screen."""
-    browser.set_window_size(1440, 900)
-    browser.get(live_server.url + "/cohort?tab=flow")
-    wait_panel(browser, "flow")
-    browser.execute_script(SHOWN_PROBE_JS)
-    WebDriverWait(browser, 90, poll_frequency=0.2).until(
-        lambda d: d.execute_script(
-            "return Array.from(document.querySelectorAll('.cohort-slot'))"
-            ".every(s => s.firstElementChild)"
-        ),
-        "the tabs were not drawn ahead",
-    )
-    safety = browser.find_element(By.CSS_SELECTOR, ".cohort-panel-safety")
-    assert not safety.is_displayed()  # drawn, not shown
-    mark(browser, "safety")
-    width_ahead = browser.execute_script(
-        "return document.querySelector('.cohort-panel-safety .main-svg').getBoundingClientRect()"
-        ".width"
-    )
-    open_tab(browser, "Safety", "safety")
-    assert marked(browser, "safety"), "the Safety panel drawn ahead was drawn again"
-    panel_width, chart_width = browser.execute_script(
-        "return [document.querySelector('.cohort-panel-safety').getBoundingClientRect().width,"
-        " document.querySelector('.cohort-panel-safety .main-svg').getBoundingClientRect()"
-        ".width]"
-    )
-    assert chart_width == width_ahead  # sized while drawn ahead: no resize on showing
-    assert panel_width - 80 < chart_width <= panel_width  # the card's padding aside
-    assert browser.find_element(By.CSS_SELECTOR, ".cohort-panel-safety").is_displayed()
-    assert not browser.find_element(By.CSS_SELECTOR, ".cohort-panel-flow").is_displayed()
     assert browser.execute_script("return window.__maxShown") == 1
     assert severe(browser) == []
