@@ -684,8 +684,9 @@ def url_search(tab: str, filters: CohortFilters) -> str:
 # A tab's panel is drawn once per filter setting and kept (hidden) while other tabs are shown:
 # going back to a tab is a show in the browser, no request and no redraw (docs/performance.md).
 # The browser decides what to show (showTab and revealSlots in assets/35_cohort_tabs.js,
-# clientside callbacks); the server draws a slot when the browser asks for it (render_slot); the count,
-# the small-groups note, the filter options and the URL follow the filters on their own.
+# clientside callbacks); the server draws a slot when the browser asks for it (render_slot);
+# the count, the small-groups note, the filter options and the URL follow the filters on their
+# own.
 
 #: id types of a tab's slot (its panel), of the store by which the browser asks for it to be
 #: drawn, and of the store saying which filter generation it was drawn for
