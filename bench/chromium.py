@@ -183,6 +183,12 @@ def shown_panel(key: str) -> str:
     return f"{SHOWN_SLOT} .cohort-panel-{key}"
 
 
+#: every cohort tab slot of the page holds its panel (drawn ahead or opened)
+ALL_DRAWN_JS = """
+const slots = Array.from(document.querySelectorAll('.cohort-slot-body'));
+return slots.length > 0 && slots.every(s => s.firstElementChild);
+"""
+
 #: the cohort page's lazily drawn charts (of the tab on screen) still waiting for their turn
 LAZY_PENDING = f"{SHOWN_SLOT} .cohort-lazy[data-lazy-state='pending']"
 #: the lazily drawn charts on screen not drawn yet (waiting, or asked for and on their way)

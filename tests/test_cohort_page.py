@@ -488,7 +488,11 @@ def test_cohp019_the_page_has_a_slot_per_tab_and_draws_only_the_active_one(reque
                 walk(n)
         elif isinstance(node, dict) and "props" in node:
             i = node["props"].get("id")
-            if isinstance(i, dict) and i.get("type") in (cohort.SLOT, cohort.SLOT_GEN):
+            if isinstance(i, dict) and i.get("type") in (
+                cohort.SLOT,
+                cohort.SLOT_BOX,
+                cohort.SLOT_GEN,
+            ):
                 slots[(i["type"], i["tab"])] = node["props"]
             if i == cohort.SLOT_STATE:
                 slots["state"] = node["props"]["data"]
@@ -497,7 +501,7 @@ def test_cohp019_the_page_has_a_slot_per_tab_and_draws_only_the_active_one(reque
     walk(blob)
     state = slots.pop("state")
     assert {t for kind, t in slots if kind == cohort.SLOT} == set(TAB_KEYS)
-    shown = [t for (kind, t), p in slots.items() if kind == cohort.SLOT and not p["hidden"]]
+    shown = [t for (kind, t), p in slots.items() if kind == cohort.SLOT_BOX and not p["hidden"]]
     assert shown == ["survival"]
     drawn = [t for (kind, t), p in slots.items() if kind == cohort.SLOT and p.get("children")]
     assert drawn == ["survival"]

@@ -604,17 +604,16 @@ def build_layout(principal: Principal, query: dict[str, Any]) -> html.Div:
                 active_tab=panel.key,
                 className="mb-3",
             ),
-            dcc.Loading(
-                html.Div(
-                    panel_slots(panel.key, cached_panel(panel.key, context, filters)),
-                    id="cohort-panel",
-                    role="tabpanel",
-                    # assets/20_a11y.js points the tabs' aria-controls here
-                    **{"data-tabs": ids.COHORT_TABS, "aria-label": "Cohort tab content"},
-                ),
-                delay_show=300,
+            html.Div(
+                panel_slots(panel.key, cached_panel(panel.key, context, filters)),
+                id="cohort-panel",
+                role="tabpanel",
+                # assets/20_a11y.js points the tabs' aria-controls here
+                **{"data-tabs": ids.COHORT_TABS, "aria-label": "Cohort tab content"},
             ),
             dcc.Store(id=SLOT_STATE, data=slot_state(panel.key)),
+            dcc.Store(id=DRILL_ASK),
+            dcc.Store(id=CSV_ASK),
             drill_panel(),
             dcc.Download(id="cohort-csv-download"),
             dcc.Download(id="cohort-report-download"),
@@ -688,9 +687,11 @@ def url_search(tab: str, filters: CohortFilters) -> str:
 # the count, the small-groups note, the filter options and the URL follow the filters on their
 # own.
 
-#: id types of a tab's slot (its panel), of the store by which the browser asks for it to be
-#: drawn, and of the store saying which filter generation it was drawn for
+#: id types of a tab's slot (its panel), of the box around it (shown or hidden), of the store by
+#: which the browser asks for it to be drawn, and of the store saying which filter generation it
+#: was drawn for
 SLOT = "cohort-slot"
+SLOT_BOX = "cohort-slot-box"
 SLOT_ASK = "cohort-slot-ask"
 SLOT_GEN = "cohort-slot-gen"
 #: the browser's bookkeeping: the filter generation (one more per filter change), the slot kept
@@ -705,14 +706,23 @@ def slot_state(active: str) -> dict[str, Any]:
 
 def panel_slots(active: str, rendered: dict[str, Any]) -> list[html.Div]:
     """One slot per tab: the active one holds ``rendered`` (drawn for generation 0), the others
-    are empty and hidden until their tab is opened."""
+    are empty and hidden until their tab is opened. A slot sits in its own loading indicator
+    inside its box (what shows or hides): a tab drawn while hidden (ahead of its opening)
+    shows no spinner over the tab on screen."""
     out = []
     for p in PANELS:
         here = p.key == active
         out += [
             html.Div(
-                rendered if here else None,
-                id={"type": SLOT, "tab": p.key},
+                dcc.Loading(
+                    html.Div(
+                        rendered if here else None,
+                        id={"type": SLOT, "tab": p.key},
+                        className="cohort-slot-body",
+                    ),
+                    delay_show=300,
+                ),
+                id={"type": SLOT_BOX, "tab": p.key},
                 hidden=not here,
                 className="cohort-slot",
             ),
@@ -726,7 +736,7 @@ def panel_slots(active: str, rendered: dict[str, Any]) -> list[html.Div]:
 clientside_callback(
     ClientsideFunction(namespace="cohort", function_name="showTab"),
     Output(SLOT_STATE, "data"),
-    Output({"type": SLOT, "tab": ALL}, "hidden"),
+    Output({"type": SLOT_BOX, "tab": ALL}, "hidden"),
     Output({"type": SLOT_ASK, "tab": ALL}, "data"),
     Input(ids.COHORT_TABS, "active_tab"),
     *FILTER_INPUTS,
@@ -739,7 +749,7 @@ clientside_callback(
 #: a cycle)
 clientside_callback(
     ClientsideFunction(namespace="cohort", function_name="revealSlots"),
-    Output({"type": SLOT, "tab": ALL}, "hidden", allow_duplicate=True),
+    Output({"type": SLOT_BOX, "tab": ALL}, "hidden", allow_duplicate=True),
     Input({"type": SLOT_GEN, "tab": ALL}, "data"),
     State(ids.COHORT_TABS, "active_tab"),
     State(SLOT_STATE, "data"),
@@ -891,19 +901,67 @@ def drill_panel() -> html.Aside:
     )
 
 
+# Clicks reach the server through two stores the browser writes (relayClick / relayCsv in
+# assets/36_cohort_clicks.js) only when the reader really clicked: a server callback listening to
+# every graph's clickData (an ALL input) would be called each time a panel is drawn (Dash calls
+# it for the new components), and that call would supersede a drill-down the reader is waiting
+# for. The relays are clientside, so they answer at once and write nothing for a new panel.
+
+#: what the reader clicked in a cohort figure or grid: ``{"id": {"type", "name"}, "prop":
+#: "clickData" | "cellClicked", "value": the click payload, "at": ms}``
+DRILL_ASK = "cohort-drill-ask"
+#: which "Download CSV" button the reader clicked: ``{"name": table name, "at": ms}``
+CSV_ASK = "cohort-csv-ask"
+CLICK_PROPS = {"cohort-graph": "clickData", "cohort-grid": "cellClicked"}
+
+clientside_callback(
+    ClientsideFunction(namespace="cohort", function_name="relayClick"),
+    Output(DRILL_ASK, "data"),
+    Input({"type": "cohort-graph", "name": ALL}, "clickData"),
+    Input({"type": "cohort-grid", "name": ALL}, "cellClicked"),
+    prevent_initial_call=True,
+)
+clientside_callback(
+    ClientsideFunction(namespace="cohort", function_name="relayCsv"),
+    Output(CSV_ASK, "data"),
+    Input({"type": "cohort-csv", "name": ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
+
+
+def drill_ask(component_id: dict[str, Any], value: Any, at: int = 0) -> dict[str, Any]:
+    """The drill store's value for a click on a cohort figure or grid (what relayClick
+    writes)."""
+    return {"id": component_id, "prop": CLICK_PROPS[component_id["type"]], "value": value, "at": at}
+
+
+def drill_ask_problem(ask: Any) -> str | None:
+    """Why a drill store value is not one relayClick writes, or None."""
+    if not isinstance(ask, dict):
+        return f"the click is {type(ask).__name__}, expected an object"
+    target = ask.get("id")
+    if not isinstance(target, dict) or not isinstance(target.get("name"), str):
+        return "the clicked element has no name"
+    if ask.get("prop") != CLICK_PROPS.get(target.get("type")):
+        return "the click names no cohort figure or grid"
+    if ask.get("value") is not None and not isinstance(ask.get("value"), dict):
+        return f"the click payload is {type(ask.get('value')).__name__}, expected an object"
+    return None
+
+
 @callback(
     Output("cohort-drilldown", "children"),
     Output(DRILL_PANEL, "style"),
-    Input({"type": "cohort-graph", "name": ALL}, "clickData"),
-    Input({"type": "cohort-grid", "name": ALL}, "cellClicked"),
+    Input(DRILL_ASK, "data"),
     *FILTER_STATES,
     prevent_initial_call=True,
 )
-def drill(_clicks: list[Any], _cells: list[Any], *values: Any):
-    trigger = ctx.triggered_id
-    if not isinstance(trigger, dict) or not ctx.triggered:
+def drill(ask: Any, *values: Any):
+    if ask is None:
         return no_update, no_update
-    sel = drill_selection(dict(trigger), ctx.triggered[0]["value"])
+    if problem := drill_ask_problem(ask):
+        refuse_malformed("drill", problem)
+    sel = drill_selection(ask["id"], ask["value"])
     if sel is None:
         return no_update, no_update
     kind, args = sel
@@ -990,28 +1048,30 @@ def all_tables(context: Context, filters: CohortFilters, tab: str) -> dict[str, 
     return panel_for(tab).view(context, filters).tables()
 
 
+def csv_ask(name: Any, at: int = 0) -> dict[str, Any]:
+    """The CSV store's value for a click on a table's "Download CSV" (what relayCsv writes)."""
+    return {"name": name, "at": at}
+
+
 @callback(
     Output("cohort-csv-download", "data"),
-    Input({"type": "cohort-csv", "name": ALL}, "n_clicks"),
+    Input(CSV_ASK, "data"),
     State(ids.COHORT_TABS, "active_tab"),
     *FILTER_STATES,
     prevent_initial_call=True,
 )
-def download_csv(clicks: list[Any], tab: str, *values: Any):
-    trigger = ctx.triggered_id
-    if not isinstance(clicks, list):
-        refuse_malformed("download_csv", f"clicks is {type(clicks).__name__}, expected a list")
-    if not isinstance(trigger, dict) or not any(clicks):
+def download_csv(ask: Any, tab: Any, *values: Any):
+    if ask is None:
         return no_update
-    if not isinstance(trigger.get("name"), str):
+    if not isinstance(ask, dict):
+        refuse_malformed("download_csv", f"the click is {type(ask).__name__}, expected an object")
+    if not isinstance(ask.get("name"), str):
         refuse_malformed("download_csv", "the clicked button has no table name")
     if tab is not None and not isinstance(tab, str):
         refuse_malformed("download_csv", f"tab is {type(tab).__name__}, expected text")
-    if not ctx.triggered or not ctx.triggered[0]["value"]:
-        return no_update
     filters = _filters(values)
     context = Context.current(current_principal())
-    name = trigger["name"]
+    name = ask["name"]
     tables = all_tables(context, filters, tab)
     if name not in tables:
         return no_update

@@ -73,7 +73,7 @@ def download_of(body: str) -> dict:
 )
 def test_trail001_every_cohort_csv_download_is_audited(login_app, engine, user, blinding_words):
     session = CohortSession(logged_in(login_app, user), user)
-    dep = dep_for(session, "cohort-csv-download.data")
+    dep = dep_for(session, "cohort-csv-ask.data")  # the button's relay (clientside)
     before = last_id(engine)
     expected: list[tuple[str, str, int]] = []
     for tab in session.offered_tabs():

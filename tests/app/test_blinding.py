@@ -17,7 +17,7 @@ import itertools
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from werkzeug.security import generate_password_hash
 
+from components.pages.cohort import csv_ask, drill_ask
 from settings import Settings
 
 ROUTER_OUTPUT_PREFIX = ".._pages_content.children"
@@ -180,6 +181,30 @@ def candidate_values(component: dict[str, Any], prop: str, context: dict[str, An
     return [current]
 
 
+#: the cohort page's click relays (assets/36_cohort_clicks.js, clientside): a click on a figure,
+#: a grid or a "Download CSV" button reaches the server as the store value the relay writes
+RELAYS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
+    "relayClick": lambda cid, value: drill_ask(cid, value),
+    "relayCsv": lambda cid, value: csv_ask(cid.get("name")),
+}
+
+
+def relay(
+    deps: list[dict[str, Any]], dep: dict[str, Any], component_id: dict[str, Any], value: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the browser does with a click relayed by the clientside ``dep``: (the server
+    callback listening to the relay's store, its input entry holding the store's value)."""
+    function = dep["clientside_function"]["function_name"]
+    store, prop = dep["output"].rsplit(".", 1)
+    (server,) = [
+        d
+        for d in deps
+        if not d.get("clientside_function")
+        and any(i["id"] == store and i["property"] == prop for i in d["inputs"])
+    ]
+    return server, {"id": store, "property": prop, "value": RELAYS[function](component_id, value)}
+
+
 @dataclass
 class Crawl:
     client: Any
@@ -291,10 +316,16 @@ def resolve(dep_id: Any, components: dict[str, dict[str, Any]]) -> list[dict[str
 def crawl_as(client, *, patient_id: str = "SYN-01-0001") -> Crawl:
     crawl = Crawl(client)
     shell = crawl.get("/_dash-layout").get_json()
+    every = client.get("/_dash-dependencies").get_json()
+    # the server's callbacks, and the clientside click relays (driven through the server
+    # callback listening to their store)
     deps = [
         d
-        for d in client.get("/_dash-dependencies").get_json()
-        if not d["output"].startswith(ROUTER_OUTPUT_PREFIX) and not d.get("clientside_function")
+        for d in every
+        if not d["output"].startswith(ROUTER_OUTPUT_PREFIX)
+        and (
+            not d.get("clientside_function") or d["clientside_function"]["function_name"] in RELAYS
+        )
     ]
     for path in PAGES:
         page = crawl.render(path)
@@ -323,14 +354,18 @@ def crawl_as(client, *, patient_id: str = "SYN-01-0001") -> Crawl:
                 ]
                 return entries if isinstance(spec["id"], dict) else entries[0]
 
-            states = []
-            for st in dep.get("state", []):
-                comps = resolve(st["id"], components) or []
-                states.append(
-                    item(st, comps)
-                    if comps
-                    else {"id": st["id"], "property": st["property"], "value": None}
-                )
+            def states_of(callback: dict[str, Any], components: dict = components) -> list[Any]:
+                out = []
+                for st in callback.get("state", []):
+                    comps = resolve(st["id"], components) or []
+                    out.append(
+                        item(st, comps)
+                        if comps
+                        else {"id": st["id"], "property": st["property"], "value": None}
+                    )
+                return out
+
+            states = states_of(dep)
             for k, (spec, comps) in enumerate(zip(dep["inputs"], resolved, strict=True)):
                 for target in comps[:4]:
                     for value in candidate_values(target, spec["property"], context):
@@ -339,7 +374,12 @@ def crawl_as(client, *, patient_id: str = "SYN-01-0001") -> Crawl:
                             for j, (sp, cs) in enumerate(zip(dep["inputs"], resolved, strict=True))
                         ]
                         changed = f"{id_key(target['props']['id'])}.{spec['property']}"
-                        crawl.call(dep, inputs, states, changed)
+                        if dep.get("clientside_function"):
+                            server, entry = relay(every, dep, target["props"]["id"], value)
+                            changed = f"{entry['id']}.{entry['property']}"
+                            crawl.call(server, [entry], states_of(server), changed)
+                        else:
+                            crawl.call(dep, inputs, states, changed)
     for path in API:
         crawl.get(path)
     return crawl

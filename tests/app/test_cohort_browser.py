@@ -209,7 +209,7 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
     browser.get(live_server.url + "/cohort?tab=primary")
     wait_panel(browser, "primary")
     chromium.draw_lazy_charts(browser)
-    on_screen = f"{chromium.SHOWN_SLOT} .cohort-panel"  # not a kept tab, hidden
+    on_screen = f"{chromium.SHOWN_SLOT} .cohort-panel"  # not a kept tab or one drawn ahead
     charts = len(browser.find_elements(By.CSS_SELECTOR, f"{on_screen} figure"))
     assert charts >= 3  # the tab's charts, drawn at once or when scrolled to
     try:
@@ -316,4 +316,91 @@ def test_coh_e2e007_a_tab_opened_before_is_kept_and_a_filter_change_redraws(brow
     open_tab(browser, "Baseline (Table 1)", "baseline")
     assert not marked(browser, "baseline"), "the Baseline panel of all patients was shown"
     assert browser.execute_script("return window.__maxShown") == 1
+    assert severe(browser) == []
+
+
+def test_coh_e2e008_the_other_tabs_are_drawn_ahead_and_shown_as_drawn(browser, live_server):
+    """Issue 19: while a reader looks at a tab, the page draws the other tabs ahead, hidden
+    (laid out off screen, invisible): then opening one shows the panel drawn ahead (the same
+    element), its first chart already at the panel's width; never two tabs on screen."""
+    browser.set_window_size(1440, 900)
+    browser.get(live_server.url + "/cohort?tab=flow")
+    wait_panel(browser, "flow")
+    browser.execute_script(SHOWN_PROBE_JS)
+    WebDriverWait(browser, 90, poll_frequency=0.2).until(
+        lambda d: d.execute_script(chromium.ALL_DRAWN_JS), "the tabs were not drawn ahead"
+    )
+    safety = browser.find_element(By.CSS_SELECTOR, ".cohort-panel-safety")
+    assert not safety.is_displayed()  # drawn, not shown
+    mark(browser, "safety")
+    width_ahead = browser.execute_script(
+        "return document.querySelector('.cohort-panel-safety .main-svg').getBoundingClientRect()"
+        ".width"
+    )
+    open_tab(browser, "Safety", "safety")
+    assert marked(browser, "safety"), "the Safety panel drawn ahead was drawn again"
+    panel_width, chart_width = browser.execute_script(
+        "return [document.querySelector('.cohort-panel-safety').getBoundingClientRect().width,"
+        " document.querySelector('.cohort-panel-safety .main-svg').getBoundingClientRect()"
+        ".width]"
+    )
+    assert chart_width == width_ahead  # sized while drawn ahead: no resize on showing
+    assert panel_width - 80 < chart_width <= panel_width  # the card's padding aside
+    assert browser.find_element(By.CSS_SELECTOR, ".cohort-panel-safety").is_displayed()
+    assert not browser.find_element(By.CSS_SELECTOR, ".cohort-panel-flow").is_displayed()
+    assert browser.execute_script("return window.__maxShown") == 1
+    assert severe(browser) == []
+
+
+#: the output of every callback request the page sends from now on (dash-renderer uses fetch)
+REQUESTS_PROBE_JS = """
+window.__asked = [];
+const send = window.fetch;
+window.fetch = function (url, options) {
+  if (String(url).indexOf('_dash-update-component') >= 0 && options && options.body) {
+    try { window.__asked.push(JSON.parse(options.body).output); } catch (e) { /* not JSON */ }
+  }
+  return send.apply(this, arguments);
+};
+"""
+
+
+def test_coh_e2e009_drawing_tabs_asks_for_nothing_but_the_tabs(browser, live_server):
+    """Issue 19: a panel appearing (opened or drawn ahead) sends no drill-down and no CSV
+    request: Dash calls a callback with an ALL input for every component added, and such a
+    call would supersede a drill-down the reader is waiting for. Clicks go through clientside
+    relays (assets/36_cohort_clicks.js); a real click on a bar still lists its patients."""
+    browser.set_window_size(1440, 900)
+    # the probe installed before the page's own scripts run (removed again below)
+    probe = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": REQUESTS_PROBE_JS}
+    )
+    try:
+        browser.get(live_server.url + "/cohort?tab=primary")
+    finally:
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": probe["identifier"]}
+        )
+    wait_panel(browser, "primary")
+    WebDriverWait(browser, 90, poll_frequency=0.2).until(
+        lambda d: d.execute_script(chromium.ALL_DRAWN_JS), "the tabs were not drawn ahead"
+    )
+    asked = browser.execute_script("return window.__asked")
+    slots = [a for a in asked if '"type":"cohort-slot"' in a]
+    assert len(slots) == len(PANELS) - 1, asked  # every other tab drawn ahead, once
+    clicks = [a for a in asked if "drill" in a or "csv" in a]
+    assert clicks == [], asked
+    bar = browser.find_element(
+        By.CSS_SELECTOR, f"{chromium.shown_panel('primary')} .js-plotly-plot .bars .point path"
+    )
+    # plotly's drag layer sits on top of the bars: hover the bar, then click where it is
+    ActionChains(browser).move_to_element(bar).pause(0.5).click().perform()
+    WebDriverWait(browser, 40).until(
+        ec.text_to_be_present_in_element((By.ID, "cohort-drilldown"), "patients")
+    )
+    asked = browser.execute_script("return window.__asked")
+    assert [a for a in asked if "cohort-drilldown" in a] == [
+        "..cohort-drilldown.children...cohort-drill-panel.style.."
+    ]
+    assert browser.find_elements(By.CSS_SELECTOR, "#cohort-drilldown a[href^='/patient/']")
     assert severe(browser) == []

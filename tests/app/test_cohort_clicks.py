@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from components.pages.cohort import SLOT, SLOT_ASK, SLOT_GEN
+from components.pages.cohort import SLOT, SLOT_ASK, SLOT_BOX, SLOT_GEN
 from tests.app import test_blinding as blinding
 from tests.app.test_callback_ids import (
     ROUTER_OUTPUT_PREFIX,
@@ -337,7 +337,7 @@ class CohortSession:
                 assert patch(self.doc, cid, prop, value), cid
         for c in walk(self.doc):
             i = c["props"].get("id")
-            if isinstance(i, dict) and i.get("type") == SLOT:
+            if isinstance(i, dict) and i.get("type") == SLOT_BOX:
                 c["props"]["hidden"] = i["tab"] != tab
         tabs_comp = next(c for c in walk(self.doc) if c["type"] == "Tabs")
         tabs_comp["props"]["active_tab"] = tab
@@ -350,7 +350,7 @@ class CohortSession:
             c
             for c in walk(self.doc)
             if isinstance(c["props"].get("id"), dict)
-            and c["props"]["id"].get("type") == SLOT
+            and c["props"]["id"].get("type") == SLOT_BOX
             and not c["props"].get("hidden")
         ]
         assert len(shown) == 1, [c["props"]["id"] for c in shown]
@@ -370,7 +370,13 @@ class CohortSession:
         return out
 
     def click(self, dep: dict[str, Any], target: dict[str, Any], prop: str, payload: Any) -> Answer:
+        """The click as the browser sends it: through the clientside relay ``dep`` into its
+        store, and the server callback listening to the store called with it."""
         comps = self.components()
+        if dep.get("clientside_function"):
+            server, entry = blinding.relay(self.deps, dep, target["props"]["id"], payload)
+            state = [self.values(s, comps) for s in server.get("state", [])]
+            return self.post(server, [entry], state, f"{id_str(entry['id'])}.{entry['property']}")
         inputs = [
             self.values(i, comps, (target, payload) if i["property"] == prop else None)
             for i in dep["inputs"]

@@ -36,7 +36,7 @@ from plotly.utils import PlotlyJSONEncoder
 
 from components.cohort import PANELS
 from components.data.cohort import FILTER_FIELDS
-from components.pages.cohort import SLOT, SLOT_ASK, SLOT_GEN
+from components.pages.cohort import CSV_ASK, DRILL_ASK, SLOT, SLOT_ASK, SLOT_GEN, csv_ask, drill_ask
 from core import policy
 from core.db import make_engine
 from core.repository import load_adverse_events
@@ -231,14 +231,9 @@ def crawl_cohort(client, tabs: tuple[str, ...] | None = None, *, exhaustive: boo
             for target in [i for i in csv_ids if every_exit or i["name"] in in_guarded]:
                 body = crawl.call(
                     csv_dep,
-                    [
-                        [
-                            {"id": i, "property": "n_clicks", "value": 1 if i == target else None}
-                            for i in csv_ids
-                        ]
-                    ],
+                    [{"id": CSV_ASK, "property": "data", "value": csv_ask(target["name"])}],
                     filter_entries(csv_dep["state"], setting, tab),
-                    f"{id_key(target)}.n_clicks",
+                    f"{CSV_ASK}.data",
                 ).get_json()
                 out.csvs[(tab, key, target["name"])] = body["response"]["cohort-csv-download"][
                     "data"
@@ -250,19 +245,9 @@ def crawl_cohort(client, tabs: tuple[str, ...] | None = None, *, exhaustive: boo
                     target = {"type": "cohort-graph", "name": "ae"}
                     resp = crawl.call(
                         drill_dep,
-                        [
-                            [
-                                {
-                                    "id": g,
-                                    "property": "clickData",
-                                    "value": click if g == target else None,
-                                }
-                                for g in graphs
-                            ],
-                            [],
-                        ],
+                        [{"id": DRILL_ASK, "property": "data", "value": drill_ask(target, click)}],
                         filter_entries(drill_dep["state"], setting, tab),
-                        f"{id_key(target)}.clickData",
+                        f"{DRILL_ASK}.data",
                     )
                     out.drills[(key, pt)] = resp.get_json()["response"]
     for setting in for_report:

@@ -4,7 +4,8 @@ Two layers (login mode, the demo cohort, a blinded monitor): the envelope guard
 (``components.server.security.callback_body_problem``: wrong number of inputs / states, an entry
 that is not an ``{id, property, value}`` object) answers HTTP 400 before Dash parses the body;
 the cohort CSV callback refuses wrong-shaped values (a filter that is a number or an object, a
-tab that is a list, a button id without a table name) with PreventUpdate (HTTP 204). Each
+tab that is a list, a click that is not an object or names no table) and the drill-down
+refuses a click that names no cohort figure or grid, with PreventUpdate (HTTP 204). Each
 refusal is logged with the shape only (no value, no patient or site id) and writes no audit row.
 """
 
@@ -17,6 +18,7 @@ import logging
 import pandas as pd
 import pytest
 
+from components.pages.cohort import csv_ask, drill_ask
 from components.server.security import callback_body_problem
 from tests.app import test_audit_trail as trail
 from tests.app import test_blinding as blinding
@@ -26,15 +28,23 @@ login_app = blinding.login_app
 engine = trail.engine
 
 OUTPUT = "cohort-csv-download.data"
-BUTTON = {"type": "cohort-csv", "name": "table1_phenotype"}
-CHANGED = json.dumps(BUTTON, sort_keys=True, separators=(",", ":")) + ".n_clicks"
+#: the store the "Download CSV" buttons write through their relay (assets/36_cohort_clicks.js)
+ASK = "cohort-csv-ask"
+CHANGED = f"{ASK}.data"
 FILTERS = ("site", "country", "phenotype", "infection", "age", "sofa")
 #: a site id and a patient id put into the forged values: never in a log line
 SECRET_SITE = "SYN-S26"
 
 
-def clicks(value=1, button=BUTTON) -> list:
-    return [[{"id": button, "property": "n_clicks", "value": value}]]
+def clicks(value=None) -> list:
+    """The relay's store, as the browser writes it for a click on a table's button."""
+    return [
+        {
+            "id": ASK,
+            "property": "data",
+            "value": csv_ask("table1_phenotype", 1) if value is None else value,
+        }
+    ]
 
 
 def state(tab="baseline", **filters) -> list:
@@ -75,23 +85,10 @@ FORGED = [
     ("filter list of objects", body(st=state(site=[{"x": SECRET_SITE}])), 204, "filter site is list"),
     ("tab a list", body(st=state(tab=[SECRET_SITE])), 204, "tab is list, expected text"),
     ("tab an object", body(st=state(tab={"a": 1})), 204, "tab is dict, expected text"),
-    (
-        "button without a name",
-        body(inputs=clicks(button={"type": "cohort-csv"}), changed='{"type":"cohort-csv"}.n_clicks'),
-        204,
-        "the clicked button has no table name",
-    ),
-    (
-        "button name a list",
-        body(
-            inputs=clicks(button={"type": "cohort-csv", "name": [SECRET_SITE]}),
-            changed=json.dumps({"name": [SECRET_SITE], "type": "cohort-csv"}, separators=(",", ":"))
-            + ".n_clicks",
-        ),
-        204,
-        "the clicked button has no table name",
-    ),
-    ("clicks a string", body(inputs=[[{"id": BUTTON, "property": "n_clicks", "value": "x"}]]), 200, None),
+    ("button without a name", body(inputs=clicks({"at": 1})), 204, "the clicked button has no table name"),
+    ("button name a list", body(inputs=clicks(csv_ask([SECRET_SITE]))), 204, "the clicked button has no table name"),
+    ("click a string", body(inputs=clicks(SECRET_SITE)), 204, "the click is str, expected an object"),
+    ("click a list", body(inputs=clicks([SECRET_SITE])), 204, "the click is list, expected an object"),
 ]  # fmt: skip
 
 
@@ -122,18 +119,15 @@ def test_forge002_wrong_shaped_requests_are_refused_cleanly(
     assert resp.status_code == status, (case, text[:300])
     if status == 400:
         assert resp.get_json()["error"] == "malformed callback request"
-    if status == 200:  # a click value that is not a number still counts as a click, nothing more
-        assert trail.download_of(text)["filename"] == "cohort-table1_phenotype.csv"
-    else:
-        # refused: no file, no audit row; the log names the shape, never a value
-        assert "content" not in text
-        assert trail.new_rows(engine, before).empty
-        lines = [r.getMessage() for r in caplog.records if "refused a malformed" in r.getMessage()]
-        assert len(lines) == 1, lines
-        assert logged in lines[0]
-        assert SECRET_SITE not in lines[0]
-        assert "Traceback" not in caplog.text
-        assert "internal error" not in text
+    # refused: no file, no audit row; the log names the shape, never a value
+    assert "content" not in text
+    assert trail.new_rows(engine, before).empty
+    lines = [r.getMessage() for r in caplog.records if "refused a malformed" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert logged in lines[0]
+    assert SECRET_SITE not in lines[0]
+    assert "Traceback" not in caplog.text
+    assert "internal error" not in text
 
 
 def test_forge003_the_envelope_check_on_its_own():
@@ -217,4 +211,57 @@ def test_forge005_forged_tab_slot_requests_are_refused_cleanly(
     ]
     assert len(lines) == 1, lines
     assert logged in lines[0]
+    assert "Traceback" not in caplog.text
+
+
+# ------------------------------------------- drill-downs (the click relay's store, issue 19) ----
+
+AE = {"type": "cohort-graph", "name": "ae"}
+
+
+def drill_body(ask) -> dict:
+    return {
+        "output": "..cohort-drilldown.children...cohort-drill-panel.style..",
+        "outputs": [
+            {"id": "cohort-drilldown", "property": "children"},
+            {"id": "cohort-drill-panel", "property": "style"},
+        ],
+        "inputs": [{"id": "cohort-drill-ask", "property": "data", "value": ask}],
+        "state": [{"id": f"cohort-f-{n}", "property": "value", "value": []} for n in FILTERS],
+        "changedPropIds": ["cohort-drill-ask.data"],
+    }
+
+
+DRILL_FORGED = [
+    ("click a list", drill_body([SECRET_SITE]), "the click is list, expected an object"),
+    ("element without a name", drill_body({**drill_ask(AE, {}), "id": {"type": "cohort-graph"}}), "the clicked element has no name"),
+    ("element name an object", drill_body(drill_ask({**AE, "name": {"x": SECRET_SITE}}, {})), "the clicked element has no name"),
+    ("element of another kind", drill_body({**drill_ask(AE, {}), "prop": "n_clicks"}), "the click names no cohort figure or grid"),
+    ("payload a string", drill_body(drill_ask(AE, SECRET_SITE)), "the click payload is str, expected an object"),
+]  # fmt: skip
+
+
+def test_forge006_a_relayed_click_opens_its_drill_down(monitor):
+    """The well-formed request: a click on the AESI chart's anaemia bar lists its patients."""
+    click = {"points": [{"customdata": ["Anaemia", "All patients"]}]}
+    resp = monitor.post("/_dash-update-component", json=drill_body(drill_ask(AE, click)))
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    got = resp.get_json()["response"]
+    assert got["cohort-drill-panel"]["style"]["position"] == "fixed"  # shown
+    assert "Anaemia" in json.dumps(got["cohort-drilldown"]["children"])
+    assert not blinding.NONE_PATTERN.search(resp.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("case", "forged", "logged"), DRILL_FORGED, ids=[f[0] for f in DRILL_FORGED]
+)
+def test_forge007_forged_drill_requests_are_refused_cleanly(monitor, caplog, case, forged, logged):
+    with caplog.at_level(logging.WARNING):
+        resp = monitor.post("/_dash-update-component", json=forged)
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 204, (case, text[:300])
+    lines = [r.getMessage() for r in caplog.records if "refused a malformed" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert logged in lines[0]
+    assert SECRET_SITE not in lines[0]
     assert "Traceback" not in caplog.text
