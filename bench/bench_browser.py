@@ -277,6 +277,7 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
     # a tab opened before (for the same filters) is kept on the page: the first round of
     # switches draws each tab, the later rounds show a kept one
     first: dict[str, float] = {}
+    first_ahead: dict[str, float] = {}  # first openings of tabs drawn ahead before the click
     answers: list[float] = []  # ms from a first opening's click to its answers received
     for round_no in range(repeats):
         prev = first_key
@@ -286,13 +287,20 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
                     (By.XPATH, f"//a[contains(@class,'nav-link') and text()={json.dumps(label)}]")
                 )
             )
+            # drawn ahead while the previous tab was looked at (the page was quiet long enough)
+            ahead = round_no == 0 and driver.execute_script(
+                "return !!document.querySelector(arguments[0])",
+                f".cohort-slot[hidden] .cohort-panel-{key} .cohort-panel-title",
+            )
             ms = click_and_time(
                 driver,
                 link,
                 f"{chromium.shown_panel(key)} .cohort-panel-title",
                 chromium.shown_panel(prev),
             )
-            if round_no == 0:
+            if ahead:
+                first_ahead[key] = ms
+            elif round_no == 0:
                 first[key] = ms
             else:
                 tabs.setdefault(key, []).append(ms)
@@ -327,10 +335,11 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
             if (share := driver.execute_script(ANSWERED_JS)) is not None:
                 filter_answers.append(float(share))
     every_return = [ms for v in tabs.values() for ms in v] or [math.nan]
-    every_first = list(first.values())
+    every_first = list(first.values()) or [math.nan]
     return {
         # a tab's first opening (drawn) and going back to it (kept: shown)
         "tab_switch_first_ms": first,
+        "tab_switch_first_drawn_ahead_ms": first_ahead,
         "tab_switch_first_p50_ms": percentile(every_first, 50),
         "tab_switch_first_p95_ms": percentile(every_first, 95),
         "tab_switch_ms": {k: statistics.median(v) for k, v in tabs.items()},
@@ -487,9 +496,12 @@ def verdicts(result: dict[str, Any]) -> dict[str, bool]:
         "tab_switch_after_drawn_ahead_within_500ms": all(
             v <= TARGET_INTERACTION_MS for v in result["tab_switch_ahead_ms"].values()
         ),
+        # None: every tab was drawn ahead before it was first opened
         "tab_switch_first_within_500ms": all(
             v <= TARGET_INTERACTION_MS for v in result["tab_switch_first_ms"].values()
-        ),
+        )
+        if result["tab_switch_first_ms"]
+        else None,
         # None: one round only (nothing to go back to)
         "tab_switch_return_within_500ms": all(
             v <= TARGET_INTERACTION_MS for v in result["tab_switch_ms"].values()
@@ -517,9 +529,16 @@ def table(patients: int, result: dict[str, Any]) -> str:
     rows.append(line("floor (one plotly graph)", floor))
     rows += [line(name, r) for name, r in result["pages"].items()]
     rows.append(
-        "tab switch ms, first opening (drawn): "
+        "tab switch ms, first opening (drawn at the click): "
         + ", ".join(f"{k} {v:.0f}" for k, v in result["tab_switch_first_ms"].items())
     )
+    if result["tab_switch_first_drawn_ahead_ms"]:
+        rows.append(
+            "tab switch ms, first opening of a tab drawn ahead while the one before was read: "
+            + ", ".join(
+                f"{k} {v:.0f}" for k, v in result["tab_switch_first_drawn_ahead_ms"].items()
+            )
+        )
     rows.append(
         f"tab switch ms, after the tabs were drawn ahead ({result['ahead_all_drawn_s']:.1f} s "
         "after the page): "

@@ -548,6 +548,11 @@ def install(server: Flask, settings: Settings, *, csp_script_hashes: list[str], 
     dummy_hash = generate_password_hash(secrets.token_urlsafe(16))
     server.config.update(
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
+        # a response sends the cookie only when its request changed the session: otherwise a
+        # request that started before an unmask or a re-mask and ended after it would send the
+        # old session back and undo the step (the lifetime counts from the sign-in, so there is
+        # nothing to refresh)
+        SESSION_REFRESH_EACH_REQUEST=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="immunosep_session",

@@ -144,3 +144,41 @@ def test_secum004_monitor_cannot_remask_or_unmask(login_app, login_settings):
     out = unmask(client)
     assert out["unmask-feedback"]["children"] == "Only the DSMB closed session can unmask."
     assert not {"unmask", "remask"} & set(actions_since(engine, before))
+
+
+def test_secum005_a_request_that_started_before_a_remask_cannot_undo_it(login_app):
+    """A page sends several requests at once (a tab drawn ahead, a count): one that read the
+    unmasked session and answers after the re-mask must not send that session back. Only a
+    response whose request changed the session sets the cookie."""
+    client = login_app.server.test_client()
+    blinding.login(client, "dsmb")
+    unmask(client)
+    unmasked_cookie = client.get_cookie("immunosep_session").value
+    remask(client)
+    assert groups(client) == {"Group A", "Group B"}
+    # the slow request: sent with the unmasked cookie, answered after the re-mask
+    slow = login_app.server.test_client()
+    slow.set_cookie("immunosep_session", unmasked_cookie)
+    resp = slow.get("/api/v1/cohort/summary")
+    assert resp.status_code == 200
+    assert set(resp.get_json()["by_group"]) == {"Placebo", "Precision immunotherapy"}
+    assert "Set-Cookie" not in resp.headers  # the browser keeps the re-masked session
+    # the same for a callback, and for a page
+    assert "Set-Cookie" not in client.get("/cohort").headers
+    assert "Set-Cookie" not in client.get("/api/v1/cohort/summary").headers
+    # a step that changes the session does set it
+    out_resp = client.post(
+        "/_dash-update-component",
+        json={
+            "output": "..unmask-feedback.children...unmask-done.data..",
+            "outputs": [
+                {"id": "unmask-feedback", "property": "children"},
+                {"id": "unmask-done", "property": "data"},
+            ],
+            "inputs": [{"id": "unmask-confirm", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "unmask-reason", "property": "value", "value": REASON}],
+            "changedPropIds": ["unmask-confirm.n_clicks"],
+        },
+    )
+    assert out_resp.status_code == 200
+    assert "immunosep_session=" in out_resp.headers.get("Set-Cookie", "")
