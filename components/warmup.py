@@ -8,7 +8,8 @@ for the unfiltered cohort and each cohort role into the shared cache, then what 
 serves to the roles of this mode (the demo role in demo mode, the login roles otherwise): the
 page itself (counts, filter options) and every *rendered* panel
 (``components.pages.cohort._panel_json``: the figures cost more than the data; issue 19 found the
-demo role's panels missing, docs/performance.md), prints the step timings
+demo role's panels missing, docs/performance.md), and the same for the most common filter
+change, one immune state (``components.pages.cohort.filter_change``), prints the step timings
 as JSON and exits, handing its peak memory back to the OS. One process does it per data version
 and rules (an atomic ``cache.add`` is the lock); ``/healthz`` reports :func:`status`.
 """
@@ -102,6 +103,14 @@ def warm_up() -> dict[str, float]:
             timed(
                 f"render:{panel.key}:{role.value}",
                 lambda ctx=ctx, panel=panel: cohort_page.cached_panel(panel.key, ctx, filters),
+            )
+        # the most common filter change: one immune state (MALS or SIP), the page's filter
+        # callbacks and every tab (at 10,000 patients the Primary tab takes ~1 s cold)
+        for state in data.PHENOTYPE_STRATA:
+            narrowed = CohortFilters.make(phenotype=[state])
+            timed(
+                f"filter:{state}:{role.value}",
+                lambda ctx=ctx, narrowed=narrowed: cohort_page.filter_change(ctx, narrowed),
             )
     timings["total"] = time.perf_counter() - started_all
     cache.set(_done_key(shared), timings, timeout=0)

@@ -787,8 +787,13 @@ def render_slot(ask: Any, *values: Any):
 def update_counts(*values: Any):
     """The patient count, the small-groups note and the counted filters' options of the
     filters (a tab switch leaves them alone: nothing to compute, send or redraw)."""
-    context = Context.current(current_principal())
-    filters = _filters(values)
+    return count_outputs(Context.current(current_principal()), _filters(values))
+
+
+def count_outputs(context: Context, filters: CohortFilters) -> tuple[Any, ...]:
+    """What a filter change shows above the tabs: the count, the small-groups note, the
+    counted filters' options (:func:`update_counts`; precomputed by the warm-up for common
+    filters)."""
     before, after = data.counts(context, filters)
     options = filter_options(context, filters)
     return (
@@ -796,6 +801,16 @@ def update_counts(*values: Any):
         small_n_note(context, filters),
         *[options[n] for n in COUNTED_FILTERS],
     )
+
+
+def filter_change(context: Context, filters: CohortFilters) -> None:
+    """Everything the page computes when its filters become ``filters`` (the count and
+    options, the publication check, every tab's panel): the warm-up runs it for the most
+    common filters (components/warmup.py)."""
+    count_outputs(context, filters)
+    publication_badge(context.visibility, context, filters)
+    for panel in PANELS:
+        cached_panel(panel.key, context, filters)
 
 
 @callback(
