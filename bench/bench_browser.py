@@ -287,8 +287,9 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
                     (By.XPATH, f"//a[contains(@class,'nav-link') and text()={json.dumps(label)}]")
                 )
             )
-            # drawn ahead while the previous tab was looked at (the page was quiet long enough)
-            ahead = round_no == 0 and driver.execute_script(
+            # drawn ahead while the previous tab was looked at (the page was quiet long enough;
+            # the first tab, drawn with the page, is a return)
+            ahead = round_no == 0 and key != first_key and driver.execute_script(
                 "return !!document.querySelector(arguments[0])",
                 f".cohort-slot[hidden] .cohort-panel-{key} .cohort-panel-title",
             )
@@ -300,7 +301,7 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
             )
             if ahead:
                 first_ahead[key] = ms
-            elif round_no == 0:
+            elif round_no == 0 and key != first_key:
                 first[key] = ms
             else:
                 tabs.setdefault(key, []).append(ms)
