@@ -189,16 +189,16 @@ const slots = Array.from(document.querySelectorAll('.cohort-slot-body'));
 return slots.length > 0 && slots.every(s => s.firstElementChild);
 """
 
-#: the cohort page's lazily drawn charts (of the tab on screen) still waiting for their turn
+#: the cohort page's lazily drawn charts and grids (of the tab on screen) still waiting
 LAZY_PENDING = f"{SHOWN_SLOT} .cohort-lazy[data-lazy-state='pending']"
-#: the lazily drawn charts on screen not drawn yet (waiting, or asked for and on their way)
+#: the lazily drawn parts on screen not drawn yet (waiting, or asked for and on their way)
 LAZY_UNDRAWN = f"{SHOWN_SLOT} .cohort-lazy:not([data-lazy-state='drawn'])"
 
 
-def draw_lazy_charts(driver: Any, timeout_s: float = 60) -> int:
-    """Scroll every lazily drawn chart of the cohort page into view, one after the other, and
-    wait for each to be drawn; returns how many there were. Tests that read or click a chart
-    below the fold call this first, as a reader scrolling down would."""
+def draw_lazy_parts(driver: Any, timeout_s: float = 60) -> int:
+    """Scroll every lazily drawn chart or grid of the cohort page into view, one after the
+    other, and wait for each to be drawn; returns how many there were. Tests that read or
+    click a chart or grid below the fold call this first, as a reader scrolling down would."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     names = driver.execute_script(
@@ -214,9 +214,9 @@ def draw_lazy_charts(driver: Any, timeout_s: float = 60) -> int:
         WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(
             lambda d, i=dom_id: d.execute_script(
                 "const e = document.getElementById(arguments[0]);"
-                "return !!e && !!e.querySelector('.main-svg');",
+                "return !!e && !!e.querySelector('.main-svg, .ag-root-wrapper');",
                 i,
             ),
-            f"lazy chart {dom_id} not drawn after scrolling to it",
+            f"lazy part {dom_id} not drawn after scrolling to it",
         )
     return len(names)

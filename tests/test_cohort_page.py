@@ -384,10 +384,13 @@ def test_cohp016_charts_below_the_fold_arrive_as_placeholders_with_title_and_tex
     comps = components_of(tree)
 
     def named(kind: str) -> list[str]:
+        """The charts' lazy parts of this kind (the grids' are named apart: test_cohp020)."""
         return [
             c["props"]["id"]["name"]
             for c in comps
-            if isinstance(c["props"].get("id"), dict) and c["props"]["id"].get("type") == kind
+            if isinstance(c["props"].get("id"), dict)
+            and c["props"]["id"].get("type") == kind
+            and not c["props"]["id"]["name"].startswith(cohort.LAZY_GRID_PREFIX)
         ]
 
     first, *rest = list(figures)
@@ -398,20 +401,20 @@ def test_cohp016_charts_below_the_fold_arrive_as_placeholders_with_title_and_tex
     assert drawn == [first]
     assert named(cohort.LAZY_SLOT) == rest
     assert named(cohort.LAZY_SEEN) == rest
-    assert named(cohort.LAZY_CHART) == rest
+    assert named(cohort.LAZY_PART) == rest
     captions = [c for c in comps if c["type"] == "Figcaption"]
     assert len(captions) == len(figures)  # every chart has its text alternative, drawn or not
     slots = {
         c["props"]["id"]["name"]: c
         for c in comps
         if isinstance(c["props"].get("id"), dict)
-        and c["props"]["id"].get("type") in (cohort.LAZY_SLOT, cohort.LAZY_CHART)
+        and c["props"]["id"].get("type") in (cohort.LAZY_SLOT, cohort.LAZY_PART)
         and c["type"] == "Div"
     }
     stores = {
         c["props"]["id"]["name"]: c["props"]["data"]
         for c in comps
-        if c["type"] == "Store" and c["props"]["id"].get("type") == cohort.LAZY_CHART
+        if c["type"] == "Store" and c["props"]["id"].get("type") == cohort.LAZY_PART
     }
     for name in rest:
         text = json.dumps(slots[name], ensure_ascii=False)
@@ -428,6 +431,47 @@ def test_cohp016_charts_below_the_fold_arrive_as_placeholders_with_title_and_tex
             json.dumps(figures[name].to_plotly_json()["data"], cls=plotly.utils.PlotlyJSONEncoder)
         )
         assert chart["props"]["config"]["modeBarButtons"] == [["toImage", "resetScale2d"]]
+
+
+@pytest.mark.parametrize("tab", ["primary", "baseline", "safety"])
+def test_cohp020_grids_after_the_first_section_arrive_as_placeholders(request_ctx, tab):
+    """Issue 19: ag-grid measures every row of a grid whose cells wrap, the largest cost of a
+    tab's first drawing. A first section's grid with no chart above it is drawn at once;
+    every other grid (below a chart or in a later section) is a placeholder of the grid's
+    reserved height, with the grid itself (same id, same rows) in a store of the same rendered
+    panel."""
+    f = cd.CohortFilters.make()
+    view = BY_KEY[tab].view(ctx(FULL), f)
+    tables = [(i, s) for i, s in enumerate(view.sections) if s.table_name and s.table is not None]
+    assert len(tables) >= 2, tab
+    tree = render(tab, FULL, f)
+    drawn = [
+        c["props"]["id"]["name"]
+        for c in components_of(strip_stores(tree["props"]["children"]))
+        if c["type"] == "AgGrid"
+    ]
+    eager = [s.table_name for i, s in tables if i == 0 and s.figure is None]
+    assert drawn == eager
+    assert eager == (["table1_group"] if tab == "baseline" else [])
+    later = [s for i, s in tables if s.table_name not in eager]
+    comps = components_of(tree)
+    for s in later:
+        lazy = cohort.LAZY_GRID_PREFIX + s.table_name
+        (slot,) = [
+            c for c in comps if c["props"].get("id") == {"type": cohort.LAZY_SLOT, "name": lazy}
+        ]
+        assert "Table drawn when scrolled into view." in json.dumps(slot)
+        assert slot["props"]["style"]["minHeight"] == f"{cohort.grid_min_height(len(s.table))}px"
+        (store,) = [
+            c for c in comps if c["props"].get("id") == {"type": cohort.LAZY_PART, "name": lazy}
+        ]
+        part = store["props"]["data"]
+        assert part["type"] == "AgGrid"
+        assert part["props"]["id"] == {"type": "cohort-grid", "name": s.table_name}
+        assert len(part["props"]["rowData"]) == len(s.table)
+        assert [
+            c for c in comps if c["props"].get("id") == {"type": cohort.LAZY_SEEN, "name": lazy}
+        ]
 
 
 def strip_stores(node):

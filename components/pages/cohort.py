@@ -118,12 +118,13 @@ def graph(name: str, fig: Any) -> html.Figure:
     )
 
 
-#: id types of a lazily drawn chart: the slot it is drawn into, the store the page's
+#: id types of a lazily drawn chart or grid: the slot it is drawn into, the store the page's
 #: IntersectionObserver (assets/40_lazy_charts.js) writes when the slot scrolls into view, the
-#: store that holds the chart (a dcc.Graph, drawn by nobody until it is put into the slot)
+#: store that holds the part (a dcc.Graph or a dag.AgGrid, drawn by nobody until it is put
+#: into the slot)
 LAZY_SLOT = "cohort-lazy"
 LAZY_SEEN = "cohort-seen"
-LAZY_CHART = "cohort-lazy-chart"
+LAZY_PART = "cohort-lazy-part"
 #: plotly's default figure height, kept by a placeholder so the page does not jump
 DEFAULT_FIGURE_HEIGHT = 450
 
@@ -144,36 +145,64 @@ def plain(component: Any) -> dict[str, Any]:
     return json.loads(json.dumps(component, cls=plotly.utils.PlotlyJSONEncoder))
 
 
+def lazy_slot(name: str, component: Any, *, height_px: int, title: str, what: str) -> list[Any]:
+    """A part of a panel below the fold (a chart or a grid), drawn when it scrolls into view
+    (docs/performance.md): until then a placeholder of the part's height that shows its title
+    and says it is being drawn. The part itself comes with the panel, in a store (no further
+    request, the same role-filtered panel): the browser moves it into the slot when the slot
+    is seen (``drawLazyChart`` in assets/40_lazy_charts.js, a clientside callback)."""
+    return [
+        html.Div(
+            html.Div(
+                [
+                    html.P(title, className="fw-semibold mb-1") if title else None,
+                    html.P(f"{what} drawn when scrolled into view.", className="small mb-0"),
+                ],
+                className="cohort-lazy-placeholder",
+            ),
+            id={"type": LAZY_SLOT, "name": name},
+            className="cohort-lazy",
+            style={"minHeight": f"{height_px}px"},
+        ),
+        dcc.Store(id={"type": LAZY_SEEN, "name": name}),
+        dcc.Store(id={"type": LAZY_PART, "name": name}, data=plain(component)),
+    ]
+
+
 def lazy_graph(name: str, fig: go.Figure) -> html.Figure:
-    """A chart below the fold, drawn when it scrolls into view (docs/performance.md): until
-    then a placeholder of the chart's height that shows its title and says it is being drawn;
-    the text alternative (the caption) is there from the start, so a screen reader reads the
-    numbers whether or not the chart has been drawn. The chart itself comes with the panel,
-    in a store (no further request, the same role-filtered panel): the browser moves it into
-    the slot when the slot is seen (``drawLazyChart`` in assets/40_lazy_charts.js, a
-    clientside callback)."""
-    title = figure_title(fig)
+    """A chart below the fold (:func:`lazy_slot`); its text alternative (the caption) is
+    there from the start, so a screen reader reads the numbers whether or not the chart has
+    been drawn."""
     return html.Figure(
         [
-            html.Div(
-                html.Div(
-                    [
-                        html.P(title, className="fw-semibold mb-1") if title else None,
-                        html.P("Chart drawn when scrolled into view.", className="small mb-0"),
-                    ],
-                    className="cohort-lazy-placeholder",
-                ),
-                id={"type": LAZY_SLOT, "name": name},
-                className="cohort-lazy",
-                style={"minHeight": f"{figure_height(fig)}px"},
-            ),
-            dcc.Store(id={"type": LAZY_SEEN, "name": name}),
-            dcc.Store(
-                id={"type": LAZY_CHART, "name": name}, data=plain(graph_component(name, fig))
+            *lazy_slot(
+                name,
+                graph_component(name, fig),
+                height_px=figure_height(fig),
+                title=figure_title(fig),
+                what="Chart",
             ),
             html.Figcaption(describe_figure(fig), className="visually-hidden"),
         ],
         className="mb-0",
+    )
+
+
+#: the lazy slot of a grid is named apart from its section's chart (both may be named "ae")
+LAZY_GRID_PREFIX = "grid:"
+
+
+def lazy_grid(name: str, frame: pd.DataFrame, labels: dict[str, str]) -> html.Div:
+    """A grid below the fold (:func:`lazy_slot`): ag-grid measures every row of a grid whose
+    cells wrap, the largest cost of drawing a tab (docs/performance.md)."""
+    return html.Div(
+        lazy_slot(
+            LAZY_GRID_PREFIX + name,
+            grid(name, frame, labels),
+            height_px=grid_min_height(len(frame)),
+            title="",
+            what="Table",
+        )
     )
 
 
@@ -328,13 +357,14 @@ def render_view(panel: Panel, view: PanelView, *, lazy: bool = True) -> html.Div
     """A panel's sections as cards: figure, then table, with a CSV button per table. A section
     computed under the exit policy (``Section.guard``) is wrapped in a ``cohort-guarded``
     element naming its guard, with its note (docs/blinding.md 6.5). With ``lazy``, every chart
-    after the first is a :func:`lazy_graph` placeholder (drawn when scrolled into view)."""
+    after the first is a :func:`lazy_graph` placeholder and every grid but a first section's
+    without a chart a :func:`lazy_grid` one (drawn when scrolled into view)."""
     eager = first_figure(view)
     children: list[Any] = [html.H2(panel.label, className="h5 mb-2 cohort-panel-title")]
     children += [hidden_chip(c) for c in view.chips]
     children += [suppressed_chip(c) for c in view.suppressed]
     children += [html.P(n, className="small text-muted mb-2") for n in view.notes]
-    for s in view.sections:
+    for i, s in enumerate(view.sections):
         has_table = s.table_name is not None and s.table is not None
         head: list[Any] = [html.H2(s.title, className="h6 d-inline-block mb-2")]
         if has_table:
@@ -347,7 +377,11 @@ def render_view(panel: Panel, view: PanelView, *, lazy: bool = True) -> html.Div
             draw = graph if not lazy or s.figure_name == eager else lazy_graph
             parts.append(draw(s.figure_name, s.figure))
         if has_table:
-            parts.append(grid(s.table_name, s.table, dict(s.headers)))
+            # at once: a first section's grid with no chart above it (Table 1); a grid under
+            # a chart starts below the fold
+            eager_grid = i == 0 and s.figure is None
+            draw_grid = grid if not lazy or eager_grid else lazy_grid
+            parts.append(draw_grid(s.table_name, s.table, dict(s.headers)))
         card = dbc.Card(dbc.CardBody(parts), className="mb-3")
         if s.guard is not None:
             card = html.Div(card, className="cohort-guarded", **{"data-guard": s.guard})
@@ -833,7 +867,7 @@ clientside_callback(
     ClientsideFunction(namespace="cohort", function_name="drawLazyChart"),
     Output({"type": LAZY_SLOT, "name": MATCH}, "children"),
     Input({"type": LAZY_SEEN, "name": MATCH}, "data"),
-    State({"type": LAZY_CHART, "name": MATCH}, "data"),
+    State({"type": LAZY_PART, "name": MATCH}, "data"),
     prevent_initial_call=True,
 )
 
