@@ -91,7 +91,7 @@ def page_ready(driver, path: str, timeout: float = 60) -> None:
 
     wait.until(chromium.steady(settled, polls=2), f"{path}: not settled")
     if path.startswith("/cohort"):
-        # the charts below the fold too (drawn when scrolled to): axe reads every chart's tools
+        # the charts and grids below the fold too (drawn when scrolled to): axe reads them all
         chromium.draw_lazy_parts(driver, timeout)
         # back to the top at once (Bootstrap makes scrolling smooth: animated otherwise)
         # (asked again on every poll: a chart drawn late may still move the page)
