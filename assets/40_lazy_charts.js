@@ -1,11 +1,11 @@
 /*
  * Lazily drawn cohort charts and grids (docs/performance.md, issue 19). The cohort page draws
- * a tab's first chart and its first section's grid at once; every other chart or grid arrives
- * as a placeholder (.cohort-lazy, with the chart's title and its text alternative beside it);
+ * a tab's first chart at once, and its first section's grid when no chart is above it; every
+ * other chart or grid arrives as a placeholder (.cohort-lazy, with the chart's title and its text alternative beside it);
  * the part itself came with the panel, in a dcc.Store ({"type": "cohort-lazy-part", "name":
  * ...}) that nothing draws. When a placeholder comes into view, this script writes the time
  * into the part's "seen" store ({"type": "cohort-seen", "name": ...}); the clientside callback
- * drawLazyChart (registered in components/pages/cohort.py) then puts the part into its slot:
+ * drawLazyPart (registered in components/pages/cohort.py) then puts the part into its slot:
  * no request, nothing the panel did not already hold.
  *
  * Robust to Dash re-rendering the panel (a filter change, a tab switch): every DOM change
@@ -15,9 +15,9 @@
 window.dash_clientside = window.dash_clientside || {};
 window.dash_clientside.cohort = Object.assign(window.dash_clientside.cohort || {}, {
   /* the chart or grid of a slot once the slot has been seen (else nothing changes) */
-  drawLazyChart: function (seen, chart) {
-    if (!seen || !chart) return window.dash_clientside.no_update;
-    return chart;
+  drawLazyPart: function (seen, part) {
+    if (!seen || !part) return window.dash_clientside.no_update;
+    return part;
   },
 });
 

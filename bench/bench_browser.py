@@ -287,15 +287,12 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
                     (By.XPATH, f"//a[contains(@class,'nav-link') and text()={json.dumps(label)}]")
                 )
             )
-            # drawn ahead while the previous tab was looked at (the page was quiet long enough;
-            # the first tab, drawn with the page, is a return)
-            ahead = (
-                round_no == 0
-                and key != first_key
-                and driver.execute_script(
-                    "return !!document.querySelector(arguments[0])",
-                    f".cohort-slot[hidden] .cohort-panel-{key} .cohort-panel-title",
-                )
+            # a tab's first opening (the first tab, drawn with the page, is a return); drawn
+            # ahead while the previous tab was looked at (the page was quiet long enough)
+            opening = round_no == 0 and key != first_key
+            ahead = opening and driver.execute_script(
+                "return !!document.querySelector(arguments[0])",
+                f".cohort-slot[hidden] .cohort-panel-{key} .cohort-panel-title",
             )
             ms = click_and_time(
                 driver,
@@ -305,7 +302,7 @@ def interactions(driver, base: str, panels: list[tuple[str, str]], repeats: int)
             )
             if ahead:
                 first_ahead[key] = ms
-            elif round_no == 0 and key != first_key:
+            elif opening:
                 first[key] = ms
             else:
                 tabs.setdefault(key, []).append(ms)

@@ -150,7 +150,7 @@ def lazy_slot(name: str, component: Any, *, height_px: int, title: str, what: st
     (docs/performance.md): until then a placeholder of the part's height that shows its title
     and says it is being drawn. The part itself comes with the panel, in a store (no further
     request, the same role-filtered panel): the browser moves it into the slot when the slot
-    is seen (``drawLazyChart`` in assets/40_lazy_charts.js, a clientside callback)."""
+    is seen (``drawLazyPart`` in assets/40_lazy_charts.js, a clientside callback)."""
     return [
         html.Div(
             html.Div(
@@ -860,11 +860,11 @@ def update_url(tab: Any, *values: Any):
     return url_search(panel_for(tab).key, _filters(values))
 
 
-#: a chart below the fold into its slot, once the slot has been seen (the store written by
-#: assets/40_lazy_charts.js; the chart from its store, sent with the panel): in the browser,
-#: no request, so a chart near the fold is drawn as soon as the panel is
+#: a chart or grid below the fold into its slot, once the slot has been seen (the store written
+#: by assets/40_lazy_charts.js; the part from its store, sent with the panel): in the browser,
+#: no request, so a part near the fold is drawn as soon as the panel is
 clientside_callback(
-    ClientsideFunction(namespace="cohort", function_name="drawLazyChart"),
+    ClientsideFunction(namespace="cohort", function_name="drawLazyPart"),
     Output({"type": LAZY_SLOT, "name": MATCH}, "children"),
     Input({"type": LAZY_SEEN, "name": MATCH}, "data"),
     State({"type": LAZY_PART, "name": MATCH}, "data"),
