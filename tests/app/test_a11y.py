@@ -190,7 +190,7 @@ def test_a11y001_axe_finds_no_critical_or_serious_violation(
                 ec.visibility_of_element_located((By.CSS_SELECTOR, ".modal.show[role=dialog]"))
             )
             # the dialog's accessible name: its title (assets/20_a11y.js)
-            WebDriverWait(driver, 10).until(
+            WebDriverWait(driver, 30).until(
                 lambda d: (
                     dialog.get_attribute("aria-labelledby") or dialog.get_attribute("aria-label")
                 )

@@ -196,7 +196,7 @@ def test_coh_e2e005_charts_below_the_fold_are_drawn_when_scrolled_to(browser, li
     assert after["caption"] == before["caption"]
     # the other placeholders are drawn when scrolled to as well, and none is left
     chromium.draw_lazy_parts(browser)
-    WebDriverWait(browser, 10).until(
+    WebDriverWait(browser, 30).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, chromium.LAZY_UNDRAWN) == [],
         "a lazily drawn chart is left undrawn",
     )
@@ -234,11 +234,11 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
     first, second = bars[0].find_elements(By.CSS_SELECTOR, "button.modebar-btn")
     browser.execute_script("window.scrollTo(0, 0); arguments[0].focus()", first)
     group = bars[0].find_element(By.CSS_SELECTOR, ".modebar-group")
-    WebDriverWait(browser, 10).until(
+    WebDriverWait(browser, 30).until(
         lambda d: float(group.value_of_css_property("opacity")) == 1.0, "toolbar hidden on focus"
     )
     ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
-    WebDriverWait(browser, 10).until(
+    WebDriverWait(browser, 30).until(
         lambda d: d.switch_to.active_element == second, "ArrowRight did not move to Reset axes"
     )
     assert second.get_attribute("tabindex") == "0"

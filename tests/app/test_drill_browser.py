@@ -106,7 +106,7 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
     assert_navigation_uncovered(browser)
     # back at the top of the page, the navbar is on screen: the panel starts below it
     browser.execute_script("window.scrollTo(0, 0)")
-    WebDriverWait(browser, 10).until(
+    WebDriverWait(browser, 30).until(
         lambda d: rect(d, ".cohort-drill-panel")["top"] == rect(d, "#shell-navbar")["bottom"] > 0
     )
     assert_navigation_uncovered(browser)

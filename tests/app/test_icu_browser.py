@@ -104,7 +104,7 @@ def test_icu_e2e002_deep_link_and_day_switch(browser, live_server, truth):
     assert "SOFA-2 total" in timeline_text
     # switch the day with the dropdown: the why-table and the URL follow
     browser.find_element(By.CSS_SELECTOR, "#patient-day").click()
-    option = WebDriverWait(browser, 10).until(
+    option = WebDriverWait(browser, 30).until(
         ec.element_to_be_clickable((By.XPATH, "//*[@role='option' and normalize-space()='Day 5']"))
     )
     option.click()
@@ -149,7 +149,7 @@ def test_icu_e2e004_day_switch_colours_follow_values_and_links_keep_the_day(brow
     chromium.settle(browser, ".ag-row")
     assert change_cells_match_their_classes(browser) > 0
     browser.find_element(By.CSS_SELECTOR, "#ward-day").click()
-    WebDriverWait(browser, 10).until(
+    WebDriverWait(browser, 30).until(
         ec.element_to_be_clickable((By.XPATH, "//*[@role='option' and normalize-space()='Day 4']"))
     ).click()
     WebDriverWait(browser, 30).until(ec.url_contains("day=4"))
@@ -208,7 +208,7 @@ def test_icu_e2e005_what_changed_on_the_board_and_the_patient_page(browser, live
     # hover the first cell with a change: the tooltip lists the changes
     cell = next(c for c in cells if "→" in c.text)
     ActionChains(browser).move_to_element(cell).perform()
-    tip = WebDriverWait(browser, 10).until(
+    tip = WebDriverWait(browser, 30).until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, ".ag-tooltip"))
     )
     assert "What changed since day 3" in tip.text
