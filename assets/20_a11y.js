@@ -90,15 +90,7 @@
     to.focus();
   }
 
-  var pending = false;
-  function schedule() {
-    if (pending) return;
-    pending = true;
-    window.requestAnimationFrame(function () {
-      pending = false;
-      repair(document);
-    });
-  }
+  var schedule = window.immunosep.perFrame(function () { repair(document); });
 
   function tabKeys(ev) {
     var tab = ev.target && ev.target.closest && ev.target.closest('[role="tablist"] [role="tab"]');

@@ -10,10 +10,8 @@
   "use strict";
   var NAVBAR = "shell-navbar";
   var observed = null;
-  var queued = false;
 
   function place() {
-    queued = false;
     var nav = document.getElementById(NAVBAR);
     var bottom = nav ? Math.max(0, Math.round(nav.getBoundingClientRect().bottom)) : 0;
     document.documentElement.style.setProperty("--navbar-bottom", bottom + "px");
@@ -23,12 +21,7 @@
     }
   }
 
-  function schedule() {
-    if (!queued) {
-      queued = true;
-      window.requestAnimationFrame(place);
-    }
-  }
+  var schedule = window.immunosep.perFrame(place);
 
   function start() {
     place();

@@ -94,15 +94,7 @@ window.dash_clientside.cohort = Object.assign(window.dash_clientside.cohort || {
     });
   }
 
-  var pending = false;
-  function schedule() {
-    if (pending) return;
-    pending = true;
-    window.requestAnimationFrame(function () {
-      pending = false;
-      scan();
-    });
-  }
+  var schedule = window.immunosep.perFrame(scan);
 
   function start() {
     new MutationObserver(schedule).observe(document.body, {childList: true, subtree: true});
