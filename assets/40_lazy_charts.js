@@ -1,9 +1,9 @@
 /*
  * Lazily drawn cohort charts and grids (docs/performance.md, issue 19). The cohort page draws
  * a tab's first chart at once, and its first section's grid when no chart is above it; every
- * other chart or grid arrives as a placeholder (.cohort-lazy, with the chart's title and its text alternative beside it);
- * the part itself came with the panel, in a dcc.Store ({"type": "cohort-lazy-part", "name":
- * ...}) that nothing draws. When a placeholder comes into view, this script writes the time
+ * other chart or grid arrives as a placeholder (.cohort-lazy, with the chart's title, and its
+ * text alternative beside it); the part itself came with the panel, in a dcc.Store
+ * ({"type": "cohort-lazy-part", "name": ...}) that nothing draws. When a placeholder comes into view, this script writes the time
  * into the part's "seen" store ({"type": "cohort-seen", "name": ...}); the clientside callback
  * drawLazyPart (registered in components/pages/cohort.py) then puts the part into its slot:
  * no request, nothing the panel did not already hold.
