@@ -152,3 +152,37 @@ def save_screenshot(driver, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+RELOAD_MARK = "__immunosepBeforeReload"
+# what chromedriver answers to a command sent while the old document is going away
+NAVIGATION_ERRORS = ("aborted by navigation", "execution context", "target frame detached")
+
+
+@contextlib.contextmanager
+def expect_reload(driver, timeout: float = 60.0) -> Iterator[None]:
+    """The step in the with-block makes the page load again (a clientside ``location.reload()``
+    after a callback answers). Mark the current document, run the step, then wait until a new
+    document, one without the mark, has finished loading. A command sent while the old document
+    goes away can be aborted by the navigation; only those answers are retried, any other error
+    is raised. Without this a wait for an element can poll the old page (and pass on it) or be
+    aborted mid-navigation."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script(f"window.{RELOAD_MARK} = true;")
+    yield
+
+    def reloaded(d) -> bool:
+        try:
+            return bool(
+                d.execute_script(
+                    f"return document.readyState === 'complete' && !window.{RELOAD_MARK};"
+                )
+            )
+        except WebDriverException as exc:
+            if any(text in str(exc).lower() for text in NAVIGATION_ERRORS):
+                return False
+            raise
+
+    WebDriverWait(driver, timeout).until(reloaded, "the page did not load again")

@@ -15,7 +15,7 @@ from werkzeug.security import generate_password_hash
 
 from core.db import make_engine
 from core.repository import load_audit
-from tests.app.conftest import run_gunicorn, save_screenshot
+from tests.app.conftest import expect_reload, run_gunicorn, save_screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -73,12 +73,14 @@ def test_secub001_unmask_and_remask_keep_the_url(browser, login_server):
     try:
         browser.find_element(By.ID, "unmask-open").click()
         wait.until(ec.visibility_of_element_located((By.ID, "unmask-reason"))).send_keys(REASON)
-        browser.find_element(By.ID, "unmask-confirm").click()
+        with expect_reload(browser):  # the unmasked session is shown by loading the page again
+            browser.find_element(By.ID, "unmask-confirm").click()
         wait.until(ec.element_to_be_clickable((By.ID, "remask-button")))
         assert browser.current_url == server.url + PAGE  # same tab, same filters
         wait.until(lambda d: "Group A" not in d.page_source)
         assert_tab_and_filter_shown(browser, wait)
-        browser.find_element(By.ID, "remask-button").click()
+        with expect_reload(browser):
+            browser.find_element(By.ID, "remask-button").click()
         wait.until(ec.element_to_be_clickable((By.ID, "unmask-open")))
         assert browser.current_url == server.url + PAGE
         assert_tab_and_filter_shown(browser, wait)
