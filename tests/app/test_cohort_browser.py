@@ -81,7 +81,7 @@ def test_coh_e2e003_drilldown_lists_patients_with_links(browser, live_server):
     )
     # plotly's drag layer sits on top of the bars: hover the bar, then click where it is
     ActionChains(browser).move_to_element(bar).pause(0.5).click().perform()
-    WebDriverWait(browser, 20).until(
+    WebDriverWait(browser, 30).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, ".cohort-drilldown a[href^='/patient/']"))
     )
     title = browser.find_element(By.CSS_SELECTOR, ".cohort-drilldown h2").text
@@ -90,7 +90,7 @@ def test_coh_e2e003_drilldown_lists_patients_with_links(browser, live_server):
     browser.execute_script(
         "document.querySelector('.cohort-drilldown').scrollIntoView({behavior: 'instant'})"
     )
-    WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
+    WebDriverWait(browser, 30, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     save_screenshot(browser, "cohort-drilldown")
     assert severe(browser) == []
 
@@ -215,7 +215,7 @@ def test_coh_e2e006_each_chart_is_one_tab_stop_with_a_toolbar(browser, live_serv
     charts = len(browser.find_elements(By.CSS_SELECTOR, f"{on_screen} figure"))
     assert charts >= 3  # the tab's charts, drawn at once or when scrolled to
     try:
-        WebDriverWait(browser, 20).until(
+        WebDriverWait(browser, 30).until(
             lambda d: d.execute_script(CHART_TAB_STOPS_JS) == [1] * charts
         )
     except TimeoutException:

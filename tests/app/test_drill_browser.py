@@ -51,7 +51,7 @@ def assert_navigation_uncovered(driver) -> None:
     resize (assets/30_navbar_offset.js): wait for that frame, then nothing may cover the
     navigation."""
     try:
-        WebDriverWait(driver, 10, poll_frequency=0.1).until(lambda d: navigation_problems(d) == [])
+        WebDriverWait(driver, 30, poll_frequency=0.1).until(lambda d: navigation_problems(d) == [])
     except TimeoutException:
         raise AssertionError(navigation_problems(driver)) from None
 
@@ -71,17 +71,17 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
     browser.execute_script(
         "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", bar
     )
-    WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
+    WebDriverWait(browser, 30, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     ActionChains(browser).move_to_element(bar).pause(0.5).perform()
     scrolled = browser.execute_script("return window.scrollY")
     ActionChains(browser).click().perform()
-    WebDriverWait(browser, 20).until(
+    WebDriverWait(browser, 30).until(
         ec.visibility_of_element_located(
             (By.CSS_SELECTOR, ".cohort-drill-panel .cohort-drilldown a[href^='/patient/']")
         )
     )
     # the side panel in its place (no transition today; should one come back, its end)
-    WebDriverWait(browser, 10, poll_frequency=0.1).until(
+    WebDriverWait(browser, 30, poll_frequency=0.1).until(
         chromium.still(chromium.RECT_JS, ".cohort-drill-panel")
     )
     # the page did not jump: the panel came to the click, not the click to the panel
@@ -112,7 +112,7 @@ def test_drill_e2e001_drilldown_opens_in_the_viewport_next_to_the_click(
     assert_navigation_uncovered(browser)
     save_screenshot(browser, f"drill-panel-top-{width}x{height}")
     browser.find_element(By.ID, "cohort-drill-close").click()
-    WebDriverWait(browser, 20).until(
+    WebDriverWait(browser, 30).until(
         ec.invisibility_of_element_located((By.CSS_SELECTOR, ".cohort-drill-panel"))
     )
     assert severe(browser) == []
@@ -138,12 +138,12 @@ def test_drill_e2e002_trajectories_switch_death_convention(browser, live_server,
         "document.querySelector(arguments[0]).scrollIntoView({block: 'start', behavior: 'instant'})",
         plot,
     )
-    WebDriverWait(browser, 10, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
+    WebDriverWait(browser, 30, poll_frequency=0.1).until(chromium.still(chromium.SCROLL_JS))
     save_screenshot(browser, f"drill-trajectories-observed-{width}x{height}")
     buttons = browser.find_elements(By.CSS_SELECTOR, f"{plot} .updatemenu-button")
     assert [b.text for b in buttons] == ["Observed (survivors)", "Death scored 24 (SAP)"]
     ActionChains(browser).move_to_element(buttons[1]).pause(0.3).click().perform()
-    WebDriverWait(browser, 20).until(
+    WebDriverWait(browser, 30).until(
         lambda d: d.execute_script(visible, plot)[0] is False, "the SAP traces are not shown"
     )
     chromium.settle(browser, plot)

@@ -51,7 +51,7 @@ def test_fit001_no_page_scrolls_sideways(browser, live_server, size):
         # late callbacks and grid sizing can widen the page for a moment: wait (up to 20 s) for
         # the settled layout, then read it
         with contextlib.suppress(TimeoutException):
-            WebDriverWait(browser, 20, poll_frequency=0.25).until(
+            WebDriverWait(browser, 30, poll_frequency=0.25).until(
                 lambda d: fits(d.execute_script(OVERFLOW_JS))
             )
         width, scroll_width, culprits = browser.execute_script(OVERFLOW_JS)
@@ -87,7 +87,7 @@ def test_fit002_review_summary_shows_every_column_at_1024(browser, live_server):
     # settle (nothing clipped on two polls in a row), then read it once more
     seen: list[list[str]] = []
     with contextlib.suppress(TimeoutException):
-        WebDriverWait(browser, 20, poll_frequency=0.25).until(
+        WebDriverWait(browser, 30, poll_frequency=0.25).until(
             lambda d: seen.append(clipped(d)) or (len(seen) >= 2 and seen[-1] == seen[-2] == [])
         )
     assert clipped(browser) == []
