@@ -29,6 +29,7 @@ from tests.app.test_cache import redis_server
 
 PASSWORD = "correct horse battery"
 SUMMARY = "/api/v1/cohort/summary"
+REDIS_PREFIX = "immunosep:"  # settings.cache_config()["CACHE_KEY_PREFIX"]
 COOKIE = "immunosep_session"
 
 
@@ -55,6 +56,14 @@ def copy_db(demo_db_url: str, tmp: Path) -> str:
 def backend_of(app) -> TwoLevelCache:
     with app.server.app_context():
         return cache.cache
+
+
+def is_sealed(backend: TwoLevelCache, r: redis.Redis, redis_key: bytes) -> bool:
+    """Whether Redis holds, under ``redis_key``, a blob that ``backend`` sealed for it
+    (``MAC || payload`` with the MAC over that key and payload)."""
+    blob = r.get(redis_key)
+    key = redis_key.decode()[len(REDIS_PREFIX) :]
+    return blob is not None and backend.seal(key, blob[MAC_BYTES:]) == blob
 
 
 # --------------------------------------------------------------- 1. the cache cannot execute --
@@ -125,17 +134,20 @@ def test_sec003_redis_payload_never_executed_and_macd_values_hit(demo_db_url, tm
         first_app = app_module.create_app(settings)
         first = first_app.server.test_client().get(SUMMARY)
         assert first.status_code == 200
-        keys = r.keys("immunosep:*")
+        keys = r.keys(REDIS_PREFIX + "*")
         assert len(keys) >= 3
         stored = r.get(keys[0])
-        assert not stored.startswith(b"!")  # never cachelib's pickle format
         assert len(stored) > MAC_BYTES
+        # MAC || pickle, never cachelib's own "!" + pickle (the MAC's first byte is random and
+        # is "!" one time in 256, so the check is the MAC itself, not the first byte)
+        assert is_sealed(backend_of(first_app), r, keys[0])
         # overwrite the value of every memoized computation (not the function-version keys, so
         # that the same keys are read again): cachelib's own format ("!" + pickle), bare pickle
         data_keys = [k for k in keys if not k.endswith(b"_memver")]
         assert len(data_keys) >= 3
         for i, key in enumerate(data_keys):
             r.set(key, (b"!" if i % 2 else b"") + payload(marker))
+        assert not any(is_sealed(backend_of(first_app), r, k) for k in data_keys)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="components.server.cache"):
             second_app = app_module.create_app(settings, bootstrap=False)
@@ -150,10 +162,10 @@ def test_sec003_redis_payload_never_executed_and_macd_values_hit(demo_db_url, tm
         warned = [rec for rec in caplog.records if "failed its authentication" in rec.getMessage()]
         assert 1 <= len(warned) == len({rec.args[0] for rec in warned})  # once per key
         assert {rec.args[0] for rec in warned} == {
-            k.decode()[len("immunosep:") :] for k in data_keys
+            k.decode()[len(REDIS_PREFIX) :] for k in data_keys
         }
         # the recomputed values are MAC'd again, and a fresh process hits them without a set
-        assert all(not r.get(k).startswith(b"!") for k in r.keys("immunosep:*"))
+        assert all(is_sealed(backend, r, k) for k in r.keys(REDIS_PREFIX + "*"))
         third_app = app_module.create_app(settings, bootstrap=False)
         third = backend_of(third_app)
         sets = []
@@ -179,6 +191,23 @@ def test_sec004_redis_blob_is_bound_to_its_key_and_secret(tmp_path):
         other = TwoLevelCache(RedisCache(host=r, key_prefix="t:"), mac_key=derive_mac_key("s2"))
         assert other.get("k2") is None  # another secret: refused
         assert (b.mac_failures, other.mac_failures) == (1, 1)
+
+
+@pytest.mark.redis
+def test_sec004b_a_blob_whose_mac_starts_with_the_pickle_marker_is_still_a_hit(tmp_path):
+    """One MAC in 256 starts with ``!``, cachelib's marker for "unpickle me": the raw serialiser
+    must hand such a blob back as bytes, to be checked and then loaded like any other."""
+    port = free_port()
+    with redis_server(port, tmp_path) as r:
+        a = TwoLevelCache(RedisCache(host=r, key_prefix="t:"), mac_key=derive_mac_key("s1"))
+        value = {"v": 1}
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        key = next(f"k{i}" for i in range(100_000) if a.seal(f"k{i}", blob)[:1] == b"!")
+        a.set(key, value)
+        assert r.get("t:" + key)[:1] == b"!"
+        b = TwoLevelCache(RedisCache(host=r, key_prefix="t:"), mac_key=derive_mac_key("s1"))
+        assert b.get(key) == value
+        assert b.mac_failures == 0
 
 
 def test_sec005_redis_url_with_password_and_tls_reaches_the_client():
@@ -226,7 +255,7 @@ def test_sec006_redis_with_a_password_end_to_end(demo_db_url, tmp_path):
         )
         client = app_module.create_app(settings).server.test_client()
         assert client.get(SUMMARY).status_code == 200
-        assert len(r.keys("immunosep:*")) >= 3  # written with the password
+        assert len(r.keys(REDIS_PREFIX + "*")) >= 3  # written with the password
         health = client.get("/healthz")
         assert health.get_json()["cache"] == {"backend": "redis", "ok": True}
         assert "s3cret" not in health.get_data(as_text=True)
