@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.support.ui import WebDriverWait
 
 from bench import chromium
 
@@ -167,9 +169,6 @@ def expect_reload(driver, timeout: float = 60.0) -> Iterator[None]:
     goes away can be aborted by the navigation; only those answers are retried, any other error
     is raised. Without this a wait for an element can poll the old page (and pass on it) or be
     aborted mid-navigation."""
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.support.ui import WebDriverWait
-
     driver.execute_script(f"window.{RELOAD_MARK} = true;")
     yield
 
