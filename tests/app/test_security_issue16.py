@@ -9,7 +9,6 @@ import logging
 import pickle
 import re
 import shutil
-import statistics
 import struct
 import subprocess
 import time
@@ -485,26 +484,36 @@ def test_sec017_throttle_per_user_and_per_client(login_pair):
 
 
 def test_sec018_unknown_and_known_users_cost_one_hash_check(login_pair, monkeypatch):
+    """No user enumeration by timing: a sign-in with an unknown name checks the password
+    against a hash of the same method and cost parameters as a real user's, once, and takes
+    the same path afterwards. Asserted on the hashes checked, not on wall-clock times (a timing
+    ratio of two ~0.1 s requests failed on a busy CI machine; the cost is set by the
+    parameters)."""
     a = login_pair[0]
-    calls = []
+    calls: list[tuple[str, str]] = []
     real = security.check_password_hash
-    monkeypatch.setattr(security, "check_password_hash", lambda h, p: calls.append(h) or real(h, p))
-    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    monkeypatch.setattr(
+        security, "check_password_hash", lambda h, p: calls.append((h, p)) or real(h, p)
+    )
     for i in range(3):
-        for kind, user in (("known", "timing"), ("unknown", f"ghost{i}")):
-            client = client_at(a, f"10.3.{i}.{len(kind)}")
-            token = csrf(client)
-            started = time.perf_counter()
+        for user in ("timing", f"ghost{i}"):
+            client = client_at(a, f"10.3.{i}.{len(user)}")
             resp = client.post(
-                "/login", data={"user": user, "password": "wrong", "csrf": token, "next": "/"}
+                "/login",
+                data={"user": user, "password": "wrong", "csrf": csrf(client), "next": "/"},
             )
-            timings[kind].append(time.perf_counter() - started)
             assert resp.status_code == 401
             assert "Unknown user or wrong password." in resp.get_data(as_text=True)
     assert len(calls) == 6  # one hash check per attempt, known or not
-    assert all(h.startswith("scrypt:") for h in calls)
-    known, unknown = statistics.median(timings["known"]), statistics.median(timings["unknown"])
-    assert 0.5 < unknown / known < 2.0, timings
+    assert {p for _, p in calls} == {"wrong"}  # the password given, in both cases
+    known = {h for h, _ in calls[0::2]}
+    unknown = {h for h, _ in calls[1::2]}
+    assert len(known) == len(unknown) == 1
+    assert known != unknown  # the user's hash, then the dummy
+    # the same method and cost parameters (werkzeug: "method:params$salt$hash")
+    methods = {h.split("$", 1)[0] for h, _ in calls}
+    assert len(methods) == 1, methods
+    assert methods.pop().startswith("scrypt:")
 
 
 def test_sec019_secure_cookie_and_hsts_only_when_set(login_pair):
