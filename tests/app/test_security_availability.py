@@ -66,8 +66,10 @@ def test_secav001_login_and_audited_read_complete_while_an_import_holds_the_lock
     finally:
         release.set()
         worker.join(30)
-    assert signed_in < 2.0, signed_in
-    assert read < 5.0, read
+    # a request waiting on the import's lock would wait out SQLite's busy timeout (30 s,
+    # core.db) and then fail; well under it, with room for a busy machine
+    assert signed_in < 10.0, signed_in
+    assert read < 10.0, read
     trail = load_audit(engine)
     new = trail[trail["id"] > trail["id"].max() - (len(trail) - before)]
     assert {"login", "api_patients", "login_failed"} <= set(new["action"])
