@@ -3,10 +3,11 @@
  * a tab's first chart at once, and its first section's grid when no chart is above it; every
  * other chart or grid arrives as a placeholder (.cohort-lazy, with the chart's title, and its
  * text alternative beside it); the part itself came with the panel, in a dcc.Store
- * ({"type": "cohort-lazy-part", "name": ...}) that nothing draws. When a placeholder comes into view, this script writes the time
- * into the part's "seen" store ({"type": "cohort-seen", "name": ...}); the clientside callback
- * drawLazyPart (registered in components/pages/cohort.py) then puts the part into its slot:
- * no request, nothing the panel did not already hold.
+ * ({"type": "cohort-lazy-part", "name": ...}) that nothing draws. When a placeholder comes
+ * into view, this script writes the time into the part's "seen" store ({"type":
+ * "cohort-seen", "name": ...}); the clientside callback drawLazyPart (registered in
+ * components/pages/cohort.py) then puts the part into its slot: no request, nothing the panel
+ * did not already hold.
  *
  * Robust to Dash re-rendering the panel (a filter change, a tab switch): every DOM change
  * re-checks the placeholders (rAF-throttled), and a placeholder asked for more than
